@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+VENV := .venv
+STAMP := $(VENV)/.bootstrapped
+ROOT ?= beamline_runs
+PIPELINE ?= penguin
+
+.PHONY: run test lint lock bench clean
+
+$(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+
+run: $(STAMP)
+	$(VENV)/bin/beamline run $(PIPELINE) --root $(ROOT)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+# Re-resolve the lock after changing dependencies in pyproject.toml.
+lock:
+	.tools/bin/uv pip compile pyproject.toml --extra dev --python-version 3.10 \
+		--python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/pipeline_e2e.py
+
+clean:
+	rm -rf $(ROOT)

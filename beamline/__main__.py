@@ -1,0 +1,3 @@
+from beamline.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The `beamline` command: a lazily loaded Click group.
+
+Each subcommand lives in `beamline.commands.<module>` and is imported only when it runs, so
+`beamline --help` never imports TensorFlow, TFX or Beam. To add a command, add one line to
+`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from beamline.errors import BeamlineError
+
+# name -> "module:attribute" of a click.Command; short help shown without importing it.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("beamline.commands.run:run", "Run a pipeline locally on Beam, recording MLMD."),
+    "pipelines": ("beamline.commands.pipelines:pipelines", "List the pipelines in pipelines/."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[cmd_name]
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from COMMANDS so that --help imports no command module.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="beamline-tfx")
+def cli() -> None:
+    """Beamline: end-to-end TFX pipelines on Apache Beam."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the group and turns BeamlineError into one readable paragraph."""
+    try:
+        cli.main(args=argv, prog_name="beamline", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BeamlineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,49 @@
+"""Errors a user can act on.
+
+Every failure Beamline expects (bad data, bad flags, unreachable services) is raised as a
+`BeamlineError` whose message is one paragraph naming the file/field/request at fault and what
+to do. The CLI prints it without a traceback and exits with `exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class BeamlineError(Exception):
+    """A failure with a message meant for the user, not a traceback."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(BeamlineError):
+    """Bad command-line flags or configuration (exit code 2, like click's usage errors)."""
+
+    exit_code = 2
+
+
+class DataError(BeamlineError):
+    """The input data cannot be used (missing, empty, unreadable) before any Beam work starts."""
+
+    exit_code = 3
+
+
+class AnomaliesFound(BeamlineError):
+    """ExampleValidator found anomalies: the run stopped before training and push."""
+
+    exit_code = 4
+
+
+class PipelineFailed(BeamlineError):
+    """A component failed while running."""
+
+    exit_code = 1
+
+
+class MetadataUnreachable(BeamlineError):
+    """The ML Metadata store cannot be opened."""
+
+    exit_code = 5
