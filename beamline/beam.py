@@ -2,25 +2,84 @@
 
 `auto` picks in-process DirectRunner for small inputs (worker start-up, which imports TensorFlow
 in every worker, dominates small data) and multi-processing for large ones.
+
+Distributed profiles (`portable`, `dataflow`, `flink`, `spark`) need values only the user knows
+(a job endpoint, a GCP project, a Flink master, ...). Each comes from a raw `--beam-arg` flag or,
+failing that, from an environment variable; a missing one is a `ConfigError` naming the flag and
+the variable. Raw `--beam-arg` flags always override a profile's defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from beamline.errors import ConfigError
 from beamline.settings import IN_MEMORY_MAX_BYTES
 
+# Workers that run TFX components need TFX installed: for the Docker/External environments of
+# Flink and Spark the SDK harness image must be the pipeline image (see the Dockerfile).
 PROFILES: dict[str, tuple[str, ...]] = {
-    "direct": ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"),
+    "direct": (
+        "--runner=DirectRunner",
+        "--direct_running_mode=in_memory",
+        "--direct_num_workers=1",
+    ),
     "direct-multi": (
         "--runner=DirectRunner",
         "--direct_running_mode=multi_processing",
         "--direct_num_workers=0",
     ),
+    # Any Beam job service (Beam's own Python one, a Flink/Spark job server). LOOPBACK runs the
+    # SDK harness inside this process, which only works when the job service can reach it.
+    "portable": ("--runner=PortableRunner", "--environment_type=LOOPBACK"),
+    "dataflow": ("--runner=DataflowRunner",),
+    "flink": ("--runner=FlinkRunner", "--environment_type=DOCKER"),
+    "spark": ("--runner=SparkRunner", "--environment_type=DOCKER"),
 }
 
 AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Required:
+    """A flag a profile cannot run without, and the environment variable that can supply it."""
+
+    flag: str
+    env: tuple[str, ...]
+    what: str
+
+
+REQUIRED: dict[str, tuple[Required, ...]] = {
+    "portable": (
+        Required("--job_endpoint", ("BEAMLINE_JOB_ENDPOINT",), "the Beam job service, HOST:PORT"),
+    ),
+    "dataflow": (
+        Required(
+            "--project", ("BEAMLINE_GCP_PROJECT", "GOOGLE_CLOUD_PROJECT"), "the GCP project id"
+        ),
+        Required("--region", ("BEAMLINE_GCP_REGION",), "the Dataflow region, e.g. us-central1"),
+        Required(
+            "--temp_location", ("BEAMLINE_TEMP_LOCATION",), "a gs:// path for Dataflow temp files"
+        ),
+    ),
+    "flink": (
+        Required(
+            "--flink_master", ("BEAMLINE_FLINK_MASTER",), "the Flink REST endpoint, HOST:PORT"
+        ),
+    ),
+    "spark": (
+        Required(
+            "--spark_master_url", ("BEAMLINE_SPARK_MASTER",), "the Spark master, spark://HOST:PORT"
+        ),
+    ),
+}
+
+# With these SDK harness environments the workers run a container (or an external worker pool)
+# that must have TFX and the project installed, so Beam's stock SDK image will not do.
+_ENVIRONMENTS_NEEDING_CONFIG = {"DOCKER", "EXTERNAL"}
+_ENVIRONMENT_CONFIG_ENV = "BEAMLINE_SDK_ENVIRONMENT_CONFIG"
 
 
 def profile_names() -> list[str]:
@@ -34,19 +93,72 @@ def choose_profile(profile: str, input_bytes: int) -> str:
     return "direct" if input_bytes <= IN_MEMORY_MAX_BYTES else "direct-multi"
 
 
-def beam_args(profile: str, input_bytes: int = 0, extra: Sequence[str] = ()) -> list[str]:
-    """Beam pipeline args for a profile, with raw `extra` args overriding same-named flags."""
+def beam_args(
+    profile: str,
+    input_bytes: int = 0,
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Beam pipeline args for a profile, with raw `extra` args overriding same-named flags.
+
+    Required values missing from `extra` are read from `env` (default: `os.environ`).
+    """
     name = choose_profile(profile, input_bytes)
     if name not in PROFILES:
         raise ConfigError(
             f"Unknown Beam profile {name!r}. Choose one of: {', '.join(profile_names())}; "
             "raw Beam flags can be added with --beam-arg."
         )
-    return merge_args(PROFILES[name], extra)
+    env = os.environ if env is None else env
+    args = merge_args(PROFILES[name], extra)
+    present = {_flag_name(a) for a in args}
+    missing: list[str] = []
+    for req in REQUIRED.get(name, ()):
+        if req.flag in present:
+            continue
+        value = next((env[var] for var in req.env if env.get(var)), None)
+        if value is None:
+            missing.append(
+                f"{req.flag} ({req.what}; --beam-arg={req.flag}=... or ${' or $'.join(req.env)})"
+            )
+        else:
+            args.append(f"{req.flag}={value}")
+    environment_type = _flag_value(args, "--environment_type")
+    if (
+        environment_type is not None
+        and environment_type.upper() in _ENVIRONMENTS_NEEDING_CONFIG
+        and _flag_value(args, "--environment_config") is None
+    ):
+        config = env.get(_ENVIRONMENT_CONFIG_ENV)
+        if config:
+            args.append(f"--environment_config={config}")
+        else:
+            missing.append(
+                f"--environment_config (the SDK harness: for DOCKER the pipeline image, for "
+                f"EXTERNAL a worker pool HOST:PORT; --beam-arg=--environment_config=... or "
+                f"${_ENVIRONMENT_CONFIG_ENV})"
+            )
+    if missing:
+        raise ConfigError(
+            f"The Beam profile {name!r} needs values Beamline cannot guess: "
+            + "; ".join(missing)
+            + ". See docs/deploy.md for each profile's flags."
+        )
+    return args
 
 
 def _flag_name(arg: str) -> str:
     return arg.split("=", 1)[0]
+
+
+def _flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of the last `flag=value` in `args`, or None."""
+    value = None
+    for arg in args:
+        name, sep, rest = arg.partition("=")
+        if name == flag and sep:
+            value = rest
+    return value
 
 
 def merge_args(base: Sequence[str], extra: Sequence[str]) -> list[str]:
