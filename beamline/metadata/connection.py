@@ -1,17 +1,60 @@
-"""ML Metadata connection configs from a `--metadata` value.
+"""ML Metadata connection configs from a `--metadata` value, and a fast reachability check.
 
-SQLite under the run root by default. (Shared MySQL/MariaDB stores are added here too.)
+Accepted `--metadata` values:
+- nothing: SQLite under the run root;
+- `sqlite:///PATH`;
+- `mysql://USER@HOST:PORT/DB` (MySQL or MariaDB; optional `?socket=PATH&skip_db_creation=1`);
+- a path to a config file (INI) with a `[metadata]` section: `uri = mysql://...` and optionally
+  `password_file = PATH`.
+
+The MySQL password is never part of the URI (a URI that carries one is refused): it comes from
+the environment variable `BEAMLINE_MYSQL_PASSWORD`, or from the file named by
+`BEAMLINE_MYSQL_PASSWORD_FILE` (or the config file's `password_file`). `describe()` gives a form
+safe for logs. Nothing heavy is imported at module import time.
 """
 
 from __future__ import annotations
 
+import configparser
+import os
+import socket
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from beamline.errors import ConfigError, MetadataUnreachable
+
+PASSWORD_ENV = "BEAMLINE_MYSQL_PASSWORD"
+PASSWORD_FILE_ENV = "BEAMLINE_MYSQL_PASSWORD_FILE"
+DEFAULT_MYSQL_PORT = 3306
+CONNECT_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    """A parsed `mysql://` URI (no password: that is looked up separately)."""
+
+    user: str
+    host: str
+    port: int
+    database: str
+    socket: str = ""
+    skip_db_creation: bool = False
+
+    def describe(self) -> str:
+        if self.socket:
+            return f"mysql://{self.user}@localhost/{self.database}?socket={self.socket}"
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
 def sqlite_config(path: Path):
     """A ConnectionConfig for a SQLite store at `path` (created if missing)."""
     from ml_metadata.proto import metadata_store_pb2
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(path)
@@ -21,12 +64,265 @@ def sqlite_config(path: Path):
     return config
 
 
-def connection_config(metadata: str | None, default_sqlite: Path):
-    """ConnectionConfig for `metadata` (None: SQLite at `default_sqlite`)."""
+def parse_mysql_uri(uri: str) -> MySQLTarget:
+    """Parses `mysql://USER@HOST[:PORT]/DB[?socket=PATH&skip_db_creation=1]`."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("mysql", "mariadb"):
+        raise ConfigError(f"Not a mysql:// URI: {_redact(uri)!r}.")
+    if parts.password is not None:
+        raise ConfigError(
+            "The --metadata URI must not contain a password (it would show in shell history, "
+            "`ps` and logs). Use mysql://USER@HOST:PORT/DB and put the password in "
+            f"${PASSWORD_ENV} or in a file named by ${PASSWORD_FILE_ENV}."
+        )
+    user = unquote(parts.username or "")
+    database = parts.path.lstrip("/")
+    try:
+        port = parts.port or DEFAULT_MYSQL_PORT
+    except ValueError as exc:
+        raise ConfigError(f"Bad port in --metadata {uri!r}: {exc}.") from None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"socket", "skip_db_creation"}
+    if not user or not database or "/" in database or unknown:
+        raise ConfigError(
+            f"Cannot use --metadata {uri!r}: expected mysql://USER@HOST:PORT/DATABASE "
+            "(optional ?socket=PATH&skip_db_creation=1)"
+            + (f"; unknown options: {', '.join(sorted(unknown))}." if unknown else ".")
+        )
+    host = parts.hostname or "127.0.0.1"
+    # The MySQL client treats "localhost" as "use the default Unix socket"; we mean TCP.
+    if host == "localhost" and not query.get("socket"):
+        host = "127.0.0.1"
+    return MySQLTarget(
+        user=user,
+        host=host,
+        port=port,
+        database=database,
+        socket=query.get("socket", ""),
+        skip_db_creation=query.get("skip_db_creation", "0").lower() in ("1", "true", "yes"),
+    )
+
+
+def _redact(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return uri.replace(f":{parts.password}@", ":***@", 1)
+
+
+def mysql_password(password_file: str | None = None) -> str:
+    """The password from $BEAMLINE_MYSQL_PASSWORD, else from a file ($..._FILE or the argument)."""
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV]
+    path = os.environ.get(PASSWORD_FILE_ENV) or password_file
+    if not path:
+        return ""
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the MySQL password file {path} ({exc.strerror}). Set "
+            f"${PASSWORD_FILE_ENV} to a readable file, or the password in ${PASSWORD_ENV}."
+        ) from None
+
+
+def mysql_config(target: MySQLTarget, password: str):
+    """A ConnectionConfig for a MySQL/MariaDB store."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.mysql.user = target.user
+    config.mysql.password = password
+    config.mysql.database = target.database
+    if target.socket:
+        config.mysql.socket = target.socket
+    else:
+        config.mysql.host = target.host
+        config.mysql.port = target.port
+    config.mysql.skip_db_creation = target.skip_db_creation
+    return config
+
+
+def _read_config_file(path: Path) -> tuple[str, str | None]:
+    parser = configparser.ConfigParser()
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error) as exc:
+        raise ConfigError(f"Cannot read metadata config file {path}: {exc}.") from None
+    if not parser.has_option("metadata", "uri"):
+        raise ConfigError(
+            f"Metadata config file {path} needs a [metadata] section with `uri = mysql://USER@"
+            "HOST:PORT/DB` (and optionally `password_file = PATH`)."
+        )
+    if parser.has_option("metadata", "password"):
+        raise ConfigError(
+            f"Metadata config file {path} has a `password` entry: put the password in its own "
+            "file (mode 600) and name it with `password_file = PATH` instead."
+        )
+    password_file = parser.get("metadata", "password_file", fallback=None)
+    if password_file and not Path(password_file).is_absolute():
+        password_file = str(path.parent / password_file)
+    return parser.get("metadata", "uri"), password_file
+
+
+def describe(metadata: str | None, default_sqlite: Path) -> str:
+    """A log-safe description of where metadata goes."""
     if metadata is None:
-        return sqlite_config(default_sqlite)
+        return f"sqlite:///{default_sqlite}"
+    return _redact(metadata)
+
+
+def connection_config(metadata: str | None, default_sqlite: Path, *, check: bool = True):
+    """ConnectionConfig for `metadata` (None: SQLite at `default_sqlite`).
+
+    With `check` (the default), a MySQL store is probed first, so an unreachable database fails
+    in one line (MetadataUnreachable) before any pipeline work starts.
+    """
+    if metadata is None:
+        return sqlite_config(Path(default_sqlite))
     if metadata.startswith("sqlite:///"):
         return sqlite_config(Path(metadata[len("sqlite:///") :]))
-    from beamline.errors import ConfigError
+    password_file = None
+    uri = metadata
+    if "://" not in metadata:
+        path = Path(metadata).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"Unsupported --metadata value {metadata!r}: use sqlite:///PATH, "
+                "mysql://USER@HOST:PORT/DB, or the path of a metadata config file."
+            )
+        uri, password_file = _read_config_file(path)
+        if uri.startswith("sqlite:///"):
+            return sqlite_config(Path(uri[len("sqlite:///") :]))
+    if uri.startswith(("mysql://", "mariadb://")):
+        target = parse_mysql_uri(uri)
+        config = mysql_config(target, mysql_password(password_file))
+        if check:
+            check_reachable(config)
+        return config
+    raise ConfigError(
+        f"Unsupported --metadata value {_redact(uri)!r}: use sqlite:///PATH, "
+        "mysql://USER@HOST:PORT/DB, or the path of a metadata config file."
+    )
 
-    raise ConfigError(f"Unsupported --metadata value {metadata!r}: use sqlite:///PATH.")
+
+def target_of(config) -> str:
+    """A log-safe description of a ConnectionConfig."""
+    kind = config.WhichOneof("config")
+    if kind == "sqlite":
+        return f"sqlite:///{config.sqlite.filename_uri}"
+    if kind == "mysql":
+        m = config.mysql
+        if m.socket:
+            return f"mysql://{m.user}@localhost/{m.database}?socket={m.socket}"
+        return f"mysql://{m.user}@{m.host}:{m.port or DEFAULT_MYSQL_PORT}/{m.database}"
+    return kind or "unknown"
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silences fd 2 (MLMD's C++ logs a multi-line hint on every failed MySQL connect)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def check_reachable(config, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raises MetadataUnreachable (one line) unless the store in `config` can be opened.
+
+    For MySQL: a TCP (or Unix socket) connect with a short timeout, then an MLMD open, which
+    logs in and creates the schema if needed. SQLite: the directory must be writable.
+    """
+    kind = config.WhichOneof("config")
+    where = target_of(config)
+    if kind == "sqlite":
+        parent = Path(config.sqlite.filename_uri).parent
+        if not os.access(parent, os.W_OK):
+            raise MetadataUnreachable(
+                f"Metadata store {where}: directory {parent} is not writable."
+            )
+        return
+    if kind != "mysql":
+        return
+    _probe_mysql(config, timeout)
+    open_store(config)
+
+
+def _probe_mysql(config, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Connects and reads the server's greeting: fails fast when no MySQL server answers."""
+    where = target_of(config)
+    m = config.mysql
+    try:
+        if m.socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(m.socket)
+        else:
+            sock = socket.create_connection((m.host, m.port or DEFAULT_MYSQL_PORT), timeout)
+        with sock:
+            sock.settimeout(timeout)
+            greeting = sock.recv(512)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, socket.timeout):
+            reason = f"no answer within {timeout:g} s"
+        raise MetadataUnreachable(
+            f"Metadata store {where} is unreachable ({reason}); start the database or fix "
+            "--metadata (nothing was run)."
+        ) from None
+    # A MySQL/MariaDB greeting: 3-byte length, sequence id, then protocol version 10, or an
+    # error packet (0xff, 2-byte code, message) e.g. when the host is not allowed to connect.
+    if len(greeting) > 4 and greeting[4] == 0xFF:
+        message = greeting[7:].decode("utf-8", "replace").lstrip("#").strip()
+        raise MetadataUnreachable(f"Metadata store {where} refused the connection: {message}.")
+    if len(greeting) < 5 or greeting[4] != 10:
+        raise MetadataUnreachable(
+            f"Metadata store {where}: something answers there but it is not a MySQL/MariaDB "
+            "server; check the host and port in --metadata (nothing was run)."
+        )
+
+
+def open_store(config):
+    """A MetadataStore for `config`; a failure to log in or open is a MetadataUnreachable."""
+    from ml_metadata.metadata_store import metadata_store
+
+    try:
+        with _quiet_stderr():
+            return metadata_store.MetadataStore(config)
+    except Exception as exc:  # MLMD raises RuntimeError or its own errors; all mean "cannot open"
+        where = target_of(config)
+        if config.WhichOneof("config") == "mysql":
+            hint = (
+                f"the server answered but login or opening database {config.mysql.database!r} "
+                f"failed: check the user, the password (${PASSWORD_ENV} or ${PASSWORD_FILE_ENV})"
+                " and the user's grants"
+            )
+        else:
+            hint = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetadataUnreachable(f"Metadata store {where} cannot be opened: {hint}.") from None
+
+
+def open_existing(metadata: str | None, default_sqlite: Path):
+    """A MetadataStore for reading (commands that only query): a missing SQLite file is an error."""
+    if metadata is None or metadata.startswith("sqlite:///"):
+        path = Path(default_sqlite if metadata is None else metadata[len("sqlite:///") :])
+        if not path.is_file():
+            raise MetadataUnreachable(
+                f"No metadata store at {path}: nothing has run there yet. Run a pipeline first, "
+                "or point --root / --metadata at an existing store."
+            )
+    config = connection_config(metadata, default_sqlite, check=False)
+    if config.WhichOneof("config") == "mysql":
+        _probe_mysql(config)
+    return open_store(config)
