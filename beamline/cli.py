@@ -18,6 +18,8 @@ from beamline.errors import BeamlineError
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("beamline.commands.run:run", "Run a pipeline locally on Beam, recording MLMD."),
     "pipelines": ("beamline.commands.pipelines:pipelines", "List the pipelines in pipelines/."),
+    "compile": ("beamline.commands.compile:compile_command", "Compile for Kubeflow v2 / Vertex."),
+    "submit": ("beamline.commands.submit:submit_command", "Submit a compiled pipeline to run."),
 }
 
 
