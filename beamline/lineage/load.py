@@ -1,0 +1,162 @@
+"""Reads an ML Metadata store into a `beamline.lineage.model.Graph` (the only MLMD-facing code).
+
+Follows TFX's conventions: a `pipeline` context per pipeline whose children are `pipeline_run`
+contexts (one per run id), a `node` context per node named `<pipeline>.<node id>`, and INPUT /
+OUTPUT events keyed by the component's input/output names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from beamline.lineage.model import Artifact, Execution, Graph, Run
+
+PIPELINE = "pipeline"
+PIPELINE_RUN = "pipeline_run"
+NODE = "node"
+_CHUNK = 400
+
+
+def value_of(value) -> Any:
+    """A metadata_store_pb2.Value as plain Python (TFX's JSON-in-struct values decoded)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "struct_value":
+        from google.protobuf import json_format
+
+        data = json_format.MessageToDict(value.struct_value)
+        if set(data) == {"__value__"} and isinstance(data["__value__"], str):
+            try:
+                return json.loads(data["__value__"])
+            except ValueError:
+                return data["__value__"]
+        return data
+    if kind == "proto_value":
+        return f"<proto {value.proto_value.type_url}>"
+    return getattr(value, kind)
+
+
+def _props(message) -> dict[str, Any]:
+    props = {k: value_of(v) for k, v in message.properties.items()}
+    props.update({k: value_of(v) for k, v in message.custom_properties.items()})
+    return props
+
+
+def _chunks(ids: list[int]) -> Iterable[list[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
+    """All runs of `pipeline` (or of every pipeline) with their executions and artifacts."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    graph = Graph(source=source)
+    exec_types = {t.id: t.name for t in store.get_execution_types()}
+    art_types = {t.id: t.name for t in store.get_artifact_types()}
+    state_name = pb.Execution.State.Name
+    art_state_name = pb.Artifact.State.Name
+
+    pipeline_ctxs = [
+        c for c in store.get_contexts_by_type(PIPELINE) if pipeline is None or c.name == pipeline
+    ]
+    raw_execs: dict[int, Any] = {}
+    exec_pipeline: dict[int, str] = {}
+    exec_run: dict[int, str] = {}
+    for pctx in pipeline_ctxs:
+        for ex in store.get_executions_by_context(pctx.id):
+            raw_execs[ex.id] = ex
+            exec_pipeline[ex.id] = pctx.name
+        run_ctxs = [
+            c
+            for c in store.get_children_contexts_by_context(pctx.id)
+            if c.type == PIPELINE_RUN or not c.type
+        ]
+        for rctx in run_ctxs:
+            run = Run(
+                id=rctx.name,
+                pipeline=pctx.name,
+                create_ms=rctx.create_time_since_epoch,
+                properties=_props(rctx),
+            )
+            for ex in store.get_executions_by_context(rctx.id):
+                if ex.id in raw_execs:
+                    run.execution_ids.append(ex.id)
+                    exec_run[ex.id] = rctx.name
+            graph.runs[run.id] = run
+    if not raw_execs:
+        return graph
+
+    # Node ids: the node context named "<pipeline>.<node id>".
+    exec_node: dict[int, str] = {}
+    prefixes = {p.name + "." for p in pipeline_ctxs}
+    for nctx in store.get_contexts_by_type(NODE):
+        prefix = next((p for p in prefixes if nctx.name.startswith(p)), None)
+        if prefix is None:
+            continue
+        for ex in store.get_executions_by_context(nctx.id):
+            if ex.id in raw_execs and exec_pipeline[ex.id] + "." == prefix:
+                exec_node[ex.id] = nctx.name[len(prefix) :]
+
+    exec_ids = sorted(raw_execs)
+    for eid in exec_ids:
+        ex = raw_execs[eid]
+        type_name = exec_types.get(ex.type_id, ex.type or "?")
+        graph.executions[eid] = Execution(
+            id=eid,
+            type=type_name,
+            node_id=exec_node.get(eid, type_name.rsplit(".", 1)[-1]),
+            pipeline=exec_pipeline[eid],
+            run_id=exec_run.get(eid, ""),
+            state=state_name(ex.last_known_state),
+            start_ms=ex.create_time_since_epoch,
+            end_ms=ex.last_update_time_since_epoch,
+            properties=_props(ex),
+        )
+
+    artifact_ids: set[int] = set()
+    for chunk in _chunks(exec_ids):
+        for event in store.get_events_by_execution_ids(chunk):
+            ex = graph.executions[event.execution_id]
+            steps = [s.key for s in event.path.steps if s.HasField("key")]
+            key = steps[0] if steps else ""
+            if event.type in (pb.Event.INPUT, pb.Event.DECLARED_INPUT, pb.Event.INTERNAL_INPUT):
+                target = ex.inputs
+            elif event.type in (
+                pb.Event.OUTPUT,
+                pb.Event.DECLARED_OUTPUT,
+                pb.Event.INTERNAL_OUTPUT,
+                pb.Event.PENDING_OUTPUT,
+            ):
+                target = ex.outputs
+            else:
+                continue
+            ids = target.setdefault(key, [])
+            if event.artifact_id not in ids:
+                ids.append(event.artifact_id)
+            artifact_ids.add(event.artifact_id)
+
+    for chunk in _chunks(sorted(artifact_ids)):
+        for art in store.get_artifacts_by_id(chunk):
+            graph.artifacts[art.id] = Artifact(
+                id=art.id,
+                type=art_types.get(art.type_id, art.type or "?"),
+                uri=art.uri,
+                state=art_state_name(art.state),
+                properties=_props(art),
+                create_ms=art.create_time_since_epoch,
+            )
+    return graph
+
+
+def cache_keys(store, execution_ids: Iterable[int]) -> dict[int, str]:
+    """execution id -> name of its `execution_cache` context (TFX's cache key), where it has one."""
+    keys: dict[int, str] = {}
+    for eid in execution_ids:
+        for ctx in store.get_contexts_by_execution(eid):
+            if ctx.type == "execution_cache" or "cache" in ctx.type:
+                keys[eid] = ctx.name
+    return keys

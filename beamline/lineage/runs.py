@@ -1,0 +1,163 @@
+"""Run summaries and run references (`latest`, `previous`, `latest~2`, an id or a unique prefix)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from beamline.errors import BeamlineError
+from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execution, Graph, Run
+
+# Custom properties the Beamline runner may put on the pipeline_run context (all optional).
+RUN_STATE_PROPERTY = "beamline_state"  # complete | failed | stopped | running
+RUN_NODES_PROPERTY = "beamline_nodes_total"  # number of nodes in the pipeline
+RUN_END_PROPERTY = "beamline_end_ms"  # when the runner finished (ms since epoch)
+RUN_REASON_PROPERTY = "beamline_reason"  # one line: why a run stopped or failed
+
+
+class UnknownRun(BeamlineError):
+    """A run reference that matches no run (or several)."""
+
+    exit_code = 2
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    pipeline: str
+    start_ms: int
+    end_ms: int
+    state: str
+    executed: int
+    cached: int
+    failed: int
+    nodes: int
+    blessed: bool | None  # None: no Evaluator blessing in this run
+    pushed_version: str | None
+    pushed_destination: str | None
+    reason: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return max(0, self.end_ms - self.start_ms) / 1000.0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["duration_s"] = round(self.duration_s, 3)
+        return data
+
+
+def blessing_of(graph: Graph, executions: list[Execution]) -> bool | None:
+    """The run's model blessing: the `blessed` property of a ModelBlessing output, if any."""
+    result = None
+    for ex in executions:
+        for aid in ex.output_ids():
+            art = graph.artifacts.get(aid)
+            if art is not None and art.type == "ModelBlessing" and art.prop("blessed") is not None:
+                result = bool(art.prop("blessed"))
+    return result
+
+
+def pushed_of(graph: Graph, executions: list[Execution]) -> tuple[str | None, str | None]:
+    """(pushed_version, pushed_destination) of a PushedModel that was pushed by this run."""
+    for ex in executions:
+        for aid in ex.output_ids():
+            art = graph.artifacts.get(aid)
+            if art is not None and art.type == "PushedModel" and art.prop("pushed") == 1:
+                version = art.prop("pushed_version")
+                return (str(version) if version is not None else None), art.prop(
+                    "pushed_destination"
+                )
+    return None, None
+
+
+def summarize(graph: Graph, run: Run) -> RunSummary:
+    execs = graph.run_executions(run.id)
+    states = [e.state for e in execs]
+    start = min([run.create_ms, *(e.start_ms for e in execs)]) if execs else run.create_ms
+    end = max([start, *(e.end_ms for e in execs)])
+    recorded = run.properties.get(RUN_STATE_PROPERTY)
+    if recorded:
+        state = str(recorded)
+    elif FAILED in states:
+        state = "failed"
+    elif any(s in (NEW, RUNNING) for s in states):
+        state = "running"
+    elif not execs:
+        state = "empty"
+    else:
+        state = "complete"
+    if run.properties.get(RUN_END_PROPERTY):
+        end = max(end, int(run.properties[RUN_END_PROPERTY]))
+    version, destination = pushed_of(graph, execs)
+    return RunSummary(
+        run_id=run.id,
+        pipeline=run.pipeline,
+        start_ms=start,
+        end_ms=end,
+        state=state,
+        executed=states.count(COMPLETE),
+        cached=states.count(CACHED),
+        failed=states.count(FAILED),
+        nodes=int(run.properties.get(RUN_NODES_PROPERTY) or len({e.node_id for e in execs})),
+        blessed=blessing_of(graph, execs),
+        pushed_version=version,
+        pushed_destination=destination,
+        reason=str(run.properties.get(RUN_REASON_PROPERTY) or ""),
+    )
+
+
+def run_summaries(graph: Graph, pipeline: str | None = None) -> list[RunSummary]:
+    """Every run, oldest first."""
+    return [summarize(graph, r) for r in graph.sorted_runs(pipeline)]
+
+
+_RELATIVE = re.compile(r"^(?:latest|last|head)(?:~(\d+))?$")
+
+
+def resolve_run(graph: Graph, ref: str | None, pipeline: str | None = None) -> Run:
+    """The run `ref` names: None/`latest`, `previous`, `latest~N`, an exact id or unique prefix."""
+    runs = graph.sorted_runs(pipeline)
+    scope = f" of pipeline {pipeline!r}" if pipeline else ""
+    if not runs:
+        raise UnknownRun(
+            f"There are no runs{scope} in the metadata store {graph.source}. Run a pipeline "
+            "first, or point --root/--metadata at the store it wrote."
+        )
+    ref = (ref or "latest").strip()
+    if ref == "previous":
+        ref = "latest~1"
+    match = _RELATIVE.match(ref)
+    if match:
+        back = int(match.group(1) or 0)
+        pipelines = {r.pipeline for r in runs}
+        if len(pipelines) > 1 and pipeline is None:
+            raise UnknownRun(
+                f"{ref!r} is ambiguous: the store holds runs of several pipelines "
+                f"({', '.join(sorted(pipelines))}). Add --pipeline NAME or give a run id."
+            )
+        if back >= len(runs):
+            raise UnknownRun(f"{ref!r}: there are only {len(runs)} runs{scope}.")
+        return runs[-1 - back]
+    if ref in graph.runs and (pipeline is None or graph.runs[ref].pipeline == pipeline):
+        return graph.runs[ref]
+    matches = [r for r in runs if r.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        recent = ", ".join(r.id for r in runs[-3:])
+        raise UnknownRun(
+            f"No run{scope} matches {ref!r}. Recent runs: {recent}. Use a run id (or a unique "
+            "prefix of one), `latest`, `previous` or `latest~N`; `beamline runs` lists them."
+        )
+    raise UnknownRun(
+        f"{ref!r} matches {len(matches)} runs ({', '.join(r.id for r in matches[:4])}...): "
+        "give more of the run id."
+    )
+
+
+def previous_run(graph: Graph, run: Run) -> Run | None:
+    """The run of the same pipeline just before `run`."""
+    runs = graph.sorted_runs(run.pipeline)
+    index = runs.index(run)
+    return runs[index - 1] if index > 0 else None
