@@ -126,9 +126,7 @@ def original(graph: Graph, ex: Execution) -> Execution:
 
 def _comparable(props: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: v
-        for k, v in props.items()
-        if k not in VOLATILE and not k.startswith(VOLATILE_PREFIXES)
+        k: v for k, v in props.items() if k not in VOLATILE and not k.startswith(VOLATILE_PREFIXES)
     }
 
 
