@@ -8,6 +8,7 @@ Each subcommand lives in `beamline.commands.<module>` and is imported only when 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -65,3 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one paragraph, traceback on request
+        if os.environ.get("BEAMLINE_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug in Beamline, not in "
+            "your input; re-run with BEAMLINE_DEBUG=1 for the traceback and report it.",
+            err=True,
+        )
+        sys.exit(70)

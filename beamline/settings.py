@@ -64,6 +64,8 @@ class PipelineSettings:
     data_root: str
     serving_dir: str
     schema_path: str
+    # Glob of the CSV files under data_root, relative to it.
+    data_pattern: str = "*.csv"
     enable_tuning: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.

@@ -1,0 +1,49 @@
+"""`beamline run`: a complete local pipeline run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from beamline.beam import profile_names
+from beamline.settings import default_root
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--data", type=click.Path(path_type=Path), help="CSV file or directory of CSVs "
+              "(default: the pipeline's embedded data).")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Run root for artifacts, MLMD and pushed models [default: $BEAMLINE_ROOT or "
+              "./beamline_runs].")
+@click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
+@click.option("--beam", "--beam-mode", "beam_profile", type=click.Choice(profile_names()),
+              default="auto", show_default=True,
+              help="Beam profile; auto = in-process for small data, multi-processing for large.")
+@click.option("--beam-arg", "beam_extra", multiple=True,
+              help="Raw Beam pipeline arg, overriding the profile's (repeatable).")
+@click.option("--metadata", default=None,
+              help="MLMD store URI (default: SQLite under the run root).")
+@click.option("--max-parallel", type=click.IntRange(1, 16), default=3, show_default=True,
+              help="Nodes that may run at once when the DAG allows.")
+def run(pipeline, data, root, no_tune, beam_profile, beam_extra, metadata, max_parallel) -> None:
+    """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
+    from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
+    from beamline.runner.summary import format_summary
+    from beamline.settings import RootLayout
+
+    request = RunRequest(
+        pipeline=pipeline,
+        root=root or default_root(),
+        data=data,
+        enable_tuning=not no_tune,
+        beam_profile=beam_profile,
+        beam_extra=tuple(beam_extra),
+        metadata=metadata,
+        max_parallel=max_parallel,
+    )
+    outcome = run_pipeline(request)
+    serving_dir = str(RootLayout(request.root.resolve()).serving_dir(pipeline))
+    click.echo(format_summary(outcome, serving_dir))
+    raise_for_outcome(outcome)

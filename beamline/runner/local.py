@@ -1,0 +1,171 @@
+"""Beamline's local runner: preflight, compile, concurrent node launch, outcome.
+
+Heavy imports (TFX, TensorFlow, Beam) happen inside `run_pipeline`, after the environment that
+selects the project's Keras (TF_USE_LEGACY_KERAS=1) is in place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from beamline import beam, registry
+from beamline.errors import AnomaliesFound, PipelineFailed
+from beamline.runner.console import Progress
+from beamline.runner.fd_capture import capture_to
+from beamline.runner.outcome import RunOutcome
+from beamline.runner.preflight import resolve_data
+from beamline.runner.scheduler import FAILED, NodeEvent, run_dag
+from beamline.settings import TF_ENVIRONMENT, PipelineSettings, RootLayout
+
+# Independent nodes that may run at once. Two cores: more threads only add contention.
+DEFAULT_MAX_PARALLEL = 3
+
+
+@dataclass
+class RunRequest:
+    pipeline: str
+    root: Path
+    data: Path | None = None
+    enable_tuning: bool = True
+    beam_profile: str = beam.AUTO
+    beam_extra: tuple[str, ...] = ()
+    metadata: str | None = None
+    max_parallel: int = DEFAULT_MAX_PARALLEL
+    run_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def prepare_environment() -> None:
+    """Process environment for TensorFlow: must happen before TF is first imported."""
+    import warnings
+
+    # google-api-core warns on every import of aiplatform on Python 3.10; TFX 1.16 needs 3.10.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*non-supported Python")
+    for key, value in TF_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+        raise PipelineFailed(
+            "TF_USE_LEGACY_KERAS is set to something other than 1. Beamline's models use "
+            "tf_keras 2.16 (KerasTuner 1.3.5 and TFX 1.16 need it); unset the variable or set it "
+            "to 1."
+        )
+
+
+def _log_to_file(log_path: Path) -> None:
+    """Framework logs at INFO; fds 1/2 already point at the run's log file (capture_to)."""
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.INFO)
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text
+
+
+def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
+    """Runs a pipeline locally; raises BeamlineError subclasses for user-facing failures."""
+    entry = registry.get(request.pipeline)
+    layout = RootLayout(request.root.resolve())
+    prepare_environment()
+    module = registry.load_module(request.pipeline)
+    data = resolve_data(request.data or Path(module.default_data_root()))
+    beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
+
+    from beamline.metadata.connection import connection_config
+
+    mlmd_config = connection_config(request.metadata, layout.metadata_path)
+    settings = PipelineSettings(
+        pipeline_name=request.pipeline,
+        pipeline_root=str(layout.pipeline_root(request.pipeline)),
+        data_root=str(data.root),
+        data_pattern=data.pattern,
+        serving_dir=str(layout.serving_dir(request.pipeline)),
+        schema_path=str(entry.schema_path),
+        enable_tuning=request.enable_tuning,
+        beam_pipeline_args=tuple(beam_args),
+        metadata_connection_config=mlmd_config,
+        extra=request.extra,
+    )
+    out.write(
+        f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} CSV file(s) "
+        f"({data.total_bytes:,} bytes) under {layout.root}\n"
+        f"beamline: beam args {' '.join(beam_args)}\n"
+    )
+    out.flush()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = layout.root / "logs" / f"{request.pipeline}-{stamp}.log"
+    with capture_to(log_path) as console:
+        _log_to_file(log_path)
+        console.write(f"beamline: full log in {log_path}\n")
+        outcome = _run_nodes(module, settings, request, log_path, console)
+    return outcome
+
+
+def _run_nodes(module, settings, request, log_path: Path, console: TextIO) -> RunOutcome:
+    from beamline.runner import tfx_nodes
+
+    pipeline = module.create_pipeline(settings)
+    compiled = tfx_nodes.compile_pipeline(pipeline, request.run_id)
+    outcome = RunOutcome(request.pipeline, compiled.run_id, log_path=str(log_path))
+    console.write(f"beamline: run id {compiled.run_id}\n")
+
+    events: dict[str, NodeEvent] = {}
+    with Progress(console) as progress:
+        progress.width = max(len(n) for n in compiled.nodes)
+
+        def on_event(event: NodeEvent) -> None:
+            progress.event(event)
+            if event.state == FAILED and event.error is not None:
+                logging.getLogger("beamline").error(
+                    "node %s failed", event.node_id, exc_info=event.error
+                )
+
+        events = run_dag(
+            compiled.upstream(),
+            lambda node_id: tfx_nodes.launch_node(compiled, node_id),
+            request.max_parallel,
+            on_event,
+        )
+    for node_id, event in events.items():
+        outcome.node_states[node_id] = event.state
+        outcome.node_seconds[node_id] = event.seconds
+    failures = [e for e in events.values() if e.state == FAILED]
+    for event in failures:
+        if type(event.error).__name__ == "DataAnomaliesError":
+            outcome.anomalies = _first_line(event.error)
+            outcome.failed_node = event.node_id
+    if failures and outcome.anomalies is None:
+        outcome.failed_node = failures[0].node_id
+        outcome.error = _first_line(failures[0].error)
+
+    from beamline.runner.outcome import fill_from_mlmd
+    from beamline.runner.serialized_mlmd import SerializedMetadata
+
+    with SerializedMetadata(compiled.connection_config) as handle:
+        fill_from_mlmd(outcome, handle.store)
+    return outcome
+
+
+def raise_for_outcome(outcome: RunOutcome) -> None:
+    if outcome.anomalies:
+        raise AnomaliesFound(
+            f"Run stopped at {outcome.failed_node}: {outcome.anomalies}"
+        )
+    if outcome.error:
+        raise PipelineFailed(
+            f"Node {outcome.failed_node} failed: {outcome.error} (full traceback in "
+            f"{outcome.log_path})."
+        )
+
+
+def _safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)

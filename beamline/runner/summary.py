@@ -1,0 +1,43 @@
+"""The end-of-run summary a person reads (pure: RunOutcome in, text out)."""
+
+from __future__ import annotations
+
+import shlex
+
+from beamline.runner.outcome import RunOutcome
+from beamline.runner.scheduler import CACHED, COMPLETE
+
+
+def format_summary(outcome: RunOutcome, serving_dir: str | None = None) -> str:
+    states = outcome.node_states
+    executed = sum(1 for s in states.values() if s == COMPLETE)
+    cached = sum(1 for s in states.values() if s == CACHED)
+    lines = [
+        "",
+        f"Run {outcome.run_id} of '{outcome.pipeline_name}': "
+        + ("succeeded" if outcome.ok else "FAILED"),
+        f"  nodes: {executed} executed, {cached} cached, {len(states)} in all",
+    ]
+    if outcome.anomalies:
+        lines.append(f"  anomalies: {outcome.anomalies}")
+    if outcome.error:
+        lines.append(f"  error in {outcome.failed_node}: {outcome.error}")
+    if outcome.blessed is None:
+        lines.append("  model: not evaluated")
+    else:
+        lines.append(f"  model blessed: {'yes' if outcome.blessed else 'no'}")
+    if outcome.pushed:
+        lines.append(f"  pushed: version {outcome.pushed_version} -> {outcome.pushed_path}")
+    elif outcome.blessed is not None or outcome.ok:
+        lines.append("  pushed: nothing new" + (" (unchanged re-run)" if cached and not executed
+                                                else ""))
+    if serving_dir and outcome.ok:
+        name = outcome.pipeline_name
+        lines += [
+            "  serve it:",
+            f"    beamline serve --model_name {name} --model_base_path "
+            f"{shlex.quote(serving_dir)} --rest_api_port 8501",
+            f"    curl -s localhost:8501/v1/models/{name}",
+        ]
+    lines.append(f"  log: {outcome.log_path}")
+    return "\n".join(lines) + "\n"

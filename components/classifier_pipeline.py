@@ -1,0 +1,160 @@
+"""The standard Beamline DAG for a tabular classifier, shared by the pipeline definitions.
+
+ExampleGen (null-aware CSV) -> StatisticsGen -> StrictExampleValidator (against an imported,
+curated schema) ; Transform -> [Tuner] -> Trainer -> baseline Resolver -> Evaluator -> Pusher.
+Tuner and Trainer wait for the validator, so data that breaks the contract stops the run before
+training and push, on every orchestrator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.csv_example_gen.component import null_aware_csv_example_gen
+from components.resolvers.baseline import (
+    CANDIDATE_KEY,
+    MODEL_BLESSING_KEY,
+    MODEL_KEY,
+    LatestBlessedBeforeCandidateStrategy,
+)
+from components.strict_validator.component import StrictExampleValidator
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """What differs between classifier pipelines: modules, label, thresholds, step counts."""
+
+    transform_module: str
+    model_module: str
+    label_key: str
+    slice_features: tuple[str, ...] = ()
+    accuracy_lower_bound: float = 0.8
+    # A re-trained model may lose this much accuracy against the baseline and still be blessed.
+    max_accuracy_regression: float = 0.02
+    train_steps: int = 200
+    eval_steps: int = 10
+    tuner_train_steps: int = 60
+    tuner_eval_steps: int = 5
+    null_values: tuple[str, ...] = field(default=("NA", "N/A", "NaN", "nan", "null", "NULL"))
+
+
+def eval_config(spec: ClassifierSpec) -> tfma.EvalConfig:
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(
+                lower_bound={"value": spec.accuracy_lower_bound}
+            ),
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -spec.max_accuracy_regression},
+            ),
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_examples",
+                label_key=spec.label_key,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[f]) for f in spec.slice_features],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])
+        ],
+    )
+
+
+def classifier_components(
+    spec: ClassifierSpec,
+    data_root: str,
+    data_pattern: str,
+    schema_path: str,
+    serving_dir: str,
+    enable_tuning: bool,
+) -> list:
+    """The pipeline's nodes, in a valid topological order."""
+    example_gen = null_aware_csv_example_gen(data_root, data_pattern, spec.null_values).with_id(
+        "CsvExampleGen"
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    example_validator = StrictExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    ).with_id("ExampleValidator")
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        module_file=spec.transform_module,
+        # No analyzer cache: its resolver hands Transform a new input on every run, which
+        # defeats caching of Transform and everything downstream (stock TFX behaviour).
+        disable_analyzer_cache=True,
+    )
+    nodes = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+
+    hyperparameters = None
+    if enable_tuning:
+        tuner = tfx.components.Tuner(
+            module_file=spec.model_module,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(num_steps=spec.tuner_train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=spec.tuner_eval_steps),
+        )
+        tuner.add_upstream_node(example_validator)
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+        nodes.append(tuner)
+
+    trainer = tfx.components.Trainer(
+        module_file=spec.model_module,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        hyperparameters=hyperparameters,
+        train_args=tfx.proto.TrainArgs(num_steps=spec.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=spec.eval_steps),
+    )
+    trainer.add_upstream_node(example_validator)
+
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedBeforeCandidateStrategy,
+        **{
+            CANDIDATE_KEY: trainer.outputs["model"],
+            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        },
+    ).with_id("baseline_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs[MODEL_KEY],
+        eval_config=eval_config(spec),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
+    )
+    return nodes + [trainer, baseline_resolver, evaluator, pusher]
+
+
+def build_pipeline(
+    settings, spec: ClassifierSpec, components: list
+) -> tfx.dsl.Pipeline:
+    """A tfx Pipeline from PipelineSettings (runner-agnostic: local, Kubeflow v2, Vertex)."""
+    return tfx.dsl.Pipeline(
+        pipeline_name=settings.pipeline_name,
+        pipeline_root=settings.pipeline_root,
+        components=components,
+        enable_cache=True,
+        metadata_connection_config=settings.metadata_connection_config,
+        beam_pipeline_args=list(settings.beam_pipeline_args),
+    )

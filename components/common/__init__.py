@@ -1,0 +1,1 @@
+"""Helpers shared by the model module files (installed with the project, not fingerprinted)."""

@@ -1,0 +1,1 @@
+"""CsvExampleGen that reads configured null tokens (e.g. "NA") as missing values."""

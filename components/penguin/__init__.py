@@ -1,0 +1,1 @@
+"""Module files of the penguin pipeline, one directory each (TFX fingerprints the directory)."""

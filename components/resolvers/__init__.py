@@ -1,0 +1,1 @@
+"""Resolver strategies used by Beamline pipelines."""

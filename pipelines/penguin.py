@@ -1,0 +1,46 @@
+"""Palmer penguins: species from body measurements (344 rows with real missing values)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from beamline.settings import PipelineSettings
+
+COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "penguin"
+
+
+def default_data_root() -> str:
+    """The penguins CSV that ships inside the `palmerpenguins` package (found, not imported).
+
+    A file path: that directory also holds penguins-raw.csv, a different table.
+    """
+    spec = importlib.util.find_spec("palmerpenguins")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the palmerpenguins package is not installed")
+    return str(Path(spec.submodule_search_locations[0]) / "data" / "penguins.csv")
+
+
+def create_pipeline(settings: PipelineSettings):
+    from components.classifier_pipeline import (
+        ClassifierSpec,
+        build_pipeline,
+        classifier_components,
+    )
+
+    spec = ClassifierSpec(
+        transform_module=str(COMPONENTS / "transform" / "module.py"),
+        model_module=str(COMPONENTS / "model" / "module.py"),
+        label_key="species",
+        slice_features=("island",),
+        accuracy_lower_bound=0.8,
+    )
+    nodes = classifier_components(
+        spec,
+        data_root=settings.data_root,
+        data_pattern=settings.data_pattern,
+        schema_path=settings.schema_path,
+        serving_dir=settings.serving_dir,
+        enable_tuning=settings.enable_tuning,
+    )
+    return build_pipeline(settings, spec, nodes)
