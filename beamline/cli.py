@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pipelines": ("beamline.commands.pipelines:pipelines", "List the pipelines in pipelines/."),
     "compile": ("beamline.commands.compile:compile_command", "Compile for Kubeflow v2 / Vertex."),
     "submit": ("beamline.commands.submit:submit_command", "Submit a compiled pipeline to run."),
+    "runs": ("beamline.commands.runs:runs", "List runs: state, duration, cache, blessing, push."),
+    "lineage": ("beamline.commands.lineage:lineage", "Trace models to data, data to models."),
+    "diff": ("beamline.commands.diff:diff", "What changed between two runs."),
+    "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
+    "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
 }
 
 

@@ -307,5 +307,6 @@ def from_data_file(graph: Graph, path: str) -> tuple[list[SourceData], Lineage]:
     ]
     start = [aid for e in gens for aid in e.output_ids()]
     lineage = downstream(graph, start)
+    lineage.steps = [_step(graph, e, False) for e in gens] + lineage.steps
     lineage.target = {"data_path": path, "example_gen_executions": [e.id for e in gens]}
     return [source_data(e) for e in gens], lineage

@@ -1,0 +1,38 @@
+"""`beamline lineage`: a model's path back to its source files, or a data file's forward."""
+
+from __future__ import annotations
+
+import click
+
+from beamline.lineage.access import json_option, store_options
+
+
+@click.command()
+@click.argument("ref")
+@store_options
+@click.option(
+    "--no-payloads",
+    is_flag=True,
+    help="Do not read metrics/anomalies/hyperparameters from the artifacts' files.",
+)
+@json_option
+def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
+    """Trace REF: a pushed version, a model or pushed-model path, an artifact id (`#12`), or a
+    source data file (then: every model and pushed version built from it)."""
+    import json
+
+    from beamline.lineage import trace
+    from beamline.lineage.access import open_graph
+    from beamline.lineage.format import lineage_text
+
+    graph = open_graph(root, metadata, pipeline)
+    target = trace.find_target(graph, ref)
+    if target.data_path is not None:
+        sources, result = trace.from_data_file(graph, target.data_path)
+        result.sources = sources
+    else:
+        result = trace.upstream(graph, target.artifacts[0].id, payload=not no_payloads)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        click.echo(lineage_text(result))
