@@ -153,7 +153,8 @@ def kubeflow_request(
     host = target.host.rstrip("/")
     return {
         "target": "kubeflow",
-        "experiment": {"display_name": target.experiment, "namespace": target.namespace},
+        # kfp gets the experiment by name in this namespace, creating it when missing.
+        "experiment": {"display_name": target.experiment, "namespace": target.namespace or ""},
         "method": "POST",
         "url": f"{host}/apis/v2beta1/runs",
         "body": body,

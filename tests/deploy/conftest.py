@@ -66,7 +66,7 @@ def compile_tiny(target: str = "kubeflow", **overrides):
 def secret_in_env():
     old = os.environ.get(SECRET_NAME)
     os.environ[SECRET_NAME] = SECRET_VALUE
-    yield SECRET_VALUE
+    yield SECRET_NAME, SECRET_VALUE
     if old is None:
         os.environ.pop(SECRET_NAME, None)
     else:

@@ -1,0 +1,178 @@
+"""Submit: the request each target would send, what kfp's Client really sends to a (fake) KFP API
+on loopback, and clear errors when nothing answers or no credentials exist."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from beamline.cli import main
+from beamline.deploy import compile as compiler
+from beamline.deploy import submit as sub
+from beamline.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def kubeflow_file(tiny_kubeflow, tmp_path_factory):
+    path = tmp_path_factory.mktemp("kfp") / "tiny.json"
+    compiler.write_job(tiny_kubeflow.job, path)
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeKfp(BaseHTTPRequestHandler):
+    """Just enough of the KFP v2beta1 API for kfp.Client.create_run_from_pipeline_package."""
+
+    requests: list[tuple[str, str, dict | None]] = []
+
+    def _reply(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self.requests.append(("GET", self.path, None))
+        if self.path.startswith("/apis/v2beta1/healthz"):
+            self._reply({"multi_user": False})
+        else:  # experiments list: none yet
+            self._reply({})
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append(("POST", self.path, body))
+        if self.path == "/apis/v2beta1/experiments":
+            self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        else:
+            self._reply({"run_id": "run-1", "experiment_id": body["experiment_id"]})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def fake_kfp():
+    FakeKfp.requests = []
+    server = HTTPServer(("127.0.0.1", 0), FakeKfp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", FakeKfp.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_kubeflow_dry_run_prints_the_run_body(kubeflow_file, capsys):
+    main(
+        [
+            "submit",
+            str(kubeflow_file),
+            "--target=kubeflow",
+            "--host=http://kfp.example:8080/",
+            "--experiment=nightly",
+            "--run-name=r1",
+            "--no-cache",
+            "--dry-run",
+        ]
+    )
+    request = json.loads(capsys.readouterr().out)
+    assert request["experiment"] == {"display_name": "nightly", "namespace": ""}
+    assert request["url"] == "http://kfp.example:8080/apis/v2beta1/runs"
+    body = request["body"]
+    assert body["display_name"] == "r1"
+    assert body["runtime_config"] == {"parameters": {}, "pipeline_root": "gs://bucket/root/tiny"}
+    # With Kubernetes secrets kfp sends the platform spec alongside the pipeline spec.
+    assert set(body["pipeline_spec"]) == {"pipeline_spec", "platform_spec"}
+    tasks = body["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
+    assert {t["cachingOptions"].get("enableCache", False) for t in tasks.values()} == {False}
+
+
+def test_kubeflow_submit_sends_exactly_the_dry_run_body(kubeflow_file, fake_kfp):
+    host, requests = fake_kfp
+    job = sub.load_job(kubeflow_file)
+    target = sub.KubeflowTarget(host=host, experiment="nightly", run_name="r1")
+    expected = sub.kubeflow_request(job, target, {"x": "1"})
+    result = sub.submit_kubeflow(job, target, {"x": "1"})
+    assert result == {"run_id": "run-1", "url": f"{host}/#/runs/details/run-1"}
+    posts = [(path, body) for method, path, body in requests if method == "POST"]
+    assert posts[0] == ("/apis/v2beta1/experiments", {"display_name": "nightly", "namespace": ""})
+    path, body = posts[1]
+    assert path == "/apis/v2beta1/runs"
+    assert body.pop("experiment_id") == "exp-1"
+    expected_body = dict(expected["body"])
+    del expected_body["experiment_id"]
+    assert body == expected_body
+
+
+def test_kubeflow_unreachable_host_fails_fast_and_clearly(kubeflow_file, capsys):
+    port = _closed_port()
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["submit", str(kubeflow_file), "--target=kubeflow", f"--host=http://127.0.0.1:{port}"])
+    assert exit_info.value.code == 1
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err
+    assert f"Cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}" in err
+    assert "Connection refused" in err
+
+
+def test_vertex_dry_run_builds_the_create_request(tiny_vertex_file, capsys):
+    main(
+        [
+            "submit",
+            str(tiny_vertex_file),
+            "--target=vertex",
+            "--project=my-proj",
+            "--region=europe-west4",
+            "--job-id=tiny-1",
+            "--service-account=runner@my-proj.iam.gserviceaccount.com",
+            "--dry-run",
+        ]
+    )
+    request = json.loads(capsys.readouterr().out)
+    assert request["parent"] == "projects/my-proj/locations/europe-west4"
+    assert request["endpoint"] == "europe-west4-aiplatform.googleapis.com"
+    assert request["pipeline_job_id"] == "tiny-1"
+    job = request["pipeline_job"]
+    assert job["serviceAccount"] == "runner@my-proj.iam.gserviceaccount.com"
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/tiny"
+    compiled = json.loads(tiny_vertex_file.read_text())
+    assert job["pipelineSpec"]["root"] == compiled["pipelineSpec"]["root"]
+
+
+def test_vertex_without_credentials_says_how_to_get_them(tiny_vertex_file, monkeypatch, tmp_path):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    job = sub.load_job(tiny_vertex_file)
+    target = sub.VertexTarget(project="p", region="us-central1")
+    with pytest.raises(ConfigError, match="No Google credentials for Vertex AI"):
+        sub.submit_vertex(tiny_vertex_file, job, target, {})
+
+
+def test_vertex_refuses_a_kubeflow_compile_with_kubernetes_secrets(kubeflow_file):
+    job = sub.load_job(kubeflow_file)
+    with pytest.raises(ConfigError, match="cannot do"):
+        sub.vertex_request(kubeflow_file, job, sub.VertexTarget(project="p", region="r"), {})
+
+
+def test_submit_checks_its_input(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"pipelineSpec": {"root": {"dag": {"tasks": {"t": {"nope": 1}}}}}}')
+    with pytest.raises(ConfigError, match="not a valid KFP PipelineSpec"):
+        sub.load_job(bad)
+    with pytest.raises(ConfigError, match="Bad --param"):
+        sub.parse_params(["novalue"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["submit", str(bad), "--target=vertex", "--region=r", "--dry-run"])
+    assert exit_info.value.code == 2
