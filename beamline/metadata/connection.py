@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import configparser
 import os
+import random
 import socket
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,10 @@ PASSWORD_ENV = "BEAMLINE_MYSQL_PASSWORD"
 PASSWORD_FILE_ENV = "BEAMLINE_MYSQL_PASSWORD_FILE"
 DEFAULT_MYSQL_PORT = 3306
 CONNECT_TIMEOUT_S = 3.0
+MYSQL_TRANSACTION_RETRIES = 10
+# Errors MLMD raises when several processes open (and so initialize) a fresh database at once.
+_TRANSIENT = ("subset of tables", "deadlock", "try restarting transaction", "please retry")
+OPEN_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,8 @@ def mysql_config(target: MySQLTarget, password: str):
         config.mysql.host = target.host
         config.mysql.port = target.port
     config.mysql.skip_db_creation = target.skip_db_creation
+    # MLMD retries transactions MySQL aborts (deadlocks between concurrent runs).
+    config.retry_options.max_num_retries = MYSQL_TRANSACTION_RETRIES
     return config
 
 
@@ -294,23 +302,42 @@ def _probe_mysql(config, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 
 def open_store(config):
-    """A MetadataStore for `config`; a failure to log in or open is a MetadataUnreachable."""
+    """A MetadataStore for `config`; a failure to log in or open is a MetadataUnreachable.
+
+    Opening a fresh MySQL database creates MLMD's schema; when several runs start together
+    against it, all but one see a half-created schema or a deadlock, so those errors are retried.
+    """
     from ml_metadata.metadata_store import metadata_store
 
-    try:
-        with _quiet_stderr():
-            return metadata_store.MetadataStore(config)
-    except Exception as exc:  # MLMD raises RuntimeError or its own errors; all mean "cannot open"
-        where = target_of(config)
-        if config.WhichOneof("config") == "mysql":
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with _quiet_stderr():
+                return metadata_store.MetadataStore(config)
+        except Exception as exc:  # MLMD raises RuntimeError or its own errors
+            text = str(exc).lower()
+            if attempt < OPEN_ATTEMPTS and any(t in text for t in _TRANSIENT):
+                time.sleep(0.1 * attempt + random.random() * 0.2)
+                continue
+            raise _unopenable(config, exc) from None
+
+
+def _unopenable(config, exc: Exception) -> MetadataUnreachable:
+    where = target_of(config)
+    if config.WhichOneof("config") == "mysql":
+        text = str(exc).strip()
+        if "mysql_real_connect" in text or not text:
             hint = (
                 f"the server answered but login or opening database {config.mysql.database!r} "
                 f"failed: check the user, the password (${PASSWORD_ENV} or ${PASSWORD_FILE_ENV})"
                 " and the user's grants"
             )
         else:
-            hint = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetadataUnreachable(f"Metadata store {where} cannot be opened: {hint}.") from None
+            hint = text.splitlines()[0][:300]
+    else:
+        hint = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return MetadataUnreachable(f"Metadata store {where} cannot be opened: {hint}.")
 
 
 def open_existing(metadata: str | None, default_sqlite: Path):

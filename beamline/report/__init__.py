@@ -1,0 +1,1 @@
+"""Self-contained HTML run reports (inline CSS and SVG, no network)."""
