@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from beamline.lineage import payloads
-from beamline.lineage.model import Execution, Graph, Run
+from beamline.lineage.model import Execution, Graph, Run, outputs_of_type
 from beamline.lineage.runs import summarize
 from beamline.lineage.sources import is_example_gen, parse_fingerprint
 from beamline.lineage.why import Change, original, property_changes
@@ -63,12 +63,7 @@ def _by_node(graph: Graph, run: Run) -> dict[str, Execution]:
 
 
 def _output_of_type(graph: Graph, executions: list[Execution], type_name: str) -> list[int]:
-    return [
-        aid
-        for ex in executions
-        for aid in ex.output_ids()
-        if aid in graph.artifacts and graph.artifacts[aid].type == type_name
-    ]
+    return outputs_of_type(graph, executions, type_name)
 
 
 def _data_changes(a: Execution | None, b: Execution | None) -> list[dict[str, Any]]:
@@ -102,14 +97,16 @@ def _data_changes(a: Execution | None, b: Execution | None) -> list[dict[str, An
     return out
 
 
-def _anomaly_set(graph: Graph, ids: list[int]) -> dict[tuple[str, str, str], dict[str, str]]:
+def _anomaly_set(graph: Graph, ids: list[int]) -> dict[tuple[str, ...], dict[str, str]]:
     out = {}
     for aid in ids:
         found = payloads.safe(payloads.load_anomalies, graph.artifacts[aid].uri, default={})
+        producer = graph.producer(aid)
+        node = producer.node_id if producer else "?"
         for split, anomalies in found.items():
             for item in payloads.anomaly_list(anomalies):
-                item = {"split": split, **item}
-                out[(split, item["feature"], item["short"])] = item
+                item = {"node": node, "split": split, **item}
+                out[(node, split, item["feature"], item["short"])] = item
     return out
 
 

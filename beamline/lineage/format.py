@@ -322,7 +322,9 @@ def diff_text(diff: RunDiff) -> str:
     if diff.anomalies_new:
         lines.append("New anomalies in B:")
         for a in diff.anomalies_new:
-            lines.append(f"  {a['split']} {a['feature']}: {a['short']} ({a['severity']})")
+            lines.append(
+                f"  {a['node']} {a['split']} {a['feature']}: {a['short']} ({a['severity']})"
+            )
     else:
         lines.append("New anomalies in B: none")
     for a in diff.anomalies_resolved:

@@ -135,3 +135,26 @@ class Graph:
 
     def pipelines(self) -> list[str]:
         return sorted({r.pipeline for r in self.runs.values()})
+
+
+# Output keys of the component that owns a type (Transform also emits statistics and anomalies
+# of its transformed data under other keys): these come first.
+PRIMARY_OUTPUT_KEYS = {
+    "ExampleStatistics": "statistics",
+    "ExampleAnomalies": "anomalies",
+    "Schema": "schema",
+    "ModelEvaluation": "evaluation",
+}
+
+
+def outputs_of_type(graph: Graph, executions: list[Execution], type_name: str) -> list[int]:
+    """Ids of the executions' output artifacts of `type_name`, primary output keys first."""
+    primary = PRIMARY_OUTPUT_KEYS.get(type_name)
+    found: list[tuple[int, int]] = []
+    for ex in executions:
+        for key, ids in ex.outputs.items():
+            for aid in ids:
+                art = graph.artifacts.get(aid)
+                if art is not None and art.type == type_name and all(aid != f for _, f in found):
+                    found.append((0 if key == primary else 1, aid))
+    return [aid for _, aid in sorted(found, key=lambda item: item[0])]

@@ -13,7 +13,7 @@ from typing import Any
 
 from beamline.lineage import payloads
 from beamline.lineage.format import blessed_text, duration, number, signed, when
-from beamline.lineage.model import CACHED, Execution, Graph, Run
+from beamline.lineage.model import CACHED, Execution, Graph, Run, outputs_of_type
 from beamline.lineage.runs import summarize
 from beamline.lineage.sources import is_example_gen, source_data
 from beamline.lineage.trace import BASELINE_KEYS
@@ -91,12 +91,7 @@ def _table(
 
 
 def _outputs_of(graph: Graph, execs: list[Execution], type_name: str) -> list[int]:
-    return [
-        a
-        for ex in execs
-        for a in ex.output_ids()
-        if a in graph.artifacts and graph.artifacts[a].type == type_name
-    ]
+    return outputs_of_type(graph, execs, type_name)
 
 
 # ---------------------------------------------------------------- sections
@@ -106,7 +101,7 @@ def _dag(graph: Graph, execs: list[Execution]) -> tuple[str, list[tuple[str, str
     producer_node: dict[int, str] = {}
     for ex in execs:
         for aid in ex.output_ids():
-            producer_node[aid] = ex.node_id
+            producer_node.setdefault(aid, ex.node_id)
     edges = []
     for ex in execs:
         for aid in ex.input_ids():
@@ -253,10 +248,13 @@ def _anomalies(graph: Graph, execs: list[Execution]) -> str:
     rows = []
     for aid in ids:
         found = payloads.safe(payloads.load_anomalies, graph.artifacts[aid].uri, default={})
+        producer = graph.producer(aid)
+        node = producer.node_id if producer else "?"
         for split, anomalies in found.items():
             for item in payloads.anomaly_list(anomalies):
                 rows.append(
                     [
+                        escape(node),
                         escape(split),
                         f'<b class="anomaly">{escape(item["feature"])}</b>',
                         escape(item["severity"]),
@@ -267,7 +265,9 @@ def _anomalies(graph: Graph, execs: list[Execution]) -> str:
     if not rows:
         return '<p class="good" id="no-anomalies">No anomalies: the data matches the schema.</p>'
     return _table(
-        ["Split", "Feature", "Severity", "Anomaly", "Description"], rows, id="anomalies-table"
+        ["From", "Split", "Feature", "Severity", "Anomaly", "Description"],
+        rows,
+        id="anomalies-table",
     )
 
 
