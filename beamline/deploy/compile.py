@@ -8,6 +8,10 @@ TFX's KubeflowV2DagRunner does the compiling. Around it Beamline:
   (`/pipeline`), so the code a step runs is the code baked into `--image`;
 - declares secrets as references resolved at run time and refuses to write a file that contains
   a secret's value (see `beamline.deploy.secrets`);
+- compiles resolvers KFP v2 cannot express (it knows only LatestArtifactStrategy and
+  LatestBlessedModelStrategy) as TFX's LatestBlessedModelStrategy when their unproduced inputs are
+  one Model and one ModelBlessing channel (e.g. the baseline "latest blessed model before the
+  candidate" resolver), with a warning; any other custom resolver is an error;
 - parses the result as a kfp `PipelineSpec` and checks that every node became a task.
 """
 
@@ -131,6 +135,7 @@ def compile_settings(
     with _env(_NO_USER_MODULE_WHEELS, "1"):
         pipeline = create_pipeline(settings)
     warnings = _to_image_paths(pipeline, project_root, IMAGE_PROJECT_ROOT)
+    warnings += _kfp_v2_resolvers(pipeline)
     compiled = compile_tfx_pipeline(pipeline, options)
     compiled.beam_args = beam_args
     compiled.warnings[:0] = warnings
@@ -167,7 +172,12 @@ def compile_tfx_pipeline(pipeline: Any, options: CompileOptions) -> Compiled:
     spec = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(job["pipelineSpec"], spec)
     tasks = sorted(spec.root.dag.tasks)
-    missing = sorted({c.id for c in pipeline.components} - set(tasks))
+    # A latest-blessed-model resolver becomes two tasks, `<id>-model(-blessing)-resolver`.
+    missing = sorted(
+        c.id
+        for c in pipeline.components
+        if c.id not in tasks and not any(t.startswith(f"{c.id}-") for t in tasks)
+    )
     if missing:
         raise BeamlineError(
             f"Compiled PipelineSpec is missing tasks for nodes {', '.join(missing)}; "
@@ -203,6 +213,69 @@ def _to_image_paths(pipeline: Any, project_root: Path, image_root: str) -> list[
                     "path inside the image, or be a gs:// (or other remote) URI."
                 )
     return warnings
+
+
+def _kfp_v2_resolvers(pipeline: Any) -> list[str]:
+    """Rewrites custom blessed-model resolvers to LatestBlessedModelStrategy (see module doc)."""
+    from tfx.dsl.components.common import resolver
+    from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
+        LatestArtifactStrategy,
+    )
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+        LatestBlessedModelStrategy,
+    )
+    from tfx.types import standard_artifacts
+
+    warnings = []
+    for node in pipeline.components:
+        if not isinstance(node, resolver.Resolver):
+            continue
+        strategy = node.exec_properties.get(resolver.RESOLVER_STRATEGY_CLASS)
+        if strategy in (LatestArtifactStrategy, LatestBlessedModelStrategy):
+            continue
+        # Channels the resolver queries (no producer in this pipeline run), by artifact type.
+        queried = {
+            key: channel
+            for key, channel in node.raw_inputs.items()
+            if getattr(channel, "producer_component_id", None) is None
+        }
+        models = [k for k, c in queried.items() if issubclass(c.type, standard_artifacts.Model)]
+        blessings = [
+            k for k, c in queried.items() if issubclass(c.type, standard_artifacts.ModelBlessing)
+        ]
+        if len(models) != 1 or len(blessings) != 1 or len(queried) != 2:
+            raise ConfigError(
+                f"Resolver {node.id} uses {getattr(strategy, '__name__', strategy)}, which "
+                "Kubeflow Pipelines v2 cannot run: TFX compiles only LatestArtifactStrategy and "
+                "LatestBlessedModelStrategy resolvers for it. Use one of those for this target."
+            )
+        _set_strategy(node, LatestBlessedModelStrategy, queried)
+        warnings.append(
+            f"resolver {node.id}: {strategy.__name__} is compiled as TFX's "
+            "LatestBlessedModelStrategy (the latest blessed model), the only blessed-model "
+            "resolver Kubeflow Pipelines v2 supports."
+        )
+    return warnings
+
+
+def _set_strategy(node: Any, strategy: type, channels: dict[str, Any]) -> None:
+    """Re-points a Resolver node (TFX 1.16 internals) at `strategy` over `channels` only."""
+    from tfx.dsl.input_resolution import resolver_op
+    from tfx.types import resolved_channel
+
+    output_node = resolver_op.OpNode(
+        op_type=strategy,
+        output_data_type=resolver_op.DataType.ARTIFACT_MULTIMAP,
+        args=[resolver_op.DictNode({k: resolver_op.InputNode(c) for k, c in channels.items()})],
+        kwargs={},
+    )
+    node._strategy_class = strategy
+    node._config = {}
+    node._raw_inputs = dict(channels)
+    node._input_dict = {
+        k: resolved_channel.ResolvedChannel(c.type, output_node, k) for k, c in channels.items()
+    }
+    node._output_dict = {k: v for k, v in node._output_dict.items() if k in channels}
 
 
 @contextlib.contextmanager
