@@ -82,6 +82,7 @@ def check_options(options: CompileOptions) -> list[str]:
         raise ConfigError(f"Vertex AI needs a gs:// --pipeline-root, not {root!r}.")
     args = beam.beam_args(options.beam, 0, options.beam_extra)
     secrets_mod.check_references(args, options.secrets)
+    secrets_mod.check_target(options.secrets, options.target)
     return args
 
 

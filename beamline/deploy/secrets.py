@@ -107,6 +107,17 @@ def check_references(args: Iterable[str], secrets: Sequence[SecretRef]) -> None:
         raise ConfigError(f"--secret declared more than once for {', '.join(duplicates)}.")
 
 
+def check_target(secrets: Sequence[SecretRef], target: str) -> None:
+    """Kubernetes Secrets exist only on Kubeflow; Vertex AI needs Secret Manager."""
+    k8s = [s for s in secrets if s.kind == "k8s"]
+    if k8s and target != "kubeflow":
+        raise ConfigError(
+            f"--secret {k8s[0].name}={k8s[0].source}: Vertex AI Pipelines cannot mount "
+            "Kubernetes Secrets. Store it in Secret Manager and use "
+            f"--secret {k8s[0].name}=gcp:projects/P/secrets/S/versions/latest instead."
+        )
+
+
 def apply_to_job(job: dict, secrets: Sequence[SecretRef], target: str) -> None:
     """Makes every container step of a compiled PipelineJob dict resolve `secrets` at run time.
 
@@ -116,13 +127,8 @@ def apply_to_job(job: dict, secrets: Sequence[SecretRef], target: str) -> None:
     """
     if not secrets:
         return
+    check_target(secrets, target)
     k8s = [s for s in secrets if s.kind == "k8s"]
-    if k8s and target != "kubeflow":
-        raise ConfigError(
-            f"--secret {k8s[0].name}={k8s[0].source}: Vertex AI Pipelines cannot mount "
-            "Kubernetes Secrets. Store it in Secret Manager and use "
-            f"--secret {k8s[0].name}=gcp:projects/P/secrets/S/versions/latest instead."
-        )
     sources = json.dumps({s.name: s.source for s in secrets}, sort_keys=True)
     executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
     k8s_executors = {}

@@ -1,5 +1,5 @@
-"""Compile: TFX's KubeflowV2DagRunner output parses as a PipelineSpec, with the Beam profile's
-args on every Beam step, module files referenced inside the image, and secrets only by name."""
+"""Compile: TFX's KubeflowV2DagRunner output parses as a PipelineSpec, every node is a task with
+the Beam profile's args, module files are referenced inside the image, secrets only by name."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from beamline import registry
 from beamline.deploy import compile as compiler
 from beamline.deploy.secrets import SOURCES_ENV, parse_secret
 from beamline.errors import ConfigError
 
-BEAM_STEPS = ("CsvExampleGen", "StatisticsGen", "Transform")
+BEAM_STEPS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
 
 def _spec(job) -> pipeline_spec_pb2.PipelineSpec:
@@ -22,88 +23,121 @@ def _spec(job) -> pipeline_spec_pb2.PipelineSpec:
     return spec
 
 
-def test_every_node_is_a_task_with_the_image_and_beam_args(tiny_kubeflow):
-    spec = _spec(tiny_kubeflow.job)
-    assert sorted(spec.root.dag.tasks) == sorted(
-        ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform"]
+def _task_ids(node_ids, tasks):
+    """Node id -> its task(s); a blessed-model resolver becomes `<id>-model(-blessing)-resolver`."""
+    return {n: sorted(t for t in tasks if t == n or t.startswith(f"{n}-")) for n in node_ids}
+
+
+@pytest.mark.parametrize("name", sorted(registry.discover()))
+def test_every_pipeline_compiles_with_every_node_as_a_task(name, options_fn):
+    module = registry.load_module(name)
+    compiled = compiler.compile_pipeline(name, options_fn("kubeflow", name=name))
+    spec = _spec(compiled.job)
+    settings = compiler.pipeline_settings(
+        name,
+        options_fn("kubeflow", name=name),
+        compiled.beam_args,
+        default_data_root=module.default_data_root,
+        schema_path=str(registry.get(name).schema_path),
     )
-    assert tiny_kubeflow.beam_args[:3] == [
+    node_ids = [node.id for node in module.create_pipeline(settings).components]
+    for node, tasks in _task_ids(node_ids, spec.root.dag.tasks).items():
+        assert tasks, f"{name}: node {node} has no task"
+    assert compiled.tasks == sorted(spec.root.dag.tasks)
+    assert "/work/" not in json.dumps(compiled.job)  # no path of this machine
+
+
+def test_beam_steps_carry_the_profile_args_and_image(penguin_kubeflow):
+    spec = _spec(penguin_kubeflow.job)
+    assert "Tuner" in spec.root.dag.tasks and "Pusher" in spec.root.dag.tasks
+    assert penguin_kubeflow.beam_args[:3] == [
         "--runner=DirectRunner",
         "--direct_running_mode=in_memory",
         "--direct_num_workers=2",
     ]
-    executors = spec.deployment_spec.fields["executors"]
+    executors = penguin_kubeflow.job["pipelineSpec"]["deploymentSpec"]["executors"]
     for task in BEAM_STEPS:
-        container = executors.struct_value.fields[f"{task}_executor"].struct_value["container"]
-        args = list(container["args"])
+        container = executors[f"{task}_executor"]["container"]
         assert container["image"] == "registry.example/beamline:test"
-        assert args[-len(tiny_kubeflow.beam_args) :] == tiny_kubeflow.beam_args, task
+        assert container["args"][-len(penguin_kubeflow.beam_args) :] == penguin_kubeflow.beam_args
 
 
-def test_module_and_schema_paths_point_into_the_image(tiny_kubeflow):
-    text = json.dumps(tiny_kubeflow.job)
-    assert "/pipeline/components/tiny/transform.py" in text
-    assert "/pipeline/schemas/tiny/schema.pbtxt" in text
-    assert "/srv/fake-project" not in text
+def test_module_and_schema_paths_point_into_the_image(penguin_kubeflow):
+    text = json.dumps(penguin_kubeflow.job)
+    assert "/pipeline/components/penguin/transform/module.py" in text
+    assert "/pipeline/components/penguin/model/module.py" in text
+    assert "/pipeline/schemas/penguin/schema.pbtxt" in text
+    assert str(registry.PROJECT_ROOT) not in text
     assert "_wheels" not in text  # module files are not packaged and uploaded at compile time
-    assert tiny_kubeflow.job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/tiny"
+    assert penguin_kubeflow.job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
 
 
-def test_secret_from_the_environment_never_reaches_the_json(tiny_kubeflow, secret_in_env):
+def test_baseline_resolver_compiles_as_latest_blessed_model(penguin_kubeflow):
+    tasks = penguin_kubeflow.job["pipelineSpec"]["root"]["dag"]["tasks"]
+    baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline["producerTask"] == "baseline_resolver-model-resolver"
+    assert any("LatestBlessedModelStrategy" in w for w in penguin_kubeflow.warnings)
+
+
+def test_secret_from_the_environment_never_reaches_the_json(penguin_kubeflow, secret_in_env):
     name, value = secret_in_env
-    text = json.dumps(tiny_kubeflow.job)
+    text = json.dumps(penguin_kubeflow.job)
     assert value not in text
     assert f"--db_password=${{secret:{name}}}" in text
-    assert json.loads(
-        tiny_kubeflow.job["pipelineSpec"]["deploymentSpec"]["executors"]["Transform_executor"][
-            "container"
-        ]["env"][0]["value"]
-    ) == {name: "k8s:mlmd-db/password"}
-    platform = tiny_kubeflow.job["platformSpec"]["platforms"]["kubernetes"]
-    assert set(platform["deploymentSpec"]["executors"]) == {
-        "CsvExampleGen_executor",
-        "StatisticsGen_executor",
-        "ImportSchemaGen_executor",
-        "Transform_executor",
-    }
-    assert SOURCES_ENV in text
+    executors = penguin_kubeflow.job["pipelineSpec"]["deploymentSpec"]["executors"]
+    env = executors["Transform_executor"]["container"]["env"]
+    assert env == [{"name": SOURCES_ENV, "value": json.dumps({name: "k8s:mlmd-db/password"})}]
+    platform = penguin_kubeflow.job["platformSpec"]["platforms"]["kubernetes"]
+    container_executors = {k for k, v in executors.items() if "container" in v}
+    assert set(platform["deploymentSpec"]["executors"]) == container_executors
 
 
 def test_a_secret_value_passed_literally_is_refused_and_nothing_written(
-    compile_tiny_fn, secret_in_env, tmp_path
+    options_fn, secret_in_env, tmp_path
 ):
+    from beamline.cli import main
+
     name, value = secret_in_env
-    with pytest.raises(ConfigError, match=rf"value of \${name}.*nothing was written") as info:
-        compile_tiny_fn(
-            "kubeflow",
-            beam_extra=(f"--db_password={value}",),
-            secrets=(parse_secret(f"{name}=env"),),
+    out = tmp_path / "leak.json"
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "compile",
+                "penguin",
+                "--target=kubeflow",
+                "--image=img:1",
+                f"--out={out}",
+                "--pipeline-root=gs://bucket/root",
+                "--data-root=gs://bucket/data",
+                f"--beam-arg=--db_password={value}",
+                f"--secret={name}=env",
+            ]
         )
-    assert value not in str(info.value)
+    assert info.value.code == 2
+    assert not out.exists()
 
 
-def test_vertex_compile_parses_and_rejects_non_gcs_roots(tiny_vertex_file, compile_tiny_fn):
-    job = json.loads(tiny_vertex_file.read_text())
-    assert len(_spec(job).root.dag.tasks) == 4
+def test_vertex_compile_via_cli(penguin_vertex_file):
+    job = json.loads(penguin_vertex_file.read_text())
+    assert "Trainer" in _spec(job).root.dag.tasks
     assert "platformSpec" not in job
-    with pytest.raises(ConfigError, match="Vertex AI needs a gs://"):
-        compile_tiny_fn("vertex", pipeline_root="s3://bucket/root")
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"pipeline_root": "/tmp/root"}, "must be a storage URI"),
+        ({"target": "vertex", "pipeline_root": "s3://b/r"}, "Vertex AI needs a gs://"),
         ({"image": ""}, "--image must name the pipeline image"),
         ({"beam": "dataflow"}, "profile .dataflow. needs values"),
         ({"beam_extra": ("--x=${secret:NOPE}",)}, "not declared"),
         ({"target": "airflow"}, "Unknown --target"),
+        ({"secrets": (parse_secret("X=k8s:db/pw"),), "target": "vertex"}, "cannot mount"),
     ],
 )
-def test_bad_options_fail_before_tfx_is_needed(changes, message):
-    options = compiler.CompileOptions(
-        **{"target": "kubeflow", "image": "img", "pipeline_root": "gs://b/r", **changes}
-    )
+def test_bad_options_fail_before_tfx_is_needed(changes, message, options_fn):
+    options = options_fn(**changes)
     with pytest.raises(ConfigError, match=message):
         compiler.check_options(options)
 

@@ -18,9 +18,9 @@ from beamline.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
-def kubeflow_file(tiny_kubeflow, tmp_path_factory):
-    path = tmp_path_factory.mktemp("kfp") / "tiny.json"
-    compiler.write_job(tiny_kubeflow.job, path)
+def kubeflow_file(penguin_kubeflow, tmp_path_factory):
+    path = tmp_path_factory.mktemp("kfp") / "penguin.json"
+    compiler.write_job(penguin_kubeflow.job, path)
     return path
 
 
@@ -91,7 +91,7 @@ def test_kubeflow_dry_run_prints_the_run_body(kubeflow_file, capsys):
     assert request["url"] == "http://kfp.example:8080/apis/v2beta1/runs"
     body = request["body"]
     assert body["display_name"] == "r1"
-    assert body["runtime_config"] == {"parameters": {}, "pipeline_root": "gs://bucket/root/tiny"}
+    assert body["runtime_config"] == {"parameters": {}, "pipeline_root": "gs://bucket/root/penguin"}
     # With Kubernetes secrets kfp sends the platform spec alongside the pipeline spec.
     assert set(body["pipeline_spec"]) == {"pipeline_spec", "platform_spec"}
     tasks = body["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
@@ -127,15 +127,15 @@ def test_kubeflow_unreachable_host_fails_fast_and_clearly(kubeflow_file, capsys)
     assert "Connection refused" in err
 
 
-def test_vertex_dry_run_builds_the_create_request(tiny_vertex_file, capsys):
+def test_vertex_dry_run_builds_the_create_request(penguin_vertex_file, capsys):
     main(
         [
             "submit",
-            str(tiny_vertex_file),
+            str(penguin_vertex_file),
             "--target=vertex",
             "--project=my-proj",
             "--region=europe-west4",
-            "--job-id=tiny-1",
+            "--job-id=penguin-1",
             "--service-account=runner@my-proj.iam.gserviceaccount.com",
             "--dry-run",
         ]
@@ -143,21 +143,23 @@ def test_vertex_dry_run_builds_the_create_request(tiny_vertex_file, capsys):
     request = json.loads(capsys.readouterr().out)
     assert request["parent"] == "projects/my-proj/locations/europe-west4"
     assert request["endpoint"] == "europe-west4-aiplatform.googleapis.com"
-    assert request["pipeline_job_id"] == "tiny-1"
+    assert request["pipeline_job_id"] == "penguin-1"
     job = request["pipeline_job"]
     assert job["serviceAccount"] == "runner@my-proj.iam.gserviceaccount.com"
-    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/tiny"
-    compiled = json.loads(tiny_vertex_file.read_text())
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
+    compiled = json.loads(penguin_vertex_file.read_text())
     assert job["pipelineSpec"]["root"] == compiled["pipelineSpec"]["root"]
 
 
-def test_vertex_without_credentials_says_how_to_get_them(tiny_vertex_file, monkeypatch, tmp_path):
+def test_vertex_without_credentials_says_how_to_get_them(
+    penguin_vertex_file, monkeypatch, tmp_path
+):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     monkeypatch.setenv("NO_GCE_CHECK", "True")
-    job = sub.load_job(tiny_vertex_file)
+    job = sub.load_job(penguin_vertex_file)
     target = sub.VertexTarget(project="p", region="us-central1")
     with pytest.raises(ConfigError, match="No Google credentials for Vertex AI"):
-        sub.submit_vertex(tiny_vertex_file, job, target, {})
+        sub.submit_vertex(penguin_vertex_file, job, target, {})
 
 
 def test_vertex_refuses_a_kubeflow_compile_with_kubernetes_secrets(kubeflow_file):
