@@ -19,6 +19,7 @@ from beamline.errors import BeamlineError
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("beamline.commands.run:run", "Run a pipeline locally on Beam, recording MLMD."),
     "pipelines": ("beamline.commands.pipelines:pipelines", "List the pipelines in pipelines/."),
+    "serve": ("beamline.commands.serve:serve", "Serve pushed models (TF Serving REST + gRPC API)."),
     "compile": ("beamline.commands.compile:compile_command", "Compile for Kubeflow v2 / Vertex."),
     "submit": ("beamline.commands.submit:submit_command", "Submit a compiled pipeline to run."),
     "runs": ("beamline.commands.runs:runs", "List runs: state, duration, cache, blessing, push."),

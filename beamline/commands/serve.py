@@ -1,0 +1,224 @@
+"""`beamline serve`: a TensorFlow Serving-compatible model server (REST + gRPC).
+
+Flags are TF Serving's own names with TF Serving's meanings, so a command line written for
+`tensorflow_model_server` works unchanged; Beamline adds --host, --root, --schema_file and
+--max_request_bytes. TensorFlow is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from beamline.settings import TF_ENVIRONMENT, RootLayout, default_root
+
+# TF Serving bool flags accept both `--flag` and `--flag=true|false`.
+BOOL_FLAG = {"type": click.BOOL, "is_flag": False, "flag_value": True, "default": False}
+PATH = click.Path(path_type=Path)
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--port", type=int, default=8500, help="gRPC port (0 disables gRPC).")
+@click.option("--rest_api_port", type=int, default=8501, help="REST port (0 disables REST).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    help="Address to bind (Beamline; TF Serving binds "
+    "all interfaces). Use 0.0.0.0 to accept remote clients.",
+)
+@click.option(
+    "--model_name",
+    default="default",
+    help="Name of the model served from --model_base_path (ignored with --model_config_file).",
+)
+@click.option(
+    "--model_base_path",
+    type=PATH,
+    default=None,
+    help="Directory of <version>/ SavedModel directories (ignored with --model_config_file).",
+)
+@click.option(
+    "--model_config_file",
+    type=PATH,
+    default=None,
+    help="Text ModelServerConfig: several models, version policies, version labels.",
+)
+@click.option(
+    "--model_config_file_poll_wait_seconds",
+    type=float,
+    default=0,
+    help="Re-read --model_config_file this often (0: read once).",
+)
+@click.option(
+    "--file_system_poll_wait_seconds",
+    type=float,
+    default=1,
+    help="Look for new versions this often (0: once at start-up).",
+)
+@click.option("--enable_batching", **BOOL_FLAG, help="Batch concurrent requests together.")
+@click.option(
+    "--batching_parameters_file",
+    type=PATH,
+    default=None,
+    help="Text BatchingParameters (max_batch_size, batch_timeout_micros, ...).",
+)
+@click.option(
+    "--enable_per_model_batching_parameters",
+    **BOOL_FLAG,
+    help="Use <version>/batching_params.pbtxt when a model has one.",
+)
+@click.option(
+    "--monitoring_config_file",
+    type=PATH,
+    default=None,
+    help="Text MonitoringConfig; prometheus_config { enable: true } exposes "
+    "/monitoring/prometheus/metrics on the REST port.",
+)
+@click.option(
+    "--enable_model_warmup",
+    type=click.BOOL,
+    is_flag=False,
+    flag_value=True,
+    default=True,
+    help="Replay assets.extra/tf_serving_warmup_requests at load.",
+)
+@click.option(
+    "--num_request_iterations_for_warmup",
+    type=int,
+    default=1,
+    help="Times each warm-up request is replayed.",
+)
+@click.option(
+    "--allow_version_labels_for_unavailable_models",
+    **BOOL_FLAG,
+    help="Allow labels that point at versions not loaded yet.",
+)
+@click.option(
+    "--enable_signature_method_name_check",
+    **BOOL_FLAG,
+    help="Require classify/regress method names on Classify/Regress signatures.",
+)
+@click.option(
+    "--rest_api_num_threads", type=int, default=0, help="REST worker threads (0: automatic)."
+)
+@click.option("--rest_api_enable_cors_support", **BOOL_FLAG, help="Add CORS headers.")
+@click.option("--grpc_max_threads", type=int, default=0, help="gRPC worker threads (0: automatic).")
+@click.option(
+    "--max_request_bytes",
+    type=int,
+    default=32 * 1024 * 1024,
+    help="Largest request body / message accepted (Beamline; larger: HTTP 413).",
+)
+@click.option(
+    "--schema_file",
+    "schema_files",
+    multiple=True,
+    metavar="[MODEL=]PATH",
+    help="Validate requests against this TFMD schema.pbtxt (Beamline; repeatable; "
+    "without MODEL= it applies to every model).",
+)
+@click.option(
+    "--root",
+    type=PATH,
+    default=None,
+    help="Run root whose serving/<model>/ "
+    "directories are served when no model flags are given [default: $BEAMLINE_ROOT "
+    "or ./beamline_runs].",
+)
+def serve(**flags) -> None:
+    """Serve pushed models with TensorFlow Serving's REST and gRPC APIs.
+
+    With no model flags, serves every model the Pusher delivered under
+    <root>/serving/<model>/<version>/ (latest version of each), picking up new pushes as they
+    land. Example: curl -d '{"instances": [...]}' localhost:8501/v1/models/penguin:predict
+    """
+    for key, value in TF_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    options = build_options(**flags)
+    from serving.server import run
+
+    run(options)
+
+
+def build_options(**flags):
+    """ServerOptions from the command's flags (no TensorFlow needed)."""
+    from beamline.errors import ConfigError
+    from serving.config import (
+        ModelSpec,
+        ServerOptions,
+        read_batching_parameters,
+        read_monitoring_config,
+    )
+
+    options = ServerOptions(
+        host=flags["host"],
+        grpc_port=flags["port"],
+        rest_port=flags["rest_api_port"],
+        file_system_poll_wait_seconds=flags["file_system_poll_wait_seconds"],
+        model_config_file_poll_wait_seconds=flags["model_config_file_poll_wait_seconds"],
+        enable_model_warmup=flags["enable_model_warmup"],
+        num_request_iterations_for_warmup=flags["num_request_iterations_for_warmup"],
+        allow_version_labels_for_unavailable_models=flags[
+            "allow_version_labels_for_unavailable_models"
+        ],
+        enable_signature_method_name_check=flags["enable_signature_method_name_check"],
+        rest_api_num_threads=flags["rest_api_num_threads"],
+        grpc_max_threads=flags["grpc_max_threads"],
+        max_request_bytes=flags["max_request_bytes"],
+        cors=flags["rest_api_enable_cors_support"],
+    )
+    if options.grpc_port and options.grpc_port == options.rest_port:
+        raise ConfigError(
+            f"--port and --rest_api_port are both {options.grpc_port}; gRPC and REST need "
+            "different ports (0 disables one of them)."
+        )
+    if not options.grpc_port and not options.rest_port:
+        raise ConfigError("Both --port and --rest_api_port are 0: nothing would be served.")
+    if options.max_request_bytes < 1024:
+        raise ConfigError("--max_request_bytes must be at least 1024.")
+    if flags["model_config_file"] is not None:
+        path = flags["model_config_file"].resolve()
+        if not path.is_file():
+            raise ConfigError(
+                f"--model_config_file {path} does not exist. Point it at a text "
+                "ModelServerConfig file."
+            )
+        options.model_config_file = path
+    elif flags["model_base_path"] is not None:
+        name = flags["model_name"]
+        if not name or "/" in name or ":" in name:
+            raise ConfigError(
+                f"--model_name {name!r} cannot be used: a model name must be non-empty and "
+                "contain no '/' or ':' (they would not fit in REST paths)."
+            )
+        options.models = [ModelSpec(name, flags["model_base_path"].resolve())]
+    else:
+        root = (flags["root"] or default_root()).resolve()
+        options.serving_root = RootLayout(root).serving_root
+    if flags["enable_batching"]:
+        options.batching = (
+            read_batching_parameters(flags["batching_parameters_file"])
+            if flags["batching_parameters_file"] is not None
+            else _default_batching()
+        )
+        options.per_model_batching = flags["enable_per_model_batching_parameters"]
+    if flags["monitoring_config_file"] is not None:
+        options.prometheus_path = read_monitoring_config(flags["monitoring_config_file"])
+    for item in flags["schema_files"]:
+        model, _, path = item.partition("=") if "=" in item else ("", "", item)
+        schema_path = Path(path).resolve()
+        if not schema_path.is_file():
+            raise ConfigError(
+                f"--schema_file {item}: {schema_path} does not exist. Give a TFMD schema.pbtxt, "
+                "optionally as MODEL=PATH to apply it to one model."
+            )
+        options.schema_files[model] = schema_path
+    return options
+
+
+def _default_batching():
+    from serving.config import BatchingOptions
+
+    return BatchingOptions()

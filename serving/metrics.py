@@ -1,0 +1,174 @@
+"""Prometheus text metrics with TF Serving's names, labels and buckets.
+
+Rendered like TF Serving's PrometheusExporter (util/prometheus_exporter.cc): `/` in metric names
+becomes `:`, histograms get cumulative `_bucket{le=...}` lines ending in `+Inf`, then `_sum` and
+`_count`. The metrics are the ones TF Serving records per request and per warm-up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+
+
+def _exponential(scale: float, growth: float, count: int) -> list[float]:
+    return [scale * growth**i for i in range(count)]
+
+
+# Buckets::Exponential(10, 1.8, 33): microseconds up to ~20 minutes.
+LATENCY_BUCKETS = _exponential(10, 1.8, 33)
+# Buckets::Exponential(1, 2, 15): examples per request.
+EXAMPLE_BUCKETS = _exponential(1, 2, 15)
+
+
+def _number(value: float) -> str:
+    # absl::StrCat(double): %g with 6 significant digits.
+    return f"{value:g}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class _Metric:
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.prom_name = "".join(c if c.isalnum() or c == "_" else ":" for c in name)
+        self.help = help_text
+        self.labels = labels
+        self.lock = threading.Lock()
+
+    def _label_text(self, values: tuple[str, ...]) -> str:
+        return ",".join(f'{k}="{_escape(v)}"' for k, v in zip(self.labels, values, strict=True))
+
+
+class Counter(_Metric):
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...]) -> None:
+        super().__init__(name, help_text, labels)
+        self.cells: dict[tuple[str, ...], int] = {}
+
+    def inc(self, *values: str, by: int = 1) -> None:
+        with self.lock:
+            self.cells[values] = self.cells.get(values, 0) + by
+
+    def render(self) -> list[str]:
+        with self.lock:
+            cells = sorted(self.cells.items())
+        lines = [f"# TYPE {self.prom_name} counter"]
+        lines += [f"{self.prom_name}{{{self._label_text(k)}}} {v}" for k, v in cells]
+        return lines
+
+
+class Histogram(_Metric):
+    def __init__(
+        self, name: str, help_text: str, labels: tuple[str, ...], buckets: list[float]
+    ) -> None:
+        super().__init__(name, help_text, labels)
+        self.buckets = buckets
+        self.cells: dict[tuple[str, ...], list] = {}
+
+    def observe(self, value: float, *values: str) -> None:
+        index = bisect.bisect_right(self.buckets, value)
+        with self.lock:
+            cell = self.cells.get(values)
+            if cell is None:
+                cell = self.cells[values] = [[0] * (len(self.buckets) + 1), 0.0]
+            cell[0][index] += 1
+            cell[1] += value
+
+    def render(self) -> list[str]:
+        with self.lock:
+            cells = sorted((k, (list(v[0]), v[1])) for k, v in self.cells.items())
+        lines = [f"# TYPE {self.prom_name} histogram"]
+        for key, (counts, total) in cells:
+            labels = self._label_text(key)
+            prefix = f"{self.prom_name}_bucket{{{labels}{',' if labels else ''}"
+            cumulative = 0
+            for i, count in enumerate(counts):
+                cumulative += count
+                limit = _number(self.buckets[i]) if i < len(self.buckets) else "+Inf"
+                lines.append(f'{prefix}le="{limit}"}} {cumulative}')
+            lines.append(f"{self.prom_name}_sum{{{labels}}} {_number(total)}")
+            lines.append(f"{self.prom_name}_count{{{labels}}} {cumulative}")
+        return lines
+
+
+class Metrics:
+    """The server's metrics registry."""
+
+    def __init__(self) -> None:
+        self.request_count = Counter(
+            "/tensorflow/serving/request_count",
+            "The total number of requests.",
+            ("model_name", "status"),
+        )
+        self.request_latency = Histogram(
+            "/tensorflow/serving/request_latency",
+            "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
+            ("model_name", "API", "entrypoint"),
+            LATENCY_BUCKETS,
+        )
+        self.runtime_latency = Histogram(
+            "/tensorflow/serving/runtime_latency",
+            "Distribution of wall time (in microseconds) for Tensorflow runtime.",
+            ("model_name", "API", "runtime"),
+            LATENCY_BUCKETS,
+        )
+        self.example_counts = Histogram(
+            "/tensorflow/serving/request_example_counts",
+            "The number of tensorflow.Examples per request.",
+            ("model",),
+            EXAMPLE_BUCKETS,
+        )
+        self.example_count_total = Counter(
+            "/tensorflow/serving/request_example_count_total",
+            "The total number of tensorflow.Examples.",
+            ("model",),
+        )
+        self.warmup_latency = Histogram(
+            "/tensorflow/serving/model_warmup_latency",
+            "Distribution of wall time (in microseconds) for warming up the model.",
+            ("model_path", "status"),
+            LATENCY_BUCKETS,
+        )
+        self.warmup_records = Counter(
+            "/tensorflow/serving/model_warmup_records_read",
+            "Total number of warmup records read during model warmup.",
+            ("model_path", "status"),
+        )
+        self.batch_size = Histogram(
+            "/tensorflow/serving/batching_session/batch_size",
+            "Tracks the batch size distribution on processing (Beamline).",
+            ("model_name",),
+            EXAMPLE_BUCKETS,
+        )
+        self._all = [
+            self.request_count,
+            self.request_latency,
+            self.runtime_latency,
+            self.example_counts,
+            self.example_count_total,
+            self.warmup_latency,
+            self.warmup_records,
+            self.batch_size,
+        ]
+
+    def record_request(
+        self, model: str, api: str, entrypoint: str, status: str, micros: float
+    ) -> None:
+        """What TF Serving records per request: latency only for OK, a count for every status."""
+        if status == "OK":
+            self.request_latency.observe(micros, model, api, entrypoint)
+        self.request_count.inc(model, status)
+
+    def record_examples(self, model: str, count: int) -> None:
+        self.example_counts.observe(count, model)
+        self.example_count_total.inc(model, by=count)
+
+    def render(self) -> str:
+        """The Prometheus page (metrics with no points are left out, as TF Serving does)."""
+        lines: list[str] = []
+        for metric in sorted(self._all, key=lambda m: m.name):
+            if metric.cells:
+                lines.extend(metric.render())
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,330 @@
+"""TF Serving's REST API over the data plane, on Tornado's HTTP/1.1 connection layer.
+
+Routes, their regular expressions and the order of checks follow TF Serving's
+http_rest_api_handler.cc and http_rest_api_util.cc. Tornado's low-level connection delegate is
+used rather than tornado.web: it costs less per request, and it lets the body limit be answered
+with 413 after the body has been drained (a client that is still sending then reads the answer
+instead of a reset connection).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+
+from serving import json_codec
+from serving.dataplane import DataPlane
+from serving.errors import HTTP_PAYLOAD_TOO_LARGE, Code, ServingError, from_exception, http_status
+
+log = logging.getLogger("beamline.serving")
+
+PREDICT_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+STATUS_PATH = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+REST_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+ORIGIN = re.compile(r"https?://")
+MAX_INT64 = 2**63 - 1
+JSON = "application/json"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
+
+
+class Response:
+    __slots__ = ("status", "body", "content_type", "model", "api", "code")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = JSON,
+        model: str = "",
+        api: str = "",
+        code: Code = Code.OK,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.model = model
+        self.api = api
+        self.code = code
+
+
+def error_response(error: ServingError, model: str = "", api: str = "") -> Response:
+    return Response(
+        http_status(error.code), json_codec.error_body(error.message), JSON, model, api, error.code
+    )
+
+
+class RestApi:
+    """Request -> Response, independent of the HTTP server (and callable from any thread)."""
+
+    def __init__(self, dataplane: DataPlane, prometheus_path: str | None = None) -> None:
+        self.dataplane = dataplane
+        self.prometheus_path = prometheus_path
+
+    def handle(self, method: str, target: str, body: bytes, origin: str = "") -> Response:
+        path = target.split("?", 1)[0]
+        if self.prometheus_path is not None and path == self.prometheus_path:
+            if method != "GET":
+                return error_response(
+                    ServingError(Code.INVALID_ARGUMENT, f"Unexpected method: {method}")
+                )
+            return Response(200, self.dataplane.metrics.render().encode(), "text/plain")
+        if not REST_PATH.fullmatch(path):
+            return error_response(
+                ServingError(Code.NOT_FOUND, f"Malformed request: {method} {path}")
+            )
+        start = time.perf_counter()
+        model, api = "", ""
+        try:
+            if method == "OPTIONS":
+                if not ORIGIN.search(origin):
+                    raise ServingError(
+                        Code.FAILED_PRECONDITION, "Origin header is missing in CORS preflight"
+                    )
+                response = Response(200, b"")
+            else:
+                response = self._route(method, path, body)
+                model, api = response.model, response.api
+        except Exception as exc:  # a bad request must be an answer, never a dead thread
+            error = from_exception(exc)
+            if error.code == Code.INTERNAL:
+                log.exception("Internal error on %s %s", method, path)
+            response = error_response(error, getattr(exc, "model", model), api)
+            model = response.model
+        status = response.code.name
+        self.dataplane.metrics.record_request(
+            model, api, "REST", status, (time.perf_counter() - start) * 1e6
+        )
+        return response
+
+    def _route(self, method: str, path: str, body: bytes) -> Response:
+        malformed = ServingError(Code.INVALID_ARGUMENT, f"Malformed request: {method} {path}")
+        if method == "POST":
+            match = PREDICT_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version, label = _model_info(match)
+            verb = match.group(4)
+            try:
+                if verb == "predict":
+                    body_out = self._predict(name, version, label, body)
+                elif verb == "classify":
+                    body_out = self._classify(name, version, label, body)
+                elif verb == "regress":
+                    body_out = self._regress(name, version, label, body)
+                else:  # TF Serving matches case-insensitively but dispatches case-sensitively
+                    raise malformed
+            except ServingError as exc:
+                exc.model = name
+                raise
+            return Response(200, body_out, JSON, name, verb)
+        if method == "GET":
+            match = STATUS_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version, label = _model_info(match)
+            try:
+                if match.group(4) == "metadata":
+                    return Response(200, self._metadata(name, version, label), JSON, name)
+                return Response(200, self._status(name, version, label), JSON, name)
+            except ServingError as exc:
+                exc.model = name
+                raise
+        raise malformed
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def _predict(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+        doc = json_codec.parse_json(body)
+        signature_name = json_codec.signature_name(doc)
+        servable = self.dataplane.servable(name, version, label)
+        key = signature_name or "serving_default"
+        signature = servable.signature(key)
+        if signature is None:
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f'Serving signature name: "{key}" not found in signature def',
+            )
+        inputs, fmt = json_codec.predict_inputs(doc, signature.inputs)
+        _, outputs = self.dataplane.predict(servable, signature_name, inputs)
+        return json_codec.predict_response(outputs, fmt)
+
+    def _classify(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+        doc = json_codec.parse_json(body)
+        signature_name = json_codec.signature_name(doc)
+        request_input = json_codec.classify_regress_input(doc)
+        servable = self.dataplane.servable(name, version, label)
+        _, result = self.dataplane.classify(servable, signature_name, request_input)
+        return json_codec.classify_response(result.classes, result.scores)
+
+    def _regress(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+        doc = json_codec.parse_json(body)
+        signature_name = json_codec.signature_name(doc)
+        request_input = json_codec.classify_regress_input(doc)
+        servable = self.dataplane.servable(name, version, label)
+        _, values = self.dataplane.regress(servable, signature_name, request_input)
+        return json_codec.regress_response(values)
+
+    def _status(self, name: str, version: int | None, label: str | None) -> bytes:
+        statuses = self.dataplane.model_status(name, version, label)
+        doc = {
+            "model_version_status": [
+                {
+                    "version": str(s.version),
+                    "state": s.state,
+                    "status": {"error_code": s.error_code.name, "error_message": s.error_message},
+                }
+                for s in statuses
+            ]
+        }
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+    def _metadata(self, name: str, version: int | None, label: str | None) -> bytes:
+        if not name:
+            raise ServingError(Code.INVALID_ARGUMENT, "Missing model name in request.")
+        servable = self.dataplane.servable(name, version, label)
+        cached = getattr(servable, "_metadata_json", None)
+        if cached is None:
+            from google.protobuf import json_format
+
+            signature_defs = json_format.MessageToDict(
+                self.dataplane.signature_def_map(servable),
+                preserving_proto_field_name=True,
+                including_default_value_fields=True,
+            )
+            doc = {
+                "model_spec": {
+                    "name": name,
+                    "signature_name": "",
+                    "version": str(servable.version),
+                },
+                "metadata": {"signature_def": signature_defs},
+            }
+            cached = servable._metadata_json = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        return cached
+
+
+def _model_info(match: re.Match) -> tuple[str, int | None, str | None]:
+    name = urllib.parse.unquote(match.group(1) or "")
+    version_text, label = match.group(2), match.group(3)
+    version = None
+    if version_text:
+        version = int(version_text)
+        if version > MAX_INT64:
+            raise ServingError(
+                Code.INVALID_ARGUMENT, f"Failed to convert version: {version_text} to numeric."
+            )
+    if label:
+        label = urllib.parse.unquote(label)
+    return name, version, label or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Tornado adapter
+# ---------------------------------------------------------------------------------------------
+
+
+def create_http_server(
+    api: RestApi,
+    *,
+    max_request_bytes: int,
+    num_threads: int,
+    cors: bool = False,
+):
+    """A tornado HTTPServer (not yet listening) serving `api`."""
+    from tornado import httputil
+    from tornado.httpserver import HTTPServer
+    from tornado.ioloop import IOLoop
+
+    executor = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="rest")
+    extra_headers = CORS_HEADERS if cors else {}
+
+    class Message(httputil.HTTPMessageDelegate):
+        def __init__(self, connection) -> None:
+            self.connection = connection
+            self.chunks: list[bytes] = []
+            self.size = 0
+            self.too_large = False
+            self.method = ""
+            self.target = ""
+            self.origin = ""
+
+        def headers_received(self, start_line, headers) -> None:
+            self.method, self.target = start_line.method, start_line.path
+            self.origin = headers.get("Origin", "")
+            length = headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_request_bytes:
+                self.too_large = True
+
+        def data_received(self, chunk: bytes) -> None:
+            if self.too_large:
+                return  # drained and dropped
+            self.size += len(chunk)
+            if self.size > max_request_bytes:
+                self.too_large, self.chunks = True, []
+            else:
+                self.chunks.append(chunk)
+
+        def finish(self) -> None:
+            if self.too_large:
+                message = (
+                    f"Request body is larger than the server's limit of {max_request_bytes} "
+                    "bytes (beamline serve --max_request_bytes)."
+                )
+                self._reply(Response(HTTP_PAYLOAD_TOO_LARGE, json_codec.error_body(message), JSON))
+                return
+            body = b"".join(self.chunks)
+            self.chunks = []
+            future = executor.submit(api.handle, self.method, self.target, body, self.origin)
+            IOLoop.current().add_future(future, self._done)
+
+        def _done(self, future) -> None:
+            try:
+                response = future.result()
+            except Exception as exc:  # handle() answers everything; this is a last resort
+                response = error_response(from_exception(exc))
+            self._reply(response)
+
+        def _reply(self, response: Response) -> None:
+            headers = httputil.HTTPHeaders(
+                {"Content-Type": response.content_type, "Content-Length": str(len(response.body))}
+            )
+            for key, value in extra_headers.items():
+                headers[key] = value
+            start = httputil.ResponseStartLine(
+                "HTTP/1.1", response.status, httputil.responses.get(response.status, "Unknown")
+            )
+            try:
+                self.connection.write_headers(start, headers, response.body)
+                self.connection.finish()
+            except Exception:  # the client went away; nothing to answer
+                pass
+
+        def on_connection_close(self) -> None:
+            self.chunks = []
+
+    class Delegate(httputil.HTTPServerConnectionDelegate):
+        def start_request(self, server_conn, request_conn):
+            return Message(request_conn)
+
+    server = HTTPServer(
+        Delegate(),
+        max_body_size=max_request_bytes + 2**30,  # beyond this Tornado itself refuses (400)
+        idle_connection_timeout=3600,
+    )
+    server.executor = executor
+    return server

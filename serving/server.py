@@ -1,0 +1,225 @@
+"""Wires the server together: model manager, data plane, gRPC and REST adapters, pollers.
+
+Start-up follows TF Serving: the initial versions are loaded (or have failed) before the ports
+open, so a client that can connect finds the models AVAILABLE. SIGTERM / SIGINT stop accepting,
+let in-flight requests finish (gRPC grace period) and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+
+from beamline.errors import ConfigError
+from serving.config import (
+    ModelSpec,
+    ServerOptions,
+    discover_models,
+    model_specs_from_proto,
+    read_model_config_file,
+)
+from serving.dataplane import DataPlane
+from serving.metrics import Metrics
+from serving.model_manager import ModelManager, Periodic
+from serving.schema_contract import SchemaContract
+
+log = logging.getLogger("beamline.serving")
+
+DEFAULT_THREADS = 64  # requests waiting for a batch each hold a thread
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s serving] %(message)s"))
+    root = logging.getLogger("beamline.serving")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+class ModelServer:
+    """The whole server; `start()` loads models and opens the ports, `stop()` closes them."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.metrics = Metrics()
+        schemas = {
+            model: SchemaContract.from_file(path) for model, path in options.schema_files.items()
+        }
+        self._config_text: str | None = None
+        self.manager = ModelManager(
+            loader=lambda name, version, path: self.dataplane.load(name, version, path),
+            specs=self._initial_specs(),
+            allow_unavailable_labels=options.allow_version_labels_for_unavailable_models,
+            unloader=lambda servable: servable.close(),
+        )
+        self.dataplane = DataPlane(
+            self.manager,
+            self.metrics,
+            batching=options.batching,
+            per_model_batching=options.per_model_batching,
+            schemas=schemas,
+            warmup_iterations=options.num_request_iterations_for_warmup,
+            enable_warmup=options.enable_model_warmup,
+            method_name_check=options.enable_signature_method_name_check,
+        )
+        self._pollers: list[Periodic] = []
+        self._grpc = None
+        self._http = None
+        self._reload_lock = threading.Lock()
+
+    def _initial_specs(self):
+        options = self.options
+        if options.model_config_file is not None:
+            self._config_text = options.model_config_file.read_text(encoding="utf-8")
+            specs = read_model_config_file(options.model_config_file)
+            return lambda: specs
+        if options.models:
+            specs = list(options.models)
+            return lambda: specs
+        root = options.serving_root
+        return lambda: discover_models(root)
+
+    # -- config reloads -------------------------------------------------------------------
+
+    def reload_config(self, config) -> None:
+        """HandleReloadConfigRequest: serve exactly the models of a ModelServerConfig proto."""
+        specs = model_specs_from_proto(config, "ReloadConfigRequest")
+        self._apply(specs)
+
+    def _apply(self, specs: list[ModelSpec]) -> None:
+        with self._reload_lock:
+            self.manager.set_specs(lambda: specs)
+            self.manager.poll()
+            self.manager.check_labels()
+
+    def _poll_config_file(self) -> None:
+        path = self.options.model_config_file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            log.error("Cannot re-read model config file %s: %s", path, exc)
+            return
+        if text == self._config_text:
+            return
+        self._config_text = text
+        try:
+            self._apply(read_model_config_file(path))
+            log.info("Applied the changed model config file %s", path)
+        except Exception as exc:
+            log.error("The changed model config file %s was not applied: %s", path, exc)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        options = self.options
+        self.manager.poll()
+        try:
+            self.manager.check_labels()
+        except Exception as exc:
+            raise ConfigError(f"{exc}. Fix version_labels in the model config file.") from exc
+        if not self.manager.model_names():
+            where = options.serving_root or options.model_config_file
+            log.warning(
+                "No models found under %s yet; serving them as soon as they are pushed.", where
+            )
+        self._pollers.append(
+            Periodic(options.file_system_poll_wait_seconds, self.manager.poll, "model-poller")
+        )
+        if options.model_config_file is not None:
+            self._pollers.append(
+                Periodic(
+                    options.model_config_file_poll_wait_seconds,
+                    self._poll_config_file,
+                    "config-poller",
+                )
+            )
+        threads = DEFAULT_THREADS
+        if options.grpc_port:
+            from serving.grpc_service import create_grpc_server
+
+            self._grpc = create_grpc_server(
+                self.dataplane,
+                self.reload_config,
+                max_workers=options.grpc_max_threads or threads,
+                max_message_bytes=options.max_request_bytes,
+            )
+            address = f"{options.host}:{options.grpc_port}"
+            try:
+                bound = self._grpc.add_insecure_port(address)
+            except RuntimeError:
+                bound = 0
+            if not bound:
+                raise ConfigError(
+                    f"Cannot listen for gRPC on {address}: the port is in use or not allowed. "
+                    "Choose another with --port (0 disables gRPC)."
+                )
+            self._grpc.start()
+            log.info("Running gRPC ModelServer at %s ...", address)
+        for poller in self._pollers:
+            poller.start()
+
+    def start_rest(self) -> None:
+        """Opens the REST port on the current asyncio loop."""
+        options = self.options
+        if not options.rest_port:
+            return
+        from serving.rest import RestApi, create_http_server
+
+        api = RestApi(self.dataplane, options.prometheus_path)
+        self._http = create_http_server(
+            api,
+            max_request_bytes=options.max_request_bytes,
+            num_threads=options.rest_api_num_threads or DEFAULT_THREADS,
+            cors=options.cors,
+        )
+        try:
+            self._http.listen(options.rest_port, address=options.host)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot listen for REST on {options.host}:{options.rest_port}: {exc.strerror}. "
+                "Choose another port with --rest_api_port (0 disables REST)."
+            ) from exc
+        log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+        if self._grpc is not None:
+            self._grpc.stop(grace=5).wait(10)
+        for poller in self._pollers:
+            poller.stop()
+        self.dataplane.close()
+        if self._http is not None:
+            self._http.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def run(options: ServerOptions) -> None:
+    """Runs the server until SIGTERM / SIGINT."""
+    _configure_logging()
+    server = ModelServer(options)
+    server.start()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        server.start_rest()
+        print(
+            f"beamline serve: ready (pid {os.getpid()}); gRPC port {options.grpc_port or 'off'}, "
+            f"REST port {options.rest_port or 'off'} on {options.host}",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+
+    try:
+        asyncio.run(main())
+    finally:
+        log.info("Shutting down")
+        server.stop()

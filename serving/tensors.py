@@ -1,0 +1,115 @@
+"""Tensor types: TensorFlow DataType enums, numpy dtypes, and TensorProto <-> ndarray.
+
+Strings are numpy object arrays of `bytes`. Responses fill the typed value fields
+(`float_val`, `string_val`, ...), as TF Serving does by default (AsProtoField), so clients that
+read `outputs["scores"].float_val` keep working.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# tensorflow.DataType numbers (types.proto).
+DT_FLOAT, DT_DOUBLE, DT_INT32, DT_UINT8, DT_INT16, DT_INT8, DT_STRING = 1, 2, 3, 4, 5, 6, 7
+DT_INT64, DT_BOOL, DT_UINT16, DT_HALF, DT_UINT32, DT_UINT64 = 9, 10, 17, 19, 22, 23
+
+NUMPY_DTYPES: dict[int, np.dtype] = {
+    DT_FLOAT: np.dtype(np.float32),
+    DT_DOUBLE: np.dtype(np.float64),
+    DT_INT32: np.dtype(np.int32),
+    DT_UINT8: np.dtype(np.uint8),
+    DT_INT16: np.dtype(np.int16),
+    DT_INT8: np.dtype(np.int8),
+    DT_STRING: np.dtype(object),
+    DT_INT64: np.dtype(np.int64),
+    DT_BOOL: np.dtype(np.bool_),
+    DT_UINT16: np.dtype(np.uint16),
+    DT_HALF: np.dtype(np.float16),
+    DT_UINT32: np.dtype(np.uint32),
+    DT_UINT64: np.dtype(np.uint64),
+}
+
+# DataTypeString(): how TensorFlow names types in messages.
+TYPE_NAMES = {
+    DT_FLOAT: "float",
+    DT_DOUBLE: "double",
+    DT_INT32: "int32",
+    DT_UINT8: "uint8",
+    DT_INT16: "int16",
+    DT_INT8: "int8",
+    DT_STRING: "string",
+    DT_INT64: "int64",
+    DT_BOOL: "bool",
+    DT_UINT16: "uint16",
+    DT_HALF: "half",
+    DT_UINT32: "uint32",
+    DT_UINT64: "uint64",
+    14: "bfloat16",
+    8: "complex64",
+    18: "complex128",
+    20: "resource",
+    21: "variant",
+}
+
+_VALUE_FIELD = {
+    DT_FLOAT: "float_val",
+    DT_DOUBLE: "double_val",
+    DT_INT32: "int_val",
+    DT_UINT8: "int_val",
+    DT_INT16: "int_val",
+    DT_INT8: "int_val",
+    DT_UINT16: "int_val",
+    DT_STRING: "string_val",
+    DT_INT64: "int64_val",
+    DT_BOOL: "bool_val",
+    DT_UINT32: "uint32_val",
+    DT_UINT64: "uint64_val",
+}
+
+
+def type_name(dtype: int) -> str:
+    return TYPE_NAMES.get(dtype, f"type_{dtype}")
+
+
+def dtype_enum_name(dtype: int) -> str:
+    """`DT_FLOAT` style name."""
+    return "DT_" + type_name(dtype).upper()
+
+
+def dtype_of_array(array: np.ndarray) -> int:
+    """The DataType of a numpy array (object arrays are strings)."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        return DT_STRING
+    for enum, np_dtype in NUMPY_DTYPES.items():
+        if np_dtype == array.dtype:
+            return enum
+    raise TypeError(f"unsupported output dtype {array.dtype}")
+
+
+def make_tensor_proto(array: np.ndarray):
+    """A TensorProto with typed value fields (TF Serving's default response encoding)."""
+    from tensorflow.core.framework import tensor_pb2
+
+    proto = tensor_pb2.TensorProto()
+    dtype = dtype_of_array(array)
+    proto.dtype = dtype
+    for size in array.shape:
+        proto.tensor_shape.dim.add().size = size
+    flat = array.ravel()
+    if dtype == DT_STRING:
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in flat)
+    elif dtype == DT_HALF:
+        proto.half_val.extend(flat.view(np.uint16).tolist())
+    else:
+        getattr(proto, _VALUE_FIELD[dtype]).extend(flat.tolist())
+    return proto
+
+
+def make_ndarray(proto) -> np.ndarray:
+    """A numpy array from any valid TensorProto encoding (tensor_content or value fields)."""
+    from tensorflow.python.framework import tensor_util
+
+    array = tensor_util.MakeNdarray(proto)
+    if array.dtype.kind == "S":
+        array = array.astype(object)
+    return array
