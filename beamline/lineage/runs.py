@@ -59,8 +59,11 @@ def blessing_of(graph: Graph, executions: list[Execution]) -> bool | None:
 
 
 def pushed_of(graph: Graph, executions: list[Execution]) -> tuple[str | None, str | None]:
-    """(pushed_version, pushed_destination) of a PushedModel that was pushed by this run."""
+    """(pushed_version, pushed_destination) of a PushedModel this run pushed (a cached Pusher
+    pushed nothing new)."""
     for ex in executions:
+        if ex.state != COMPLETE:
+            continue
         for aid in ex.output_ids():
             art = graph.artifacts.get(aid)
             if art is not None and art.type == "PushedModel" and art.prop("pushed") == 1:
