@@ -95,16 +95,31 @@ def pipeline_settings(
     schema_path: str,
 ) -> PipelineSettings:
     root = options.pipeline_root.rstrip("/")
+    data_root, data_pattern = _data_location(options.data_root or default_data_root())
     return PipelineSettings(
         pipeline_name=name,
         pipeline_root=f"{root}/{name}",
-        data_root=options.data_root or default_data_root(),
+        data_root=data_root,
+        data_pattern=data_pattern,
         serving_dir=options.serving_dir or f"{root}/serving/{name}",
         schema_path=schema_path,
         enable_tuning=options.enable_tuning,
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=None,
     )
+
+
+def _data_location(data: str) -> tuple[str, str]:
+    """(directory, glob) for ExampleGen from a CSV file or a directory of CSVs, local or remote."""
+    if not _URI.match(data):
+        from beamline.runner.preflight import resolve_data
+
+        local = resolve_data(Path(data))
+        return str(local.root), local.pattern
+    if data.endswith(".csv"):
+        directory, _, name = data.rpartition("/")
+        return directory, name
+    return data.rstrip("/"), "*.csv"
 
 
 def compile_pipeline(name: str, options: CompileOptions) -> Compiled:
