@@ -1,0 +1,33 @@
+"""The Dockerfile cannot be built here (no Docker engine): check that it agrees with the lock and
+with what compiled pipelines expect inside the image."""
+
+from __future__ import annotations
+
+import re
+
+from beamline.deploy.compile import IMAGE_PROJECT_ROOT
+from beamline.registry import PROJECT_ROOT
+
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
+LOCK = (PROJECT_ROOT / "requirements.lock").read_text()
+
+
+def _locked(package: str) -> str:
+    return re.search(rf"^{package}==(\S+)$", LOCK, re.MULTILINE).group(1)
+
+
+def test_base_images_match_the_lock():
+    assert f"ARG TFX_VERSION={_locked('tfx')}" in DOCKERFILE
+    assert f"ARG BEAM_VERSION={_locked('apache-beam')}" in DOCKERFILE
+    assert "FROM tensorflow/tfx:${TFX_VERSION}" in DOCKERFILE
+    assert "apache/beam_python3.10_sdk:${BEAM_VERSION}" in DOCKERFILE
+
+
+def test_project_lands_where_compiled_pipelines_look_for_it():
+    assert f"WORKDIR {IMAGE_PROJECT_ROOT}\n" in DOCKERFILE
+    assert f"PYTHONPATH={IMAGE_PROJECT_ROOT}" in DOCKERFILE
+    for directory in ("beamline", "pipelines", "components", "schemas"):
+        assert f"COPY {directory} ./{directory}\n" in DOCKERFILE
+    assert "TF_USE_LEGACY_KERAS=1" in DOCKERFILE
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and "beamline" not in ignored
