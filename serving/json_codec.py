@@ -92,7 +92,12 @@ def _parse_lenient(body: bytes):
     if not stripped:
         raise invalid_argument(f"JSON Parse error: The document is empty. at offset: {offset}")
     try:
-        doc, _ = json.JSONDecoder().raw_decode(stripped)
+        doc, _ = json.JSONDecoder(parse_float=_finite_float).raw_decode(stripped)
+    except _NumberTooBig as exc:
+        raise invalid_argument(
+            "JSON Parse error: Number too big to be stored in double. at offset: "
+            f"{max(text.find(exc.literal), 0)}"
+        ) from None
     except json.JSONDecodeError as exc:
         message = _PY_TO_RAPIDJSON.get(exc.msg, exc.msg)
         raise invalid_argument(
@@ -103,6 +108,19 @@ def _parse_lenient(body: bytes):
             "JSON Parse error: Document is nested too deeply. at offset: 0"
         ) from None
     return doc
+
+
+class _NumberTooBig(Exception):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # rapidjson refuses a number literal beyond double range
+        raise _NumberTooBig(literal)
+    return value
 
 
 def signature_name(doc: dict) -> str:

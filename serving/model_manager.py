@@ -126,6 +126,9 @@ class ModelManager:
         """Replaces the source of model specs (config reload); takes effect at the next poll."""
         self._specs = specs
 
+    def specs_source(self) -> Callable[[], list[ModelSpec]]:
+        return self._specs
+
     def model_names(self) -> list[str]:
         with self._lock:
             return sorted(self._models)

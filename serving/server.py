@@ -93,9 +93,16 @@ class ModelServer:
 
     def _apply(self, specs: list[ModelSpec]) -> None:
         with self._reload_lock:
+            previous = self.manager.specs_source()
             self.manager.set_specs(lambda: specs)
             self.manager.poll()
-            self.manager.check_labels()
+            try:
+                self.manager.check_labels()
+            except Exception:
+                # Like TF Serving, a config whose labels cannot be honoured is refused whole.
+                self.manager.set_specs(previous)
+                self.manager.poll()
+                raise
 
     def _poll_config_file(self) -> None:
         path = self.options.model_config_file

@@ -52,6 +52,7 @@ class ServerProcess:
     grpc_port: int
     log_path: Path
     args: list[str] = field(default_factory=list)
+    ready_model: str | None = None
 
     @property
     def rest_url(self) -> str:
@@ -66,6 +67,21 @@ class ServerProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Waits until the server answers (see start_server); raises RuntimeError if it dies."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"beamline serve exited with code {self.process.returncode}:\n{self.log()}"
+                )
+            if _answers(self, self.ready_model):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"beamline serve was not ready in {timeout}s:\n{self.log()}")
+            time.sleep(0.2)
 
     def stop(self, timeout: float = 20.0) -> int:
         """Stops the server (SIGTERM, then SIGKILL if it hangs); returns its exit code."""
@@ -86,13 +102,15 @@ def start_server(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     ready_model: str | None = None,
-    timeout: float = 180.0,
+    timeout: float = 300.0,
     log_dir: str | os.PathLike | None = None,
+    wait: bool = True,
 ) -> ServerProcess:
-    """Starts `beamline serve` on free loopback ports and waits until its REST port answers.
-
-    With `ready_model` (defaults to `model_name`), also waits until that model has an AVAILABLE
-    version. Raises RuntimeError with the server's log if it exits or does not get ready in time.
+    """Starts `beamline serve` on free loopback ports and (unless `wait=False`) waits until it
+    answers: until `ready_model` (default `model_name`) has an AVAILABLE version, or, without a
+    model to wait for, until the REST port answers. Raises RuntimeError with the server's log if
+    it exits or is not ready in time. With `wait=False`, call `server.wait_ready()` later (lets
+    several servers pay their TensorFlow import at the same time).
     """
     rest_port, grpc_port = free_port(), free_port()
     while grpc_port == rest_port:
@@ -121,19 +139,10 @@ def start_server(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=str(PROJECT_ROOT)
         )
     server = ServerProcess(process, rest_port, grpc_port, log_path, cmd)
-    ready_model = ready_model if ready_model is not None else model_name
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"beamline serve exited with code {process.returncode}:\n{server.log()}"
-            )
-        if _answers(server, ready_model):
-            return server
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"beamline serve did not get ready in {timeout}s:\n{server.log()}")
-        time.sleep(0.2)
+    server.ready_model = ready_model if ready_model is not None else model_name
+    if wait:
+        server.wait_ready(timeout)
+    return server
 
 
 def _answers(server: ServerProcess, model: str | None) -> bool:
