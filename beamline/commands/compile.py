@@ -84,8 +84,7 @@ def compile_command(
         display_name=display_name,
     )
     compiler.check_options(options)  # fail on flags before paying for the TFX import
-    if out.suffix != ".json":
-        compiler.write_job({}, out)  # raises the ConfigError about the suffix
+    compiler.check_out(out)
     compiled = compiler.compile_pipeline(pipeline, options)
     compiler.write_job(compiled.job, out)
     for warning in compiled.warnings:

@@ -202,9 +202,13 @@ def compile_tfx_pipeline(pipeline: Any, options: CompileOptions) -> Compiled:
     return Compiled(job=job, tasks=tasks, beam_args=[])
 
 
-def write_job(job: dict[str, Any], out: Path) -> None:
+def check_out(out: Path) -> None:
     if out.suffix != ".json":
         raise ConfigError(f"--out {out} must end in .json (a KFP v2 PipelineJob).")
+
+
+def write_job(job: dict[str, Any], out: Path) -> None:
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n", encoding="utf-8")
