@@ -36,7 +36,7 @@ class ClassifierSpec:
     max_accuracy_regression: float = 0.02
     train_steps: int = 200
     eval_steps: int = 10
-    tuner_train_steps: int = 60
+    tuner_train_steps: int = 30
     tuner_eval_steps: int = 5
     null_values: tuple[str, ...] = field(default=("NA", "N/A", "NaN", "nan", "null", "NULL"))
 

@@ -7,11 +7,19 @@ import threading
 import time
 from typing import TextIO
 
-from beamline.runner.scheduler import CACHED, COMPLETE, FAILED, RUNNING, SKIPPED, NodeEvent
+from beamline.runner.scheduler import (
+    CACHED,
+    COMPLETE,
+    FAILED,
+    RESOLVED,
+    RUNNING,
+    SKIPPED,
+    NodeEvent,
+)
 
-_MARK = {RUNNING: "▸", COMPLETE: "✓", CACHED: "≡", FAILED: "✗", SKIPPED: "·"}
-_WORD = {RUNNING: "running", COMPLETE: "executed", CACHED: "cached", FAILED: "FAILED",
-         SKIPPED: "skipped"}
+_MARK = {RUNNING: "▸", COMPLETE: "✓", CACHED: "≡", RESOLVED: "→", FAILED: "✗", SKIPPED: "·"}
+_WORD = {RUNNING: "running", COMPLETE: "executed", CACHED: "cached", RESOLVED: "resolved",
+         FAILED: "FAILED", SKIPPED: "skipped"}
 
 
 class Progress:
@@ -46,7 +54,7 @@ class Progress:
             else:
                 self._running.pop(event.node_id, None)
             line = f"  {_MARK[event.state]} {event.node_id:<{self.width}} {_WORD[event.state]}"
-            if event.state in (COMPLETE, CACHED, FAILED):
+            if event.state in (COMPLETE, CACHED, RESOLVED, FAILED):
                 line += f"  {event.seconds:6.1f}s"
             self._out.write(line + "\n")
             self._out.flush()

@@ -1,8 +1,8 @@
 """A DAG scheduler: runs each node as soon as its upstream nodes are done, up to N at once.
 
 Pure orchestration logic, no TFX: `launch(node_id)` does the work and returns how the node
-ended ("complete" or "cached"); an exception fails the node. After a failure nothing new starts
-(running nodes finish), and every node that did not start is reported as "skipped".
+ended ("complete", "cached" or "resolved"); an exception fails the node. After a failure
+nothing new starts (running nodes finish), and every node that did not start is "skipped".
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 RUNNING = "running"
 COMPLETE = "complete"
 CACHED = "cached"
+# System nodes (Resolvers) pick artifacts; they neither execute an executor nor hit the cache.
+RESOLVED = "resolved"
 FAILED = "failed"
 SKIPPED = "skipped"
 

@@ -26,11 +26,17 @@ def format_summary(outcome: RunOutcome, serving_dir: str | None = None) -> str:
         lines.append("  model: not evaluated")
     else:
         lines.append(f"  model blessed: {'yes' if outcome.blessed else 'no'}")
-    if outcome.pushed:
+    pusher_cached = states.get("Pusher") == CACHED
+    if outcome.pushed and pusher_cached:
+        lines.append(
+            f"  pushed: nothing new (unchanged: version {outcome.pushed_version} stays at "
+            f"{outcome.pushed_path})"
+        )
+    elif outcome.pushed:
         lines.append(f"  pushed: version {outcome.pushed_version} -> {outcome.pushed_path}")
     elif outcome.blessed is not None or outcome.ok:
-        lines.append("  pushed: nothing new" + (" (unchanged re-run)" if cached and not executed
-                                                else ""))
+        lines.append("  pushed: nothing (model not blessed)" if outcome.blessed is False
+                     else "  pushed: nothing")
     if serving_dir and outcome.ok:
         name = outcome.pipeline_name
         lines += [

@@ -16,7 +16,7 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_runner
 from tfx.proto.orchestration import pipeline_pb2
 
-from beamline.runner.scheduler import CACHED, COMPLETE
+from beamline.runner.scheduler import CACHED, COMPLETE, RESOLVED
 from beamline.runner.serialized_mlmd import SerializedMetadata
 
 
@@ -63,6 +63,8 @@ def launch_node(compiled: CompiledPipeline, node_id: str) -> str:
         ),
     )
     info = node_launcher.launch()
+    if node.node_info.type.name.endswith(".Resolver"):
+        return RESOLVED
     if info is None or not info.execution_id:
         return COMPLETE
     with handle as m:

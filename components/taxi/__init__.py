@@ -1,0 +1,1 @@
+"""Module files of the Chicago taxi pipeline, one directory each."""

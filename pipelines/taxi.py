@@ -1,0 +1,50 @@
+"""Chicago taxi: will the tip exceed 20% of the fare? (15,002 trips shipped inside TFX)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from beamline.settings import PipelineSettings
+
+COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "taxi"
+
+
+def default_data_root() -> str:
+    """The sample CSV inside the tfx wheel (located without importing tfx)."""
+    spec = importlib.util.find_spec("tfx")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the tfx package is not installed")
+    return str(
+        Path(spec.submodule_search_locations[0])
+        / "examples" / "chicago_taxi_pipeline" / "data" / "simple"
+    )
+
+
+def create_pipeline(settings: PipelineSettings):
+    from components.classifier_pipeline import (
+        ClassifierSpec,
+        build_pipeline,
+        classifier_components,
+    )
+
+    spec = ClassifierSpec(
+        transform_module=str(COMPONENTS / "transform" / "module.py"),
+        model_module=str(COMPONENTS / "model" / "module.py"),
+        label_key="big_tip",
+        slice_features=("payment_type",),
+        # Roughly half of all trips tip over 20%: the bound rejects a coin flip, not a model.
+        accuracy_lower_bound=0.6,
+        train_steps=300,
+        eval_steps=20,
+        tuner_train_steps=60,
+    )
+    nodes = classifier_components(
+        spec,
+        data_root=settings.data_root,
+        data_pattern=settings.data_pattern,
+        schema_path=settings.schema_path,
+        serving_dir=settings.serving_dir,
+        enable_tuning=settings.enable_tuning,
+    )
+    return build_pipeline(settings, spec, nodes)

@@ -1,0 +1,66 @@
+"""One shared end-to-end run of the penguin pipeline (plus its re-run), through the real CLI.
+
+Session-scoped: the cold run costs minutes on two cores, so every end-to-end test reads the
+same run root. Other test packages can reuse `penguin_run` for a pushed penguin model.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from beamline.settings import RootLayout
+
+
+@dataclass
+class CliRun:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def run_id(self) -> str:
+        match = re.search(r"run id (\S+)", self.stdout)
+        assert match, f"no run id in output:\n{self.stdout}\n{self.stderr}"
+        return match.group(1)
+
+
+def beamline(*args: str, timeout: int = 1800) -> CliRun:
+    proc = subprocess.run(
+        [sys.executable, "-m", "beamline", *args], capture_output=True, text=True, timeout=timeout
+    )
+    return CliRun(list(args), proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass
+class PenguinRuns:
+    root: Path
+    first: CliRun
+    rerun: CliRun
+
+    @property
+    def layout(self) -> RootLayout:
+        return RootLayout(self.root)
+
+    def store(self):
+        import ml_metadata as mlmd
+
+        from beamline.metadata.connection import sqlite_config
+
+        return mlmd.MetadataStore(sqlite_config(self.layout.metadata_path))
+
+
+@pytest.fixture(scope="session")
+def penguin_run(tmp_path_factory) -> PenguinRuns:
+    root = tmp_path_factory.mktemp("penguin_root")
+    first = beamline("run", "penguin", "--root", str(root))
+    assert first.returncode == 0, first.stdout + first.stderr
+    rerun = beamline("run", "penguin", "--root", str(root))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    return PenguinRuns(root, first, rerun)

@@ -1,0 +1,196 @@
+"""End to end: the penguin pipeline on Beam with MLMD, its cache, and its data contract."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+
+from pipelines.penguin import default_data_root
+from tests.e2e.conftest import beamline
+
+COMPONENT_NODES = {
+    "CsvExampleGen",
+    "ImportSchemaGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "Transform",
+    "Tuner",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+}
+
+
+def _executions_by_node(store, pipeline: str, run_id: str) -> dict[str, list]:
+    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    assert run_ctx is not None, f"no pipeline_run context {run_id}"
+    in_run = {e.id: e for e in store.get_executions_by_context(run_ctx.id)}
+    by_node = {}
+    for node in COMPONENT_NODES:
+        ctx = store.get_context_by_type_and_name("node", f"{pipeline}.{node}")
+        assert ctx is not None, node
+        by_node[node] = [e for e in store.get_executions_by_context(ctx.id) if e.id in in_run]
+    return by_node
+
+
+def test_every_node_completes_in_mlmd(penguin_run):
+    by_node = _executions_by_node(penguin_run.store(), "penguin", penguin_run.first.run_id)
+    for node, executions in by_node.items():
+        assert [e.last_known_state for e in executions] == [
+            metadata_store_pb2.Execution.COMPLETE
+        ], node
+
+
+def test_first_run_output_reports_blessed_push(penguin_run):
+    out = penguin_run.first.stdout
+    assert "model blessed: yes" in out
+    assert "pushed: version" in out
+    assert "beamline serve --model_name penguin" in out
+
+
+def test_unchanged_rerun_is_fully_cached(penguin_run):
+    by_node = _executions_by_node(penguin_run.store(), "penguin", penguin_run.rerun.run_id)
+    for node, executions in by_node.items():
+        assert [e.last_known_state for e in executions] == [
+            metadata_store_pb2.Execution.CACHED
+        ], node
+    versions = list(penguin_run.layout.serving_dir("penguin").iterdir())
+    assert len(versions) == 1, "an unchanged re-run must not push a new version"
+
+
+def _pushed_model_dir(penguin_run) -> Path:
+    [version] = list(penguin_run.layout.serving_dir("penguin").iterdir())
+    assert version.name.isdigit()
+    assert (version / "saved_model.pb").exists()
+    return version
+
+
+def _held_out_examples(penguin_run) -> list[tf.train.Example]:
+    """The eval split ExampleGen wrote: rows the Trainer never trained on."""
+    pattern = str(penguin_run.root / "pipelines" / "penguin" / "CsvExampleGen" / "examples"
+                  / "*" / "Split-eval" / "*.gz")
+    files = tf.io.gfile.glob(pattern)
+    assert files, pattern
+    examples = []
+    for f in files:
+        for record in tf.data.TFRecordDataset(f, compression_type="GZIP"):
+            examples.append(tf.train.Example.FromString(record.numpy()))
+    return examples
+
+
+def test_pushed_model_classifies_held_out_examples(penguin_run):
+    model = tf.saved_model.load(str(_pushed_model_dir(penguin_run)))
+    examples = _held_out_examples(penguin_run)
+    assert len(examples) > 80
+    labels = [e.features.feature["species"].bytes_list.value[0].decode() for e in examples]
+    result = model.signatures["classification"](
+        inputs=tf.constant([e.SerializeToString() for e in examples])
+    )
+    classes = result["classes"].numpy().astype(str)
+    predicted = classes[np.arange(len(examples)), result["scores"].numpy().argmax(axis=1)]
+    accuracy = float(np.mean(predicted == np.array(labels)))
+    assert accuracy >= 0.9, accuracy
+
+
+def test_pushed_model_serves_raw_feature_rows(penguin_run):
+    """serving_default takes raw values (what a JSON client sends), no tf.Example needed."""
+    model = tf.saved_model.load(str(_pushed_model_dir(penguin_run)))
+    signature = model.signatures["serving_default"]
+    with open(default_data_root(), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if "NA" not in r.values()]
+    inputs = {}
+    for name, spec in signature.structured_input_signature[1].items():
+        values = [rows[i][name] for i in range(0, len(rows), 3)]
+        inputs[name] = tf.constant(np.array(values).astype(spec.dtype.as_numpy_dtype))
+    labels = np.array([rows[i]["species"] for i in range(0, len(rows), 3)])
+    out = signature(**inputs)
+    predicted = out["classes"].numpy().astype(str)[
+        np.arange(len(labels)), out["scores"].numpy().argmax(axis=1)
+    ]
+    assert float(np.mean(predicted == labels)) >= 0.9
+
+
+def test_classification_signature_uses_tf_serving_classify_method(penguin_run):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString(
+        (_pushed_model_dir(penguin_run) / "saved_model.pb").read_bytes()
+    )
+    signatures = saved.meta_graphs[0].signature_def
+    assert signatures["classification"].method_name == "tensorflow/serving/classify"
+    assert signatures["serving_default"].method_name == "tensorflow/serving/predict"
+
+
+def _bad_copy(tmp_path: Path, edit) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(default_data_root(), newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0])
+    rows, header = edit(rows, header)
+    with open(data / "penguins.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return data
+
+
+def _species_out_of_domain(rows, header):
+    rows[3]["species"] = "Dodo"
+    return rows, header
+
+
+def _string_in_numeric_column(rows, header):
+    rows[7]["body_mass_g"] = "heavy"
+    return rows, header
+
+
+def _required_column_missing(rows, header):
+    return rows, [h for h in header if h != "island"]
+
+
+@pytest.mark.parametrize(
+    "edit, feature",
+    [
+        (_species_out_of_domain, "species"),
+        (_string_in_numeric_column, "body_mass_g"),
+        (_required_column_missing, "island"),
+    ],
+)
+def test_anomalous_data_stops_before_training_and_pushes_nothing(
+    penguin_run, tmp_path, edit, feature
+):
+    data = _bad_copy(tmp_path, edit)
+    before = sorted(p.name for p in penguin_run.layout.serving_dir("penguin").iterdir())
+    result = beamline("run", "penguin", "--root", str(penguin_run.root), "--data", str(data),
+                      "--no-tune")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"feature '{feature}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Trainer           skipped" in result.stdout or "Trainer skipped" in " ".join(
+        result.stdout.split()
+    )
+    after = sorted(p.name for p in penguin_run.layout.serving_dir("penguin").iterdir())
+    assert after == before
+
+
+def test_missing_data_directory_fails_before_any_beam_work(tmp_path):
+    result = beamline("run", "penguin", "--root", str(tmp_path / "root"),
+                      "--data", str(tmp_path / "absent"))
+    assert result.returncode == 3
+    assert "does not exist" in result.stderr and str(tmp_path / "absent") in result.stderr
+    assert not (tmp_path / "root" / "metadata.sqlite").exists()
+
+
+def test_empty_data_directory_fails_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = beamline("run", "penguin", "--root", str(tmp_path / "root"),
+                      "--data", str(tmp_path / "empty"))
+    assert result.returncode == 3
+    assert "holds no *.csv files" in result.stderr
+    assert "Traceback" not in result.stderr
