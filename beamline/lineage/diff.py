@@ -149,7 +149,11 @@ def diff_runs(
     # Statistics drift, split by split.
     stats_a = _output_of_type(graph, execs_a, "ExampleStatistics")
     stats_b = _output_of_type(graph, execs_b, "ExampleStatistics")
-    if stats_a and stats_b:
+    if stats_a and stats_b and stats_a[0] == stats_b[0]:
+        result.notes.append(
+            f"Both runs used the same statistics (ExampleStatistics #{stats_a[0]}): no drift."
+        )
+    elif stats_a and stats_b:
         thresholds: dict[str, float] = {}
         schemas = _output_of_type(graph, execs_b, "Schema")
         if schemas:
