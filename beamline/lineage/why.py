@@ -253,16 +253,16 @@ def explain_execution(graph: Graph, ex: Execution, depth: int = 0) -> Explanatio
     if exp.changes:
         kinds = []
         for kind, label in (
-            ("data", "source data"),
-            ("input", "input artifacts"),
-            ("code", "module code"),
-            ("property", "parameters"),
+            ("data", "the source data"),
+            ("input", "its input artifacts"),
+            ("code", "its module code"),
+            ("property", "its parameters"),
         ):
             if any(c.kind == kind for c in exp.changes):
                 kinds.append(label)
         exp.verdict = (
-            f"{ex.node_id} {verb} instead of coming from the cache: its {' and '.join(kinds)} "
-            f"differ from execution #{prev.id} (run {prev.run_id})."
+            f"{ex.node_id} {verb} instead of coming from the cache: {' and '.join(kinds)} "
+            f"changed since execution #{prev.id} (run {prev.run_id})."
         )
     else:
         unavailable = [
