@@ -293,6 +293,18 @@ def submit_vertex(path: Path, job: Mapping[str, Any], target: VertexTarget, para
             "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file. "
             f"({str(exc).splitlines()[0]})"
         ) from exc
+    # Fail fast without network: otherwise aiplatform first spends minutes retrying its
+    # pipeline-root bucket check.
+    try:
+        from google.auth.transport.requests import Request
+
+        credentials.refresh(Request())
+    except auth_exceptions.GoogleAuthError as exc:
+        raise SubmitFailed(
+            "Cannot get a Google access token, so nothing was sent to Vertex AI: "
+            f"{str(exc).splitlines()[0][:300]}. Check network access to Google APIs and the "
+            "credentials (gcloud auth application-default login)."
+        ) from exc
     pipeline_job = vertex_job(path, job, target, params, credentials=credentials)
     try:
         with contextlib.redirect_stdout(sys.stderr):

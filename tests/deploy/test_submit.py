@@ -162,6 +162,30 @@ def test_vertex_without_credentials_says_how_to_get_them(
         sub.submit_vertex(penguin_vertex_file, job, target, {})
 
 
+def test_vertex_without_network_fails_fast_before_sending(
+    penguin_vertex_file, monkeypatch, tmp_path
+):
+    credentials = tmp_path / "adc.json"
+    credentials.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "test.apps.googleusercontent.com",
+                "client_secret": "not-a-secret",
+                "refresh_token": "not-a-token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    job = sub.load_job(penguin_vertex_file)
+    target = sub.VertexTarget(project="p", region="us-central1")
+    start = time.monotonic()
+    with pytest.raises(sub.SubmitFailed, match="Cannot get a Google access token"):
+        sub.submit_vertex(penguin_vertex_file, job, target, {})
+    assert time.monotonic() - start < 60
+
+
 def test_vertex_refuses_a_kubeflow_compile_with_kubernetes_secrets(kubeflow_file):
     job = sub.load_job(kubeflow_file)
     with pytest.raises(ConfigError, match="cannot do"):
