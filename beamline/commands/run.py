@@ -25,9 +25,13 @@ from beamline.settings import default_root
               help="Raw Beam pipeline arg, overriding the profile's (repeatable).")
 @click.option("--metadata", default=None,
               help="MLMD store URI (default: SQLite under the run root).")
+@click.option("--no-fast-cache", is_flag=True,
+              help="Always compile and ask TFX's cache node by node, even when nothing changed.")
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Nodes that may run at once when the DAG allows.")
-def run(pipeline, data, root, no_tune, beam_profile, beam_extra, metadata, max_parallel) -> None:
+def run(
+    pipeline, data, root, no_tune, beam_profile, beam_extra, metadata, no_fast_cache, max_parallel
+) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
     from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
     from beamline.runner.summary import format_summary
@@ -42,6 +46,7 @@ def run(pipeline, data, root, no_tune, beam_profile, beam_extra, metadata, max_p
         beam_extra=tuple(beam_extra),
         metadata=metadata,
         max_parallel=max_parallel,
+        fast_cache=not no_fast_cache,
     )
     outcome = run_pipeline(request)
     serving_dir = str(RootLayout(request.root.resolve()).serving_dir(pipeline))

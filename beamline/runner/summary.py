@@ -45,5 +45,6 @@ def format_summary(outcome: RunOutcome, serving_dir: str | None = None) -> str:
             f"{shlex.quote(serving_dir)} --rest_api_port 8501",
             f"    curl -s localhost:8501/v1/models/{name}",
         ]
-    lines.append(f"  log: {outcome.log_path}")
+    if outcome.log_path:
+        lines.append(f"  log: {outcome.log_path}")
     return "\n".join(lines) + "\n"

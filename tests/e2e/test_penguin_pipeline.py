@@ -53,14 +53,40 @@ def test_first_run_output_reports_blessed_push(penguin_run):
     assert "beamline serve --model_name penguin" in out
 
 
-def test_unchanged_rerun_is_fully_cached(penguin_run):
+def test_unchanged_rerun_is_fully_cached_by_tfx(penguin_run):
     by_node = _executions_by_node(penguin_run.store(), "penguin", penguin_run.rerun.run_id)
     for node, executions in by_node.items():
         assert [e.last_known_state for e in executions] == [
             metadata_store_pb2.Execution.CACHED
         ], node
+    assert "nodes: 0 executed, 9 cached" in penguin_run.rerun.stdout
     versions = list(penguin_run.layout.serving_dir("penguin").iterdir())
     assert len(versions) == 1, "an unchanged re-run must not push a new version"
+
+
+def _outputs(store, executions) -> dict[str, set[int]]:
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    out: dict[str, set[int]] = {}
+    for e in events:
+        if e.type == metadata_store_pb2.Event.OUTPUT:
+            out.setdefault(e.path.steps[0].key, set()).add(e.artifact_id)
+    return out
+
+
+def test_fast_rerun_records_what_tfx_records(penguin_run):
+    """The fast path skips TensorFlow but leaves MLMD as TFX's own cache hits do."""
+    assert "nothing changed since an earlier successful run" in penguin_run.fast_rerun.stdout
+    store = penguin_run.store()
+    tfx_run = _executions_by_node(store, "penguin", penguin_run.rerun.run_id)
+    fast_run = _executions_by_node(store, "penguin", penguin_run.fast_rerun.run_id)
+    for node in COMPONENT_NODES:
+        [tfx_exec], [fast_exec] = tfx_run[node], fast_run[node]
+        assert fast_exec.last_known_state == metadata_store_pb2.Execution.CACHED, node
+        assert fast_exec.type_id == tfx_exec.type_id
+        assert _outputs(store, [fast_exec]) == _outputs(store, [tfx_exec]), node
+        contexts = {(c.type, c.name) for c in store.get_contexts_by_execution(fast_exec.id)}
+        assert ("pipeline", "penguin") in contexts and ("node", f"penguin.{node}") in contexts
+        assert ("pipeline_run", penguin_run.fast_rerun.run_id) in contexts
 
 
 def _pushed_model_dir(penguin_run) -> Path:

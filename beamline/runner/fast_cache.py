@@ -1,0 +1,178 @@
+"""Unchanged re-runs without importing TensorFlow: replay the previous run's cache hits in MLMD.
+
+TFX decides caching per node, but only after the run has imported TensorFlow, TFX and Beam
+(about 25 s of CPU here) and compiled the pipeline. When *nothing a run depends on* has changed
+since a successful run in the same store (the data files' names, sizes and modification times,
+as TFX's ExampleGen fingerprints them; the schema; every source file of the pipeline
+definitions, module files and custom components; the framework files that build the pipeline;
+the lock file; the run settings), every node
+would come from TFX's cache. Beamline then records exactly what TFX would: a new `pipeline_run`
+context and, per node, an execution in state CACHED (Resolvers: COMPLETE) with the same
+properties, the same contexts (pipeline, node, execution cache) and input/output events to the
+same artifacts as the earlier run's executions.
+
+Anything unexpected (no matching run, an artifact gone from disk, any MLMD error) falls back to
+the full TFX path, and `--no-fast-cache` always takes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from beamline.runner.preflight import DataInput
+
+FINGERPRINT_KEY = "beamline_fingerprint"
+PIPELINE_KEY = "beamline_pipeline"
+STATUS_KEY = "beamline_status"
+SUCCEEDED = "succeeded"
+_RESOLVER_SUFFIX = ".Resolver"
+# What shapes the compiled pipeline: its definitions, module files, custom components, schemas,
+# and the framework files that turn settings into a pipeline (not the CLI, server or reports).
+SOURCE_DIRS = ("pipelines", "components", "schemas")
+FRAMEWORK_FILES = (
+    "beamline/__init__.py",
+    "beamline/settings.py",
+    "beamline/beam.py",
+    "beamline/runner/tfx_nodes.py",
+    "beamline/runner/local.py",
+)
+
+
+def _source_files(dirs: Iterable[Path]) -> list[Path]:
+    files = []
+    for d in dirs:
+        files += [p for p in d.rglob("*") if p.is_file() and p.suffix in (".py", ".pbtxt")]
+    return sorted(files)
+
+
+def fingerprint(
+    pipeline: str,
+    data: DataInput,
+    project_root: Path,
+    settings: dict[str, object],
+) -> str:
+    """A digest of everything an unchanged re-run must share with the run it replays."""
+    h = hashlib.sha256()
+
+    def add(label: str, value: bytes | str) -> None:
+        raw = value.encode() if isinstance(value, str) else value
+        h.update(f"{label}:{len(raw)}:".encode())
+        h.update(raw)
+
+    add("pipeline", pipeline)
+    add("data_root", str(data.root))
+    add("data_pattern", data.pattern)
+    for f in data.files:
+        st = f.stat()
+        add("data_file", f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    for key in sorted(settings):
+        add(f"setting:{key}", repr(settings[key]))
+    for f in _source_files(project_root / d for d in SOURCE_DIRS) + [
+        project_root / f for f in FRAMEWORK_FILES
+    ]:
+        add(f"source:{f.relative_to(project_root)}", f.read_bytes())
+    lock = project_root / "requirements.lock"
+    if lock.exists():
+        add("lock", lock.read_bytes())
+    for key in ("TF_USE_LEGACY_KERAS",):
+        add(f"env:{key}", os.environ.get(key, ""))
+    return h.hexdigest()
+
+
+@dataclass
+class ReplayedRun:
+    run_id: str
+    node_states: dict[str, str]
+
+
+def _matching_run(store, pipeline: str, digest: str):
+    candidates = [
+        c
+        for c in store.get_contexts_by_type("pipeline_run")
+        if c.custom_properties.get(FINGERPRINT_KEY)
+        and c.custom_properties[FINGERPRINT_KEY].string_value == digest
+        and c.custom_properties[PIPELINE_KEY].string_value == pipeline
+        and c.custom_properties[STATUS_KEY].string_value == SUCCEEDED
+    ]
+    return max(candidates, key=lambda c: c.id) if candidates else None
+
+
+def _artifacts_present(store, executions) -> bool:
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    ids = sorted({e.artifact_id for e in events})
+    for artifact in store.get_artifacts_by_id(ids):
+        if artifact.uri and not Path(artifact.uri).exists():
+            return False
+    return True
+
+
+def mark_run(store, run_id: str, pipeline: str, digest: str, status: str) -> None:
+    """Stamps a finished run's context with its fingerprint and outcome."""
+    ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if ctx is None:
+        return
+    ctx.custom_properties[FINGERPRINT_KEY].string_value = digest
+    ctx.custom_properties[PIPELINE_KEY].string_value = pipeline
+    ctx.custom_properties[STATUS_KEY].string_value = status
+    store.put_contexts([ctx])
+
+
+def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None:
+    """Records run `run_id` as a full cache hit of the latest matching run, or returns None."""
+    from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
+
+    previous = _matching_run(store, pipeline, digest)
+    if previous is None:
+        return None
+    executions = store.get_executions_by_context(previous.id)
+    if not executions or not _artifacts_present(store, executions):
+        return None
+
+    run_ctx = mlmd_pb.Context(type_id=previous.type_id, name=run_id)
+    run_ctx.custom_properties[FINGERPRINT_KEY].string_value = digest
+    run_ctx.custom_properties[PIPELINE_KEY].string_value = pipeline
+    run_ctx.custom_properties[STATUS_KEY].string_value = SUCCEEDED
+    [run_ctx_id] = store.put_contexts([run_ctx])
+    run_ctx.id = run_ctx_id
+    parents = store.get_parent_contexts_by_context(previous.id)
+    if parents:
+        store.put_parent_contexts(
+            [mlmd_pb.ParentContext(child_id=run_ctx_id, parent_id=p.id) for p in parents]
+        )
+
+    types = {t.id: t.name for t in store.get_execution_types()}
+    events_by_execution: dict[int, list] = {}
+    for event in store.get_events_by_execution_ids([e.id for e in executions]):
+        events_by_execution.setdefault(event.execution_id, []).append(event)
+
+    states = {}
+    for old in sorted(executions, key=lambda e: e.id):
+        contexts = [c for c in store.get_contexts_by_execution(old.id) if c.id != previous.id]
+        node_ctx = next((c for c in contexts if c.type == "node"), None)
+        node_id = node_ctx.name.split(".", 1)[1] if node_ctx else str(old.id)
+        is_resolver = types.get(old.type_id, "").endswith(_RESOLVER_SUFFIX)
+        new = mlmd_pb.Execution(type_id=old.type_id, name=str(uuid.uuid4()))
+        new.last_known_state = (
+            mlmd_pb.Execution.COMPLETE if is_resolver else mlmd_pb.Execution.CACHED
+        )
+        for key, value in old.properties.items():
+            new.properties[key].CopyFrom(value)
+        for key, value in old.custom_properties.items():
+            new.custom_properties[key].CopyFrom(value)
+        old_events = events_by_execution.get(old.id, [])
+        artifacts = {
+            a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in old_events])
+        }
+        pairs = []
+        for event in old_events:
+            copy = mlmd_pb.Event(type=event.type)
+            copy.path.CopyFrom(event.path)
+            pairs.append((artifacts[event.artifact_id], copy))
+        store.put_execution(new, pairs, contexts + [run_ctx], force_reuse_context=True)
+        states[node_id] = "resolved" if is_resolver else "cached"
+    return ReplayedRun(run_id, states)
