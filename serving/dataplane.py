@@ -8,8 +8,11 @@ TF Serving's predict_util.cc, classifier.cc and regressor.cc.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +51,20 @@ class Classifications:
     scores: np.ndarray | None  # [batch, k] float32
 
 
+@dataclass
+class Job:
+    """A checked request, ready to run: `run()` (any thread) or `await run_async()` (the event
+    loop) executes the signature, directly or through its batch queue, and returns `finish`'s
+    result on the outputs."""
+
+    servable: Servable
+    signature: Signature
+    inputs: Arrays
+    batch: bool
+    api: str
+    finish: Callable[[Arrays], object]
+
+
 class DataPlane:
     """Finds servables and runs Predict / Classify / Regress / MultiInference on them."""
 
@@ -62,6 +79,7 @@ class DataPlane:
         warmup_iterations: int = 1,
         enable_warmup: bool = True,
         method_name_check: bool = False,
+        run_threads: int = 8,
     ) -> None:
         self.manager = manager
         self.metrics = metrics
@@ -74,6 +92,8 @@ class DataPlane:
         self.warmup_iterations = warmup_iterations
         self.enable_warmup = enable_warmup
         self.method_name_check = method_name_check
+        # Unbatched requests from the event loop run here (TensorFlow releases the GIL).
+        self._executor = ThreadPoolExecutor(max_workers=run_threads, thread_name_prefix="run")
 
     # -- models ---------------------------------------------------------------------------
 
@@ -144,6 +164,7 @@ class DataPlane:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- predict --------------------------------------------------------------------------
 
@@ -157,6 +178,16 @@ class DataPlane:
         batch: bool = True,
     ) -> tuple[str, Arrays]:
         """Runs a signature; returns (signature name used, outputs)."""
+        return self.run(self.predict_job(servable, signature_name, inputs, output_filter, batch))
+
+    def predict_job(
+        self,
+        servable: Servable,
+        signature_name: str,
+        inputs: Arrays,
+        output_filter: tuple[str, ...] = (),
+        batch: bool = True,
+    ) -> Job:
         name = signature_name or DEFAULT_SIGNATURE
         signature = servable.signature(name)
         if signature is None:
@@ -181,10 +212,13 @@ class DataPlane:
         schema = self._schema(servable.name)
         if schema is not None:
             schema.check_arrays(inputs)
-        outputs = self._run(servable, signature, inputs, batch)
-        if output_filter:
-            outputs = {alias: outputs[alias] for alias in output_filter}
-        return name, outputs
+
+        def finish(outputs: Arrays) -> tuple[str, Arrays]:
+            if output_filter:
+                outputs = {alias: outputs[alias] for alias in output_filter}
+            return name, outputs
+
+        return Job(servable, signature, inputs, batch, "Predict", finish)
 
     # -- classify / regress ---------------------------------------------------------------
 
@@ -224,6 +258,11 @@ class DataPlane:
     def classify(
         self, servable: Servable, signature_name: str, request_input, *, batch: bool = True
     ) -> tuple[str, Classifications]:
+        return self.run(self.classify_job(servable, signature_name, request_input, batch))
+
+    def classify_job(
+        self, servable: Servable, signature_name: str, request_input, batch: bool = True
+    ) -> Job:
         name, signature = self._example_signature(servable, signature_name, CLASSIFY_METHOD)
         if len(signature.outputs) not in (1, 2):
             raise invalid_argument(
@@ -235,35 +274,46 @@ class DataPlane:
                 f'or "scores". Signature was: {self._debug(servable, name)}'
             )
         serialized = self._examples(servable, request_input)
-        outputs = self._run(servable, signature, {"inputs": serialized}, batch, "Classify")
         n = serialized.shape[0]
-        classes, scores = outputs.get("classes"), outputs.get("scores")
-        for what, tensor, dtype in (("classes", classes, DT_STRING), ("scores", scores, DT_FLOAT)):
-            if tensor is None:
-                continue
-            if tensor.ndim != 2:
+
+        def finish(outputs: Arrays) -> tuple[str, Classifications]:
+            classes, scores = outputs.get("classes"), outputs.get("scores")
+            for what, tensor, dtype in (
+                ("classes", classes, DT_STRING),
+                ("scores", scores, DT_FLOAT),
+            ):
+                if tensor is None:
+                    continue
+                if tensor.ndim != 2:
+                    raise invalid_argument(
+                        f"Expected Tensor shape: [batch_size num_classes] but got "
+                        f"[{','.join(str(d) for d in tensor.shape)}]"
+                    )
+                ok = tensor.dtype == object if dtype == DT_STRING else tensor.dtype == np.float32
+                if not ok:
+                    kind = "DT_STRING" if dtype == DT_STRING else "DT_FLOAT"
+                    raise invalid_argument(f"Expected {what} Tensor of {kind}. Got: {tensor.dtype}")
+                if tensor.shape[0] != n:
+                    raise invalid_argument(
+                        f"Expected {what} output batch size of {n}. Got: {tensor.shape[0]}"
+                    )
+            if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
                 raise invalid_argument(
-                    f"Expected Tensor shape: [batch_size num_classes] but got "
-                    f"[{','.join(str(d) for d in tensor.shape)}]"
+                    "Tensors class and score should match in dim_size(1). Got "
+                    f"{classes.shape[1]} vs. {scores.shape[1]}"
                 )
-            ok = tensor.dtype == object if dtype == DT_STRING else tensor.dtype == np.float32
-            if not ok:
-                kind = "DT_STRING" if dtype == DT_STRING else "DT_FLOAT"
-                raise invalid_argument(f"Expected {what} Tensor of {kind}. Got: {tensor.dtype}")
-            if tensor.shape[0] != n:
-                raise invalid_argument(
-                    f"Expected {what} output batch size of {n}. Got: {tensor.shape[0]}"
-                )
-        if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-            raise invalid_argument(
-                "Tensors class and score should match in dim_size(1). Got "
-                f"{classes.shape[1]} vs. {scores.shape[1]}"
-            )
-        return name, Classifications(classes, scores)
+            return name, Classifications(classes, scores)
+
+        return Job(servable, signature, {"inputs": serialized}, batch, "Classify", finish)
 
     def regress(
         self, servable: Servable, signature_name: str, request_input, *, batch: bool = True
     ) -> tuple[str, np.ndarray]:
+        return self.run(self.regress_job(servable, signature_name, request_input, batch))
+
+    def regress_job(
+        self, servable: Servable, signature_name: str, request_input, batch: bool = True
+    ) -> Job:
         name, signature = self._example_signature(servable, signature_name, REGRESS_METHOD)
         if len(signature.outputs) != 1:
             raise invalid_argument("Expected one output Tensor.")
@@ -272,21 +322,24 @@ class DataPlane:
                 f"No regression outputs found in SignatureDef: {self._debug(servable, name)}"
             )
         serialized = self._examples(servable, request_input)
-        values = self._run(servable, signature, {"inputs": serialized}, batch, "Regress")
-        values = values["outputs"]
         n = serialized.shape[0]
-        if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
-            raise invalid_argument(
-                "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but "
-                f"got [{','.join(str(d) for d in values.shape)}]"
-            )
-        if values.shape[0] != n:
-            raise invalid_argument(
-                f"Input batch size did not match output batch size: {n} vs. {values.shape[0]}"
-            )
-        if values.dtype != np.float32:
-            raise invalid_argument(f"Expected output Tensor of DT_FLOAT.  Got: {values.dtype}")
-        return name, values.reshape(-1)
+
+        def finish(outputs: Arrays) -> tuple[str, np.ndarray]:
+            values = outputs["outputs"]
+            if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+                raise invalid_argument(
+                    "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
+                    f"but got [{','.join(str(d) for d in values.shape)}]"
+                )
+            if values.shape[0] != n:
+                raise invalid_argument(
+                    f"Input batch size did not match output batch size: {n} vs. {values.shape[0]}"
+                )
+            if values.dtype != np.float32:
+                raise invalid_argument(f"Expected output Tensor of DT_FLOAT.  Got: {values.dtype}")
+            return name, values.reshape(-1)
+
+        return Job(servable, signature, {"inputs": serialized}, batch, "Regress", finish)
 
     def multi_inference(self, servable: Servable, request, *, batch: bool = True) -> list:
         """Runs each classify/regress task of a MultiInferenceRequest on the same input.
@@ -335,34 +388,59 @@ class DataPlane:
     def _schema(self, model: str) -> SchemaContract | None:
         return self.schemas.get(model) or self.schemas.get("")
 
-    def _run(
-        self,
-        servable: Servable,
-        signature: Signature,
-        inputs: Arrays,
-        batch: bool,
-        api: str = "Predict",
-    ) -> Arrays:
+    def run(self, job: Job):
+        """Runs a job on the calling thread (waiting for its batch if batching)."""
         start = time.perf_counter()
-        options = servable.batching if batch else None
-        size = _batch_size(inputs) if options is not None else None
         try:
-            if options is None or size is None or self.scheduler is None:
-                return signature.run(inputs)
-            queue = self._queue(servable, signature, options)
-            try:
-                future = queue.submit(inputs, size)
-            except ServingError as exc:
-                if exc.code == Code.UNAVAILABLE and queue.shut:
-                    # The version was unloaded after this request found it: it is still in
-                    # memory, so answer directly rather than fail.
-                    return signature.run(inputs)
-                raise
-            return future.result()
+            queue, size = self._batch_route(job)
+            if queue is None:
+                outputs = job.signature.run(job.inputs)
+            else:
+                future = self._submit(queue, job, size)
+                outputs = job.signature.run(job.inputs) if future is None else future.result()
         finally:
-            self.metrics.runtime_latency.observe(
-                (time.perf_counter() - start) * 1e6, servable.name, api, "TF1"
-            )
+            self._record_runtime(job, start)
+        return job.finish(outputs)
+
+    async def run_async(self, job: Job):
+        """Runs a job from the event loop: batched jobs wait on their batch without holding a
+        thread; unbatched ones run on the data plane's thread pool."""
+        start = time.perf_counter()
+        try:
+            queue, size = self._batch_route(job)
+            future = self._submit(queue, job, size) if queue is not None else None
+            if future is not None:
+                outputs = await asyncio.wrap_future(future)
+            else:
+                loop = asyncio.get_running_loop()
+                outputs = await loop.run_in_executor(self._executor, job.signature.run, job.inputs)
+        finally:
+            self._record_runtime(job, start)
+        return job.finish(outputs)
+
+    def _record_runtime(self, job: Job, start: float) -> None:
+        self.metrics.runtime_latency.observe(
+            (time.perf_counter() - start) * 1e6, job.servable.name, job.api, "TF1"
+        )
+
+    def _batch_route(self, job: Job) -> tuple[BatchQueue | None, int]:
+        options = job.servable.batching if job.batch else None
+        if options is None or self.scheduler is None:
+            return None, 0
+        size = _batch_size(job.inputs)
+        if size is None:
+            return None, 0
+        return self._queue(job.servable, job.signature, options), size
+
+    def _submit(self, queue: BatchQueue, job: Job, size: int):
+        """The batch future, or None if the queue closed (version unloaded after this request
+        found it: it is still in memory, so the job runs directly instead of failing)."""
+        try:
+            return queue.submit(job.inputs, size)
+        except ServingError as exc:
+            if exc.code == Code.UNAVAILABLE and queue.shut:
+                return None
+            raise
 
     def _queue(self, servable: Servable, signature: Signature, options) -> BatchQueue:
         queue = servable.queues.get(signature.name)

@@ -1,10 +1,9 @@
-"""TF Serving's REST API over the data plane, on Tornado's HTTP/1.1 connection layer.
+"""TF Serving's REST API over the data plane, served by serving/http1.py.
 
 Routes, their regular expressions and the order of checks follow TF Serving's
-http_rest_api_handler.cc and http_rest_api_util.cc. Tornado's low-level connection delegate is
-used rather than tornado.web: it costs less per request, and it lets the body limit be answered
-with 413 after the body has been drained (a client that is still sending then reads the answer
-instead of a reset connection).
+http_rest_api_handler.cc and http_rest_api_util.cc. Decoding and encoding run on the event loop;
+the model runs through the data plane (its batch queue or its thread pool), so a request never
+holds a thread while it waits for a batch.
 """
 
 from __future__ import annotations
@@ -13,13 +12,13 @@ import logging
 import re
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
 from serving import json_codec
 from serving.dataplane import DataPlane
 from serving.errors import HTTP_PAYLOAD_TOO_LARGE, Code, ServingError, from_exception, http_status
+from serving.http1 import HttpServer, Reply, Request
 
 log = logging.getLogger("beamline.serving")
 
@@ -75,7 +74,14 @@ class RestApi:
         self.dataplane = dataplane
         self.prometheus_path = prometheus_path
 
-    def handle(self, method: str, target: str, body: bytes, origin: str = "") -> Response:
+    async def serve(self, request: Request) -> Reply:
+        """The HTTP server's handler."""
+        response = await self.handle(
+            request.method, request.target, request.body, request.headers.get("origin", "")
+        )
+        return Reply(response.status, response.body, response.content_type)
+
+    async def handle(self, method: str, target: str, body: bytes, origin: str = "") -> Response:
         path = target.split("?", 1)[0]
         if self.prometheus_path is not None and path == self.prometheus_path:
             if method != "GET":
@@ -97,7 +103,7 @@ class RestApi:
                     )
                 response = Response(200, b"")
             else:
-                response = self._route(method, path, body)
+                response = await self._route(method, path, body)
                 model, api = response.model, response.api
         except Exception as exc:  # a bad request must be an answer, never a dead thread
             error = from_exception(exc)
@@ -111,7 +117,7 @@ class RestApi:
         )
         return response
 
-    def _route(self, method: str, path: str, body: bytes) -> Response:
+    async def _route(self, method: str, path: str, body: bytes) -> Response:
         malformed = ServingError(Code.INVALID_ARGUMENT, f"Malformed request: {method} {path}")
         if method == "POST":
             match = PREDICT_PATH.fullmatch(path)
@@ -121,11 +127,11 @@ class RestApi:
             verb = match.group(4)
             try:
                 if verb == "predict":
-                    body_out = self._predict(name, version, label, body)
+                    body_out = await self._predict(name, version, label, body)
                 elif verb == "classify":
-                    body_out = self._classify(name, version, label, body)
+                    body_out = await self._classify(name, version, label, body)
                 elif verb == "regress":
-                    body_out = self._regress(name, version, label, body)
+                    body_out = await self._regress(name, version, label, body)
                 else:  # TF Serving matches case-insensitively but dispatches case-sensitively
                     raise malformed
             except ServingError as exc:
@@ -148,7 +154,9 @@ class RestApi:
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _predict(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+    async def _predict(
+        self, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
         doc = json_codec.parse_json(body)
         signature_name = json_codec.signature_name(doc)
         servable = self.dataplane.servable(name, version, label)
@@ -160,23 +168,30 @@ class RestApi:
                 f'Serving signature name: "{key}" not found in signature def',
             )
         inputs, fmt = json_codec.predict_inputs(doc, signature.inputs)
-        _, outputs = self.dataplane.predict(servable, signature_name, inputs)
+        job = self.dataplane.predict_job(servable, signature_name, inputs)
+        _, outputs = await self.dataplane.run_async(job)
         return json_codec.predict_response(outputs, fmt)
 
-    def _classify(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+    async def _classify(
+        self, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
         doc = json_codec.parse_json(body)
         signature_name = json_codec.signature_name(doc)
         request_input = json_codec.classify_regress_input(doc)
         servable = self.dataplane.servable(name, version, label)
-        _, result = self.dataplane.classify(servable, signature_name, request_input)
+        job = self.dataplane.classify_job(servable, signature_name, request_input)
+        _, result = await self.dataplane.run_async(job)
         return json_codec.classify_response(result.classes, result.scores)
 
-    def _regress(self, name: str, version: int | None, label: str | None, body: bytes) -> bytes:
+    async def _regress(
+        self, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
         doc = json_codec.parse_json(body)
         signature_name = json_codec.signature_name(doc)
         request_input = json_codec.classify_regress_input(doc)
         servable = self.dataplane.servable(name, version, label)
-        _, values = self.dataplane.regress(servable, signature_name, request_input)
+        job = self.dataplane.regress_job(servable, signature_name, request_input)
+        _, values = await self.dataplane.run_async(job)
         return json_codec.regress_response(values)
 
     def _status(self, name: str, version: int | None, label: str | None) -> bytes:
@@ -233,98 +248,19 @@ def _model_info(match: re.Match) -> tuple[str, int | None, str | None]:
     return name, version, label or None
 
 
-# ---------------------------------------------------------------------------------------------
-# Tornado adapter
-# ---------------------------------------------------------------------------------------------
+def create_http_server(api: RestApi, *, max_request_bytes: int, cors: bool = False) -> HttpServer:
+    """The HTTP/1.1 server for `api` (call `await server.listen(host, port)`)."""
 
+    def too_large(limit: int) -> Reply:
+        message = (
+            f"Request body is larger than the server's limit of {limit} bytes "
+            "(beamline serve --max_request_bytes)."
+        )
+        return Reply(HTTP_PAYLOAD_TOO_LARGE, json_codec.error_body(message))
 
-def create_http_server(
-    api: RestApi,
-    *,
-    max_request_bytes: int,
-    num_threads: int,
-    cors: bool = False,
-):
-    """A tornado HTTPServer (not yet listening) serving `api`."""
-    from tornado import httputil
-    from tornado.httpserver import HTTPServer
-    from tornado.ioloop import IOLoop
-
-    executor = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="rest")
-    extra_headers = CORS_HEADERS if cors else {}
-
-    class Message(httputil.HTTPMessageDelegate):
-        def __init__(self, connection) -> None:
-            self.connection = connection
-            self.chunks: list[bytes] = []
-            self.size = 0
-            self.too_large = False
-            self.method = ""
-            self.target = ""
-            self.origin = ""
-
-        def headers_received(self, start_line, headers) -> None:
-            self.method, self.target = start_line.method, start_line.path
-            self.origin = headers.get("Origin", "")
-            length = headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > max_request_bytes:
-                self.too_large = True
-
-        def data_received(self, chunk: bytes) -> None:
-            if self.too_large:
-                return  # drained and dropped
-            self.size += len(chunk)
-            if self.size > max_request_bytes:
-                self.too_large, self.chunks = True, []
-            else:
-                self.chunks.append(chunk)
-
-        def finish(self) -> None:
-            if self.too_large:
-                message = (
-                    f"Request body is larger than the server's limit of {max_request_bytes} "
-                    "bytes (beamline serve --max_request_bytes)."
-                )
-                self._reply(Response(HTTP_PAYLOAD_TOO_LARGE, json_codec.error_body(message), JSON))
-                return
-            body = b"".join(self.chunks)
-            self.chunks = []
-            future = executor.submit(api.handle, self.method, self.target, body, self.origin)
-            IOLoop.current().add_future(future, self._done)
-
-        def _done(self, future) -> None:
-            try:
-                response = future.result()
-            except Exception as exc:  # handle() answers everything; this is a last resort
-                response = error_response(from_exception(exc))
-            self._reply(response)
-
-        def _reply(self, response: Response) -> None:
-            headers = httputil.HTTPHeaders(
-                {"Content-Type": response.content_type, "Content-Length": str(len(response.body))}
-            )
-            for key, value in extra_headers.items():
-                headers[key] = value
-            start = httputil.ResponseStartLine(
-                "HTTP/1.1", response.status, httputil.responses.get(response.status, "Unknown")
-            )
-            try:
-                self.connection.write_headers(start, headers, response.body)
-                self.connection.finish()
-            except Exception:  # the client went away; nothing to answer
-                pass
-
-        def on_connection_close(self) -> None:
-            self.chunks = []
-
-    class Delegate(httputil.HTTPServerConnectionDelegate):
-        def start_request(self, server_conn, request_conn):
-            return Message(request_conn)
-
-    server = HTTPServer(
-        Delegate(),
-        max_body_size=max_request_bytes + 2**30,  # beyond this Tornado itself refuses (400)
-        idle_connection_timeout=3600,
+    return HttpServer(
+        api.serve,
+        max_body_bytes=max_request_bytes,
+        too_large=too_large,
+        extra_headers=CORS_HEADERS if cors else None,
     )
-    server.executor = executor
-    return server

@@ -66,6 +66,7 @@ class ModelServer:
             warmup_iterations=options.num_request_iterations_for_warmup,
             enable_warmup=options.enable_model_warmup,
             method_name_check=options.enable_signature_method_name_check,
+            run_threads=options.rest_api_num_threads or 8,
         )
         self._pollers: list[Periodic] = []
         self._grpc = None
@@ -170,8 +171,8 @@ class ModelServer:
         for poller in self._pollers:
             poller.start()
 
-    def start_rest(self) -> None:
-        """Opens the REST port on the current asyncio loop."""
+    async def start_rest(self) -> None:
+        """Opens the REST port on the running asyncio loop."""
         options = self.options
         if not options.rest_port:
             return
@@ -179,13 +180,10 @@ class ModelServer:
 
         api = RestApi(self.dataplane, options.prometheus_path)
         self._http = create_http_server(
-            api,
-            max_request_bytes=options.max_request_bytes,
-            num_threads=options.rest_api_num_threads or DEFAULT_THREADS,
-            cors=options.cors,
+            api, max_request_bytes=options.max_request_bytes, cors=options.cors
         )
         try:
-            self._http.listen(options.rest_port, address=options.host)
+            await self._http.listen(options.host, options.rest_port)
         except OSError as exc:
             raise ConfigError(
                 f"Cannot listen for REST on {options.host}:{options.rest_port}: {exc.strerror}. "
@@ -195,14 +193,12 @@ class ModelServer:
 
     def stop(self) -> None:
         if self._http is not None:
-            self._http.stop()
+            self._http.close()
         if self._grpc is not None:
             self._grpc.stop(grace=5).wait(10)
         for poller in self._pollers:
             poller.stop()
         self.dataplane.close()
-        if self._http is not None:
-            self._http.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def run(options: ServerOptions) -> None:
@@ -216,7 +212,7 @@ def run(options: ServerOptions) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        server.start_rest()
+        await server.start_rest()
         print(
             f"beamline serve: ready (pid {os.getpid()}); gRPC port {options.grpc_port or 'off'}, "
             f"REST port {options.rest_port or 'off'} on {options.host}",

@@ -1,0 +1,280 @@
+"""Benchmark `beamline serve`: REST and gRPC latency/throughput vs. the SavedModel in-process.
+
+    .venv/bin/python benchmarks/serving.py                 # builds a small penguin-like model
+    .venv/bin/python benchmarks/serving.py --model-base-path beamline_runs/serving/penguin \\
+        --instances '[{"bill_length_mm": 39.1, ...}]'      # a pushed pipeline model
+
+Measures, for 1, 8 and 32 concurrent clients, with batching off and on: p50/p99 latency and
+throughput of single-row Predict requests over REST (JSON) and gRPC, against the same SavedModel
+called in-process one request at a time (`signature(**tensors)`, outputs to numpy). Clients are
+asyncio (raw HTTP/1.1 keep-alive connections; grpc.aio with pre-serialized requests) so the
+client costs little next to the server. The server, clients and baseline share this machine's
+cores: the ratios are what matters. Prints a table and the ratios against the targets (single
+request p50 within 1 ms of in-process; 32 clients + batching >= 3x the in-process rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from beamline.settings import TF_ENVIRONMENT  # noqa: E402
+
+for _key, _value in TF_ENVIRONMENT.items():
+    os.environ.setdefault(_key, _value)
+
+from serving.testing import example_rows, start_server, write_test_model  # noqa: E402
+
+BATCHING = """
+max_batch_size { value: 32 }
+batch_timeout_micros { value: 0 }
+max_enqueued_batches { value: 1000 }
+num_batch_threads { value: %d }
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-base-path", type=Path, help="model directory of <version>/ dirs")
+    parser.add_argument("--model-name", default="penguin")
+    parser.add_argument("--instances", help="JSON list with the single instance to send")
+    parser.add_argument(
+        "--hidden-units",
+        type=int,
+        default=64,
+        help="width of the built model's hidden layers (0: none)",
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per scenario")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--batch-threads", type=int, default=os.cpu_count() or 1)
+    return parser.parse_args()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
+
+
+class Result:
+    def __init__(self, name: str, latencies: list[float], elapsed: float) -> None:
+        self.name = name
+        self.p50 = percentile(latencies, 0.50) * 1e3
+        self.p99 = percentile(latencies, 0.99) * 1e3
+        self.rate = len(latencies) / elapsed
+        self.count = len(latencies)
+
+
+# -- in-process baseline ----------------------------------------------------------------------
+
+
+def load_signature(version_dir: Path):
+    import tensorflow as tf
+
+    from serving.servable import read_meta_graph
+
+    loaded = tf.saved_model.load(str(version_dir))
+    function = loaded.signatures["serving_default"]
+    meta_graph = read_meta_graph(version_dir)
+    return loaded, function, meta_graph.signature_def["serving_default"]
+
+
+def in_process(function, arrays, duration: float) -> Result:
+    import tensorflow as tf
+
+    def call():
+        outputs = function(**{k: tf.constant(v) for k, v in arrays.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    for _ in range(50):
+        call()
+    latencies = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < duration:
+        t = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - t)
+    return Result("in-process", latencies, time.perf_counter() - start)
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+async def rest_worker(port: int, request: bytes, stop_at: float, warm_until: float, out: list):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            t = time.perf_counter()
+            if t >= stop_at:
+                return
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"REST answered {head[:60]!r}")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if t >= warm_until:
+                out.append(time.perf_counter() - t)
+    finally:
+        writer.close()
+
+
+async def grpc_worker(method, request: bytes, stop_at: float, warm_until: float, out: list):
+    while True:
+        t = time.perf_counter()
+        if t >= stop_at:
+            return
+        await method(request, timeout=30)
+        if t >= warm_until:
+            out.append(time.perf_counter() - t)
+
+
+async def run_clients(kind: str, server, payload: bytes, clients: int, duration: float) -> Result:
+    import grpc
+
+    latencies: list[float] = []
+    now = time.perf_counter()
+    warm_until = now + min(0.5, duration / 4)
+    stop_at = warm_until + duration
+    if kind == "REST":
+        tasks = [
+            rest_worker(server.rest_port, payload, stop_at, warm_until, latencies)
+            for _ in range(clients)
+        ]
+        await asyncio.gather(*tasks)
+    else:
+        async with grpc.aio.insecure_channel(server.grpc_target) as channel:
+            method = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+            tasks = [
+                grpc_worker(method, payload, stop_at, warm_until, latencies) for _ in range(clients)
+            ]
+            await asyncio.gather(*tasks)
+    return Result(kind, latencies, time.perf_counter() - warm_until)
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    concurrency = [int(c) for c in args.concurrency.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="beamline-bench-"))
+    if args.model_base_path is None:
+        base = work / args.model_name
+        base.mkdir()
+        write_test_model(base / "1", 1, hidden_units=args.hidden_units)
+        instances = [example_rows()[0]]
+    else:
+        base = args.model_base_path.resolve()
+        if not args.instances:
+            sys.exit("--instances is required with --model-base-path")
+        instances = json.loads(args.instances)
+    versions = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
+    version_dir = base / str(versions[-1])
+
+    batching_file = work / "batching.config"
+    batching_file.write_text(BATCHING % args.batch_threads, encoding="utf-8")
+    common = {"model_name": args.model_name, "model_base_path": base, "log_dir": work}
+    servers = {
+        "off": start_server(args=["--enable_batching=false"], wait=False, **common),
+        "on": start_server(
+            args=["--enable_batching", f"--batching_parameters_file={batching_file}"],
+            wait=False,
+            **common,
+        ),
+    }
+    try:
+        _run(args, concurrency, servers, version_dir, instances)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def _run(args, concurrency, servers, version_dir, instances) -> None:
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving import json_codec
+    from serving.servable import _tensor_info
+    from serving.tensors import make_tensor_proto
+
+    _loaded, function, signature_def = load_signature(version_dir)
+    infos = {k: _tensor_info(k, v) for k, v in signature_def.inputs.items()}
+    arrays, _ = json_codec.predict_inputs({"instances": instances}, infos)
+
+    body = json.dumps({"instances": instances}).encode()
+    rest_request = (
+        f"POST /v1/models/{args.model_name}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    grpc_request = predict_pb2.PredictRequest()
+    grpc_request.model_spec.name = args.model_name
+    for name, array in arrays.items():
+        grpc_request.inputs[name].CopyFrom(make_tensor_proto(array))
+    grpc_payload = grpc_request.SerializeToString()
+
+    for server in servers.values():
+        server.wait_ready()
+    # Measured once the servers are idle, so that the baseline does not compete with their start.
+    baseline = in_process(function, arrays, args.duration)
+
+    results: list[tuple[str, str, int, Result]] = []
+    for batching, server in servers.items():
+        for kind, payload in (("REST", rest_request), ("gRPC", grpc_payload)):
+            for clients in concurrency:
+                result = asyncio.run(run_clients(kind, server, payload, clients, args.duration))
+                results.append((batching, kind, clients, result))
+                print(
+                    f"  {kind:4} batching {batching:3} clients {clients:2}: "
+                    f"p50 {result.p50:6.2f} ms  p99 {result.p99:6.2f} ms  "
+                    f"{result.rate:7.0f} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    print()
+    print(f"model: {version_dir}  (1-row Predict requests; {os.cpu_count()} cores shared)")
+    print(
+        f"{'':26}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>9}{'p50 - in-proc':>15}{'rate / in-proc':>16}"
+    )
+    print(
+        f"{'in-process, one at a time':26}{baseline.p50:8.2f}{baseline.p99:8.2f}"
+        f"{baseline.rate:9.0f}{'':>15}{'1.00x':>16}"
+    )
+    for batching, kind, clients, r in results:
+        label = f"{kind} c={clients} batch={batching}"
+        print(
+            f"{label:26}{r.p50:8.2f}{r.p99:8.2f}{r.rate:9.0f}"
+            f"{r.p50 - baseline.p50:+14.2f} {r.rate / baseline.rate:15.2f}x"
+        )
+    print()
+    for kind in ("REST", "gRPC"):
+        single = next(r for b, k, c, r in results if b == "off" and k == kind and c == 1)
+        delta = single.p50 - baseline.p50
+        verdict = "meets" if delta <= 1.0 else "MISSES"
+        print(
+            f"{kind}: single request p50 {single.p50:.2f} ms vs in-process {baseline.p50:.2f} ms "
+            f"({delta:+.2f} ms; target <= +1 ms: {verdict})"
+        )
+    top = max(concurrency)
+    for kind in ("REST", "gRPC"):
+        batched = next(r for b, k, c, r in results if b == "on" and k == kind and c == top)
+        ratio = batched.rate / baseline.rate
+        verdict = "meets" if ratio >= 3 else "MISSES"
+        print(
+            f"{kind}: {top} clients with batching {batched.rate:.0f} req/s = {ratio:.2f}x the "
+            f"in-process rate {baseline.rate:.0f} req/s (target >= 3x: {verdict})"
+        )
+
+
+if __name__ == "__main__":
+    main()
