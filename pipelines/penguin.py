@@ -9,6 +9,16 @@ from beamline.settings import PipelineSettings
 
 COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "penguin"
 
+# One row of raw features, as a JSON client sends it to the pushed model's serving_default.
+SAMPLE_INSTANCE = {
+    "island": "Biscoe",
+    "bill_length_mm": 46.5,
+    "bill_depth_mm": 15.0,
+    "flipper_length_mm": 215,
+    "body_mass_g": 5200,
+    "sex": "female",
+}
+
 
 def default_data_root() -> str:
     """The penguins CSV that ships inside the `palmerpenguins` package (found, not imported).

@@ -9,6 +9,21 @@ from beamline.settings import PipelineSettings
 
 COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "taxi"
 
+SAMPLE_INSTANCE = {
+    "fare": 12.45,
+    "trip_miles": 2.1,
+    "trip_seconds": 720,
+    "trip_start_hour": 19,
+    "trip_start_day": 6,
+    "trip_start_month": 5,
+    "pickup_latitude": 41.89,
+    "pickup_longitude": -87.63,
+    "dropoff_latitude": 41.92,
+    "dropoff_longitude": -87.65,
+    "payment_type": "Credit Card",
+    "company": "Taxi Affiliation Services",
+}
+
 
 def default_data_root() -> str:
     """The sample CSV inside the tfx wheel (located without importing tfx)."""

@@ -50,5 +50,8 @@ def run(
     )
     outcome = run_pipeline(request)
     serving_dir = str(RootLayout(request.root.resolve()).serving_dir(pipeline))
-    click.echo(format_summary(outcome, serving_dir))
+    from beamline import registry
+
+    sample = getattr(registry.load_module(pipeline), "SAMPLE_INSTANCE", None)
+    click.echo(format_summary(outcome, serving_dir, sample))
     raise_for_outcome(outcome)

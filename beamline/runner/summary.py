@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from beamline.runner.outcome import RunOutcome
 from beamline.runner.scheduler import CACHED, COMPLETE
 
 
-def format_summary(outcome: RunOutcome, serving_dir: str | None = None) -> str:
+def format_summary(
+    outcome: RunOutcome, serving_dir: str | None = None, sample_instance: dict | None = None
+) -> str:
     states = outcome.node_states
     executed = sum(1 for s in states.values() if s == COMPLETE)
     cached = sum(1 for s in states.values() if s == CACHED)
@@ -45,6 +48,11 @@ def format_summary(outcome: RunOutcome, serving_dir: str | None = None) -> str:
             f"{shlex.quote(serving_dir)} --rest_api_port 8501",
             f"    curl -s localhost:8501/v1/models/{name}",
         ]
+        if sample_instance:
+            body = json.dumps({"instances": [sample_instance]})
+            lines.append(
+                f"    curl -s -d {shlex.quote(body)} localhost:8501/v1/models/{name}:predict"
+            )
     if outcome.log_path:
         lines.append(f"  log: {outcome.log_path}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,58 @@
+import os
+
+import pytest
+
+from beamline.runner.fast_cache import fingerprint
+from beamline.runner.preflight import resolve_data
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "project"
+    for d in ("pipelines", "components", "schemas", "beamline/runner"):
+        (root / d).mkdir(parents=True)
+    (root / "pipelines" / "p.py").write_text("x = 1\n")
+    (root / "components" / "m.py").write_text("y = 1\n")
+    (root / "schemas" / "s.pbtxt").write_text("feature {}\n")
+    for f in ("__init__.py", "settings.py", "beam.py", "runner/tfx_nodes.py", "runner/local.py"):
+        (root / "beamline" / f).write_text("")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x\n1\n")
+    return root, data
+
+
+def _digest(project, settings=None):
+    root, data = project
+    return fingerprint("p", resolve_data(data), root, settings or {"tune": True})
+
+
+def test_same_inputs_same_digest(project):
+    assert _digest(project) == _digest(project)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda root, data: (data / "a.csv").write_text("x\n2\n"),
+        lambda root, data: os.utime(data / "a.csv", ns=(1, 1)),
+        lambda root, data: (root / "components" / "m.py").write_text("y = 2\n"),
+        lambda root, data: (root / "schemas" / "s.pbtxt").write_text("feature {name: 'f'}\n"),
+        lambda root, data: (root / "beamline" / "beam.py").write_text("# profiles\n"),
+    ],
+)
+def test_any_input_change_changes_digest(project, change):
+    before = _digest(project)
+    change(*project)
+    assert _digest(project) != before
+
+
+def test_settings_are_part_of_the_digest(project):
+    assert _digest(project, {"tune": True}) != _digest(project, {"tune": False})
+
+
+def test_cli_and_server_code_do_not_invalidate(project):
+    root, _ = project
+    before = _digest(project)
+    (root / "beamline" / "cli.py").write_text("# a new command\n")
+    assert _digest(project) == before

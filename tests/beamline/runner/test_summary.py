@@ -1,0 +1,42 @@
+import json
+import shlex
+
+from beamline.runner.outcome import RunOutcome
+from beamline.runner.summary import format_summary
+
+
+def _outcome(**kw):
+    base = dict(pipeline_name="penguin", run_id="r1", node_states={"Pusher": "complete"})
+    base.update(kw)
+    return RunOutcome(**base)
+
+
+def test_blessed_push_prints_version_path_and_ready_to_paste_commands():
+    text = format_summary(
+        _outcome(blessed=True, pushed=True, pushed_version="17", pushed_path="/srv/p/17"),
+        "/srv/p",
+        {"island": "Biscoe", "body_mass_g": 5200},
+    )
+    assert "model blessed: yes" in text and "pushed: version 17 -> /srv/p/17" in text
+    assert "beamline serve --model_name penguin --model_base_path /srv/p" in text
+    curl = next(line for line in text.splitlines() if ":predict" in line)
+    body = json.loads(shlex.split(curl)[3])
+    assert body == {"instances": [{"island": "Biscoe", "body_mass_g": 5200}]}
+
+
+def test_anomalies_fail_the_run_and_offer_no_serve_command():
+    text = format_summary(_outcome(anomalies="[eval] feature 'species': bad"), "/srv/p")
+    assert "FAILED" in text and "feature 'species'" in text
+    assert "beamline serve" not in text
+
+
+def test_unblessed_model_says_nothing_was_pushed():
+    assert "pushed: nothing (model not blessed)" in format_summary(_outcome(blessed=False))
+
+
+def test_cached_pusher_reports_the_version_that_stays():
+    text = format_summary(
+        _outcome(node_states={"Pusher": "cached"}, blessed=True, pushed=True,
+                 pushed_version="17", pushed_path="/srv/p/17")
+    )
+    assert "nothing new" in text and "version 17 stays" in text
