@@ -120,6 +120,10 @@ def from_exception(exc: BaseException) -> ServingError:
     if isinstance(code, int) and 0 < code <= 16:
         message = getattr(exc, "message", None) or str(exc)
         return ServingError(Code(code), message)
+    from beamline.errors import BeamlineError
+
+    if isinstance(exc, BeamlineError):  # a bad config sent over the API, e.g. ReloadConfig
+        return invalid_argument(str(exc))
     if isinstance(exc, RecursionError):
         return invalid_argument("Request is nested too deeply to process.")
     if isinstance(exc, MemoryError):

@@ -55,7 +55,7 @@ def fill_predict_response(response, name: str, version: int, signature: str, out
     response.model_spec.version.value = version
     response.model_spec.signature_name = signature
     for alias, array in outputs.items():
-        response.outputs[alias].CopyFrom(make_tensor_proto(array))
+        make_tensor_proto(array, response.outputs[alias])
 
 
 def fill_classification_result(result, classes: np.ndarray | None, scores) -> None:

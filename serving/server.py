@@ -29,8 +29,6 @@ from serving.schema_contract import SchemaContract
 
 log = logging.getLogger("beamline.serving")
 
-DEFAULT_THREADS = 64  # requests waiting for a batch each hold a thread
-
 
 def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -146,15 +144,20 @@ class ModelServer:
                     "config-poller",
                 )
             )
-        threads = DEFAULT_THREADS
+        for poller in self._pollers:
+            poller.start()
+
+    async def start_network(self) -> None:
+        """Opens the gRPC and REST ports on the running asyncio loop."""
+        options = self.options
         if options.grpc_port:
             from serving.grpc_service import create_grpc_server
 
             self._grpc = create_grpc_server(
                 self.dataplane,
                 self.reload_config,
-                max_workers=options.grpc_max_threads or threads,
                 max_message_bytes=options.max_request_bytes,
+                max_concurrent_rpcs=options.grpc_max_threads,
             )
             address = f"{options.host}:{options.grpc_port}"
             try:
@@ -166,36 +169,32 @@ class ModelServer:
                     f"Cannot listen for gRPC on {address}: the port is in use or not allowed. "
                     "Choose another with --port (0 disables gRPC)."
                 )
-            self._grpc.start()
+            await self._grpc.start()
             log.info("Running gRPC ModelServer at %s ...", address)
-        for poller in self._pollers:
-            poller.start()
+        if options.rest_port:
+            from serving.rest import RestApi, create_http_server
 
-    async def start_rest(self) -> None:
-        """Opens the REST port on the running asyncio loop."""
-        options = self.options
-        if not options.rest_port:
-            return
-        from serving.rest import RestApi, create_http_server
+            api = RestApi(self.dataplane, options.prometheus_path)
+            self._http = create_http_server(
+                api, max_request_bytes=options.max_request_bytes, cors=options.cors
+            )
+            try:
+                await self._http.listen(options.host, options.rest_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot listen for REST on {options.host}:{options.rest_port}: "
+                    f"{exc.strerror}. Choose another port with --rest_api_port (0 disables REST)."
+                ) from exc
+            log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
 
-        api = RestApi(self.dataplane, options.prometheus_path)
-        self._http = create_http_server(
-            api, max_request_bytes=options.max_request_bytes, cors=options.cors
-        )
-        try:
-            await self._http.listen(options.host, options.rest_port)
-        except OSError as exc:
-            raise ConfigError(
-                f"Cannot listen for REST on {options.host}:{options.rest_port}: {exc.strerror}. "
-                "Choose another port with --rest_api_port (0 disables REST)."
-            ) from exc
-        log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
-
-    def stop(self) -> None:
+    async def stop_network(self) -> None:
+        """Stops accepting; in-flight gRPC calls get a few seconds to finish."""
         if self._http is not None:
             self._http.close()
         if self._grpc is not None:
-            self._grpc.stop(grace=5).wait(10)
+            await self._grpc.stop(grace=5)
+
+    def stop(self) -> None:
         for poller in self._pollers:
             poller.stop()
         self.dataplane.close()
@@ -212,7 +211,7 @@ def run(options: ServerOptions) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await server.start_rest()
+        await server.start_network()
         print(
             f"beamline serve: ready (pid {os.getpid()}); gRPC port {options.grpc_port or 'off'}, "
             f"REST port {options.rest_port or 'off'} on {options.host}",
@@ -220,9 +219,10 @@ def run(options: ServerOptions) -> None:
             flush=True,
         )
         await stop.wait()
+        log.info("Shutting down")
+        await server.stop_network()
 
     try:
         asyncio.run(main())
     finally:
-        log.info("Shutting down")
         server.stop()

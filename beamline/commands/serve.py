@@ -101,10 +101,12 @@ PATH = click.Path(path_type=Path)
     help="Require classify/regress method names on Classify/Regress signatures.",
 )
 @click.option(
-    "--rest_api_num_threads", type=int, default=0, help="REST worker threads (0: automatic)."
+    "--rest_api_num_threads", type=int, default=0, help="Threads running unbatched requests (0: 8)."
 )
 @click.option("--rest_api_enable_cors_support", **BOOL_FLAG, help="Add CORS headers.")
-@click.option("--grpc_max_threads", type=int, default=0, help="gRPC worker threads (0: automatic).")
+@click.option(
+    "--grpc_max_threads", type=int, default=0, help="Most gRPC calls served at once (0: no limit)."
+)
 @click.option(
     "--max_request_bytes",
     type=int,

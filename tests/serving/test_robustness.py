@@ -213,3 +213,54 @@ def test_schema_contract_on_examples(http, main_server, prediction_stub):
         prediction_stub.Classify(request, timeout=30)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert 'feature "island"' in info.value.details()
+
+
+# -- HTTP/1.1 details -----------------------------------------------------------------------
+
+
+def _exchange(server, payload: bytes, expect_responses: int, timeout: float = 30) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        data = b""
+        deadline = time.monotonic() + timeout
+        while data.count(b"HTTP/1.1 ") < expect_responses and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_pipelined_requests_are_answered_in_order(main_server):
+    body = b'{"signature_name": "matrix", "instances": [[%d, 0]]}'
+    payload = b"".join(
+        b"POST /v1/models/penguin:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body % i), body % i)
+        for i in range(1, 4)
+    )
+    data = _exchange(main_server, payload, 3)
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert data.index(b"[[2.0,0.0]]") < data.index(b"[[4.0,0.0]]") < data.index(b"[[6.0,0.0]]")
+
+
+def test_expect_100_continue_and_http10_close(main_server):
+    body = b'{"signature_name": "matrix", "instances": [[1, 2]]}'
+    head = (
+        b"POST /v1/models/penguin:predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", main_server.rest_port), timeout=30) as sock:
+        sock.sendall(head)
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"[[2.0,4.0]]}")
+    data = _exchange(main_server, b"GET /v1/models/penguin HTTP/1.0\r\n\r\n", 1)
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in data
+
+
+def test_malformed_http_is_400_and_closed(main_server):
+    data = _exchange(main_server, b"POST /v1/models/penguin:predict HTTP/1.1\r\nBad\r\n\r\n", 1)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request") and b"Connection: close" in data
+    data = _exchange(main_server, b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 1)
+    assert data.startswith(b"HTTP/1.1 431")
