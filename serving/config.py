@@ -44,7 +44,7 @@ class ModelSpec:
     """One served model: where its versions live and which of them to serve."""
 
     name: str
-    base_path: Path
+    base_path: str  # a local path or a URI (gs://...), as TF Serving accepts
     policy: VersionPolicy = VersionPolicy()
     labels: tuple[tuple[str, int], ...] = ()
 
@@ -140,7 +140,7 @@ def model_specs_from_proto(config, source: str = "<model config>") -> list[Model
                 f"{source}: model {entry.name} has model_platform {platform!r}; this server "
                 "serves TensorFlow SavedModels only (model_platform: 'tensorflow')."
             )
-        if not entry.base_path or not os.path.isabs(entry.base_path):
+        if not entry.base_path or not (os.path.isabs(entry.base_path) or "://" in entry.base_path):
             raise ConfigError(
                 f"Expected model {entry.name} to have an absolute path or URI; got "
                 f"base_path()={entry.base_path} (in {source}; TF Serving requires absolute "
@@ -149,7 +149,7 @@ def model_specs_from_proto(config, source: str = "<model config>") -> list[Model
         specs.append(
             ModelSpec(
                 name=entry.name,
-                base_path=Path(entry.base_path),
+                base_path=entry.base_path,
                 policy=_policy_from_proto(entry.model_version_policy),
                 labels=tuple(sorted(entry.version_labels.items())),
             )
@@ -345,7 +345,7 @@ def discover_models(serving_root: Path) -> list[ModelSpec]:
     except OSError:
         return []
     return [
-        ModelSpec(name=e.name, base_path=Path(e.path))
+        ModelSpec(name=e.name, base_path=e.path)
         for e in entries
         if e.is_dir() and not e.name.startswith(".") and ":" not in e.name
     ]

@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from serving import proto_codec, warmup
+from serving import proto_codec, storage, warmup
 from serving.batching import BatchQueue, BatchScheduler
-from serving.config import BatchingOptions, read_batching_parameters
+from serving.config import BatchingOptions, parse_batching_parameters
 from serving.errors import (
     Code,
     ServingError,
@@ -97,14 +96,16 @@ class DataPlane:
 
     # -- models ---------------------------------------------------------------------------
 
-    def load(self, name: str, version: int, version_dir: Path) -> Servable:
+    def load(self, name: str, version: int, version_dir: str) -> Servable:
         """The model manager's loader: load, attach batching options, replay warm-up."""
         servable = load_servable(name, version, version_dir)
         if self.batching is not None:
             servable.batching = self.batching
-            per_model = version_dir / PER_MODEL_BATCHING_FILE
-            if self.per_model_batching and per_model.is_file():
-                servable.batching = read_batching_parameters(per_model)
+            per_model = storage.join(version_dir, PER_MODEL_BATCHING_FILE)
+            if self.per_model_batching and storage.is_file(per_model):
+                servable.batching = parse_batching_parameters(
+                    storage.read_text(per_model), per_model
+                )
         if self.enable_warmup:
             start = time.perf_counter()
             status = "OK"
@@ -117,7 +118,7 @@ class DataPlane:
                 status = exc.code.name
                 raise
             finally:
-                path = str(version_dir)
+                path = version_dir
                 micros = (time.perf_counter() - start) * 1e6
                 if records or status != "OK":
                     self.metrics.warmup_latency.observe(micros, path, status)

@@ -13,12 +13,11 @@ Nothing here knows TensorFlow: loading is the `loader` callback's job.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from serving import storage
 from serving.config import ModelSpec
 from serving.errors import (
     Code,
@@ -48,7 +47,7 @@ class VersionStatus:
 @dataclass
 class _Version:
     version: int
-    path: Path
+    path: str
     state: str = START
     error: ServingError | None = None
     servable: object | None = None
@@ -73,30 +72,23 @@ class _Route:
     labels: dict[str, int]
 
 
-Loader = Callable[[str, int, Path], object]
+Loader = Callable[[str, int, str], object]
 
 
-def list_versions(base_path: Path) -> dict[int, tuple[Path, tuple]]:
+def list_versions(base_path: str) -> dict[int, tuple[str, tuple]]:
     """Complete versions under a base path: {version: (dir, fingerprint of saved_model.pb)}."""
-    found: dict[int, tuple[Path, tuple]] = {}
-    try:
-        entries = list(os.scandir(base_path))
-    except OSError:
-        return found
-    for entry in entries:
-        name = entry.name
-        if not name.isdigit() or not entry.is_dir():
+    found: dict[int, tuple[str, tuple]] = {}
+    for name, path in storage.child_dirs(base_path):
+        if not name.isdigit():
             continue  # TF Serving ignores children that are not int64 version numbers
         version = int(name)
         if version > MAX_INT64 or version in found:
             continue
         for pb in SAVED_MODEL_FILES:
-            try:
-                st = os.stat(os.path.join(entry.path, pb))
-            except OSError:
-                continue
-            found[version] = (Path(entry.path), (pb, st.st_mtime_ns, st.st_size, st.st_ino))
-            break
+            fingerprint = storage.fingerprint(storage.join(path, pb))
+            if fingerprint is not None:
+                found[version] = (path, (pb, *fingerprint))
+                break
     return found
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from serving import storage
 from serving.errors import Code, ServingError, invalid_argument
 from serving.tensors import dtype_of_array, type_name
 
@@ -117,7 +117,7 @@ class Servable:
     """A loaded model version. Requests hold a reference while they run; unloading only drops
     the manager's reference, so in-flight requests finish on the version they started on."""
 
-    def __init__(self, name: str, version: int, path: Path, meta_graph, loaded) -> None:
+    def __init__(self, name: str, version: int, path: str, meta_graph, loaded) -> None:
         self.name = name
         self.version = version
         self.path = path
@@ -144,16 +144,16 @@ class Servable:
             queue.close()
 
 
-def saved_model_file(version_dir: Path) -> Path | None:
+def saved_model_file(version_dir: str) -> str | None:
     """The version's saved_model.pb(txt), or None if it is not (yet) complete."""
     for name in SAVED_MODEL_FILES:
-        path = version_dir / name
-        if path.is_file():
+        path = storage.join(version_dir, name)
+        if storage.is_file(path):
             return path
     return None
 
 
-def read_meta_graph(version_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
+def read_meta_graph(version_dir: str, tags: tuple[str, ...] = (SERVE_TAG,)):
     """The MetaGraphDef with exactly `tags`, read from saved_model.pb(txt)."""
     from google.protobuf import message, text_format
     from tensorflow.core.protobuf import saved_model_pb2
@@ -167,10 +167,10 @@ def read_meta_graph(version_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
         )
     proto = saved_model_pb2.SavedModel()
     try:
-        if path.suffix == ".pbtxt":
-            text_format.Parse(path.read_text(encoding="utf-8"), proto)
+        if path.endswith(".pbtxt"):
+            text_format.Parse(storage.read_text(path), proto)
         else:
-            proto.ParseFromString(path.read_bytes())
+            proto.ParseFromString(storage.read_bytes(path))
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as exc:
         raise ServingError(Code.DATA_LOSS, f"Can't parse {path} as binary proto: {exc}") from exc
     for meta_graph in proto.meta_graphs:
@@ -185,7 +185,7 @@ def read_meta_graph(version_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
     )
 
 
-def load_servable(name: str, version: int, version_dir: Path) -> Servable:
+def load_servable(name: str, version: int, version_dir: str) -> Servable:
     """Loads a SavedModel version; raises ServingError (with TF's code) if it cannot be loaded."""
     import tensorflow as tf
 
@@ -193,7 +193,7 @@ def load_servable(name: str, version: int, version_dir: Path) -> Servable:
 
     meta_graph = read_meta_graph(version_dir)
     try:
-        loaded = tf.saved_model.load(str(version_dir), tags=[SERVE_TAG])
+        loaded = tf.saved_model.load(version_dir, tags=[SERVE_TAG])
     except Exception as exc:  # any load failure is reported on the version's status
         raise from_exception(exc) from exc
     return Servable(name, version, version_dir, meta_graph, loaded)

@@ -8,29 +8,29 @@ for lazy initialisation. A record that fails fails the load, as in TF Serving.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
+from serving import storage
 from serving.errors import Code, ServingError, from_exception, invalid_argument
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+WARMUP_FILE = ("assets.extra", "tf_serving_warmup_requests")
 MAX_RECORDS = 1000
 
 
-def warmup_path(version_dir: Path) -> Path:
-    return version_dir / WARMUP_FILE
+def warmup_path(version_dir: str) -> str:
+    return storage.join(version_dir, *WARMUP_FILE)
 
 
-def replay(version_dir: Path, iterations: int, execute: Callable[[object], None]) -> int:
+def replay(version_dir: str, iterations: int, execute: Callable[[object], None]) -> int:
     """Replays the warm-up file if there is one; returns the number of records read."""
     path = warmup_path(version_dir)
-    if not path.is_file():
+    if not storage.is_file(path):
         return 0
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
     count = 0
     try:
-        for record in tf.data.TFRecordDataset(str(path)):
+        for record in tf.data.TFRecordDataset(path):
             log = prediction_log_pb2.PredictionLog()
             try:
                 log.ParseFromString(record.numpy())

@@ -35,7 +35,6 @@ PATH = click.Path(path_type=Path)
 )
 @click.option(
     "--model_base_path",
-    type=PATH,
     default=None,
     help="Directory of <version>/ SavedModel directories (ignored with --model_config_file).",
 )
@@ -195,7 +194,10 @@ def build_options(**flags):
                 f"--model_name {name!r} cannot be used: a model name must be non-empty and "
                 "contain no '/' or ':' (they would not fit in REST paths)."
             )
-        options.models = [ModelSpec(name, flags["model_base_path"].resolve())]
+        base_path = flags["model_base_path"]
+        if "://" not in base_path:
+            base_path = str(Path(base_path).resolve())
+        options.models = [ModelSpec(name, base_path)]
     else:
         root = (flags["root"] or default_root()).resolve()
         options.serving_root = RootLayout(root).serving_root

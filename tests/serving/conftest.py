@@ -3,8 +3,8 @@
 Two servers start once per session, in parallel (each pays a TensorFlow import):
 
 - `main_server`: a model config file (models `penguin` with versions 1 and 2 and labels
-  stable=1 / canary=2, `batchy` with its own batching_params.pbtxt, `guarded` = penguin with the
-  schema contract), batching on, Prometheus on, a 1 MiB body limit.
+  stable=1 / canary=2, `batchy` with its own batching_params.pbtxt, `guarded` = penguin read
+  through a file:// URI, with the schema contract), batching on, Prometheus on, a 1 MiB body limit.
 - `root_server`: no model flags: serves `$BEAMLINE_ROOT/serving/<model>/` and polls every 0.2 s;
   the lifecycle tests push versions into it.
 
@@ -95,7 +95,7 @@ model_config_list {{
   }}
   config {{
     name: "guarded"
-    base_path: "{models / "penguin"}"
+    base_path: "file://{models / "penguin"}"
     model_platform: "tensorflow"
   }}
   {extra}

@@ -78,7 +78,7 @@ def test_model_config_file_is_parsed_with_tf_serving_meanings(tmp_path):
     }}
     """
     a, b, c = parse_model_config_text(text)
-    assert (a.name, a.base_path, a.label_map) == ("a", tmp_path / "a", {"stable": 3})
+    assert (a.name, a.base_path, a.label_map) == ("a", f"{tmp_path}/a", {"stable": 3})
     assert a.policy.select([1, 3, 4, 5]) == {3, 5}
     assert b.policy.select([1, 2]) == {1, 2}
     assert c.policy.select([1, 7, 3]) == {3, 7}
