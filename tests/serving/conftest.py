@@ -8,10 +8,16 @@ Two servers start once per session, in parallel (each pays a TensorFlow import):
 - `root_server`: no model flags: serves `$BEAMLINE_ROOT/serving/<model>/` and polls every 0.2 s;
   the lifecycle tests push versions into it.
 
-For an end-to-end test over a real pushed model, use `serving.testing.running_server`:
+For an end-to-end test over a real pushed model, use the `serve_model` fixture (in tests under
+tests/serving/) or `serving.testing.running_server` (anywhere):
+
+    def test_pushed_penguin(serve_model, push_dir):
+        server = serve_model(push_dir, "penguin")  # free loopback ports; waits for AVAILABLE
+        requests.post(f"{server.rest_url}/v1/models/penguin:predict", json={"instances": [...]})
+        grpc.insecure_channel(server.grpc_target)  # for the tensorflow_serving.apis stubs
 
     with running_server(model_name="penguin", model_base_path=push_dir) as server:
-        requests.post(f"{server.rest_url}/v1/models/penguin:predict", json=...)
+        ...
 """
 
 from __future__ import annotations
@@ -135,6 +141,29 @@ def servers(model_dir, tmp_path_factory):
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def serve_model(tmp_path_factory):
+    """`serve_model(model_base_path, model_name, *extra_flags) -> ServerProcess`: a
+    `beamline serve` subprocess for one model on free loopback ports, ready (a version
+    AVAILABLE) when returned, stopped at the end of the session."""
+    started: list[ServerProcess] = []
+    logs = tmp_path_factory.mktemp("serve-model-logs")
+
+    def serve(model_base_path, model_name: str, *extra_flags: str) -> ServerProcess:
+        server = start_server(
+            model_name=model_name,
+            model_base_path=model_base_path,
+            args=list(extra_flags),
+            log_dir=logs,
+        )
+        started.append(server)
+        return server
+
+    yield serve
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -249,3 +249,13 @@ def raw_request(server, method: str, path: str, body: str | None = None):
         return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_tf_serving_single_model_flags_and_clean_shutdown(serve_model, model_dir):
+    # `--model_name` / `--model_base_path`, the way the TF Serving image is usually run.
+    server = serve_model(model_dir / "models" / "penguin", "tfs", "--enable_batching=false")
+    statuses = status(server, "tfs")
+    assert list(statuses) == [2]  # latest version only (default policy)
+    assert served_version(server, "tfs") == 2
+    assert server.stop() == 0  # SIGTERM: stops accepting, finishes, exits 0
+    assert "Shutting down" in server.log()
