@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -111,14 +112,27 @@ def _artifacts_present(store, executions) -> bool:
     return True
 
 
-def mark_run(store, run_id: str, pipeline: str, digest: str, status: str) -> None:
-    """Stamps a finished run's context with its fingerprint and outcome."""
-    ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
-    if ctx is None:
-        return
+def _stamp(ctx, pipeline: str, digest: str, status: str, state: str, nodes: int,
+           reason: str) -> None:
     ctx.custom_properties[FINGERPRINT_KEY].string_value = digest
     ctx.custom_properties[PIPELINE_KEY].string_value = pipeline
     ctx.custom_properties[STATUS_KEY].string_value = status
+    # Read by `beamline runs` / `report` (beamline/lineage/runs.py).
+    ctx.custom_properties["beamline_state"].string_value = state
+    ctx.custom_properties["beamline_nodes_total"].int_value = nodes
+    ctx.custom_properties["beamline_end_ms"].int_value = int(time.time() * 1000)
+    ctx.custom_properties["beamline_reason"].string_value = reason[:500]
+
+
+def mark_run(
+    store, run_id: str, pipeline: str, digest: str, *, state: str, nodes: int, reason: str = ""
+) -> None:
+    """Stamps a finished run's context: fingerprint, state (complete|failed|stopped), reason."""
+    ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if ctx is None:
+        return
+    status = SUCCEEDED if state == "complete" else state
+    _stamp(ctx, pipeline, digest, status, state, nodes, reason)
     store.put_contexts([ctx])
 
 
@@ -134,9 +148,8 @@ def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None
         return None
 
     run_ctx = mlmd_pb.Context(type_id=previous.type_id, name=run_id)
-    run_ctx.custom_properties[FINGERPRINT_KEY].string_value = digest
-    run_ctx.custom_properties[PIPELINE_KEY].string_value = pipeline
-    run_ctx.custom_properties[STATUS_KEY].string_value = SUCCEEDED
+    _stamp(run_ctx, pipeline, digest, SUCCEEDED, "complete", len(executions),
+           "unchanged: replayed from the cache")
     [run_ctx_id] = store.put_contexts([run_ctx])
     run_ctx.id = run_ctx_id
     parents = store.get_parent_contexts_by_context(previous.id)

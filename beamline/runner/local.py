@@ -204,12 +204,15 @@ def _run_nodes(
 
     with SerializedMetadata(compiled.connection_config) as handle:
         fill_from_mlmd(outcome, handle.store)
+        state = "complete" if outcome.ok else ("stopped" if outcome.anomalies else "failed")
         fast_cache.mark_run(
             handle.store,
             compiled.run_id,
             request.pipeline,
             digest,
-            fast_cache.SUCCEEDED if outcome.ok else "failed",
+            state=state,
+            nodes=len(compiled.nodes),
+            reason=outcome.anomalies or outcome.error or "",
         )
     return outcome
 
