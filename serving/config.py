@@ -90,6 +90,8 @@ class ServerOptions:
     schema_files: dict[str, Path] = field(default_factory=dict)  # model name ("" = all) -> path
     enable_signature_method_name_check: bool = False
     cors: bool = False
+    inter_op_threads: int = 1  # 0: TensorFlow's default
+    intra_op_threads: int = 0
 
 
 # ---------------------------------------------------------------------------------------------

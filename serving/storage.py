@@ -9,7 +9,7 @@ import posixpath
 
 
 def is_uri(path: str) -> bool:
-    return "://" in path
+    return "://" in os.fspath(path)
 
 
 def _gfile():
@@ -19,6 +19,7 @@ def _gfile():
 
 
 def join(base: str, *parts: str) -> str:
+    base = os.fspath(base)
     return posixpath.join(base, *parts) if is_uri(base) else os.path.join(base, *parts)
 
 

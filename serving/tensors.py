@@ -76,13 +76,16 @@ def dtype_enum_name(dtype: int) -> str:
     return "DT_" + type_name(dtype).upper()
 
 
+_ENUM_OF_DTYPE = {dtype: enum for enum, dtype in NUMPY_DTYPES.items() if enum != DT_STRING}
+
+
 def dtype_of_array(array: np.ndarray) -> int:
     """The DataType of a numpy array (object arrays are strings)."""
+    enum = _ENUM_OF_DTYPE.get(array.dtype)
+    if enum is not None:
+        return enum
     if array.dtype == object or array.dtype.kind in "SU":
         return DT_STRING
-    for enum, np_dtype in NUMPY_DTYPES.items():
-        if np_dtype == array.dtype:
-            return enum
     raise TypeError(f"unsupported output dtype {array.dtype}")
 
 

@@ -107,6 +107,18 @@ PATH = click.Path(path_type=Path)
     "--grpc_max_threads", type=int, default=0, help="Most gRPC calls served at once (0: no limit)."
 )
 @click.option(
+    "--tensorflow_inter_op_parallelism",
+    type=int,
+    default=1,
+    help="Threads running a model's ops in parallel (0: TensorFlow's default, one per core).",
+)
+@click.option(
+    "--tensorflow_intra_op_parallelism",
+    type=int,
+    default=0,
+    help="Threads inside one op (0: TensorFlow's default).",
+)
+@click.option(
     "--max_request_bytes",
     type=int,
     default=32 * 1024 * 1024,
@@ -169,6 +181,8 @@ def build_options(**flags):
         grpc_max_threads=flags["grpc_max_threads"],
         max_request_bytes=flags["max_request_bytes"],
         cors=flags["rest_api_enable_cors_support"],
+        inter_op_threads=flags["tensorflow_inter_op_parallelism"],
+        intra_op_threads=flags["tensorflow_intra_op_parallelism"],
     )
     if options.grpc_port and options.grpc_port == options.rest_port:
         raise ConfigError(
