@@ -142,7 +142,7 @@ def beam_args(
         raise ConfigError(
             f"The Beam profile {name!r} needs values Beamline cannot guess: "
             + "; ".join(missing)
-            + ". See docs/deploy.md for each profile's flags."
+            + ". See the README's \"Beam runner profiles\" table for each profile's flags."
         )
     return args
 

@@ -174,6 +174,14 @@ def find_target(graph: Graph, ref: str) -> Target:
     if ref.startswith("version:"):
         ref = ref[len("version:") :]
     by_version = [a for a in pushed if str(a.prop("pushed_version")) == ref]
+    destinations = sorted({str(a.prop("pushed_destination")) for a in by_version})
+    if len(destinations) > 1:
+        # Versions are unix seconds: two pipelines (or roots) pushing in the same second share one.
+        raise UnknownArtifact(
+            f"Pushed version {ref} names {len(destinations)} different pushed models in "
+            f"{graph.source}: {', '.join(destinations)}. Pass the pushed-model directory instead, "
+            "or narrow the store with --pipeline."
+        )
     if by_version:
         return Target(by_version[-1:])
     if ref.isdigit() and int(ref) in graph.artifacts:

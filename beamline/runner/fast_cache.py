@@ -120,7 +120,8 @@ def _stamp(ctx, pipeline: str, digest: str, status: str, state: str, nodes: int,
     # Read by `beamline runs` / `report` (beamline/lineage/runs.py).
     ctx.custom_properties["beamline_state"].string_value = state
     ctx.custom_properties["beamline_nodes_total"].int_value = nodes
-    ctx.custom_properties["beamline_end_ms"].int_value = int(time.time() * 1000)
+    # A string: MLMD's MySQL schema stores int_value as a 32-bit INT, too small for epoch ms.
+    ctx.custom_properties["beamline_end_ms"].string_value = str(int(time.time() * 1000))
     ctx.custom_properties["beamline_reason"].string_value = reason[:500]
 
 

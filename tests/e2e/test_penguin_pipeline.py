@@ -204,8 +204,11 @@ def test_anomalous_data_stops_before_training_and_pushes_nothing(
     after = sorted(p.name for p in penguin_run.layout.serving_dir("penguin").iterdir())
     assert after == before
     # A changed data file re-runs what depends on it; the unchanged schema import is reused.
-    states = dict(line.split()[1:3] for line in result.stdout.splitlines()
-                  if line.strip()[:1] in "✓≡✗")
+    states = {
+        fields[1]: fields[2]
+        for fields in (line.split() for line in result.stdout.splitlines())
+        if len(fields) >= 3 and fields[0] in ("✓", "≡", "✗", "·", "→")
+    }
     assert states["CsvExampleGen"] == "executed"
     assert states["ImportSchemaGen"] == "cached"
 

@@ -78,7 +78,8 @@ def test_concurrent_runs_into_one_store(mariadb, tmp_path):
 
     seen_sources, seen_steps = set(), []
     for run in runs:
-        lineage = beamline_json(mariadb, "lineage", run["pushed_version"])
+        # By path: both runs may push in the same second, i.e. with the same version number.
+        lineage = beamline_json(mariadb, "lineage", run["pushed_destination"])
         steps = {s["execution_id"] for s in lineage["steps"]}
         assert {s["run_id"] for s in lineage["steps"]} == {run["run_id"]}
         [source] = lineage["sources"]
@@ -164,7 +165,7 @@ def test_penguin_twice_at_once_on_mariadb(mariadb, tmp_path):
     assert len(runs) == 2 and all(r["state"] == "complete" and r["pushed_version"] for r in runs)
     by_data = {}
     for run in runs:
-        lineage = beamline_json(mariadb, "lineage", run["pushed_version"])
+        lineage = beamline_json(mariadb, "lineage", run["pushed_destination"])
         nodes = [s["node"] for s in lineage["steps"]]
         assert nodes[0] == "Pusher" and {"Evaluator", "Trainer", "Transform"} <= set(nodes)
         evaluator = next(s for s in lineage["steps"] if s["node"] == "Evaluator")
