@@ -149,9 +149,20 @@ def classifier_components(
     return nodes + [trainer, baseline_resolver, evaluator, pusher]
 
 
-def build_pipeline(
-    settings, spec: ClassifierSpec, components: list
-) -> tfx.dsl.Pipeline:
+def classifier_pipeline(settings, spec: ClassifierSpec) -> tfx.dsl.Pipeline:
+    """The standard classifier DAG for `spec`, as a pipeline built from PipelineSettings."""
+    nodes = classifier_components(
+        spec,
+        data_root=settings.data_root,
+        data_pattern=settings.data_pattern,
+        schema_path=settings.schema_path,
+        serving_dir=settings.serving_dir,
+        enable_tuning=settings.enable_tuning,
+    )
+    return build_pipeline(settings, nodes)
+
+
+def build_pipeline(settings, components: list) -> tfx.dsl.Pipeline:
     """A tfx Pipeline from PipelineSettings (runner-agnostic: local, Kubeflow v2, Vertex)."""
     return tfx.dsl.Pipeline(
         pipeline_name=settings.pipeline_name,

@@ -32,11 +32,7 @@ def default_data_root() -> str:
 
 
 def create_pipeline(settings: PipelineSettings):
-    from components.classifier_pipeline import (
-        ClassifierSpec,
-        build_pipeline,
-        classifier_components,
-    )
+    from components.classifier_pipeline import ClassifierSpec, classifier_pipeline
 
     spec = ClassifierSpec(
         transform_module=str(COMPONENTS / "transform" / "module.py"),
@@ -45,12 +41,4 @@ def create_pipeline(settings: PipelineSettings):
         slice_features=("island",),
         accuracy_lower_bound=0.8,
     )
-    nodes = classifier_components(
-        spec,
-        data_root=settings.data_root,
-        data_pattern=settings.data_pattern,
-        schema_path=settings.schema_path,
-        serving_dir=settings.serving_dir,
-        enable_tuning=settings.enable_tuning,
-    )
-    return build_pipeline(settings, spec, nodes)
+    return classifier_pipeline(settings, spec)

@@ -37,11 +37,7 @@ def default_data_root() -> str:
 
 
 def create_pipeline(settings: PipelineSettings):
-    from components.classifier_pipeline import (
-        ClassifierSpec,
-        build_pipeline,
-        classifier_components,
-    )
+    from components.classifier_pipeline import ClassifierSpec, classifier_pipeline
 
     spec = ClassifierSpec(
         transform_module=str(COMPONENTS / "transform" / "module.py"),
@@ -54,12 +50,4 @@ def create_pipeline(settings: PipelineSettings):
         eval_steps=20,
         tuner_train_steps=60,
     )
-    nodes = classifier_components(
-        spec,
-        data_root=settings.data_root,
-        data_pattern=settings.data_pattern,
-        schema_path=settings.schema_path,
-        serving_dir=settings.serving_dir,
-        enable_tuning=settings.enable_tuning,
-    )
-    return build_pipeline(settings, spec, nodes)
+    return classifier_pipeline(settings, spec)

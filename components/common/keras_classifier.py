@@ -16,6 +16,7 @@ Exported SavedModel signatures:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -184,3 +185,115 @@ def class_names_from_vocabulary(tf_transform_output, vocabulary: str) -> list[st
 
 def load_transform_output(transform_graph_path: str):
     return tft.TFTransformOutput(transform_graph_path)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a classifier module file chooses; the shared tuner_fn/run_fn do the rest."""
+
+    name: str
+    label_key: str
+    search_space: dict  # hyperparameter -> list of choices; the first-listed default is used
+    defaults: dict
+    batch_size: int = 32
+    tuner_max_trials: int = 3
+    seed: int = 42
+    # Class names: a Transform vocabulary (label indices follow it) or a fixed list.
+    label_vocabulary: str | None = None
+    class_names: tuple[str, ...] = ()
+
+    def n_classes(self, tf_transform_output) -> int:
+        if self.label_vocabulary:
+            return tf_transform_output.vocabulary_size_by_name(self.label_vocabulary)
+        return len(self.class_names)
+
+    def names(self, tf_transform_output) -> list[str]:
+        if self.label_vocabulary:
+            return class_names_from_vocabulary(tf_transform_output, self.label_vocabulary)
+        return list(self.class_names)
+
+
+def build_model(spec: ModelSpec, tf_transform_output, hparams: dict):
+    """The classifier for these hyperparameters (`units`, `layers`, `learning_rate`)."""
+    return build_classifier(
+        tf_transform_output,
+        spec.label_key,
+        spec.n_classes(tf_transform_output),
+        units=int(hparams["units"]),
+        layers=int(hparams["layers"]),
+        lr=float(hparams["learning_rate"]),
+    )
+
+
+def _datasets(spec: ModelSpec, fn_args, tf_transform_output):
+    def make(files):
+        return input_fn(
+            files, fn_args.data_accessor, tf_transform_output, spec.label_key, spec.batch_size
+        )
+
+    return make(fn_args.train_files), make(fn_args.eval_files)
+
+
+def search_space(spec: ModelSpec):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    for name, choices in spec.search_space.items():
+        hp.Choice(name, list(choices), default=spec.defaults[name])
+    return hp
+
+
+def tuner_fn(spec: ModelSpec, fn_args):
+    """A small KerasTuner RandomSearch over the spec's search space (TFX's Tuner contract)."""
+    import keras_tuner
+    from tfx import v1 as tfx
+
+    tf_transform_output = load_transform_output(fn_args.transform_graph_path)
+    keras.utils.set_random_seed(spec.seed)
+    tuner = keras_tuner.RandomSearch(
+        lambda hp: build_model(spec, tf_transform_output, hp.values),
+        max_trials=spec.tuner_max_trials,
+        hyperparameters=search_space(spec),
+        allow_new_entries=False,
+        objective=keras_tuner.Objective("val_sparse_categorical_accuracy", "max"),
+        directory=fn_args.working_dir,
+        project_name=f"{spec.name}_tuning",
+        seed=spec.seed,
+    )
+    train, evaluation = _datasets(spec, fn_args, tf_transform_output)
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": train,
+            "validation_data": evaluation,
+            "steps_per_epoch": fn_args.train_steps,
+            "validation_steps": fn_args.eval_steps,
+        },
+    )
+
+
+def run_fn(spec: ModelSpec, fn_args) -> None:
+    """Trains with the tuned (or default) hyperparameters and exports the serving model."""
+    import keras_tuner
+
+    tf_transform_output = load_transform_output(fn_args.transform_output)
+    hparams = dict(spec.defaults)
+    if fn_args.hyperparameters:
+        hparams.update(keras_tuner.HyperParameters.from_config(fn_args.hyperparameters).values)
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(spec, tf_transform_output, hparams)
+    train, evaluation = _datasets(spec, fn_args, tf_transform_output)
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        verbose=0,
+    )
+    export(
+        model,
+        tf_transform_output,
+        spec.label_key,
+        spec.names(tf_transform_output),
+        fn_args.serving_model_dir,
+    )
