@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (
 )
 
 from pipelines.penguin import SAMPLE_INSTANCE
-from serving.testing import running_server
+from serving.testing import make_example, running_server
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +95,7 @@ def test_grpc_predict_and_classify(server):
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "penguin"
     classify.model_spec.signature_name = "classification"
-    example = classify.input.example_list.examples.add()
-    for name, value in SAMPLE_INSTANCE.items():
-        feature = example.features.feature[name]
-        if isinstance(value, str):
-            feature.bytes_list.value.append(value.encode())
-        elif isinstance(value, int):
-            feature.int64_list.value.append(value)
-        else:
-            feature.float_list.value.append(value)
+    classify.input.example_list.examples.add().CopyFrom(make_example(SAMPLE_INSTANCE))
     result = stub.Classify(classify, timeout=30)
     best = max(result.result.classifications[0].classes, key=lambda c: c.score)
     assert best.label == "Gentoo"
