@@ -8,7 +8,9 @@ training and push, on every orchestrator.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -39,6 +41,22 @@ class ClassifierSpec:
     tuner_train_steps: int = 30
     tuner_eval_steps: int = 5
     null_values: tuple[str, ...] = field(default=("NA", "N/A", "NaN", "nan", "null", "NULL"))
+
+
+MODULE_SHA256_KEY = "module_sha256"
+
+
+def module_sha256(module_file: str) -> str:
+    """Digest of every .py file in the module file's directory (what TFX's wheel hash covers).
+
+    Passed to the components as custom_config, it is part of their execution properties, so a
+    code change invalidates the cache whether or not TFX packages the module as a wheel (the
+    local runner and Kubeflow/Vertex images import module files in place).
+    """
+    h = hashlib.sha256()
+    for path in sorted(Path(module_file).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def eval_config(spec: ClassifierSpec) -> tfma.EvalConfig:
@@ -91,6 +109,7 @@ def classifier_components(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=spec.transform_module,
+        custom_config={MODULE_SHA256_KEY: module_sha256(spec.transform_module)},
         # No analyzer cache: its resolver hands Transform a new input on every run, which
         # defeats caching of Transform and everything downstream (stock TFX behaviour).
         disable_analyzer_cache=True,
@@ -104,6 +123,7 @@ def classifier_components(
     if enable_tuning:
         tuner = tfx.components.Tuner(
             module_file=spec.model_module,
+            custom_config={MODULE_SHA256_KEY: module_sha256(spec.model_module)},
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             train_args=tfx.proto.TrainArgs(num_steps=spec.tuner_train_steps),
@@ -115,6 +135,7 @@ def classifier_components(
 
     trainer = tfx.components.Trainer(
         module_file=spec.model_module,
+        custom_config={MODULE_SHA256_KEY: module_sha256(spec.model_module)},
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],

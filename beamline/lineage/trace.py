@@ -83,9 +83,9 @@ def execution_facts(graph: Graph, ex: Execution, payload: bool = True) -> dict[s
         value = ex.prop(key)
         if value and key in ("module_path", "module_file"):
             facts["module"] = value
-            fingerprint = module_fingerprint(value)
-            if fingerprint:
-                facts["module_fingerprint"] = fingerprint
+        fingerprint = module_fingerprint(value) if value else None
+        if fingerprint and key in ("module_path", "module_file", "custom_config"):
+            facts["module_fingerprint"] = fingerprint
     for key in ("train_args", "eval_args", "tune_args", "custom_config", "eval_config"):
         value = ex.prop(key)
         if value not in (None, "", "{}", "null"):

@@ -39,8 +39,12 @@ class UnknownNode(BeamlineError):
 
 
 def module_fingerprint(value: Any) -> str | None:
-    """The content hash in a packaged module path (`...tfx_user_code_X-0.0+HASH-py3-...whl`)."""
-    match = re.search(r"\+([0-9a-f]{8,})-", str(value or ""))
+    """The content hash of module code: in a packaged module path
+    (`...tfx_user_code_X-0.0+HASH-py3-...whl`) or Beamline's `module_sha256` custom config."""
+    text = str(value or "")
+    match = re.search(r"\+([0-9a-f]{8,})-", text) or re.search(
+        r"module_sha256\W+([0-9a-f]{16,})", text
+    )
     return match.group(1) if match else None
 
 
