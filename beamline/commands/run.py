@@ -39,7 +39,8 @@ def run(
 
     request = RunRequest(
         pipeline=pipeline,
-        root=root or default_root(),
+        # Absolute now: TFX/Beam code may change the process's working directory during a run.
+        root=(root or default_root()).resolve(),
         data=data,
         enable_tuning=not no_tune,
         beam_profile=beam_profile,
@@ -49,7 +50,7 @@ def run(
         fast_cache=not no_fast_cache,
     )
     outcome = run_pipeline(request)
-    serving_dir = str(RootLayout(request.root.resolve()).serving_dir(pipeline))
+    serving_dir = str(RootLayout(request.root).serving_dir(pipeline))
     from beamline import registry
 
     sample = getattr(registry.load_module(pipeline), "SAMPLE_INSTANCE", None)

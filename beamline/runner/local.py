@@ -123,10 +123,16 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
             return replayed
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = layout.root / "logs" / f"{request.pipeline}-{stamp}.log"
+    cwd = os.getcwd()
     with capture_to(log_path) as console:
         _log_to_file(log_path)
         console.write(f"beamline: full log in {log_path}\n")
-        outcome = _run_nodes(module, settings, request, log_path, console, digest)
+        try:
+            outcome = _run_nodes(module, settings, request, log_path, console, digest)
+        finally:
+            # TFX's Beam dependency packaging chdirs into a temp build directory and does not
+            # always come back; the caller's relative paths must keep their meaning.
+            os.chdir(cwd)
     return outcome
 
 
