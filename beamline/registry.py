@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,14 @@ def get(name: str) -> PipelineEntry:
             "Run `beamline pipelines` to list them, or add pipelines/<name>.py."
         )
     return entries[name]
+
+
+def package_path(package: str, *parts: str) -> Path:
+    """A file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {package} package is not installed")
+    return Path(spec.submodule_search_locations[0], *parts)
 
 
 def load_module(name: str) -> ModuleType:

@@ -7,7 +7,7 @@ Pure data, no heavy imports. `RunSettings` is what a user controls from the CLI;
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # Environment variables: TF_USE_LEGACY_KERAS=1 is the project's Keras story (tf_keras 2.16
@@ -70,4 +70,3 @@ class PipelineSettings:
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.
     metadata_connection_config: object | None = None
-    extra: dict[str, str] = field(default_factory=dict)

@@ -9,13 +9,14 @@ training and push, on every orchestrator.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.csv_example_gen.component import null_aware_csv_example_gen
+from components.csv_example_gen.constants import DEFAULT_NULL_VALUES
 from components.resolvers.baseline import (
     CANDIDATE_KEY,
     MODEL_BLESSING_KEY,
@@ -40,7 +41,7 @@ class ClassifierSpec:
     eval_steps: int = 10
     tuner_train_steps: int = 30
     tuner_eval_steps: int = 5
-    null_values: tuple[str, ...] = field(default=("NA", "N/A", "NaN", "nan", "null", "NULL"))
+    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
 
 
 MODULE_SHA256_KEY = "module_sha256"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from beamline.registry import package_path
 from beamline.settings import PipelineSettings
 
 COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "penguin"
@@ -25,10 +25,7 @@ def default_data_root() -> str:
 
     A file path: that directory also holds penguins-raw.csv, a different table.
     """
-    spec = importlib.util.find_spec("palmerpenguins")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the palmerpenguins package is not installed")
-    return str(Path(spec.submodule_search_locations[0]) / "data" / "penguins.csv")
+    return str(package_path("palmerpenguins", "data", "penguins.csv"))
 
 
 def create_pipeline(settings: PipelineSettings):

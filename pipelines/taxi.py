@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from beamline.registry import package_path
 from beamline.settings import PipelineSettings
 
 COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "taxi"
@@ -27,13 +27,7 @@ SAMPLE_INSTANCE = {
 
 def default_data_root() -> str:
     """The sample CSV inside the tfx wheel (located without importing tfx)."""
-    spec = importlib.util.find_spec("tfx")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the tfx package is not installed")
-    return str(
-        Path(spec.submodule_search_locations[0])
-        / "examples" / "chicago_taxi_pipeline" / "data" / "simple"
-    )
+    return str(package_path("tfx", "examples", "chicago_taxi_pipeline", "data", "simple"))
 
 
 def create_pipeline(settings: PipelineSettings):

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beamline.runner.preflight import DataInput
+from beamline.runner.scheduler import CACHED, RESOLVED
 
 FINGERPRINT_KEY = "beamline_fingerprint"
 PIPELINE_KEY = "beamline_pipeline"
 STATUS_KEY = "beamline_status"
 SUCCEEDED = "succeeded"
-_RESOLVER_SUFFIX = ".Resolver"
 # What shapes the compiled pipeline: its definitions, module files, custom components, schemas,
 # and the framework files that turn settings into a pipeline (not the CLI, server or reports).
 SOURCE_DIRS = ("pipelines", "components", "schemas")
@@ -42,6 +42,11 @@ FRAMEWORK_FILES = (
     "beamline/runner/tfx_nodes.py",
     "beamline/runner/local.py",
 )
+
+
+def is_resolver_type(type_name: str) -> bool:
+    """Resolver nodes (TFX system nodes) pick artifacts; they never hit or miss the cache."""
+    return type_name.endswith(".Resolver")
 
 
 def _source_files(dirs: Iterable[Path]) -> list[Path]:
@@ -169,7 +174,7 @@ def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None
         contexts = [c for c in store.get_contexts_by_execution(old.id) if c.id != previous.id]
         node_ctx = next((c for c in contexts if c.type == "node"), None)
         node_id = node_ctx.name.split(".", 1)[1] if node_ctx else str(old.id)
-        is_resolver = types.get(old.type_id, "").endswith(_RESOLVER_SUFFIX)
+        is_resolver = is_resolver_type(types.get(old.type_id, ""))
         new = mlmd_pb.Execution(type_id=old.type_id, name=str(uuid.uuid4()))
         new.last_known_state = (
             mlmd_pb.Execution.COMPLETE if is_resolver else mlmd_pb.Execution.CACHED
@@ -188,5 +193,5 @@ def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None
             copy.path.CopyFrom(event.path)
             pairs.append((artifacts[event.artifact_id], copy))
         store.put_execution(new, pairs, contexts + [run_ctx], force_reuse_context=True)
-        states[node_id] = "resolved" if is_resolver else "cached"
+        states[node_id] = RESOLVED if is_resolver else CACHED
     return ReplayedRun(run_id, states)

@@ -10,7 +10,7 @@ import datetime
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -41,7 +41,6 @@ class RunRequest:
     max_parallel: int = DEFAULT_MAX_PARALLEL
     run_id: str | None = None
     fast_cache: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def prepare_environment() -> None:
@@ -61,7 +60,7 @@ def prepare_environment() -> None:
         )
 
 
-def _log_to_file(log_path: Path) -> None:
+def _log_at_info() -> None:
     """Framework logs at INFO; fds 1/2 already point at the run's log file (capture_to)."""
     import absl.logging
 
@@ -69,9 +68,8 @@ def _log_to_file(log_path: Path) -> None:
     logging.getLogger().setLevel(logging.INFO)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text
+def _message(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
 
 
 def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
@@ -96,7 +94,6 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
         enable_tuning=request.enable_tuning,
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=mlmd_config,
-        extra=request.extra,
     )
     out.write(
         f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} CSV file(s) "
@@ -114,7 +111,6 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
             "schema_path": settings.schema_path,
             "enable_tuning": settings.enable_tuning,
             "beam_args": settings.beam_pipeline_args,
-            "extra": sorted(settings.extra.items()),
         },
     )
     if request.fast_cache:
@@ -125,7 +121,7 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
     log_path = layout.root / "logs" / f"{request.pipeline}-{stamp}.log"
     cwd = os.getcwd()
     with capture_to(log_path) as console:
-        _log_to_file(log_path)
+        _log_at_info()
         console.write(f"beamline: full log in {log_path}\n")
         try:
             outcome = _run_nodes(module, settings, request, log_path, console, digest)
@@ -162,7 +158,6 @@ def _try_replay(mlmd_config, request: RunRequest, digest: str, out: TextIO) -> R
     for node_id, state in replayed.node_states.items():
         progress.event(NodeEvent(node_id, state, 0.0))
         outcome.node_states[node_id] = state
-        outcome.node_seconds[node_id] = 0.0
     fill_from_mlmd(outcome, store)
     return outcome
 
@@ -200,15 +195,14 @@ def _run_nodes(
         )
     for node_id, event in events.items():
         outcome.node_states[node_id] = event.state
-        outcome.node_seconds[node_id] = event.seconds
     failures = [e for e in events.values() if e.state == FAILED]
     for event in failures:
         if type(event.error).__name__ == "DataAnomaliesError":
-            outcome.anomalies = _first_line(event.error)
+            outcome.anomalies = _message(event.error)
             outcome.failed_node = event.node_id
     if failures and outcome.anomalies is None:
         outcome.failed_node = failures[0].node_id
-        outcome.error = _first_line(failures[0].error)
+        outcome.error = _message(failures[0].error)
 
     from beamline.runner.outcome import fill_from_mlmd
     from beamline.runner.serialized_mlmd import SerializedMetadata
@@ -239,6 +233,3 @@ def raise_for_outcome(outcome: RunOutcome) -> None:
             f"{outcome.log_path})."
         )
 
-
-def _safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)

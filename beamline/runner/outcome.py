@@ -12,7 +12,6 @@ class RunOutcome:
     pipeline_name: str
     run_id: str
     node_states: dict[str, str] = field(default_factory=dict)
-    node_seconds: dict[str, float] = field(default_factory=dict)
     blessed: bool | None = None
     pushed: bool = False
     pushed_version: str | None = None

@@ -7,7 +7,6 @@ nothing new starts (running nodes finish), and every node that did not start is 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -54,7 +53,6 @@ def run_dag(
     """Runs every node whose upstream nodes finished; returns each node's final event."""
     order = topological_order(upstream)
     results: dict[str, NodeEvent] = {}
-    lock = threading.Lock()
 
     def _run(node_id: str) -> NodeEvent:
         start = time.monotonic()
@@ -67,13 +65,13 @@ def run_dag(
         on_event(event)
         return event
 
+    # Only this thread touches `results` and `running`; node threads just return events.
     running: dict[Future, str] = {}
     failed = False
     with ThreadPoolExecutor(max_workers=max(1, max_parallel), thread_name_prefix="node") as pool:
         while True:
-            with lock:
-                finished = set(results)
-                started = finished | set(running.values())
+            finished = set(results)
+            started = finished | set(running.values())
             if not failed:
                 for node in order:
                     if len(running) >= max_parallel:
@@ -86,8 +84,7 @@ def run_dag(
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 event = future.result()
-                with lock:
-                    results[running.pop(future)] = event
+                results[running.pop(future)] = event
                 failed = failed or event.state == FAILED
     for node in order:
         if node not in results:

@@ -16,6 +16,7 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_runner
 from tfx.proto.orchestration import pipeline_pb2
 
+from beamline.runner.fast_cache import is_resolver_type
 from beamline.runner.scheduler import CACHED, COMPLETE, RESOLVED
 from beamline.runner.serialized_mlmd import SerializedMetadata
 
@@ -63,7 +64,7 @@ def launch_node(compiled: CompiledPipeline, node_id: str) -> str:
         ),
     )
     info = node_launcher.launch()
-    if node.node_info.type.name.endswith(".Resolver"):
+    if is_resolver_type(node.node_info.type.name):
         return RESOLVED
     if info is None or not info.execution_id:
         return COMPLETE
