@@ -17,21 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving import proto_codec, storage, warmup
-from serving.batching import BatchQueue, BatchScheduler
-from serving.config import BatchingOptions, parse_batching_parameters
-from serving.errors import (
+from serving.core import proto_codec, storage, warmup
+from serving.core.batching import BatchQueue, BatchScheduler
+from serving.core.config import BatchingOptions, parse_batching_parameters
+from serving.core.errors import (
     Code,
     ServingError,
     failed_precondition,
     internal,
     invalid_argument,
 )
-from serving.metrics import Metrics
-from serving.model_manager import ModelManager, VersionStatus
-from serving.schema_contract import SchemaContract
-from serving.servable import Servable, Signature, load_servable
-from serving.tensors import DT_FLOAT, DT_STRING
+from serving.core.metrics import Metrics
+from serving.core.model_manager import ModelManager, VersionStatus
+from serving.core.schema_contract import SchemaContract
+from serving.core.servable import Servable, Signature, load_servable
+from serving.core.tensors import DT_FLOAT, DT_STRING
 
 log = logging.getLogger("beamline.serving")
 

@@ -32,9 +32,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import proto_codec
-from serving.dataplane import DataPlane
-from serving.errors import Code, from_exception, grpc_status, invalid_argument
+from serving.core import proto_codec
+from serving.core.dataplane import DataPlane
+from serving.core.errors import Code, from_exception, grpc_status, invalid_argument
 
 log = logging.getLogger("beamline.serving")
 

@@ -15,10 +15,16 @@ import urllib.parse
 
 import orjson
 
-from serving import json_codec
-from serving.dataplane import DataPlane
-from serving.errors import HTTP_PAYLOAD_TOO_LARGE, Code, ServingError, from_exception, http_status
-from serving.http1 import HttpServer, Reply, Request
+from serving.core.dataplane import DataPlane
+from serving.core.errors import (
+    HTTP_PAYLOAD_TOO_LARGE,
+    Code,
+    ServingError,
+    from_exception,
+    http_status,
+)
+from serving.rest import json_codec
+from serving.rest.http1 import HttpServer, Reply, Request
 
 log = logging.getLogger("beamline.serving")
 

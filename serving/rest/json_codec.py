@@ -17,9 +17,9 @@ import math
 import numpy as np
 import orjson
 
-from serving.errors import Code, ServingError, invalid_argument
-from serving.servable import TensorInfo
-from serving.tensors import (
+from serving.core.errors import Code, ServingError, invalid_argument
+from serving.core.servable import TensorInfo
+from serving.core.tensors import (
     DT_BOOL,
     DT_DOUBLE,
     DT_FLOAT,
