@@ -238,11 +238,11 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
 
     from serving.core.servable import _tensor_info
     from serving.core.tensors import make_tensor_proto
-    from serving.rest import json_codec
+    from serving.rest import json_decode
 
     _loaded, function, signature_def = load_signature(version_dir)
     infos = {k: _tensor_info(k, v) for k, v in signature_def.inputs.items()}
-    arrays, _ = json_codec.predict_inputs({"instances": instances}, infos)
+    arrays, _ = json_decode.predict_inputs({"instances": instances}, infos)
 
     body = json.dumps({"instances": instances}).encode()
     rest_request = (
