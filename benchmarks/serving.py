@@ -136,6 +136,18 @@ def in_process(function, arrays, duration: float) -> Result:
 # -- clients ----------------------------------------------------------------------------------
 
 
+async def read_ok_answer(reader: asyncio.StreamReader) -> None:
+    """Reads one HTTP/1.1 response; raises unless it is a 200."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"REST answered {head[:60]!r}")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+
+
 async def rest_worker(port: int, request: bytes, stop_at: float, warm_until: float, out: list):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -144,14 +156,7 @@ async def rest_worker(port: int, request: bytes, stop_at: float, warm_until: flo
             if t >= stop_at:
                 return
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"REST answered {head[:60]!r}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            await read_ok_answer(reader)
             if t >= warm_until:
                 out.append(time.perf_counter() - t)
     finally:
@@ -219,14 +224,7 @@ async def _timed_rest_worker(port: int, request: bytes, stop: asyncio.Event, out
         while not stop.is_set():
             t = time.perf_counter()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"REST answered {head[:60]!r} during a push")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            await read_ok_answer(reader)
             out.append((t, time.perf_counter() - t))
     finally:
         writer.close()
