@@ -12,7 +12,9 @@ from pathlib import Path
 
 import click
 
+from beamline.errors import ConfigError
 from beamline.settings import TF_ENVIRONMENT, RootLayout, default_root
+from serving.core.config import DEFAULT_GRPC_PORT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_REST_PORT
 
 # TF Serving bool flags accept both `--flag` and `--flag=true|false`.
 BOOL_FLAG = {"type": click.BOOL, "is_flag": False, "flag_value": True, "default": False}
@@ -20,8 +22,10 @@ PATH = click.Path(path_type=Path)
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--port", type=int, default=8500, help="gRPC port (0 disables gRPC).")
-@click.option("--rest_api_port", type=int, default=8501, help="REST port (0 disables REST).")
+@click.option("--port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (0 disables gRPC).")
+@click.option(
+    "--rest_api_port", type=int, default=DEFAULT_REST_PORT, help="REST port (0 disables REST)."
+)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -121,7 +125,7 @@ PATH = click.Path(path_type=Path)
 @click.option(
     "--max_request_bytes",
     type=int,
-    default=32 * 1024 * 1024,
+    default=DEFAULT_MAX_REQUEST_BYTES,
     help="Largest request body / message accepted (Beamline; larger: HTTP 413).",
 )
 @click.option(
@@ -149,16 +153,20 @@ def serve(**flags) -> None:
     """
     for key, value in TF_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
-    options = build_options(**flags)
-    from serving.server import run
+    from serving.core.errors import ConfigError as ServerConfigError
 
-    run(options)
+    try:
+        options = build_options(**flags)
+        from serving.server import run
+
+        run(options)
+    except ServerConfigError as exc:  # the server's own error, as this CLI's usage error
+        raise ConfigError(str(exc)) from exc
 
 
 def build_options(**flags):
     """ServerOptions from the command's flags (no TensorFlow needed)."""
-    from beamline.errors import ConfigError
-    from serving.config import (
+    from serving.core.config import (
         ModelSpec,
         ServerOptions,
         read_batching_parameters,
@@ -237,6 +245,6 @@ def build_options(**flags):
 
 
 def _default_batching():
-    from serving.config import BatchingOptions
+    from serving.core.config import BatchingOptions
 
     return BatchingOptions()

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.testing import CLASS_NAMES, example_rows, make_example
+from tests.serving.support import CLASS_NAMES, example_rows, make_example
 
 ROWS = example_rows()
 TIMEOUT = 30

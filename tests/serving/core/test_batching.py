@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from serving.batching import QUEUE_FULL, BatchScheduler
-from serving.config import BatchingOptions
-from serving.errors import Code, ServingError
+from serving.core.batching import QUEUE_FULL, BatchScheduler
+from serving.core.config import BatchingOptions
+from serving.core.errors import Code, ServingError
 
 
 @pytest.fixture

@@ -15,10 +15,16 @@ import urllib.parse
 
 import orjson
 
-from serving import json_codec
-from serving.dataplane import DataPlane
-from serving.errors import HTTP_PAYLOAD_TOO_LARGE, Code, ServingError, from_exception, http_status
-from serving.http1 import HttpServer, Reply, Request
+from serving.core.dataplane import DataPlane
+from serving.core.errors import (
+    HTTP_PAYLOAD_TOO_LARGE,
+    Code,
+    ServingError,
+    from_exception,
+    http_status,
+)
+from serving.rest import json_decode, json_encode
+from serving.rest.http1 import HttpServer, Reply, Request
 
 log = logging.getLogger("beamline.serving")
 
@@ -63,7 +69,7 @@ class Response:
 
 def error_response(error: ServingError, model: str = "", api: str = "") -> Response:
     return Response(
-        http_status(error.code), json_codec.error_body(error.message), JSON, model, api, error.code
+        http_status(error.code), json_encode.error_body(error.message), JSON, model, api, error.code
     )
 
 
@@ -157,8 +163,8 @@ class RestApi:
     async def _predict(
         self, name: str, version: int | None, label: str | None, body: bytes
     ) -> bytes:
-        doc = json_codec.parse_json(body)
-        signature_name = json_codec.signature_name(doc)
+        doc = json_decode.parse_json(body)
+        signature_name = json_decode.signature_name(doc)
         servable = self.dataplane.servable(name, version, label)
         key = signature_name or "serving_default"
         signature = servable.signature(key)
@@ -167,32 +173,32 @@ class RestApi:
                 Code.INVALID_ARGUMENT,
                 f'Serving signature name: "{key}" not found in signature def',
             )
-        inputs, fmt = json_codec.predict_inputs(doc, signature.inputs)
-        job = self.dataplane.predict_job(servable, signature_name, inputs)
+        inputs, fmt = json_decode.predict_inputs(doc, signature.inputs)
+        job = self.dataplane.jobs.predict(servable, signature_name, inputs)
         _, outputs = await self.dataplane.run_async(job)
-        return json_codec.predict_response(outputs, fmt)
+        return json_encode.predict_response(outputs, fmt)
 
     async def _classify(
         self, name: str, version: int | None, label: str | None, body: bytes
     ) -> bytes:
-        doc = json_codec.parse_json(body)
-        signature_name = json_codec.signature_name(doc)
-        request_input = json_codec.classify_regress_input(doc)
+        doc = json_decode.parse_json(body)
+        signature_name = json_decode.signature_name(doc)
+        request_input = json_decode.classify_regress_input(doc)
         servable = self.dataplane.servable(name, version, label)
-        job = self.dataplane.classify_job(servable, signature_name, request_input)
+        job = self.dataplane.jobs.classify(servable, signature_name, request_input)
         _, result = await self.dataplane.run_async(job)
-        return json_codec.classify_response(result.classes, result.scores)
+        return json_encode.classify_response(result.classes, result.scores)
 
     async def _regress(
         self, name: str, version: int | None, label: str | None, body: bytes
     ) -> bytes:
-        doc = json_codec.parse_json(body)
-        signature_name = json_codec.signature_name(doc)
-        request_input = json_codec.classify_regress_input(doc)
+        doc = json_decode.parse_json(body)
+        signature_name = json_decode.signature_name(doc)
+        request_input = json_decode.classify_regress_input(doc)
         servable = self.dataplane.servable(name, version, label)
-        job = self.dataplane.regress_job(servable, signature_name, request_input)
+        job = self.dataplane.jobs.regress(servable, signature_name, request_input)
         _, values = await self.dataplane.run_async(job)
-        return json_codec.regress_response(values)
+        return json_encode.regress_response(values)
 
     def _status(self, name: str, version: int | None, label: str | None) -> bytes:
         statuses = self.dataplane.model_status(name, version, label)
@@ -256,7 +262,7 @@ def create_http_server(api: RestApi, *, max_request_bytes: int, cors: bool = Fal
             f"Request body is larger than the server's limit of {limit} bytes "
             "(beamline serve --max_request_bytes)."
         )
-        return Reply(HTTP_PAYLOAD_TOO_LARGE, json_codec.error_body(message))
+        return Reply(HTTP_PAYLOAD_TOO_LARGE, json_encode.error_body(message))
 
     return HttpServer(
         api.serve,

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from serving.testing import CLASS_NAMES, example_rows
+from tests.serving.support import CLASS_NAMES, example_rows
 
 ROWS = example_rows()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from serving import storage
-from serving.errors import Code, ServingError, from_exception, invalid_argument
+from serving.core import storage
+from serving.core.errors import Code, ServingError, from_exception, invalid_argument
 
 WARMUP_FILE = ("assets.extra", "tf_serving_warmup_requests")
 MAX_RECORDS = 1000

@@ -32,9 +32,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import proto_codec
-from serving.dataplane import DataPlane
-from serving.errors import Code, from_exception, grpc_status, invalid_argument
+from serving.core import proto_codec
+from serving.core.dataplane import DataPlane
+from serving.core.errors import Code, from_exception, grpc_status, invalid_argument
 
 log = logging.getLogger("beamline.serving")
 
@@ -90,7 +90,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_rpc("Predict")
     async def Predict(self, request):
         servable = _servable(self.dataplane, request.model_spec)
-        job = self.dataplane.predict_job(
+        job = self.dataplane.jobs.predict(
             servable,
             request.model_spec.signature_name,
             proto_codec.request_arrays(request.inputs),
@@ -106,7 +106,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_rpc("Classify")
     async def Classify(self, request):
         servable = _servable(self.dataplane, request.model_spec)
-        job = self.dataplane.classify_job(
+        job = self.dataplane.jobs.classify(
             servable, request.model_spec.signature_name, request.input
         )
         signature, result = await self.dataplane.run_async(job)
@@ -118,7 +118,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_rpc("Regress")
     async def Regress(self, request):
         servable = _servable(self.dataplane, request.model_spec)
-        job = self.dataplane.regress_job(servable, request.model_spec.signature_name, request.input)
+        job = self.dataplane.jobs.regress(
+            servable, request.model_spec.signature_name, request.input
+        )
         signature, values = await self.dataplane.run_async(job)
         response = regression_pb2.RegressionResponse()
         proto_codec.fill_model_spec(response.model_spec, servable.name, servable.version, signature)

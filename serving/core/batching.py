@@ -19,8 +19,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from serving.config import BatchingOptions
-from serving.errors import from_exception, invalid_argument, unavailable
+from serving.core.config import BatchingOptions
+from serving.core.errors import from_exception, invalid_argument, unavailable
 
 log = logging.getLogger("beamline.serving")
 

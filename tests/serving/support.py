@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks of `beamline serve`: a server subprocess and small models.
+"""Test and benchmark helpers for `beamline serve`: a server subprocess and small models.
 
 `running_server()` starts the real server (`python -m beamline serve ...`) on free loopback ports
 and waits until it answers, so any test (including an end-to-end one over a pushed pipeline
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from beamline.settings import TF_ENVIRONMENT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 CLASS_NAMES = ("Adelie", "Chinstrap", "Gentoo")
 ISLANDS = ("Biscoe", "Dream", "Torgersen")

@@ -1,9 +1,9 @@
-"""The data plane: models and requests, independent of REST or gRPC.
+"""The data plane's execution half: models in, requests run, independent of REST or gRPC.
 
-Protocol adapters (serving/rest.py, serving/grpc_service.py) decode a request into arrays or
-protos, call one method here, and encode the answer; every failure is a ServingError whose code
-the adapters map in one place (serving/errors.py). Signature checks and their messages follow
-TF Serving's predict_util.cc, classifier.cc and regressor.cc.
+Protocol adapters (serving/rest/, serving/grpc/) decode a request, build a checked `Job` with
+`dataplane.jobs` (serving/core/jobs.py), run it here (`run` from a thread, `run_async` from the
+event loop; batched or not) and encode the answer. Every failure is a ServingError whose code the
+adapters map in one place (serving/core/errors.py).
 """
 
 from __future__ import annotations
@@ -11,57 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
-from serving import proto_codec, storage, warmup
-from serving.batching import BatchQueue, BatchScheduler
-from serving.config import BatchingOptions, parse_batching_parameters
-from serving.errors import (
-    Code,
-    ServingError,
-    failed_precondition,
-    internal,
-    invalid_argument,
+from serving.core import proto_codec, storage, warmup
+from serving.core.batching import BatchQueue, BatchScheduler
+from serving.core.config import BatchingOptions, parse_batching_parameters
+from serving.core.errors import Code, ServingError, invalid_argument
+from serving.core.jobs import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    Arrays,
+    Classifications,
+    Job,
+    JobBuilder,
 )
-from serving.metrics import Metrics
-from serving.model_manager import ModelManager, VersionStatus
-from serving.schema_contract import SchemaContract
-from serving.servable import Servable, Signature, load_servable
-from serving.tensors import DT_FLOAT, DT_STRING
+from serving.core.metrics import Metrics
+from serving.core.model_manager import ModelManager, VersionStatus
+from serving.core.schema_contract import SchemaContract
+from serving.core.servable import Servable, Signature, load_servable
 
 log = logging.getLogger("beamline.serving")
 
-DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
-
-Arrays = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Classifications:
-    classes: np.ndarray | None  # [batch, k] bytes
-    scores: np.ndarray | None  # [batch, k] float32
-
-
-@dataclass
-class Job:
-    """A checked request, ready to run: `run()` (any thread) or `await run_async()` (the event
-    loop) executes the signature, directly or through its batch queue, and returns `finish`'s
-    result on the outputs."""
-
-    servable: Servable
-    signature: Signature
-    inputs: Arrays
-    batch: bool
-    api: str
-    finish: Callable[[Arrays], object]
 
 
 class DataPlane:
@@ -87,10 +61,9 @@ class DataPlane:
         self.scheduler = (
             BatchScheduler(batching.num_batch_threads) if batching is not None else None
         )
-        self.schemas = schemas or {}
+        self.jobs = JobBuilder(metrics, schemas, method_name_check)
         self.warmup_iterations = warmup_iterations
         self.enable_warmup = enable_warmup
-        self.method_name_check = method_name_check
         # Unbatched requests from the event loop run here (TensorFlow releases the GIL).
         self._executor = ThreadPoolExecutor(max_workers=run_threads, thread_name_prefix="run")
 
@@ -167,7 +140,7 @@ class DataPlane:
             self.scheduler.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    # -- predict --------------------------------------------------------------------------
+    # -- synchronous requests (warm-up replay, MultiInference) --------------------------------
 
     def predict(
         self,
@@ -179,168 +152,17 @@ class DataPlane:
         batch: bool = True,
     ) -> tuple[str, Arrays]:
         """Runs a signature; returns (signature name used, outputs)."""
-        return self.run(self.predict_job(servable, signature_name, inputs, output_filter, batch))
-
-    def predict_job(
-        self,
-        servable: Servable,
-        signature_name: str,
-        inputs: Arrays,
-        output_filter: tuple[str, ...] = (),
-        batch: bool = True,
-    ) -> Job:
-        name = signature_name or DEFAULT_SIGNATURE
-        signature = servable.signature(name)
-        if signature is None:
-            raise failed_precondition(f'Serving signature key "{name}" not found.')
-        if signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
-            raise internal(
-                "Expected prediction signature method_name to be one of "
-                f"{{{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: "
-                f"{signature.method_name}"
-            )
-        seen: set[str] = set()
-        for alias in output_filter:
-            if alias not in signature.outputs:
-                raise invalid_argument(
-                    f"output tensor alias not found in signature: {alias} Outputs expected to "
-                    f"be in the set {{{','.join(sorted(signature.outputs))}}}."
-                )
-            if alias in seen:
-                raise invalid_argument(f"duplicate output tensor alias: {alias}")
-            seen.add(alias)
-        signature.check_inputs(inputs)
-        schema = self._schema(servable.name)
-        if schema is not None:
-            schema.check_arrays(inputs)
-
-        def finish(outputs: Arrays) -> tuple[str, Arrays]:
-            if output_filter:
-                outputs = {alias: outputs[alias] for alias in output_filter}
-            return name, outputs
-
-        return Job(servable, signature, inputs, batch, "Predict", finish)
-
-    # -- classify / regress ---------------------------------------------------------------
-
-    def _example_signature(self, servable: Servable, signature_name: str, method: str):
-        name = signature_name or DEFAULT_SIGNATURE
-        signature = servable.signature(name)
-        if signature is None:
-            raise invalid_argument(f"No signature was found with the name: {name}")
-        what = "classification" if method == CLASSIFY_METHOD else "regression"
-        if self.method_name_check and signature.method_name != method:
-            raise invalid_argument(
-                f"Expected {what} signature method_name to be {method}. Was: "
-                f"{signature.method_name}"
-            )
-        if len(signature.inputs) != 1:
-            raise invalid_argument("Expected one input Tensor.")
-        if "inputs" not in signature.inputs:
-            raise invalid_argument(
-                f"No {what} inputs found in SignatureDef: {self._debug(servable, name)}"
-            )
-        return name, signature
-
-    def _debug(self, servable: Servable, name: str) -> str:
-        return str(servable.signature_def_map[name])
-
-    def _examples(self, servable: Servable, request_input) -> np.ndarray:
-        serialized, examples = proto_codec.serialized_examples(request_input)
-        schema = self._schema(servable.name)
-        if schema is not None:
-            has_context = request_input.WhichOneof("kind") == "example_list_with_context"
-            schema.check_examples(
-                proto_codec.merged_examples(serialized) if has_context else examples
-            )
-        self.metrics.record_examples(servable.name, len(serialized))
-        return serialized
+        return self.run(self.jobs.predict(servable, signature_name, inputs, output_filter, batch))
 
     def classify(
         self, servable: Servable, signature_name: str, request_input, *, batch: bool = True
     ) -> tuple[str, Classifications]:
-        return self.run(self.classify_job(servable, signature_name, request_input, batch))
-
-    def classify_job(
-        self, servable: Servable, signature_name: str, request_input, batch: bool = True
-    ) -> Job:
-        name, signature = self._example_signature(servable, signature_name, CLASSIFY_METHOD)
-        if len(signature.outputs) not in (1, 2):
-            raise invalid_argument(
-                f"Expected one or two output Tensors, found {len(signature.outputs)}"
-            )
-        if "classes" not in signature.outputs and "scores" not in signature.outputs:
-            raise invalid_argument(
-                'Expected classification signature outputs to contain at least one of "classes" '
-                f'or "scores". Signature was: {self._debug(servable, name)}'
-            )
-        serialized = self._examples(servable, request_input)
-        n = serialized.shape[0]
-
-        def finish(outputs: Arrays) -> tuple[str, Classifications]:
-            classes, scores = outputs.get("classes"), outputs.get("scores")
-            for what, tensor, dtype in (
-                ("classes", classes, DT_STRING),
-                ("scores", scores, DT_FLOAT),
-            ):
-                if tensor is None:
-                    continue
-                if tensor.ndim != 2:
-                    raise invalid_argument(
-                        f"Expected Tensor shape: [batch_size num_classes] but got "
-                        f"[{','.join(str(d) for d in tensor.shape)}]"
-                    )
-                ok = tensor.dtype == object if dtype == DT_STRING else tensor.dtype == np.float32
-                if not ok:
-                    kind = "DT_STRING" if dtype == DT_STRING else "DT_FLOAT"
-                    raise invalid_argument(f"Expected {what} Tensor of {kind}. Got: {tensor.dtype}")
-                if tensor.shape[0] != n:
-                    raise invalid_argument(
-                        f"Expected {what} output batch size of {n}. Got: {tensor.shape[0]}"
-                    )
-            if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-                raise invalid_argument(
-                    "Tensors class and score should match in dim_size(1). Got "
-                    f"{classes.shape[1]} vs. {scores.shape[1]}"
-                )
-            return name, Classifications(classes, scores)
-
-        return Job(servable, signature, {"inputs": serialized}, batch, "Classify", finish)
+        return self.run(self.jobs.classify(servable, signature_name, request_input, batch))
 
     def regress(
         self, servable: Servable, signature_name: str, request_input, *, batch: bool = True
     ) -> tuple[str, np.ndarray]:
-        return self.run(self.regress_job(servable, signature_name, request_input, batch))
-
-    def regress_job(
-        self, servable: Servable, signature_name: str, request_input, batch: bool = True
-    ) -> Job:
-        name, signature = self._example_signature(servable, signature_name, REGRESS_METHOD)
-        if len(signature.outputs) != 1:
-            raise invalid_argument("Expected one output Tensor.")
-        if "outputs" not in signature.outputs:
-            raise invalid_argument(
-                f"No regression outputs found in SignatureDef: {self._debug(servable, name)}"
-            )
-        serialized = self._examples(servable, request_input)
-        n = serialized.shape[0]
-
-        def finish(outputs: Arrays) -> tuple[str, np.ndarray]:
-            values = outputs["outputs"]
-            if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
-                raise invalid_argument(
-                    "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
-                    f"but got [{','.join(str(d) for d in values.shape)}]"
-                )
-            if values.shape[0] != n:
-                raise invalid_argument(
-                    f"Input batch size did not match output batch size: {n} vs. {values.shape[0]}"
-                )
-            if values.dtype != np.float32:
-                raise invalid_argument(f"Expected output Tensor of DT_FLOAT.  Got: {values.dtype}")
-            return name, values.reshape(-1)
-
-        return Job(servable, signature, {"inputs": serialized}, batch, "Regress", finish)
+        return self.run(self.jobs.regress(servable, signature_name, request_input, batch))
 
     def multi_inference(self, servable: Servable, request, *, batch: bool = True) -> list:
         """Runs each classify/regress task of a MultiInferenceRequest on the same input.
@@ -385,9 +207,6 @@ class DataPlane:
         return cached
 
     # -- running --------------------------------------------------------------------------
-
-    def _schema(self, model: str) -> SchemaContract | None:
-        return self.schemas.get(model) or self.schemas.get("")
 
     def run(self, job: Job):
         """Runs a job on the calling thread (waiting for its batch if batching)."""

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beamline.errors import ConfigError
-from serving.errors import invalid_argument
+from serving.core.errors import ConfigError, invalid_argument
 
 SERVING_ENVIRONMENT = "SERVING"
 _SKIPPED_STAGES = {"PLANNED", "ALPHA", "DEPRECATED", "DEBUG_ONLY", "DISABLED"}

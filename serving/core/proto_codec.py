@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.errors import invalid_argument
-from serving.tensors import make_ndarray, make_tensor_proto
+from serving.core.errors import invalid_argument
+from serving.core.tensors import make_ndarray, make_tensor_proto
 
 
 def request_arrays(tensor_map) -> dict[str, np.ndarray]:

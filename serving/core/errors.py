@@ -33,6 +33,14 @@ class Code(enum.IntEnum):
     UNAUTHENTICATED = 16
 
 
+class ConfigError(Exception):
+    """Bad server options or configuration files (flags, model config, batching, schema).
+
+    The server's own error: the `beamline serve` command maps it to its usage exit code (2);
+    sent over the API (HandleReloadConfigRequest) it is an INVALID_ARGUMENT.
+    """
+
+
 class ServingError(Exception):
     """A request or load failure with a canonical status code and a message for the client."""
 
@@ -120,9 +128,7 @@ def from_exception(exc: BaseException) -> ServingError:
     if isinstance(code, int) and 0 < code <= 16:
         message = getattr(exc, "message", None) or str(exc)
         return ServingError(Code(code), message)
-    from beamline.errors import BeamlineError
-
-    if isinstance(exc, BeamlineError):  # a bad config sent over the API, e.g. ReloadConfig
+    if isinstance(exc, ConfigError):  # a bad config sent over the API, e.g. ReloadConfig
         return invalid_argument(str(exc))
     if isinstance(exc, RecursionError):
         return invalid_argument("Request is nested too deeply to process.")

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from serving import storage
-from serving.config import ModelSpec
-from serving.errors import (
+from serving.core import storage
+from serving.core.config import ModelSpec
+from serving.core.errors import (
     Code,
     ServingError,
     failed_precondition,
@@ -27,7 +27,7 @@ from serving.errors import (
     invalid_argument,
     not_found,
 )
-from serving.servable import SAVED_MODEL_FILES
+from serving.core.servable import SAVED_MODEL_FILES
 
 log = logging.getLogger("beamline.serving")
 
