@@ -18,6 +18,7 @@ from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_ru
 from tfx.proto.orchestration import pipeline_pb2
 
 from beamline.runner.fast_cache import is_resolver_type
+from beamline.runner.module_imports import use_module_paths
 from beamline.runner.scheduler import CACHED, COMPLETE, RESOLVED
 from beamline.runner.serialized_mlmd import SerializedMetadata
 
@@ -40,6 +41,7 @@ class CompiledPipeline:
 def compile_pipeline(pipeline, run_id: str | None = None) -> CompiledPipeline:
     """IR for `pipeline` with a concrete run id (LocalDagRunner's preparation steps)."""
     ir = tfx_runner._make_pipeline_proto(pipeline)  # noqa: SLF001 - compile, as TFX does
+    use_module_paths(ir)
     run_id = run_id or datetime.datetime.now().isoformat()
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
