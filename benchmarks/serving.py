@@ -34,10 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from beamline.settings import TF_ENVIRONMENT  # noqa: E402
+from beamline.settings import apply_tf_environment  # noqa: E402
 
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
+apply_tf_environment()
 
 from tests.serving.support import example_rows, start_server, write_test_model  # noqa: E402
 

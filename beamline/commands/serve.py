@@ -7,13 +7,13 @@ Flags are TF Serving's own names with TF Serving's meanings, so a command line w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from beamline.commands.options import root_option
 from beamline.errors import ConfigError
-from beamline.settings import TF_ENVIRONMENT, RootLayout, default_root
+from beamline.settings import RootLayout, apply_tf_environment, is_uri, resolve_root
 from serving.core.config import DEFAULT_GRPC_PORT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_REST_PORT
 
 # TF Serving bool flags accept both `--flag` and `--flag=true|false`.
@@ -136,14 +136,7 @@ PATH = click.Path(path_type=Path)
     help="Validate requests against this TFMD schema.pbtxt (Beamline; repeatable; "
     "without MODEL= it applies to every model).",
 )
-@click.option(
-    "--root",
-    type=PATH,
-    default=None,
-    help="Run root whose serving/<model>/ "
-    "directories are served when no model flags are given [default: $BEAMLINE_ROOT "
-    "or ./beamline_runs].",
-)
+@root_option("Run root whose serving/<model>/ directories are served without model flags.")
 def serve(**flags) -> None:
     """Serve pushed models with TensorFlow Serving's REST and gRPC APIs.
 
@@ -151,8 +144,7 @@ def serve(**flags) -> None:
     <root>/serving/<model>/<version>/ (latest version of each), picking up new pushes as they
     land. Example: curl -d '{"instances": [...]}' localhost:8501/v1/models/penguin:predict
     """
-    for key, value in TF_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    apply_tf_environment()
     from serving.core.errors import ConfigError as ServerConfigError
 
     try:
@@ -217,12 +209,12 @@ def build_options(**flags):
                 "contain no '/' or ':' (they would not fit in REST paths)."
             )
         base_path = flags["model_base_path"]
-        if "://" not in base_path:
+        if not is_uri(base_path):
             base_path = str(Path(base_path).resolve())
         options.models = [ModelSpec(name, base_path)]
     else:
-        root = (flags["root"] or default_root()).resolve()
-        options.serving_root = RootLayout(root).serving_root
+        # The --root option hands over an absolute path; direct callers may pass None.
+        options.serving_root = RootLayout(resolve_root(flags["root"])).serving_root
     if flags["enable_batching"]:
         options.batching = (
             read_batching_parameters(flags["batching_parameters_file"])

@@ -22,18 +22,11 @@ tests/serving/) or `tests.serving.support.running_server` (anywhere):
 
 from __future__ import annotations
 
-import os
+import grpc
+import pytest
+import requests
 
-from beamline.settings import TF_ENVIRONMENT
-
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
-
-import grpc  # noqa: E402
-import pytest  # noqa: E402
-import requests  # noqa: E402
-
-from tests.serving.support import (  # noqa: E402
+from tests.serving.support import (
     PENGUIN_TEST_SCHEMA,
     ServerProcess,
     start_server,

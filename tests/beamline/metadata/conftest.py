@@ -12,12 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from beamline.settings import TF_ENVIRONMENT
-
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
-
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 MARIADB_SH = PROJECT / ".ci" / "mariadb.sh"
 PASSWORD_FILE = os.environ.get(
     "BEAMLINE_MYSQL_PASSWORD_FILE", "/var/lib/beamline-ci/mysql-password"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 TINY = PROJECT / "tests" / "lineage" / "lineage_tiny_pipeline.py"
 BEAMLINE = [sys.executable, "-m", "beamline"]
 sys.path.insert(0, str(TINY.parent))

@@ -10,7 +10,6 @@ kind of lineage step except the Evaluator, in about 15 s per run.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 PIPELINE_NAME = "tiny"
@@ -128,8 +127,9 @@ def run(root: Path, data_dir: Path, module_file: Path, connection_config) -> Non
 
 
 def main() -> None:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from beamline.settings import apply_tf_environment
+
+    apply_tf_environment()
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)

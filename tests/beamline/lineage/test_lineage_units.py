@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from beamline.lineage import payloads
+from beamline.lineage import drift, tfma
 from beamline.lineage.diff import diff_runs
 from beamline.lineage.model import Artifact, Execution, Graph, Run
 from beamline.lineage.runs import resolve_run, run_summaries
@@ -228,10 +228,10 @@ def test_fingerprint_and_module_parsing():
 
 def test_drift_measures():
     same = [(0.0, 1.0, 10.0), (1.0, 2.0, 10.0)]
-    assert payloads.js_divergence(same, same) == pytest.approx(0.0)
-    assert payloads.js_divergence([(0.0, 1.0, 10.0)], [(5.0, 6.0, 10.0)]) == pytest.approx(1.0)
-    assert payloads.linf_distance([("a", 5), ("b", 5)], [("a", 5), ("b", 5)]) == 0
-    assert payloads.linf_distance([("a", 10)], [("a", 5), ("b", 5)]) == pytest.approx(0.5)
+    assert drift.js_divergence(same, same) == pytest.approx(0.0)
+    assert drift.js_divergence([(0.0, 1.0, 10.0)], [(5.0, 6.0, 10.0)]) == pytest.approx(1.0)
+    assert drift.linf_distance([("a", 5), ("b", 5)], [("a", 5), ("b", 5)]) == 0
+    assert drift.linf_distance([("a", 10)], [("a", 5), ("b", 5)]) == pytest.approx(0.5)
 
 
 def _write_tfrecord(path, records):
@@ -241,7 +241,7 @@ def _write_tfrecord(path, records):
 
 
 def test_tfma_metrics_read_without_tensorflow(tmp_path):
-    messages = payloads.tfma_messages()
+    messages = tfma.tfma_messages()
     overall = messages["MetricsForSlice"]()
     kv = overall.metric_keys_and_values.add()
     kv.key.name, kv.key.model_name = "accuracy", "candidate"
@@ -263,7 +263,7 @@ def test_tfma_metrics_read_without_tensorflow(tmp_path):
     _write_tfrecord(
         tmp_path / "validations-00000-of-00001.tfrecord", [validation.SerializeToString()]
     )
-    result = payloads.load_evaluation(str(tmp_path))
+    result = tfma.load_evaluation(str(tmp_path))
     assert result.candidate() == {"Overall": {"accuracy": 0.9}, "island=Dream": {"accuracy": 1.0}}
     assert result.baseline() == {"Overall": {"accuracy": 0.8}}
     assert result.validation_ok is True

@@ -7,17 +7,11 @@ file changed.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from beamline.settings import TF_ENVIRONMENT
-
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -10,11 +10,6 @@ import os
 
 import pytest
 
-from beamline.settings import TF_ENVIRONMENT
-
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
-
 # A value that must never reach a compiled pipeline (set before any compile in this session).
 SECRET_NAME = "BEAMLINE_TEST_DB_PASSWORD"
 SECRET_VALUE = "s3cr3t-value-4f9a7c"
