@@ -80,7 +80,12 @@ def percentile(values: list[float], q: float) -> float:
 
 class Result:
     def __init__(
-        self, name: str, latencies: list[float], elapsed: float, cpu_seconds: float = 0.0
+        self,
+        name: str,
+        latencies: list[float],
+        elapsed: float,
+        cpu_seconds: float = 0.0,
+        client_cpu_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.p50 = percentile(latencies, 0.50) * 1e3
@@ -90,6 +95,9 @@ class Result:
         # CPU spent per request by the server (or the in-process caller): unlike wall-clock
         # rates, it hardly moves when other work shares the machine.
         self.cpu_ms = cpu_seconds / max(len(latencies), 1) * 1e3
+        # The load generator's own CPU per request (this process): when it nears the server's,
+        # the clients, not the server, bound the rate on these shared cores.
+        self.client_cpu_ms = client_cpu_seconds / max(len(latencies), 1) * 1e3
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -181,9 +189,12 @@ async def run_clients(kind: str, server, payload: bytes, clients: int, duration:
     stop_at = warm_until + duration
     cpu_marks: list[float] = []
 
+    client_marks: list[float] = []
+
     async def mark_cpu() -> None:
         await asyncio.sleep(max(warm_until - time.perf_counter(), 0))
         cpu_marks.append(process_cpu_seconds(server.process.pid))
+        client_marks.append(time.process_time())
 
     marker = asyncio.ensure_future(mark_cpu())
     if kind == "REST":
@@ -206,11 +217,13 @@ async def run_clients(kind: str, server, payload: bytes, clients: int, duration:
                 thread.start()
             await asyncio.sleep(max(warm_until - time.perf_counter(), 0))
             cpu_marks.append(process_cpu_seconds(server.process.pid))
+            client_marks.append(time.process_time())
             for thread in threads:
                 thread.join()
     await marker
     cpu = process_cpu_seconds(server.process.pid) - cpu_marks[0]
-    return Result(kind, latencies, time.perf_counter() - warm_until, cpu)
+    client_cpu = time.process_time() - client_marks[0]
+    return Result(kind, latencies, time.perf_counter() - warm_until, cpu, client_cpu)
 
 
 # -- p99 during a push --------------------------------------------------------------------------
@@ -393,7 +406,7 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
     print(f"model: {version_dir}  (1-row Predict requests; {os.cpu_count()} cores shared)")
     print(
         f"{'':26}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>9}{'p50 - in-proc':>15}"
-        f"{'rate / in-proc':>16}{'CPU ms/req':>12}"
+        f"{'rate / in-proc':>16}{'CPU ms/req':>12}{'client CPU':>12}"
     )
     print(
         f"{'in-process, one at a time':26}{baseline.p50:8.2f}{baseline.p99:8.2f}"
@@ -404,10 +417,11 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
         print(
             f"{label:26}{r.p50:8.2f}{r.p99:8.2f}{r.rate:9.0f}"
             f"{r.p50 - baseline.p50:+14.2f} {r.rate / baseline.rate:15.2f}x{r.cpu_ms:12.3f}"
+            f"{r.client_cpu_ms:12.3f}"
         )
     print(
-        "(CPU ms/req: the server process's CPU per answered request; clients not included. "
-        "The in-process row is the caller's own.)"
+        "(CPU ms/req: the server process's CPU per answered request; client CPU: the load "
+        "generator's (this process). The in-process row is the caller's own.)"
     )
     print()
     for kind in ("REST", "gRPC"):
