@@ -14,6 +14,11 @@ The services run on grpc.aio, on the same event loop as the REST server: a reque
 its batch holds no thread. With a thread per request (grpc's synchronous server), 32 concurrent
 batched requests meant 32 threads waking for the GIL at once when their batch finished, and
 throughput fell to a third of REST's.
+
+Where a gRPC Predict's server CPU goes (2 cores, 2026-11-26): ~1.0 ms per request against
+~0.55 ms over REST for the same model call (~0.32 ms). This module's own work (parse, decode,
+check, fill and serialize the response) is ~40 us; grpc.aio itself costs 0.32-0.41 ms per RPC
+for a handler that does nothing, the synchronous grpc.server with a thread pool 0.19-0.29 ms.
 """
 
 from __future__ import annotations
