@@ -54,17 +54,12 @@ def _string(message, name: str) -> str:
     return ""
 
 
-def _contexts(store, type_name: str) -> list:
-    try:
-        return list(store.get_contexts_by_type(type_name))
-    except Exception:  # noqa: BLE001 - an unknown context type: no such runs in this store
-        return []
 
 
 def legacy_runs(store, pipeline: str | None) -> list[ForeignRun]:
     """Runs of TFX's legacy launcher (Airflow): `run` contexts and their executions."""
     found = []
-    for ctx in _contexts(store, LEGACY_RUN):
+    for ctx in store.get_contexts_by_type(LEGACY_RUN):
         name = _string(ctx, LEGACY_PIPELINE_NAME) or ctx.name.split(".", 1)[0]
         if pipeline is not None and name != pipeline:
             continue
@@ -91,7 +86,7 @@ def kubeflow_runs(store, pipeline: str | None) -> list[ForeignRun]:
     """Runs of Kubeflow Pipelines v2 / Vertex AI: `system.PipelineRun` children of the pipeline."""
     exec_types = None
     found = []
-    for pctx in _contexts(store, KFP_PIPELINE):
+    for pctx in store.get_contexts_by_type(KFP_PIPELINE):
         if pipeline is not None and pctx.name != pipeline:
             continue
         for rctx in store.get_children_contexts_by_context(pctx.id):
