@@ -57,7 +57,7 @@ class DagSettings:
 
     pipeline: str
     root: str
-    data_root: str
+    data_root: str | None = None  # None: the pipeline's default_data_root() where it is parsed
     metadata: str | None = None
     serving_dir: str | None = None
     schedule: str | None = None
@@ -154,14 +154,13 @@ def dag_settings(
 
         # Parses and checks the value (a MySQL password comes from the workers' environment).
         connection_config(metadata, Path(root) / "metadata.sqlite", check=False)
-    data_path = data_root or _default_data_root(pipeline)
-    data = _local_data(data_path)
+    data = _local_data(data_root or _default_data_root(pipeline))
     args = beam.beam_args(beam_profile, data.total_bytes, beam_extra)
     check_secrets(refs, args)
     return DagSettings(
         pipeline=pipeline,
         root=str(Path(root).expanduser().resolve()),
-        data_root=str(Path(data_path).expanduser().resolve()),
+        data_root=str(Path(data_root).expanduser().resolve()) if data_root else None,
         metadata=metadata,
         serving_dir=serving_dir,
         schedule=schedule,
@@ -272,7 +271,7 @@ def _tfx_pipeline(s: DagSettings):
 
     entry = registry.get(s.pipeline)
     layout = RootLayout(Path(s.root))
-    data_root, pattern = _data_location(s.data_root)
+    data_root, pattern = _data_location(s.data_root or _default_data_root(s.pipeline))
     settings = PipelineSettings(
         pipeline_name=s.pipeline,
         pipeline_root=str(layout.pipeline_root(s.pipeline)),
