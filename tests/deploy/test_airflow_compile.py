@@ -112,7 +112,8 @@ def _launcher(**kwargs):  # stands in for TFX's _airflow_component_launcher
     return kwargs
 
 
-def test_secret_hook_fills_beam_args_in_the_worker_only(monkeypatch):
+def test_secret_hook_fills_beam_args_in_the_worker_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))  # importing Airflow writes airflow.cfg there
     from airflow.models import DAG
     from airflow.operators.python import PythonOperator
 
