@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from beamline.beam import profile_names
+from beamline.commands.options import metadata_option, root_option
 from beamline.errors import ConfigError
 
 
@@ -33,14 +34,8 @@ from beamline.errors import ConfigError
     "($BEAMLINE_PIPELINE_ROOT).",
 )
 @click.option("--data-root", help="Input data URI (default: the pipeline's default_data_root()).")
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="airflow: run root for artifacts, MLMD and pushed models [default: $BEAMLINE_ROOT or "
-    "./beamline_runs].",
-)
-@click.option("--metadata", help="airflow: MLMD store URI (default: SQLite under the run root).")
+@root_option("airflow: run root for artifacts, MLMD, logs and pushed models.")
+@metadata_option
 @click.option(
     "--schedule",
     help="airflow: '@daily' (or another preset), a 5-field cron expression, or none "
@@ -77,7 +72,7 @@ def compile_command(
     out: Path,
     pipeline_root: str | None,
     data_root: str | None,
-    root: Path | None,
+    root: Path,
     metadata: str | None,
     schedule: str | None,
     start_date: str | None,
@@ -147,13 +142,12 @@ def compile_command(
     )
 
 
-def _compile_airflow(pipeline: str, *, out: Path, root: Path | None, refs, **flags) -> None:
+def _compile_airflow(pipeline: str, *, out: Path, root: Path, refs, **flags) -> None:
     from beamline.deploy import airflow_dag
-    from beamline.settings import default_root
 
     if out.suffix != ".py":
         raise ConfigError(f"--out {out} must end in .py: Airflow loads DAGs from Python files.")
-    settings = airflow_dag.dag_settings(pipeline, root=root or default_root(), refs=refs, **flags)
+    settings = airflow_dag.dag_settings(pipeline, root=root, refs=refs, **flags)
     dag = airflow_dag.build_dag(airflow_dag.asdict(settings))  # the DAG Airflow will build
     text = airflow_dag.render(settings, f"beamline compile {pipeline} --target airflow")
     airflow_dag.write(text, out, refs)

@@ -33,14 +33,20 @@ from typing import Any
 from beamline import beam, registry
 from beamline.deploy import secrets as secrets_mod
 from beamline.errors import BeamlineError, ConfigError
-from beamline.settings import TF_ENVIRONMENT, PipelineSettings, RootLayout
+from beamline.settings import (
+    NO_USER_MODULE_WHEELS,
+    PipelineSettings,
+    RootLayout,
+    apply_tf_environment,
+    is_uri,
+    resolve_root,
+)
 
 # Airflow's schedule presets (airflow.utils.dates.cron_presets, plus @once and None).
 PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 DEFAULT_RETRIES = 1
 DEFAULT_RETRY_DELAY_S = 300
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 AIRFLOW_EXTRA_HINT = (
     "Install it with the project's extra: `pip install 'beamline-tfx[airflow]'` (apache-airflow "
     "2.10.3; `make run`/`make test` install it from requirements.lock)."
@@ -153,13 +159,13 @@ def dag_settings(
         from beamline.metadata.connection import connection_config
 
         # Parses and checks the value (a MySQL password comes from the workers' environment).
-        connection_config(metadata, Path(root) / "metadata.sqlite", check=False)
+        connection_config(metadata, RootLayout(root).metadata_path, check=False)
     data = _local_data(data_root or _default_data_root(pipeline))
     args = beam.beam_args(beam_profile, data.total_bytes, beam_extra)
     check_secrets(refs, args)
     return DagSettings(
         pipeline=pipeline,
-        root=str(Path(root).expanduser().resolve()),
+        root=str(resolve_root(root)),
         data_root=str(Path(data_root).expanduser().resolve()) if data_root else None,
         metadata=metadata,
         serving_dir=serving_dir,
@@ -180,7 +186,7 @@ def _default_data_root(pipeline: str) -> str:
 def _local_data(data: str):
     from beamline.runner.preflight import resolve_data
 
-    if "://" in data:
+    if is_uri(data):
         raise ConfigError(
             f"--data-root {data!r}: an Airflow DAG reads data from a path its workers share "
             "(a mounted volume); remote URIs are for --target kubeflow/vertex."
@@ -234,8 +240,7 @@ def write(text: str, out: Path, refs: tuple[secrets_mod.SecretRef, ...]) -> None
 def build_dag(settings: Mapping[str, Any]):
     """The Airflow DAG for `settings` (a DagSettings as a dict), built by TFX's AirflowDagRunner."""
     s = DagSettings(**settings)
-    for key, value in TF_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    apply_tf_environment()
     pipeline = _tfx_pipeline(s)
     from tfx.orchestration.airflow.airflow_dag_runner import (
         AirflowDagRunner,
@@ -284,7 +289,7 @@ def _tfx_pipeline(s: DagSettings):
         metadata_connection_config=connection_config(s.metadata, layout.metadata_path, check=False),
     )
     # Module files are imported in place: no wheel built into the pipeline root at every parse.
-    os.environ[_NO_USER_MODULE_WHEELS] = "1"
+    os.environ[NO_USER_MODULE_WHEELS] = "1"
     return registry.load_module(s.pipeline).create_pipeline(settings)
 
 

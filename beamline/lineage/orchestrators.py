@@ -54,8 +54,6 @@ def _string(message, name: str) -> str:
     return ""
 
 
-
-
 def legacy_runs(store, pipeline: str | None) -> list[ForeignRun]:
     """Runs of TFX's legacy launcher (Airflow): `run` contexts and their executions."""
     found = []

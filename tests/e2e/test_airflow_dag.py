@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from pipelines.penguin import SAMPLE_INSTANCE
-from serving.testing import running_server
 from tests.e2e.conftest import CliRun, beamline
+from tests.serving.support import running_server
 
 SECRET_NAME = "BEAMLINE_AIRFLOW_TEST_TOKEN"
 SECRET_VALUE = "af-token-7c1e9b24d3"
