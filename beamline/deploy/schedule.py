@@ -124,14 +124,7 @@ def kubeflow_recurring_request(
         max_concurrency=schedule.max_concurrency,
         service_account=target.service_account,
     )
-    host = target.host.rstrip("/")
-    return {
-        "target": "kubeflow",
-        "experiment": {"display_name": target.experiment, "namespace": target.namespace or ""},
-        "method": "POST",
-        "url": f"{host}/apis/v2beta1/recurringruns",
-        "body": kfp_server_api.ApiClient().sanitize_for_serialization(body),
-    }
+    return sub.kfp_post(target, "recurringruns", body)
 
 
 def create_kubeflow_recurring_run(

@@ -154,15 +154,20 @@ def kubeflow_request(
         runtime_config=config.runtime_config,
         service_account=target.service_account,
     )
-    body = kfp_server_api.ApiClient().sanitize_for_serialization(run)
-    host = target.host.rstrip("/")
+    return kfp_post(target, "runs", run)
+
+
+def kfp_post(target: KubeflowTarget, collection: str, body: Any) -> dict[str, Any]:
+    """The dry-run form of a POST kfp's Client makes to `<host>/apis/v2beta1/<collection>`."""
+    import kfp_server_api
+
     return {
         "target": "kubeflow",
         # kfp gets the experiment by name in this namespace, creating it when missing.
         "experiment": {"display_name": target.experiment, "namespace": target.namespace or ""},
         "method": "POST",
-        "url": f"{host}/apis/v2beta1/runs",
-        "body": body,
+        "url": f"{target.host.rstrip('/')}/apis/v2beta1/{collection}",
+        "body": kfp_server_api.ApiClient().sanitize_for_serialization(body),
     }
 
 
