@@ -29,7 +29,7 @@ lint: $(STAMP)
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:
-	.tools/bin/uv pip compile pyproject.toml --extra dev --python-version 3.10 \
+	.tools/bin/uv pip compile pyproject.toml --extra dev --extra airflow --python-version 3.10 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 bench: $(STAMP)

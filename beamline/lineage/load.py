@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from beamline.lineage import orchestrators
 from beamline.lineage.model import Artifact, Execution, Graph, Run
 from beamline.metadata import run_context
 
@@ -62,6 +63,9 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
                     run.execution_ids.append(ex.id)
                     exec_run[ex.id] = rctx.name
             graph.runs[run.id] = run
+    # Runs made by Airflow's TFX runner or by Kubeflow v2 / Vertex (other context layouts).
+    foreign = orchestrators.foreign_runs(store, pipeline)
+    orchestrators.merge(graph, foreign, raw_execs, exec_pipeline, exec_run)
     if not raw_execs:
         return graph
 
@@ -124,6 +128,7 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
                 properties=_props(art),
                 create_ms=art.create_time_since_epoch,
             )
+    orchestrators.label(graph, foreign)
     return graph
 
 

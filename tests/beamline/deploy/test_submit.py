@@ -1,5 +1,6 @@
 """Submit: the request each target would send, what kfp's Client really sends to a (fake) KFP API
-on loopback, and clear errors when nothing answers or no credentials exist."""
+on loopback, and clear errors when nothing answers or no credentials exist. Also recurring runs
+(--schedule): a KFP recurring run and a Vertex AI PipelineJobSchedule."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class FakeKfp(BaseHTTPRequestHandler):
         self.requests.append(("POST", self.path, body))
         if self.path == "/apis/v2beta1/experiments":
             self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        elif self.path == "/apis/v2beta1/recurringruns":
+            self._reply({"recurring_run_id": "rr-1", "experiment_id": body["experiment_id"]})
         else:
             self._reply({"run_id": "run-1", "experiment_id": body["experiment_id"]})
 
@@ -202,3 +205,127 @@ def test_submit_checks_its_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["submit", str(bad), "--target=vertex", "--region=r", "--dry-run"])
     assert exit_info.value.code == 2
+
+
+# --- recurring runs (--schedule) -----------------------------------------------------------------
+
+
+def test_kubeflow_schedule_dry_run_prints_the_recurring_run_body(kubeflow_file, capsys):
+    main(
+        [
+            "submit",
+            str(kubeflow_file),
+            "--target=kubeflow",
+            "--host=http://kfp.example:8080",
+            "--experiment=nightly",
+            "--schedule=0 3 * * *",
+            "--dry-run",
+        ]
+    )
+    request = json.loads(capsys.readouterr().out)
+    assert request["url"] == "http://kfp.example:8080/apis/v2beta1/recurringruns"
+    body = request["body"]
+    # KFP's cron has seconds first; a 5-field cron runs at second 0.
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+    assert body["no_catchup"] is True and int(body["max_concurrency"]) == 1
+    assert body["mode"] == "ENABLE" and body["display_name"] == "penguin schedule"
+    assert body["runtime_config"]["pipeline_root"] == "gs://bucket/root/penguin"
+    assert set(body["pipeline_spec"]) == {"pipeline_spec", "platform_spec"}
+
+
+def test_kubeflow_schedule_sends_exactly_the_dry_run_body(kubeflow_file, fake_kfp):
+    from beamline.deploy import schedule as sched
+
+    host, requests = fake_kfp
+    job = sub.load_job(kubeflow_file)
+    target = sub.KubeflowTarget(host=host, experiment="nightly")
+    recurring = sched.Schedule(cron="*/30 0 3 * * 1-5", max_concurrency=2, catchup=True)
+    expected = sched.kubeflow_recurring_request(job, target, {}, recurring)
+    result = sched.create_kubeflow_recurring_run(job, target, {}, recurring)
+    assert result == {
+        "recurring_run_id": "rr-1",
+        "url": f"{host}/#/recurringruns/details/rr-1",
+    }
+    posts = [(path, body) for method, path, body in requests if method == "POST"]
+    assert [path for path, _ in posts] == [
+        "/apis/v2beta1/experiments",
+        "/apis/v2beta1/recurringruns",
+    ]
+    body = posts[1][1]
+    assert body.pop("experiment_id") == "exp-1"
+    expected_body = dict(expected["body"])
+    del expected_body["experiment_id"]
+    assert body == expected_body
+    assert body["trigger"]["cron_schedule"]["cron"] == "*/30 0 3 * * 1-5"
+    assert body["no_catchup"] is False and int(body["max_concurrency"]) == 2
+
+
+def test_vertex_schedule_dry_run_builds_the_create_schedule_request(penguin_vertex_file, capsys):
+    main(
+        [
+            "submit",
+            str(penguin_vertex_file),
+            "--target=vertex",
+            "--project=my-proj",
+            "--region=europe-west4",
+            "--service-account=runner@my-proj.iam.gserviceaccount.com",
+            "--schedule=TZ=Europe/Berlin 0 3 * * *",
+            "--run-name=penguin-nightly",
+            "--dry-run",
+        ]
+    )
+    request = json.loads(capsys.readouterr().out)
+    assert request["rpc"] == "google.cloud.aiplatform.v1.ScheduleService.CreateSchedule"
+    assert request["parent"] == "projects/my-proj/locations/europe-west4"
+    schedule = request["schedule"]
+    assert schedule["cron"] == "TZ=Europe/Berlin 0 3 * * *"
+    assert schedule["displayName"] == "penguin-nightly"
+    assert schedule["maxConcurrentRunCount"] == "1"
+    job = schedule["createPipelineJobRequest"]["pipelineJob"]
+    assert job["serviceAccount"] == "runner@my-proj.iam.gserviceaccount.com"
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
+    compiled = json.loads(penguin_vertex_file.read_text())
+    assert job["pipelineSpec"]["root"] == compiled["pipelineSpec"]["root"]
+
+
+@pytest.mark.parametrize(
+    ("target", "cron", "message"),
+    [
+        ("kubeflow", "0 3 * *", "6 fields, seconds first"),
+        ("kubeflow", "61 0 3 * * *", "not a valid cron expression for Kubeflow"),
+        ("kubeflow", "0 61 3 * * *", "not a valid cron expression for Kubeflow"),
+        ("vertex", "0 0 3 * * *", "drop the seconds field"),
+        ("vertex", "0 25 * * *", "not a valid cron expression for Vertex AI"),
+        ("vertex", "@daily", "not a valid cron expression for Vertex AI"),
+    ],
+)
+def test_bad_schedules_fail_before_sending(
+    target, cron, message, kubeflow_file, penguin_vertex_file, capsys
+):
+    file = kubeflow_file if target == "kubeflow" else penguin_vertex_file
+    flags = (
+        ["--host=http://127.0.0.1:9"]
+        if target == "kubeflow"
+        else ["--project=p", "--region=us-central1"]
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["submit", str(file), f"--target={target}", f"--schedule={cron}", *flags])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Nothing was sent" in err and "Traceback" not in err
+
+
+def test_max_concurrency_is_bounded(kubeflow_file, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "submit",
+                str(kubeflow_file),
+                "--target=kubeflow",
+                "--host=http://127.0.0.1:9",
+                "--schedule=0 3 * * *",
+                "--max-concurrency=11",
+            ]
+        )
+    assert info.value.code == 2
+    assert "between 1 and 10" in capsys.readouterr().err
