@@ -12,6 +12,12 @@ asyncio raw HTTP/1.1 keep-alive connections for REST and threads on the synchron
 and baseline share this machine's cores: the ratios are what matters. Prints a table and the
 ratios against the targets (single request p50 within 1 ms of in-process; 32 clients with
 batching at least 3x the in-process rate).
+
+Then "p99 during a push": clients keep sending while a new version is pushed into the served
+model directory (renamed into place, as the Pusher does) and loaded; the p99 from the push until
+the new version answers, against the p99 of the same clients just before it (target: <= 2x).
+
+    .venv/bin/python benchmarks/serving.py --only-push      # just the push scenario
 """
 
 from __future__ import annotations
@@ -56,6 +62,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per scenario")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--batch-threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--push-rounds", type=int, default=3, help="pushes measured (0: none)")
+    parser.add_argument("--push-clients", type=int, default=4)
+    parser.add_argument("--only-push", action="store_true", help="run only the push scenario")
+    parser.add_argument(
+        "--push-warmup-file",
+        action="store_true",
+        help="give pushed versions a warm-up file (pipeline pushes have none)",
+    )
     return parser.parse_args()
 
 
@@ -66,7 +80,12 @@ def percentile(values: list[float], q: float) -> float:
 
 class Result:
     def __init__(
-        self, name: str, latencies: list[float], elapsed: float, cpu_seconds: float = 0.0
+        self,
+        name: str,
+        latencies: list[float],
+        elapsed: float,
+        cpu_seconds: float = 0.0,
+        client_cpu_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.p50 = percentile(latencies, 0.50) * 1e3
@@ -76,6 +95,9 @@ class Result:
         # CPU spent per request by the server (or the in-process caller): unlike wall-clock
         # rates, it hardly moves when other work shares the machine.
         self.cpu_ms = cpu_seconds / max(len(latencies), 1) * 1e3
+        # The load generator's own CPU per request (this process): when it nears the server's,
+        # the clients, not the server, bound the rate on these shared cores.
+        self.client_cpu_ms = client_cpu_seconds / max(len(latencies), 1) * 1e3
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -121,6 +143,18 @@ def in_process(function, arrays, duration: float) -> Result:
 # -- clients ----------------------------------------------------------------------------------
 
 
+async def read_ok_answer(reader: asyncio.StreamReader) -> None:
+    """Reads one HTTP/1.1 response; raises unless it is a 200."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"REST answered {head[:60]!r}")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+
+
 async def rest_worker(port: int, request: bytes, stop_at: float, warm_until: float, out: list):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -129,14 +163,7 @@ async def rest_worker(port: int, request: bytes, stop_at: float, warm_until: flo
             if t >= stop_at:
                 return
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"REST answered {head[:60]!r}")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            await read_ok_answer(reader)
             if t >= warm_until:
                 out.append(time.perf_counter() - t)
     finally:
@@ -162,9 +189,12 @@ async def run_clients(kind: str, server, payload: bytes, clients: int, duration:
     stop_at = warm_until + duration
     cpu_marks: list[float] = []
 
+    client_marks: list[float] = []
+
     async def mark_cpu() -> None:
         await asyncio.sleep(max(warm_until - time.perf_counter(), 0))
         cpu_marks.append(process_cpu_seconds(server.process.pid))
+        client_marks.append(time.process_time())
 
     marker = asyncio.ensure_future(mark_cpu())
     if kind == "REST":
@@ -187,11 +217,98 @@ async def run_clients(kind: str, server, payload: bytes, clients: int, duration:
                 thread.start()
             await asyncio.sleep(max(warm_until - time.perf_counter(), 0))
             cpu_marks.append(process_cpu_seconds(server.process.pid))
+            client_marks.append(time.process_time())
             for thread in threads:
                 thread.join()
     await marker
     cpu = process_cpu_seconds(server.process.pid) - cpu_marks[0]
-    return Result(kind, latencies, time.perf_counter() - warm_until, cpu)
+    client_cpu = time.process_time() - client_marks[0]
+    return Result(kind, latencies, time.perf_counter() - warm_until, cpu, client_cpu)
+
+
+# -- p99 during a push --------------------------------------------------------------------------
+
+
+async def _timed_rest_worker(port: int, request: bytes, stop: asyncio.Event, out: list) -> None:
+    """Sends `request` until `stop`; appends (start time, latency) per answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while not stop.is_set():
+            t = time.perf_counter()
+            writer.write(request)
+            await read_ok_answer(reader)
+            out.append((t, time.perf_counter() - t))
+    finally:
+        writer.close()
+
+
+def _serving_version(server, model: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.rest_url}/v1/models/{model}", timeout=10) as resp:
+        doc = json.load(resp)
+    return max(int(s["version"]) for s in doc["model_version_status"] if s["state"] == "AVAILABLE")
+
+
+async def push_round(server, model: str, base: Path, staged: Path, payload: bytes, clients: int):
+    """(steady latencies, latencies during the push, load seconds) for one pushed version."""
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    workers = [
+        asyncio.ensure_future(_timed_rest_worker(server.rest_port, payload, stop, samples))
+        for _ in range(clients)
+    ]
+    await asyncio.sleep(0.5)  # warm
+    steady_from = time.perf_counter()
+    await asyncio.sleep(2.0)
+    version = int(staged.name)
+    loop = asyncio.get_running_loop()
+    pushed_at = time.perf_counter()
+    os.rename(staged, base / staged.name)  # complete and atomic, as the Pusher delivers
+    while await loop.run_in_executor(None, _serving_version, server, model) < version:
+        await asyncio.sleep(0.05)
+    loaded_at = time.perf_counter()
+    await asyncio.sleep(0.5)  # the old version unloads after the new one serves
+    done_at = time.perf_counter()
+    stop.set()
+    await asyncio.gather(*workers)
+    steady = [lat for t, lat in samples if steady_from <= t < pushed_at]
+    during = [lat for t, lat in samples if pushed_at <= t < done_at]
+    return steady, during, loaded_at - pushed_at
+
+
+def push_scenario(server, model: str, base: Path, staging: Path, payload: bytes, args) -> None:
+    steady_all: list[float] = []
+    during_all: list[float] = []
+    first = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
+    for round_ in range(args.push_rounds):
+        version = first + 1 + round_
+        staged = staging / str(version)
+        write_test_model(
+            staged, version, hidden_units=args.hidden_units, warmup=args.push_warmup_file
+        )
+        steady, during, load = asyncio.run(
+            push_round(server, model, base, staged, payload, args.push_clients)
+        )
+        steady_all += steady
+        during_all += during
+        print(
+            f"  push of version {version}: serving after {load:.2f} s; p99 steady "
+            f"{percentile(steady, 0.99) * 1e3:.2f} ms, during the push "
+            f"{percentile(during, 0.99) * 1e3:.2f} ms (max {max(during) * 1e3:.1f} ms)",
+            file=sys.stderr,
+            flush=True,
+        )
+    steady_p99 = percentile(steady_all, 0.99) * 1e3
+    during_p99 = percentile(during_all, 0.99) * 1e3
+    ratio = during_p99 / steady_p99
+    verdict = "meets" if ratio <= 2 else "MISSES"
+    print(
+        f"REST p99 during a push ({args.push_rounds} pushes, {args.push_clients} clients): "
+        f"{during_p99:.2f} ms vs steady {steady_p99:.2f} ms = {ratio:.2f}x (target <= 2x: "
+        f"{verdict}); p50 {percentile(during_all, 0.5) * 1e3:.2f} vs "
+        f"{percentile(steady_all, 0.5) * 1e3:.2f} ms; slowest {max(during_all) * 1e3:.1f} ms"
+    )
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -226,7 +343,19 @@ def main() -> None:
         ),
     }
     try:
-        _run(args, concurrency, servers, version_dir, instances)
+        if not args.only_push:
+            _run(args, concurrency, servers, version_dir, instances)
+        if args.push_rounds and args.model_base_path is None:
+            servers.pop("on").stop()  # it would load each push too, on the same cores
+            servers["off"].wait_ready()
+            body = json.dumps({"instances": instances}).encode()
+            payload = (
+                f"POST /v1/models/{args.model_name}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            staging = work / "staging"
+            staging.mkdir()
+            push_scenario(servers["off"], args.model_name, base, staging, payload, args)
     finally:
         for server in servers.values():
             server.stop()
@@ -277,7 +406,7 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
     print(f"model: {version_dir}  (1-row Predict requests; {os.cpu_count()} cores shared)")
     print(
         f"{'':26}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>9}{'p50 - in-proc':>15}"
-        f"{'rate / in-proc':>16}{'CPU ms/req':>12}"
+        f"{'rate / in-proc':>16}{'CPU ms/req':>12}{'client CPU':>12}"
     )
     print(
         f"{'in-process, one at a time':26}{baseline.p50:8.2f}{baseline.p99:8.2f}"
@@ -288,10 +417,11 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
         print(
             f"{label:26}{r.p50:8.2f}{r.p99:8.2f}{r.rate:9.0f}"
             f"{r.p50 - baseline.p50:+14.2f} {r.rate / baseline.rate:15.2f}x{r.cpu_ms:12.3f}"
+            f"{r.client_cpu_ms:12.3f}"
         )
     print(
-        "(CPU ms/req: the server process's CPU per answered request; clients not included. "
-        "The in-process row is the caller's own.)"
+        "(CPU ms/req: the server process's CPU per answered request; client CPU: the load "
+        "generator's (this process). The in-process row is the caller's own.)"
     )
     print()
     for kind in ("REST", "gRPC"):

@@ -24,7 +24,7 @@ from serving.core.config import (
 from serving.core.dataplane import DataPlane
 from serving.core.errors import ConfigError
 from serving.core.metrics import Metrics
-from serving.core.model_manager import ModelManager, Periodic
+from serving.core.model_manager import ModelManager, Periodic, call_at_low_priority
 from serving.core.schema_contract import SchemaContract
 
 log = logging.getLogger("beamline.serving")
@@ -47,6 +47,9 @@ def _configure_tensorflow(options: ServerOptions) -> None:
 
     tf.config.threading.set_inter_op_parallelism_threads(options.inter_op_threads)
     tf.config.threading.set_intra_op_parallelism_threads(options.intra_op_threads)
+    # Create TensorFlow's thread pools here, at normal priority: created by a model loader
+    # thread, they would inherit its lowered priority (see call_at_low_priority).
+    tf.constant(0.0).numpy()
 
 
 class ModelServer:
@@ -60,7 +63,9 @@ class ModelServer:
         }
         self._config_text: str | None = None
         self.manager = ModelManager(
-            loader=lambda name, version, path: self.dataplane.load(name, version, path),
+            loader=lambda name, version, path: call_at_low_priority(
+                self.dataplane.load, name, version, path
+            ),
             specs=self._initial_specs(),
             allow_unavailable_labels=options.allow_version_labels_for_unavailable_models,
             unloader=lambda servable: servable.close(),

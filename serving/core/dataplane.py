@@ -98,6 +98,8 @@ class DataPlane:
                     self.metrics.warmup_records.inc(path, status, by=records)
             if records:
                 log.info("Warmed up %s version %d with %d record(s)", name, version, records)
+            else:
+                warmup.warm_signatures(servable)
         return servable
 
     def _warm(self, servable: Servable, log_) -> None:

@@ -8,7 +8,9 @@ gRPC adapter into a `grpc.StatusCode` with `grpc_status()`. The mapping is TF Se
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 
 
 class Code(enum.IntEnum):
@@ -115,6 +117,41 @@ def grpc_status(code: Code):
         if status.value[0] == int(code):
             return status
     return grpc.StatusCode.UNKNOWN
+
+
+_MAX_DETAIL = 300
+
+
+def bad_request(exc: BaseException, what: str = "request") -> ServingError:
+    """A failure while decoding or checking a request, as the client's error.
+
+    Everything a request can make the decoders trip over (Python's int-string limit, a number
+    too large for a float, nesting past numpy's 32 dimensions or the recursion limit, text that
+    is not UTF-8 or holds lone surrogates, a message that does not parse) is INVALID_ARGUMENT,
+    except running out of memory (RESOURCE_EXHAUSTED).
+    """
+    if isinstance(exc, ServingError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return ServingError(Code.RESOURCE_EXHAUSTED, f"Out of memory while reading the {what}.")
+    if isinstance(exc, RecursionError):
+        return invalid_argument(f"The {what} is nested too deeply to process.")
+    detail = str(exc)
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[:_MAX_DETAIL] + "..."
+    return invalid_argument(f"Malformed {what}: {type(exc).__name__}: {detail}")
+
+
+@contextlib.contextmanager
+def request_errors(what: str = "request") -> Iterator[None]:
+    """The one place where decoding and checking failures become INVALID_ARGUMENT: wrap every
+    step between the bytes on the wire and a checked job (never the model run itself)."""
+    try:
+        yield
+    except ServingError:
+        raise
+    except Exception as exc:
+        raise bad_request(exc, what) from None
 
 
 def from_exception(exc: BaseException) -> ServingError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.core.errors import invalid_argument
+from serving.core.errors import bad_request, invalid_argument
 from serving.core.tensors import make_ndarray, make_tensor_proto
 
 
@@ -15,7 +15,9 @@ def request_arrays(tensor_map) -> dict[str, np.ndarray]:
         try:
             arrays[alias] = make_ndarray(proto)
         except Exception as exc:  # a malformed TensorProto is the client's error
-            raise invalid_argument(f"Input {alias!r} is not a valid TensorProto: {exc}") from None
+            raise invalid_argument(
+                f"Input {alias!r} is not a valid TensorProto: {bad_request(exc).message}"
+            ) from None
     return arrays
 
 

@@ -107,11 +107,24 @@ class Signature:
     def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs the signature on checked inputs; returns every output as a numpy array."""
         start = time.perf_counter()
-        outputs = self._run(arrays)
+        try:
+            outputs = self._run(arrays)
+        except UnicodeDecodeError as exc:
+            # TensorFlow refused an input (e.g. ParseExample on bytes that are no tf.Example)
+            # with a message quoting those bytes, and turning that message into text failed.
+            raise invalid_argument(
+                f"Signature {self.name!r} could not process its input; TensorFlow's error "
+                f"quoted input bytes that are not UTF-8 ({exc.reason} at byte {exc.start})."
+            ) from None
         elapsed = time.perf_counter() - start
         average = self._average_seconds
         self._average_seconds = elapsed if average is None else 0.9 * average + 0.1 * elapsed
         return outputs
+
+    def warm(self, arrays: dict[str, np.ndarray]) -> None:
+        """One call that pays the signature's first-call costs (function instantiation, graph
+        optimisation, table initialisation), without counting in its latency average."""
+        self._run(arrays)
 
     def _run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf

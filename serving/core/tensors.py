@@ -1,13 +1,18 @@
 """Tensor types: TensorFlow DataType enums, numpy dtypes, and TensorProto <-> ndarray.
 
-Strings are numpy object arrays of `bytes`. Responses fill the typed value fields
-(`float_val`, `string_val`, ...), as TF Serving does by default (AsProtoField), so clients that
-read `outputs["scores"].float_val` keep working.
+Strings are numpy object arrays of `bytes`. Responses fill the typed value fields (`float_val`,
+`string_val`, ...), as TF Serving does by default (AsProtoField), so clients that read
+`outputs["scores"].float_val` keep working. Decoding needs no TensorFlow (tf.make_ndarray's
+generality cost ~20 us a tensor) and refuses what cannot be decoded safely.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from serving.core.errors import invalid_argument
 
 # tensorflow.DataType numbers (types.proto).
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_UINT8, DT_INT16, DT_INT8, DT_STRING = 1, 2, 3, 4, 5, 6, 7
@@ -110,30 +115,72 @@ def make_tensor_proto(array: np.ndarray, proto=None):
     return proto
 
 
+# Decoding limits: a TensorProto may declare more elements than it carries (the value fields
+# repeat their last value, as tensor_util does), but only by this many bytes of padding, and no
+# tensor may exceed MAX_ELEMENTS; both are checked before anything is allocated.
+MAX_PADDING_BYTES = 1 << 20
+MAX_ELEMENTS = 1 << 26
+MAX_RANK = 32  # numpy's limit
+
+
 def make_ndarray(proto) -> np.ndarray:
-    """A numpy array from any valid TensorProto encoding (tensor_content or value fields)."""
+    """A numpy array from a TensorProto (tensor_content or the typed value fields), without
+    TensorFlow. Raises INVALID_ARGUMENT for a type this server does not take, a malformed shape,
+    or a declared size out of proportion to the values carried (refused before allocating)."""
     dtype = proto.dtype
     np_dtype = NUMPY_DTYPES.get(dtype)
-    if np_dtype is not None and dtype != DT_HALF and not proto.tensor_shape.unknown_rank:
-        # The common encodings, without tensor_util's generality (it costs ~20 us a tensor).
-        shape = [d.size for d in proto.tensor_shape.dim]
-        count = int(np.prod(shape)) if shape else 1
-        if dtype == DT_STRING:
-            values = proto.string_val
-            if len(values) == count:
-                array = np.empty(count, dtype=object)
-                array[:] = list(values)
-                return array.reshape(shape)
-        elif proto.tensor_content:
-            if len(proto.tensor_content) == count * np_dtype.itemsize:
-                return np.frombuffer(proto.tensor_content, np_dtype).reshape(shape).copy()
+    if np_dtype is None:
+        raise invalid_argument(
+            f"TensorProto of type {dtype_enum_name(dtype)} is not supported; send one of "
+            f"{', '.join(dtype_enum_name(d) for d in NUMPY_DTYPES)}."
+        )
+    if proto.tensor_shape.unknown_rank:
+        raise invalid_argument("TensorProto has an unknown rank; give its shape.")
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if len(shape) > MAX_RANK:
+        raise invalid_argument(f"TensorProto has {len(shape)} dimensions; at most {MAX_RANK}.")
+    if any(size < 0 for size in shape):
+        raise invalid_argument(f"TensorProto shape {shape} has a negative dimension.")
+    if math.prod(size for size in shape if size) > MAX_ELEMENTS:  # even with a 0 dimension
+        raise invalid_argument(
+            f"TensorProto shape {shape} is larger than the {MAX_ELEMENTS} elements accepted."
+        )
+    count = math.prod(shape)
+    itemsize = np_dtype.itemsize
+    content = proto.tensor_content
+    if content and dtype != DT_STRING:
+        if len(content) != count * itemsize:
+            raise invalid_argument(
+                f"TensorProto tensor_content holds {len(content)} bytes; shape {shape} of "
+                f"{type_name(dtype)} needs {count * itemsize}."
+            )
+        return np.frombuffer(content, np_dtype).reshape(shape).copy()
+    values = proto.half_val if dtype == DT_HALF else getattr(proto, _VALUE_FIELD[dtype])
+    carried = len(values)
+    if count > MAX_ELEMENTS or (count - carried) * itemsize > MAX_PADDING_BYTES:
+        raise invalid_argument(
+            f"TensorProto declares shape {shape} ({count} elements) but carries {carried} "
+            f"value(s); at most {MAX_PADDING_BYTES} bytes of repeated values and "
+            f"{MAX_ELEMENTS} elements are accepted."
+        )
+    if carried > count:
+        raise invalid_argument(
+            f"TensorProto carries {carried} values; shape {shape} holds {count}."
+        )
+    if dtype == DT_STRING:
+        array = np.empty(count, dtype=object)
+        if carried:
+            array[:carried] = list(values)
+            array[carried:] = values[-1]
         else:
-            values = getattr(proto, _VALUE_FIELD[dtype])
-            if len(values) == count:
-                return np.array(values, dtype=np_dtype).reshape(shape)
-    from tensorflow.python.framework import tensor_util
-
-    array = tensor_util.MakeNdarray(proto)
-    if array.dtype.kind == "S":
-        array = array.astype(object)
-    return array
+            array[:] = b""
+        return array.reshape(shape)
+    if dtype == DT_HALF:
+        flat = np.array(values, dtype=np.uint16).view(np.float16)
+    else:
+        flat = np.array(values, dtype=np_dtype)
+    if carried == 0:
+        return np.zeros(shape, np_dtype)
+    if carried < count:
+        flat = np.pad(flat, (0, count - carried), mode="edge")
+    return flat.reshape(shape)

@@ -5,10 +5,20 @@ GetModelMetadata) and `tensorflow.serving.ModelService` (GetModelStatus,
 HandleReloadConfigRequest), on the servicer base classes of the tensorflow-serving-api package,
 so the wire contract is the package's own.
 
+Handlers are registered on raw bytes and parse their request message themselves, so a message
+that does not parse is INVALID_ARGUMENT naming the message type (grpcio's own deserializer would
+answer UNKNOWN); parsing, decoding and checking a request run inside the one
+`request_errors()` guard, so no input can surface as INTERNAL.
+
 The services run on grpc.aio, on the same event loop as the REST server: a request waiting for
 its batch holds no thread. With a thread per request (grpc's synchronous server), 32 concurrent
 batched requests meant 32 threads waking for the GIL at once when their batch finished, and
 throughput fell to a third of REST's.
+
+Where a gRPC Predict's server CPU goes (2 cores, 2026-11-26): ~1.0 ms per request against
+~0.55 ms over REST for the same model call (~0.32 ms). This module's own work (parse, decode,
+check, fill and serialize the response) is ~40 us; grpc.aio itself costs 0.32-0.41 ms per RPC
+for a handler that does nothing, the synchronous grpc.server with a thread pool 0.19-0.29 ms.
 """
 
 from __future__ import annotations
@@ -26,19 +36,25 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_management_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
     regression_pb2,
 )
 
 from serving.core import proto_codec
 from serving.core.dataplane import DataPlane
-from serving.core.errors import Code, from_exception, grpc_status, invalid_argument
+from serving.core.errors import (
+    Code,
+    from_exception,
+    grpc_status,
+    invalid_argument,
+    request_errors,
+)
 
 log = logging.getLogger("beamline.serving")
 
 SIGNATURE_DEF_FIELD = "signature_def"
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+MODEL_SERVICE = "tensorflow.serving.ModelService"
 
 
 def _servable(dataplane: DataPlane, spec):
@@ -53,17 +69,31 @@ def _servable(dataplane: DataPlane, spec):
     return dataplane.servable(spec.name)
 
 
-def _rpc(api: str | None):
-    """Runs a servicer coroutine: maps ServingError (and anything else) to a gRPC status and
-    records TF Serving's request metrics; an exception never escapes to grpc."""
+def _parse(request_class, raw: bytes):
+    try:
+        return request_class.FromString(raw)
+    except Exception as exc:  # DecodeError, or anything the parser trips over
+        raise invalid_argument(
+            f"The request is not a valid {request_class.DESCRIPTOR.full_name} message: {exc}"
+        ) from None
+
+
+def _rpc(api: str | None, request_class, response_class):
+    """Runs a servicer coroutine on the raw request bytes: parses them, maps ServingError (and
+    anything else) to a gRPC status and records TF Serving's request metrics; an exception never
+    escapes to grpc."""
 
     def wrap(method: Callable):
         @functools.wraps(method)
-        async def wrapper(self, request, context):
+        async def wrapper(self, raw: bytes, context):
             start = time.perf_counter()
-            model = getattr(getattr(request, "model_spec", None), "name", "")
+            model = ""
             error = None
+            response = None
             try:
+                with request_errors("request message"):
+                    request = _parse(request_class, raw)
+                    model = getattr(getattr(request, "model_spec", None), "name", "")
                 response = await method(self, request)
             except Exception as exc:
                 error = from_exception(exc)
@@ -75,27 +105,47 @@ def _rpc(api: str | None):
                     model, api, "GRPC", status, (time.perf_counter() - start) * 1e6
                 )
             if error is not None:
-                await context.abort(grpc_status(error.code), error.message)
+                # Details travel as UTF-8: a lone surrogate quoted from the request is escaped.
+                details = error.message.encode("utf-8", "backslashreplace").decode()
+                await context.abort(grpc_status(error.code), details)
             return response
 
+        wrapper.request_class = request_class
+        wrapper.response_class = response_class
         return wrapper
 
     return wrap
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+def _generic_handler(service_name: str, servicer) -> grpc.GenericRpcHandler:
+    """The servicer's `_rpc` methods as handlers taking raw bytes (parsed by `_rpc`)."""
+    handlers = {}
+    for name in dir(type(servicer)):
+        method = getattr(servicer, name)
+        response_class = getattr(method, "response_class", None)
+        if response_class is not None:
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                method,
+                request_deserializer=None,
+                response_serializer=response_class.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(service_name, handlers)
+
+
+class PredictionService:
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
 
-    @_rpc("Predict")
+    @_rpc("Predict", predict_pb2.PredictRequest, predict_pb2.PredictResponse)
     async def Predict(self, request):
-        servable = _servable(self.dataplane, request.model_spec)
-        job = self.dataplane.jobs.predict(
-            servable,
-            request.model_spec.signature_name,
-            proto_codec.request_arrays(request.inputs),
-            tuple(request.output_filter),
-        )
+        with request_errors():
+            servable = _servable(self.dataplane, request.model_spec)
+            job = self.dataplane.jobs.predict(
+                servable,
+                request.model_spec.signature_name,
+                proto_codec.request_arrays(request.inputs),
+                tuple(request.output_filter),
+            )
         signature, outputs = await self.dataplane.run_async(job)
         response = predict_pb2.PredictResponse()
         proto_codec.fill_predict_response(
@@ -103,31 +153,39 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
         return response
 
-    @_rpc("Classify")
+    @_rpc(
+        "Classify",
+        classification_pb2.ClassificationRequest,
+        classification_pb2.ClassificationResponse,
+    )
     async def Classify(self, request):
-        servable = _servable(self.dataplane, request.model_spec)
-        job = self.dataplane.jobs.classify(
-            servable, request.model_spec.signature_name, request.input
-        )
+        with request_errors():
+            servable = _servable(self.dataplane, request.model_spec)
+            job = self.dataplane.jobs.classify(
+                servable, request.model_spec.signature_name, request.input
+            )
         signature, result = await self.dataplane.run_async(job)
         response = classification_pb2.ClassificationResponse()
         proto_codec.fill_model_spec(response.model_spec, servable.name, servable.version, signature)
         proto_codec.fill_classification_result(response.result, result.classes, result.scores)
         return response
 
-    @_rpc("Regress")
+    @_rpc("Regress", regression_pb2.RegressionRequest, regression_pb2.RegressionResponse)
     async def Regress(self, request):
-        servable = _servable(self.dataplane, request.model_spec)
-        job = self.dataplane.jobs.regress(
-            servable, request.model_spec.signature_name, request.input
-        )
+        with request_errors():
+            servable = _servable(self.dataplane, request.model_spec)
+            job = self.dataplane.jobs.regress(
+                servable, request.model_spec.signature_name, request.input
+            )
         signature, values = await self.dataplane.run_async(job)
         response = regression_pb2.RegressionResponse()
         proto_codec.fill_model_spec(response.model_spec, servable.name, servable.version, signature)
         proto_codec.fill_regression_result(response.result, values)
         return response
 
-    @_rpc("MultiInference")
+    @_rpc(
+        "MultiInference", inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse
+    )
     async def MultiInference(self, request):
         if not request.tasks:
             raise invalid_argument("Tasks field is empty")
@@ -149,7 +207,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 proto_codec.fill_regression_result(out.regression_result, result)
         return response
 
-    @_rpc(None)
+    @_rpc(
+        None,
+        get_model_metadata_pb2.GetModelMetadataRequest,
+        get_model_metadata_pb2.GetModelMetadataResponse,
+    )
     async def GetModelMetadata(self, request):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
@@ -168,12 +230,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+class ModelService:
     def __init__(self, dataplane: DataPlane, reload_config: Callable[[object], None]) -> None:
         self.dataplane = dataplane
         self._reload_config = reload_config
 
-    @_rpc(None)
+    @_rpc(
+        None,
+        get_model_status_pb2.GetModelStatusRequest,
+        get_model_status_pb2.GetModelStatusResponse,
+    )
     async def GetModelStatus(self, request):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
@@ -193,7 +259,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             out.status.error_message = status.error_message
         return response
 
-    @_rpc(None)
+    @_rpc(None, model_management_pb2.ReloadConfigRequest, model_management_pb2.ReloadConfigResponse)
     async def HandleReloadConfigRequest(self, request):
         if request.config.WhichOneof("config") != "model_config_list":
             raise invalid_argument(
@@ -222,10 +288,10 @@ def create_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(dataplane), server
-    )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        ModelService(dataplane, reload_config), server
+    server.add_generic_rpc_handlers(
+        (
+            _generic_handler(PREDICTION_SERVICE, PredictionService(dataplane)),
+            _generic_handler(MODEL_SERVICE, ModelService(dataplane, reload_config)),
+        )
     )
     return server

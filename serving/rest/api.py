@@ -22,6 +22,7 @@ from serving.core.errors import (
     ServingError,
     from_exception,
     http_status,
+    request_errors,
 )
 from serving.rest import json_decode, json_encode
 from serving.rest.http1 import HttpServer, Reply, Request
@@ -129,17 +130,15 @@ class RestApi:
             match = PREDICT_PATH.fullmatch(path)
             if match is None:
                 raise malformed
-            name, version, label = _model_info(match)
+            with request_errors():
+                name, version, label = _model_info(match)
             verb = match.group(4)
+            if verb not in ("predict", "classify", "regress"):
+                raise malformed  # TF Serving matches case-insensitively, dispatches exactly
             try:
-                if verb == "predict":
-                    body_out = await self._predict(name, version, label, body)
-                elif verb == "classify":
-                    body_out = await self._classify(name, version, label, body)
-                elif verb == "regress":
-                    body_out = await self._regress(name, version, label, body)
-                else:  # TF Serving matches case-insensitively but dispatches case-sensitively
-                    raise malformed
+                with request_errors():
+                    job, encode = self._job(verb, name, version, label, body)
+                body_out = encode(await self.dataplane.run_async(job))
             except ServingError as exc:
                 exc.model = name
                 raise
@@ -148,7 +147,8 @@ class RestApi:
             match = STATUS_PATH.fullmatch(path)
             if match is None:
                 raise malformed
-            name, version, label = _model_info(match)
+            with request_errors():
+                name, version, label = _model_info(match)
             try:
                 if match.group(4) == "metadata":
                     return Response(200, self._metadata(name, version, label), JSON, name)
@@ -160,45 +160,32 @@ class RestApi:
 
     # -- handlers -------------------------------------------------------------------------
 
-    async def _predict(
-        self, name: str, version: int | None, label: str | None, body: bytes
-    ) -> bytes:
+    def _job(self, verb: str, name: str, version: int | None, label: str | None, body: bytes):
+        """The checked job for a :predict / :classify / :regress body, and the encoder of its
+        result. Runs inside `request_errors()`: any failure here is the request's fault."""
         doc = json_decode.parse_json(body)
         signature_name = json_decode.signature_name(doc)
+        if verb == "predict":
+            servable = self.dataplane.servable(name, version, label)
+            key = signature_name or "serving_default"
+            signature = servable.signature(key)
+            if signature is None:
+                raise ServingError(
+                    Code.INVALID_ARGUMENT,
+                    f'Serving signature name: "{key}" not found in signature def',
+                )
+            inputs, fmt = json_decode.predict_inputs(doc, signature.inputs)
+            job = self.dataplane.jobs.predict(servable, signature_name, inputs)
+            return job, lambda result: json_encode.predict_response(result[1], fmt)
+        request_input = json_decode.classify_regress_input(doc)
         servable = self.dataplane.servable(name, version, label)
-        key = signature_name or "serving_default"
-        signature = servable.signature(key)
-        if signature is None:
-            raise ServingError(
-                Code.INVALID_ARGUMENT,
-                f'Serving signature name: "{key}" not found in signature def',
+        if verb == "classify":
+            job = self.dataplane.jobs.classify(servable, signature_name, request_input)
+            return job, lambda result: json_encode.classify_response(
+                result[1].classes, result[1].scores
             )
-        inputs, fmt = json_decode.predict_inputs(doc, signature.inputs)
-        job = self.dataplane.jobs.predict(servable, signature_name, inputs)
-        _, outputs = await self.dataplane.run_async(job)
-        return json_encode.predict_response(outputs, fmt)
-
-    async def _classify(
-        self, name: str, version: int | None, label: str | None, body: bytes
-    ) -> bytes:
-        doc = json_decode.parse_json(body)
-        signature_name = json_decode.signature_name(doc)
-        request_input = json_decode.classify_regress_input(doc)
-        servable = self.dataplane.servable(name, version, label)
-        job = self.dataplane.jobs.classify(servable, signature_name, request_input)
-        _, result = await self.dataplane.run_async(job)
-        return json_encode.classify_response(result.classes, result.scores)
-
-    async def _regress(
-        self, name: str, version: int | None, label: str | None, body: bytes
-    ) -> bytes:
-        doc = json_decode.parse_json(body)
-        signature_name = json_decode.signature_name(doc)
-        request_input = json_decode.classify_regress_input(doc)
-        servable = self.dataplane.servable(name, version, label)
         job = self.dataplane.jobs.regress(servable, signature_name, request_input)
-        _, values = await self.dataplane.run_async(job)
-        return json_encode.regress_response(values)
+        return job, lambda result: json_encode.regress_response(result[1])
 
     def _status(self, name: str, version: int | None, label: str | None) -> bytes:
         statuses = self.dataplane.model_status(name, version, label)
@@ -244,7 +231,7 @@ def _model_info(match: re.Match) -> tuple[str, int | None, str | None]:
     version_text, label = match.group(2), match.group(3)
     version = None
     if version_text:
-        version = int(version_text)
+        version = int(version_text) if len(version_text) <= 19 else MAX_INT64 + 1
         if version > MAX_INT64:
             raise ServingError(
                 Code.INVALID_ARGUMENT, f"Failed to convert version: {version_text} to numeric."

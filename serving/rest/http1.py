@@ -6,7 +6,15 @@ took ~90 us and passed 8,000/s. Serving latency is the point of this server, so 
 HTTP/1.1 itself. What it supports: keep-alive and pipelining (answers in order),
 Content-Length and chunked bodies, `Expect: 100-continue`, a body limit answered 413 after the
 body is drained (so a client still sending reads the answer, not a reset), a header size limit
-(431), malformed requests answered 400 and the connection closed, idle connections closed.
+(431), malformed requests answered 400 and the connection closed, idle connections closed, a
+client's half-close (requests already sent are still answered).
+
+Framing is strict, as RFC 9112 asks of a server that must not be fooled into reading a smuggled
+request: only HTTP/1.0 and HTTP/1.1; a method and header names are ASCII tokens; Content-Length
+is ASCII digits; a request with both Transfer-Encoding and Content-Length, or with a transfer
+coding other than `chunked`, is refused (400) and its connection closed (§6.1); a chunk size is
+1-16 hex digits and nothing else. Whatever goes wrong while reading a request, the client gets
+an answer: any exception in parsing is a 400 and a closed connection, never a silent drop.
 """
 
 from __future__ import annotations
@@ -14,11 +22,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("beamline.serving")
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_CONTENT_LENGTH_DIGITS = 18  # more cannot be drained: answered 413 and closed at once
+# RFC 9110 token (method, field names), request-line (§3 of RFC 9112), chunk-size (§7.1).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([!-~]+) HTTP/([0-9])\.([0-9])")
+_DIGITS = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00\r\n]")
 IDLE_TIMEOUT = 300.0
 REASONS = {
     100: "Continue",
@@ -125,6 +141,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False
         self.closing = False
         self.paused = False
+        self.eof = False  # the client half-closed: answer what it sent, then close
         self.idle_handle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -149,10 +166,28 @@ class _Connection(asyncio.Protocol):
                 self.paused = True
             return
         self._arm_idle()
+        self._parse_guarded()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.busy:
+            return True  # keep the transport open to write the answer in progress
+        return False  # nothing in progress: a partial request cannot complete; close
+
+    def _parse_guarded(self) -> None:
+        """Parses what is buffered; every failure becomes an answer (the one guard of this
+        protocol: an exception escaping asyncio's callbacks would drop the connection)."""
         try:
             self._parse()
         except _BadRequest as exc:
             self._fail(exc.status, str(exc))
+        except Exception:
+            log.exception("Unexpected failure while reading an HTTP request")
+            self._fail(400, "Malformed HTTP request")
+        else:
+            if self.eof and not self.busy and not self.closing:
+                self.closing = True
+                self.transport.close()
 
     # -- parsing ----------------------------------------------------------------------------
 
@@ -187,20 +222,27 @@ class _Connection(asyncio.Protocol):
         finally:
             del self.buffer[: end + 4]
         lines = head.split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
+        match = _REQUEST_LINE.fullmatch(lines[0])
+        if match is None:
             raise _BadRequest(400, "Malformed HTTP request line")
-        method, target, version = parts
+        method, target = match.group(1), match.group(2)
+        if match.group(3, 4) not in (("1", "0"), ("1", "1")):
+            raise _BadRequest(400, "Unsupported HTTP version: only HTTP/1.0 and HTTP/1.1")
+        version = f"HTTP/1.{match.group(4)}"
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip() or line[0] in " \t":
+            if not sep or not _TOKEN.fullmatch(name) or _FIELD_VALUE_FORBIDDEN.search(value):
                 raise _BadRequest(400, "Malformed HTTP header")
             key = name.lower()
-            value = value.strip()
-            if key == "content-length" and key in headers and headers[key] != value:
-                raise _BadRequest(400, "Conflicting Content-Length headers")
+            value = value.strip(" \t")
+            if key in headers and key in ("content-length", "transfer-encoding"):
+                if key == "transfer-encoding" or headers[key] != value:
+                    raise _BadRequest(400, f"Repeated {name} header")
             headers[key] = value
+        if "transfer-encoding" in headers and "content-length" in headers:
+            # RFC 9112 §6.1: a request smuggling attempt or a broken proxy; never guess which.
+            raise _BadRequest(400, "Both Transfer-Encoding and Content-Length in one request")
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.1":
             self.keep_alive = "close" not in connection
@@ -209,15 +251,20 @@ class _Connection(asyncio.Protocol):
         self.request = request = Request(method, target, headers)
         self.body = []
         self.received = 0
-        encoding = headers.get("transfer-encoding", "").lower()
-        if encoding:
-            if encoding != "chunked":
-                raise _BadRequest(400, f"Unsupported Transfer-Encoding: {encoding}")
+        if "transfer-encoding" in headers:
+            encoding = headers["transfer-encoding"]
+            if encoding.lower() != "chunked":
+                raise _BadRequest(400, "Unsupported Transfer-Encoding: only chunked is accepted")
             self.chunked, self.chunk_left, self.remaining = True, -1, 0
         else:
             length = headers.get("content-length", "0")
-            if not length.isdigit():
+            if not _DIGITS.fullmatch(length):  # ASCII only: str.isdigit() accepts "²"
                 raise _BadRequest(400, "Malformed Content-Length")
+            if len(length) > MAX_CONTENT_LENGTH_DIGITS:
+                request.too_large = True
+                self.keep_alive = False
+                self._dispatch()  # answered at once: a body that size cannot be drained
+                return False
             self.chunked, self.remaining = False, int(length)
             if self.remaining > self.server.max_body_bytes:
                 request.too_large = True
@@ -238,14 +285,13 @@ class _Connection(asyncio.Protocol):
                     if len(self.buffer) > 1024:
                         raise _BadRequest(400, "Malformed chunk size")
                     return False
-                size_text = bytes(self.buffer[:end]).split(b";", 1)[0].strip()
+                size_text, semicolon, _ = bytes(self.buffer[:end]).partition(b";")
                 del self.buffer[: end + 2]
-                try:
-                    self.chunk_left = int(size_text, 16)
-                except ValueError:
-                    raise _BadRequest(400, "Malformed chunk size") from None
-                if self.chunk_left < 0:
+                if semicolon:  # chunk extensions follow (ignored); BWS may precede them
+                    size_text = size_text.rstrip(b" \t")
+                if not _CHUNK_SIZE.fullmatch(size_text):  # not 0x.., +.., 1_0, or spaces
                     raise _BadRequest(400, "Malformed chunk size")
+                self.chunk_left = int(size_text, 16)
                 if self.chunk_left == 0:
                     self.chunk_left = -2  # trailers follow
             if self.chunk_left == -2:
@@ -320,16 +366,12 @@ class _Connection(asyncio.Protocol):
             self.paused = False
             self.transport.resume_reading()
         self._arm_idle()
-        if self.buffer:
-            try:
-                self._parse()
-            except _BadRequest as exc:
-                self._fail(exc.status, str(exc))
+        self._parse_guarded()
 
     def _fail(self, status: int, message: str) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        body = json.dumps({"error": message}).encode()
+        body = json.dumps({"error": message}).encode()  # ASCII: always encodes
         self.transport.write(self.server.serialize(Reply(status, body), keep_alive=False))
         self.closing = True
         self.transport.close()

@@ -46,7 +46,9 @@ _RANGES = {
     DT_UINT32: (0, 2**32 - 1),
     DT_UINT64: (0, 2**64 - 1),
 }
+_UINT64_MAX = 2**64 - 1
 _MAX_DEBUG = 256
+MAX_RANK = 32  # numpy's limit on dimensions (TensorFlow allows more; no model here needs it)
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
@@ -90,7 +92,8 @@ def _parse_lenient(body: bytes):
     if not stripped:
         raise invalid_argument(f"JSON Parse error: The document is empty. at offset: {offset}")
     try:
-        doc, _ = json.JSONDecoder(parse_float=_finite_float).raw_decode(stripped)
+        decoder = json.JSONDecoder(parse_float=_finite_float, parse_int=_bounded_int)
+        doc, _ = decoder.raw_decode(stripped)
     except _NumberTooBig as exc:
         raise invalid_argument(
             "JSON Parse error: Number too big to be stored in double. at offset: "
@@ -119,6 +122,19 @@ def _finite_float(literal: str) -> float:
     if math.isinf(value):  # rapidjson refuses a number literal beyond double range
         raise _NumberTooBig(literal)
     return value
+
+
+_INT_LITERAL_MAX_DIGITS = 20  # beyond uint64 either way
+
+
+def _bounded_int(literal: str) -> int | float:
+    """An integer literal as rapidjson (and orjson) read it: an integer within int64/uint64,
+    else a double; beyond double range (or Python's int-string limit) an error, not a crash."""
+    if len(literal.lstrip("-")) <= _INT_LITERAL_MAX_DIGITS:
+        value = int(literal)
+        if _INT64[0] <= value <= _UINT64_MAX:
+            return value
+    return _finite_float(literal)
 
 
 def signature_name(doc: dict) -> str:
@@ -263,6 +279,11 @@ def _dense_shape(value) -> list[int]:
     shape = []
     while isinstance(value, list):
         shape.append(len(value))
+        if len(shape) > MAX_RANK:
+            raise invalid_argument(
+                f"JSON Value: lists nested more than {MAX_RANK} deep; a tensor has at most "
+                f"{MAX_RANK} dimensions here."
+            )
         if not value:
             break
         value = value[0]

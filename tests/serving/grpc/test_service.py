@@ -233,3 +233,52 @@ def test_reload_config_adds_and_removes_models(
         grpc.StatusCode.NOT_FOUND
     )
     assert http.get(f"{main_server.rest_url}/v1/models/penguin/labels/stable").status_code == 200
+
+
+# -- hostile input (issue 9): INVALID_ARGUMENT, never UNKNOWN or INTERNAL ---------------------
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/tensorflow.serving.PredictionService/Predict",
+        "/tensorflow.serving.PredictionService/Classify",
+        "/tensorflow.serving.ModelService/GetModelStatus",
+    ],
+)
+@pytest.mark.parametrize("raw", [b"\xff\xff\xff", b"\x0a\x05ab", b"\x08" + b"\xff" * 11])
+def test_a_message_that_does_not_parse_is_invalid_argument(grpc_channel, method, raw):
+    call = grpc_channel.unary_unary(method)  # raw bytes in and out
+    with pytest.raises(grpc.RpcError) as info:
+        call(raw, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a valid tensorflow.serving." in info.value.details()
+
+
+@pytest.mark.parametrize("dtype", [8, 14, 18, 11, 12, 13, 15, 16, 24, 25, 29])
+def test_unsupported_input_dtypes_are_invalid_argument(prediction_stub, dtype):
+    request = predict_request()
+    tensor = request.inputs["bill_length_mm"]
+    tensor.Clear()
+    tensor.dtype = dtype
+    tensor.tensor_shape.dim.add().size = 1
+    tensor.tensor_content = b"\0" * 16
+    with pytest.raises(grpc.RpcError) as info:
+        prediction_stub.Predict(request, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not supported" in info.value.details()
+
+
+def test_a_small_request_declaring_a_huge_tensor_is_refused(prediction_stub, http, main_server):
+    request = predict_request()
+    tensor = request.inputs["bill_length_mm"]
+    tensor.Clear()
+    tensor.dtype = tf.float32.as_datatype_enum
+    tensor.tensor_shape.dim.add().size = 10**8
+    tensor.float_val.append(1.0)
+    assert request.ByteSize() < 400
+    with pytest.raises(grpc.RpcError) as info:
+        prediction_stub.Predict(request, timeout=TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "[100000000]" in info.value.details()
+    assert prediction_stub.Predict(predict_request(), timeout=TIMEOUT).outputs["scores"].float_val

@@ -419,3 +419,46 @@ def test_prometheus_metrics(http, main_server):
     # Warm-up replayed both records of each version at load time.
     assert ':tensorflow:serving:model_warmup_records_read{model_path="' in text
     assert 'status="OK"} 2' in text
+
+
+# -- hostile input (issue 9): each class of decode failure is a 400 with a JSON body ----------
+
+DIGITS = "9" * 5000  # past Python's int-string limit (4300)
+DEEP = "[" * 40 + "1" + "]" * 40
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/models/penguin:predict", '{"instances": [' + DIGITS + "]}"),
+        ("/v1/models/penguin:predict", '{"signature_name": ' + DIGITS + "}"),
+        ("/v1/models/penguin:predict", '{"instances": [{"bill_length_mm": 1' + "0" * 400 + "}]}"),
+        ("/v1/models/penguin:classify", '{"examples": [{"f": ' + DIGITS + "}]}"),
+        (f"/v1/models/penguin/versions/{DIGITS}:predict", '{"instances": [1]}'),
+        ("/v1/models/penguin:predict", '{"instances": [{"bill_length_mm": ' + DEEP + "}]}"),
+        ("/v1/models/penguin:predict", '{"inputs": {"bill_length_mm": ' + DEEP + "}}"),
+        ("/v1/models/penguin:predict", '{"instances": [{"\\ud800": 1}]}'),
+        ("/v1/models/penguin:predict", '{"instances": [{"island": 1, "\\udfff": "\\ud800"}]}'),
+        ("/v1/models/penguin:classify", '{"examples": [{"\\ud800": "\\udc00"}]}'),
+        ("/v1/models/penguin:classify", '{"examples": [{"bill_length_mm": "x\\ud800"}]}'),
+        ("/v1/models/penguin:predict", b'{"instances": ["\xff\xfe"]}'),
+        ("/v1/models/penguin:predict", '{"signature_name": "\\ud800", "instances": [1]}'),
+    ],
+)
+def test_hostile_bodies_are_400_with_a_json_error(http, main_server, path, body):
+    resp = post(http, main_server, path, body.encode() if isinstance(body, str) else body)
+    assert resp.status_code == 400, resp.text
+    assert isinstance(resp.json()["error"], str)
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe\x00", b"\x0a\x03\xff\xff\xff", b"\x80"])
+def test_non_utf8_bytes_to_the_example_signature_are_400(http, main_server, payload):
+    import base64
+
+    body = {
+        "signature_name": "classification",
+        "instances": [{"b64": base64.b64encode(payload).decode()}],
+    }
+    resp = post(http, main_server, "/v1/models/penguin:predict", body)
+    assert resp.status_code == 400, resp.text
+    assert isinstance(resp.json()["error"], str)
