@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from beamline.errors import DataError
+from beamline.errors import ConfigError, DataError
 from serving.request_log.reader import LogScan, log_files, read_prediction_logs
 
 # Predict inputs that carry serialized tf.Examples (TFX's serving_examples signatures).
@@ -57,7 +57,7 @@ def parse_time(text: str, flag: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise MonitorInputError(
+        raise ConfigError(
             f"{flag} {text!r} is not an ISO 8601 time; write e.g. 2026-11-26T13:00:00Z "
             "(times without an offset are UTC)."
         ) from exc
@@ -109,16 +109,16 @@ def read_window(
             f" ({len(window.scan.damaged)} damaged file(s) skipped)" if window.scan.damaged else ""
         )
         raise MonitorInputError(
-            f"No requests were logged in {directory} between {describe_bound(since)} and "
-            f"{describe_bound(until)}: {window.scan.records} record(s) in "
+            f"No requests were logged in {directory} between {describe_bound(since, 'the start')} "
+            f"and {describe_bound(until, 'now')}: {window.scan.records} record(s) in "
             f"{len(window.scan.files)} file(s){damaged}, none in the window. Widen --since/"
             "--until, or send traffic first."
         )
     return window
 
 
-def describe_bound(value: dt.datetime | None) -> str:
-    return "the start" if value is None else value.isoformat()
+def describe_bound(value: dt.datetime | None, unbounded: str) -> str:
+    return unbounded if value is None else value.isoformat()
 
 
 # ---------------------------------------------------------------------------------------------
