@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from serving.core.errors import ConfigError
+
 COLLECTOR_TYPES = ("tfrecord", "")
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FILE_SECONDS = 600.0
@@ -19,7 +21,7 @@ DEFAULT_QUEUE_RECORDS = 10_000
 FILE_SUFFIX = ".tfrecord"
 
 
-class RequestLogConfigError(ValueError):
+class RequestLogConfigError(ConfigError):
     """A logging_config or request-log flag that cannot be honoured (message names the fix)."""
 
 

@@ -240,6 +240,13 @@ class RequestLogRouter:
         self._by_model: dict[str, RequestLogger | None] = {}
         self._by_config: dict[RequestLogConfig, RequestLogger] = {}
 
+    def reconfigure(self, settings: RequestLogSettings) -> None:
+        """New settings (a changed model config): routes are recomputed on the next request;
+        loggers whose settings did not change keep their files."""
+        with self._lock:
+            self.settings = settings
+            self._by_model = {}
+
     def logger_for(self, model_name: str) -> RequestLogger | None:
         found = self._by_model.get(model_name, False)
         if found is not False:
