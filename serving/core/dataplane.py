@@ -265,7 +265,7 @@ class DataPlane:
             servable.version,
             signature_name,
             kind,
-            lambda: log_protos(kind, job.inputs, answer),
+            lambda exclude: log_protos(kind, job.inputs, answer, exclude),
         )
 
     def _record_runtime(self, job: Job, start: float) -> None:

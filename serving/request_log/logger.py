@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from serving.request_log.config import FILE_SUFFIX, RequestLogConfig, RequestLogSettings
 from serving.request_log.tfrecord import frame
+from serving.request_log.wire import field_bytes, field_varint, prediction_log
 
 log = logging.getLogger("beamline.serving.request_log")
 
@@ -39,8 +40,9 @@ COUNTER_NAME = "/tensorflow/serving/request_log_count"
 COUNTER_HELP = "The number of sampled requests by what became of their log record."
 COUNTER_LABELS = ("model_name", "outcome")
 
-# (request proto, response proto), built on the writer thread.
-Builder = Callable[[], tuple[object, object]]
+# exclude -> (request, response), built on the writer thread: each a proto message, or its wire
+# bytes with the excluded names already left out (a request's bytes without its model_spec).
+Builder = Callable[[frozenset[str]], tuple[object, object]]
 
 
 @dataclass
@@ -89,6 +91,8 @@ class RequestLogger:
         self._count = count
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, config.queue_records))
         self._exclude = frozenset(config.exclude_fields)
+        # (model, version, signature) -> (LogMetadata bytes without timestamp, ModelSpec bytes)
+        self._metadata: dict[tuple[str, int, str], tuple[bytes, bytes]] = {}
         self._file = None
         self._file_path: str | None = None
         self._file_opened = 0.0
@@ -157,27 +161,42 @@ class RequestLogger:
                 log.error("Cannot flush request log %s: %s", self._file_path, exc)
         self._rotate_if_old()
 
-    def _record(self, pending: _Pending) -> bytes:
-        from tensorflow_serving.apis import prediction_log_pb2
+    def _spec_and_metadata(self, pending: _Pending) -> tuple[bytes, bytes]:
+        key = (pending.model_name, pending.version, pending.signature_name)
+        found = self._metadata.get(key)
+        if found is None:
+            from tensorflow_serving.apis import logging_pb2
 
-        request, response = pending.build()
-        exclude_fields(request, self._exclude)
-        exclude_fields(response, self._exclude)
-        record = prediction_log_pb2.PredictionLog()
-        meta = record.log_metadata
-        meta.model_spec.name = pending.model_name
-        meta.model_spec.version.value = pending.version
-        meta.model_spec.signature_name = pending.signature_name
-        meta.sampling_config.sampling_rate = self.config.sampling_rate
-        meta.sampling_config.attributes = self.config.sampling_attributes
-        meta.saved_model_tags.append("serve")
-        meta.timestamp_secs = pending.timestamp_secs
-        entry = getattr(record, LOG_FIELDS[pending.kind])
-        entry.request.CopyFrom(request)
-        entry.response.CopyFrom(response)
-        # Requests carry the spec that resolved to this version; log what answered.
-        entry.request.model_spec.CopyFrom(meta.model_spec)
-        return record.SerializeToString()
+            meta = logging_pb2.LogMetadata()
+            meta.model_spec.name = pending.model_name
+            meta.model_spec.version.value = pending.version
+            meta.model_spec.signature_name = pending.signature_name
+            meta.sampling_config.sampling_rate = self.config.sampling_rate
+            meta.sampling_config.attributes = self.config.sampling_attributes
+            meta.saved_model_tags.append("serve")
+            found = self._metadata[key] = (
+                meta.model_spec.SerializeToString(),
+                meta.SerializeToString(),
+            )
+        return found
+
+    def _record(self, pending: _Pending) -> bytes:
+        spec, metadata = self._spec_and_metadata(pending)
+        request, response = pending.build(self._exclude)
+        if not isinstance(request, bytes):
+            exclude_fields(request, self._exclude)
+            request.ClearField("model_spec")
+            request = request.SerializeToString()
+        if not isinstance(response, bytes):
+            exclude_fields(response, self._exclude)
+            response = response.SerializeToString()
+        # Requests carry the spec that resolved to this version; log the one that answered.
+        return prediction_log(
+            metadata + field_varint(4, pending.timestamp_secs),
+            pending.kind,
+            field_bytes(1, spec) + request,
+            response,
+        )
 
     def _ensure_file(self, next_bytes: int) -> None:
         if self._file is not None and (

@@ -82,8 +82,8 @@ def test_logged_predict_is_a_standard_prediction_log(tmp_path):
     counts = Counts()
     router = _router(tmp_path, counts, exclude_fields=("ssn",))
     before = int(time.time())
-    router.log("m", 7, "serving_default", "predict", lambda: _predict_pair(1.5))
-    router.log("other", 1, "serving_default", "predict", lambda: _predict_pair(9.0))  # not logged
+    router.log("m", 7, "serving_default", "predict", lambda _: _predict_pair(1.5))
+    router.log("other", 1, "serving_default", "predict", lambda _: _predict_pair(9.0))  # not logged
     router.close()
     [record] = list(read_prediction_logs(tmp_path / "logs"))
     meta = record.log_metadata
@@ -98,7 +98,7 @@ def test_logged_predict_is_a_standard_prediction_log(tmp_path):
 
 
 def test_classify_features_can_be_excluded(tmp_path):
-    def build():
+    def build(_):
         request = classification_pb2.ClassificationRequest()
         features = request.input.example_list.examples.add().features.feature
         features["a"].float_list.value.append(1.0)
@@ -121,7 +121,7 @@ def test_sampling_rate_zero_logs_nothing_and_half_logs_about_half(tmp_path):
 
     router = _router(tmp_path / "zero", sampling_rate=0.0)
     for _ in range(50):
-        router.log("m", 1, "", "predict", lambda: _predict_pair(1.0))
+        router.log("m", 1, "", "predict", lambda _: _predict_pair(1.0))
     router.close()
     assert log_files(tmp_path / "zero") == []
 
@@ -131,7 +131,7 @@ def test_sampling_rate_zero_logs_nothing_and_half_logs_about_half(tmp_path):
         rng=rng.random,
     )
     for _ in range(400):
-        router.log("m", 1, "", "predict", lambda: _predict_pair(1.0))
+        router.log("m", 1, "", "predict", lambda _: _predict_pair(1.0))
     router.close()
     logged = sum(1 for _ in read_prediction_logs(tmp_path / "half"))
     assert 150 < logged < 250
@@ -141,7 +141,7 @@ def test_full_queue_drops_and_counts_without_blocking(tmp_path):
     counts = Counts()
     release = threading.Event()
 
-    def slow_build():
+    def slow_build(_):
         release.wait(10)
         return _predict_pair(1.0)
 
@@ -159,7 +159,7 @@ def test_full_queue_drops_and_counts_without_blocking(tmp_path):
 def test_files_rotate_by_size_and_by_age(tmp_path):
     router = _router(tmp_path / "size", max_file_bytes=600)
     for i in range(20):
-        router.log("m", 1, "", "predict", lambda i=i: _predict_pair(float(i)))
+        router.log("m", 1, "", "predict", lambda _, i=i: _predict_pair(float(i)))
     router.close()
     assert len(log_files(tmp_path / "size")) > 3
     values = sorted(
@@ -169,9 +169,9 @@ def test_files_rotate_by_size_and_by_age(tmp_path):
     assert values == [float(i) for i in range(20)]
 
     router = _router(tmp_path / "age", max_file_seconds=0.2)
-    router.log("m", 1, "", "predict", lambda: _predict_pair(1.0))
+    router.log("m", 1, "", "predict", lambda _: _predict_pair(1.0))
     time.sleep(1.5)  # past the age limit: the next record opens a new file (new name: new second)
-    router.log("m", 1, "", "predict", lambda: _predict_pair(2.0))
+    router.log("m", 1, "", "predict", lambda _: _predict_pair(2.0))
     router.close()
     assert len(log_files(tmp_path / "age")) == 2
 
@@ -191,7 +191,7 @@ def build(i):
 print("ready", flush=True)
 i = 0
 while True:
-    router.log("m", 1, "", "predict", lambda i=i: build(i))
+    router.log("m", 1, "", "predict", lambda _, i=i: build(i))
     i += 1
 """
 
