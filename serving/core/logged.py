@@ -22,12 +22,26 @@ from serving.request_log.wire import field_bytes, field_varint
 # PredictRequest.inputs 2 / PredictResponse.outputs 1: map entries {key 1, value 2}.
 
 
+_HEADERS: dict[tuple, bytes] = {}  # (numpy dtype, shape) -> dtype and tensor_shape fields
+
+
+def _header(array: np.ndarray) -> tuple[int, bytes]:
+    key = (array.dtype, array.shape)
+    found = _HEADERS.get(key)
+    dtype = dtype_of_array(array)
+    if found is None:
+        shape = b"".join(field_bytes(2, field_varint(1, size)) for size in array.shape)
+        found = field_varint(1, dtype) + field_bytes(2, shape)
+        if len(_HEADERS) < 4096:  # requests come in a few shapes; never grow without bound
+            _HEADERS[key] = found
+    return dtype, found
+
+
 def tensor_bytes(array: np.ndarray) -> bytes:
     """A serialized TensorProto: numbers as tensor_content (little-endian, C order), strings as
     string_val."""
-    dtype = dtype_of_array(array)
-    shape = b"".join(field_bytes(2, field_varint(1, size)) for size in array.shape)
-    parts = [field_varint(1, dtype), field_bytes(2, shape)]
+    dtype, header = _header(array)
+    parts = [header]
     if dtype == DT_STRING:
         parts += [
             field_bytes(8, v if isinstance(v, bytes) else str(v).encode()) for v in array.ravel()
