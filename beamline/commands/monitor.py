@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.options import metadata_option, root_option
 from beamline.errors import BeamlineError
 
 
@@ -26,14 +27,8 @@ class ThresholdCrossed(BeamlineError):
     help="Request log directory (`beamline serve --request_log_dir`, or a logging_config "
     "filename_prefix's directory).",
 )
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run root [default: $BEAMLINE_ROOT or ./beamline_runs]; monitoring output goes under "
-    "<root>/monitoring/<pipeline>/.",
-)
-@click.option("--metadata", default=None, help="MLMD store URI [default: SQLite under the root].")
+@root_option("Run root whose MLMD to read; monitoring output goes to <root>/monitoring/.")
+@metadata_option
 @click.option("--since", default=None, help="Window start, ISO 8601 (UTC if no offset).")
 @click.option("--until", default=None, help="Window end (exclusive), ISO 8601.")
 @click.option(
@@ -72,7 +67,7 @@ def monitor(
     from beamline.monitor.table import report_text
     from beamline.monitor.thresholds import parse_overrides
     from beamline.monitor.window import parse_time, read_window
-    from beamline.settings import default_root
+    from beamline.settings import RootLayout
 
     overrides = parse_overrides(thresholds)
     since_t = parse_time(since, "--since") if since else None
@@ -82,7 +77,7 @@ def monitor(
     report = run_monitor(
         pipeline,
         requests_dir,
-        Path(root or default_root()) / "monitoring",
+        RootLayout(root).monitoring_dir,
         graph,
         store,
         since_t,
