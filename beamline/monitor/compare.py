@@ -119,7 +119,7 @@ def _measurements(info, kind: str) -> dict[str, tuple[float, float]]:
     return found
 
 
-def _schema_findings(anomalies, features: list[str]) -> dict[str, list[str]]:
+def _schema_findings(anomalies) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name, info in anomalies.anomaly_info.items():
         reasons = [r.short_description or r.description for r in info.reason]
@@ -188,7 +188,7 @@ def compare(
         schema=_serving_schema(schema, features),
         environment=serving_environment(schema),
     )
-    findings = _schema_findings(checked, features)
+    findings = _schema_findings(checked)
     results = []
     for name in features:
         feature = by_name[name]

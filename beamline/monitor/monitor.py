@@ -26,7 +26,14 @@ from beamline.monitor.compare import (
     prediction_result,
 )
 from beamline.monitor.record import SERVING_SPLIT, previous_window, record_monitoring
-from beamline.monitor.trained import EVAL_SPLIT, TRAIN_SPLIT, Trained, pushed_versions, trained_for
+from beamline.monitor.trained import (
+    EVAL_SPLIT,
+    TRAIN_SPLIT,
+    Trained,
+    pushed_versions,
+    served_name,
+    trained_for,
+)
 from beamline.monitor.window import VersionTraffic, Window, read_window, write_examples
 
 STATS_FILE = "FeatureStats.pb"
@@ -145,12 +152,7 @@ def _traffic_to_monitor(
 
 
 def _served_names(graph) -> set[str]:
-    names = set()
-    for art in graph.artifacts.values():
-        if art.type == "PushedModel" and art.prop("pushed") == 1:
-            destination = str(art.prop("pushed_destination") or "").rstrip("/")
-            names.add(os.path.basename(os.path.dirname(destination)))
-    return names
+    return {served_name(art) for art in pushed_versions(graph).values()}
 
 
 def _statistics(examples: Path, output: Path, beam_args: list[str]):

@@ -37,6 +37,12 @@ class Trained:
         return os.path.join(self.schema.uri, "schema.pbtxt")
 
 
+def served_name(pushed: Artifact) -> str:
+    """The model name a server gives a push: its directory under the serving root."""
+    destination = str(pushed.prop("pushed_destination") or "").rstrip("/")
+    return os.path.basename(os.path.dirname(destination))
+
+
 def pushed_versions(graph: Graph, model_name: str | None = None) -> dict[int, Artifact]:
     """Pushed version -> its PushedModel artifact (optionally of one serving directory name)."""
     found: dict[int, Artifact] = {}
@@ -44,11 +50,9 @@ def pushed_versions(graph: Graph, model_name: str | None = None) -> dict[int, Ar
         if art.type != "PushedModel" or art.prop("pushed") != 1:
             continue
         version = str(art.prop("pushed_version") or "")
-        destination = str(art.prop("pushed_destination") or "")
         if not version.isdigit():
             continue
-        served_as = os.path.basename(os.path.dirname(destination.rstrip("/")))
-        if model_name is None or served_as == model_name:
+        if model_name is None or served_name(art) == model_name:
             found[int(version)] = art
     return found
 
