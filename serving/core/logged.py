@@ -11,6 +11,8 @@ logger's to add.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from serving.core.jobs import Arrays, Classifications
@@ -22,6 +24,7 @@ from serving.request_log.wire import field_bytes, field_varint
 # PredictRequest.inputs 2 / PredictResponse.outputs 1: map entries {key 1, value 2}.
 
 
+_LITTLE = sys.byteorder == "little"
 _HEADERS: dict[tuple, bytes] = {}  # (numpy dtype, shape) -> dtype and tensor_shape fields
 
 
@@ -50,17 +53,29 @@ def tensor_bytes(array: np.ndarray) -> bytes:
         parts.append(
             field_bytes(
                 4,
-                np.ascontiguousarray(array)
-                .astype(array.dtype.newbyteorder("<"), copy=False)
-                .tobytes(),
+                array.tobytes()  # C order; tensor_content is little-endian
+                if array.dtype.byteorder == "<" or (array.dtype.byteorder in "=|" and _LITTLE)
+                else array.astype(array.dtype.newbyteorder("<")).tobytes(),
             )
         )
     return b"".join(parts)
 
 
+_KEYS: dict[str, bytes] = {}  # alias -> its map-entry key field
+
+
+def _key(alias: str) -> bytes:
+    found = _KEYS.get(alias)
+    if found is None:
+        found = field_bytes(1, alias.encode())
+        if len(_KEYS) < 4096:
+            _KEYS[alias] = found
+    return found
+
+
 def tensor_map_bytes(number: int, arrays: Arrays, exclude: frozenset[str]) -> bytes:
     return b"".join(
-        field_bytes(number, field_bytes(1, alias.encode()) + field_bytes(2, tensor_bytes(array)))
+        field_bytes(number, _key(alias) + field_bytes(2, tensor_bytes(array)))
         for alias, array in arrays.items()
         if alias not in exclude
     )

@@ -30,9 +30,20 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
+# Tags of length-delimited fields 1..15 (one byte each): the fields these messages use.
+_DELIMITED_TAGS = [bytes((n << 3 | 2,)) for n in range(16)]
+
+
 def field_bytes(number: int, data: bytes) -> bytes:
     """A length-delimited field (wire type 2): a string, bytes or embedded message."""
-    return varint(number << 3 | 2) + varint(len(data)) + data
+    size = len(data)
+    return b"".join(
+        (
+            _DELIMITED_TAGS[number] if number < 16 else varint(number << 3 | 2),
+            _ONE_BYTE[size] if size < 128 else varint(size),
+            data,
+        )
+    )
 
 
 def field_varint(number: int, value: int) -> bytes:
