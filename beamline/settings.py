@@ -109,6 +109,11 @@ class RootLayout:
         return self.reports_dir / f"{pipeline_name}-{file_safe(run_id)}.html"
 
     @property
+    def monitoring_dir(self) -> Path:
+        """`beamline monitor`'s windows: <pipeline>/<model>-<version>-<first request>-<time>/."""
+        return self.root / "monitoring"
+
+    @property
     def locks_dir(self) -> Path:
         return self.root / "locks"
 

@@ -404,8 +404,9 @@ def _sources(graph: Graph, execs: list[Execution]) -> str:
 # ---------------------------------------------------------------- page
 
 
-def render_report(graph: Graph, run: Run) -> str:
-    """The report of `run` as one HTML document."""
+def render_report(graph: Graph, run: Run, extra_sections: tuple[str, ...] = ()) -> str:
+    """The report of `run` as one HTML document (`extra_sections`: HTML appended, e.g.
+    monitoring)."""
     execs = graph.run_executions(run.id)
     summary = summarize(graph, run)
     dag, _ = _dag(graph, execs)
@@ -450,6 +451,7 @@ def render_report(graph: Graph, run: Run) -> str:
         f'<div class="scroll">{_lineage(graph, execs)}</div>',
         _sources(graph, execs),
         "</section>",
+        *extra_sections,
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
