@@ -47,16 +47,21 @@ class ClassifierSpec:
 MODULE_SHA256_KEY = "module_sha256"
 
 
+# Code every module file may import (imputation, the Keras classifier).
+COMMON_DIR = Path(__file__).resolve().parent / "common"
+
+
 def module_sha256(module_file: str) -> str:
-    """Digest of every .py file in the module file's directory (what TFX's wheel hash covers).
+    """Digest of the module file's directory and of components/common (all their .py files).
 
     Passed to the components as custom_config, it is part of their execution properties, so a
     code change invalidates the cache whether or not TFX packages the module as a wheel (the
     local runner and Kubeflow/Vertex images import module files in place).
     """
     h = hashlib.sha256()
-    for path in sorted(Path(module_file).parent.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for directory in (Path(module_file).parent, COMMON_DIR):
+        for path in sorted(directory.glob("*.py")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
