@@ -101,11 +101,13 @@ def classifier_components(
     schema_path: str,
     serving_dir: str,
     enable_tuning: bool,
+    span: int | None = None,
+    extra_spans: tuple[tuple[int, str], ...] = (),
 ) -> list:
     """The pipeline's nodes, in a valid topological order."""
-    example_gen = null_aware_csv_example_gen(data_root, data_pattern, spec.null_values).with_id(
-        "CsvExampleGen"
-    )
+    example_gen = null_aware_csv_example_gen(
+        data_root, data_pattern, spec.null_values, span, extra_spans
+    ).with_id("CsvExampleGen")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     example_validator = StrictExampleValidator(
@@ -185,6 +187,8 @@ def classifier_pipeline(settings, spec: ClassifierSpec) -> tfx.dsl.Pipeline:
         schema_path=settings.schema_path,
         serving_dir=settings.serving_dir,
         enable_tuning=settings.enable_tuning,
+        span=settings.span,
+        extra_spans=settings.extra_spans,
     )
     return build_pipeline(settings, nodes)
 

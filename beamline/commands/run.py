@@ -17,6 +17,11 @@ from beamline.settings import default_root
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Run root for artifacts, MLMD and pushed models [default: $BEAMLINE_ROOT or "
               "./beamline_runs].")
+@click.option("--span", type=click.IntRange(0), default=None,
+              help="Read this TFX span of --data (span-N/ directories, or the pipeline's "
+              "SPAN_PATTERN) [default: the latest span].")
+@click.option("--span-range", default=None, metavar="FIRST:LAST",
+              help="Read every span from FIRST to LAST (inclusive) in one ExampleGen.")
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
 @click.option("--beam", "--beam-mode", "beam_profile", type=click.Choice(profile_names()),
               default="auto", show_default=True,
@@ -30,10 +35,12 @@ from beamline.settings import default_root
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Nodes that may run at once when the DAG allows.")
 def run(
-    pipeline, data, root, no_tune, beam_profile, beam_extra, metadata, no_fast_cache, max_parallel
+    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
+    no_fast_cache, max_parallel,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
     from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
+    from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
     from beamline.settings import RootLayout
 
@@ -48,6 +55,8 @@ def run(
         metadata=metadata,
         max_parallel=max_parallel,
         fast_cache=not no_fast_cache,
+        span=span,
+        span_range=parse_span_range(span_range) if span_range is not None else None,
     )
     outcome = run_pipeline(request)
     serving_dir = str(RootLayout(request.root).serving_dir(pipeline))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execution, Graph, Run
+from beamline.lineage.spans import span_of
 
 # Custom properties the Beamline runner may put on the pipeline_run context (all optional).
 RUN_STATE_PROPERTY = "beamline_state"  # complete | failed | stopped | running
@@ -36,6 +37,7 @@ class RunSummary:
     pushed_version: str | None
     pushed_destination: str | None
     reason: str = ""
+    span: str | None = None  # the TFX span ExampleGen read ("1-3" for a range)
 
     @property
     def duration_s(self) -> float:
@@ -107,6 +109,7 @@ def summarize(graph: Graph, run: Run) -> RunSummary:
         pushed_version=version,
         pushed_destination=destination,
         reason=str(run.properties.get(RUN_REASON_PROPERTY) or ""),
+        span=span_of(graph, execs),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
+from beamline.lineage.push_notes import push_notes
 from beamline.lineage.sources import parse_fingerprint
 
 # Execution properties holding user code (module files are packaged as content-hashed wheels).
@@ -322,4 +323,6 @@ def explain(graph: Graph, run_id: str, node: str) -> Explanation:
                 "reaching it (see `beamline runs`)."
             ),
         )
-    return explain_execution(graph, ex)
+    exp = explain_execution(graph, ex)
+    exp.notes.extend(push_notes(graph, ex))
+    return exp
