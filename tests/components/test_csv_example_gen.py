@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import apache_beam as beam
 import pytest
@@ -69,16 +70,19 @@ def test_unterminated_quote_is_a_format_error():
         list(csv_format.records(io.BytesIO(b'a,b\n1,"open\n'), "test.csv"))
 
 
-def _examples(tmp_path, files: dict[str, bytes]) -> list[tf.train.Example]:
+def _examples(tmp_path, files: dict[str, bytes], pattern="*.csv", config=None):
     """Runs the executor's PTransform on Beam over `files` and reads back its examples."""
     for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
     props = {"input_base": str(tmp_path)}
+    if config:
+        props["custom_config"] = json.dumps({"customConfig": {"value": config}})
     out = str(tmp_path / "examples")
     with beam.Pipeline() as p:
         _ = (
             p
-            | executor._CsvToExampleWithNulls(props, "*.csv")  # noqa: SLF001
+            | executor._CsvToExampleWithNulls(props, pattern)  # noqa: SLF001
             | beam.io.WriteToTFRecord(out, coder=beam.coders.ProtoCoder(tf.train.Example))
         )
     records = tf.data.TFRecordDataset(sorted(str(f) for f in tmp_path.glob("examples*")))
@@ -105,3 +109,13 @@ def test_spreadsheet_export_gives_the_same_examples(tmp_path):
         if note is not None:
             note.bytes_list.value[0] = note.bytes_list.value[0].replace(b"\r\n", b"\n")
     assert exported == plain
+
+
+def test_extra_span_patterns_are_read_with_the_resolved_span(tmp_path):
+    """--span-range: TFX resolves the last span; the executor adds the earlier spans' files."""
+    files = {"span-1/a.csv": b"name,size\nold,1\n", "span-2/a.csv": b"name,size\nnew,2\n"}
+    examples = _examples(
+        tmp_path, files, "span-2/*.csv", {"extra_span_patterns": ["span-1/*.csv"]}
+    )
+    names = sorted(e.features.feature["name"].bytes_list.value[0] for e in examples)
+    assert names == [b"new", b"old"]
