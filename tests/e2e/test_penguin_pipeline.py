@@ -231,23 +231,25 @@ def test_mostly_missing_column_is_named_as_a_presence_anomaly(penguin_run, tmp_p
     assert "feature 'body_mass_g'" in result.stderr and "present" in result.stderr.lower()
 
 
-def _split_examples(penguin_run, split: str) -> list[tf.train.Example]:
-    pattern = str(penguin_run.root / "pipelines" / "penguin" / "CsvExampleGen" / "examples"
-                  / "*" / f"Split-{split}" / "*.gz")
-    files = tf.io.gfile.glob(pattern)
-    assert files, pattern
-    return [
-        tf.train.Example.FromString(record.numpy())
-        for f in files
-        for record in tf.data.TFRecordDataset(f, compression_type="GZIP")
-    ]
+def _first_run_output_uri(penguin_run, node: str, key: str) -> str:
+    """The URI of `node`'s output `key` in the shared first run (other tests add runs)."""
+    store = penguin_run.store()
+    [execution] = _executions_by_node(store, "penguin", penguin_run.first.run_id)[node]
+    [artifact_id] = _outputs(store, [execution])[key]
+    [artifact] = store.get_artifacts_by_id([artifact_id])
+    return artifact.uri
 
 
 def test_missing_cells_are_absent_features_and_statistics_count_them(penguin_run):
     """NA cells are absent keys (not empty lists), so TFDV's missing counts are the truth."""
     import tensorflow_data_validation as tfdv
 
-    examples = _split_examples(penguin_run, "train")
+    examples_uri = _first_run_output_uri(penguin_run, "CsvExampleGen", "examples")
+    examples = [
+        tf.train.Example.FromString(record.numpy())
+        for f in tf.io.gfile.glob(f"{examples_uri}/Split-train/*.gz")
+        for record in tf.data.TFRecordDataset(f, compression_type="GZIP")
+    ]
     without_sex = sum("sex" not in e.features.feature for e in examples)
     assert without_sex > 0
     assert all(
@@ -255,11 +257,8 @@ def test_missing_cells_are_absent_features_and_statistics_count_them(penguin_run
         for e in examples
         for f in e.features.feature.values()
     ), "a present feature has exactly one value: no empty lists"
-    [stats_file] = tf.io.gfile.glob(str(
-        penguin_run.root / "pipelines" / "penguin" / "StatisticsGen" / "statistics" / "*"
-        / "Split-train" / "FeatureStats.pb"
-    ))
-    stats = tfdv.load_stats_binary(stats_file)
+    stats_uri = _first_run_output_uri(penguin_run, "StatisticsGen", "statistics")
+    stats = tfdv.load_stats_binary(f"{stats_uri}/Split-train/FeatureStats.pb")
     [sex] = [f for f in stats.datasets[0].features if f.path.step == ["sex"]]
     assert sex.string_stats.common_stats.num_missing == without_sex
     assert stats.datasets[0].num_examples == len(examples)
