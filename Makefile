@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 ROOT ?= beamline_runs
 PIPELINE ?= penguin
 
-.PHONY: run test lint lock bench clean
+.PHONY: run test services lint lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -12,7 +12,13 @@ $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 run: $(STAMP)
 	$(VENV)/bin/beamline run $(PIPELINE) --root $(ROOT)
 
-test: $(STAMP)
+# What the tests need besides the virtualenv: MariaDB (shared-store tests) and Chromium +
+# chromedriver (HTML report in a real browser). Both scripts are idempotent; `.ci/run` is `make test`.
+services:
+	bash .ci/mariadb.sh >/dev/null
+	bash .ci/browser.sh
+
+test: $(STAMP) services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
@@ -23,7 +29,7 @@ lint: $(STAMP)
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:
-	.tools/bin/uv pip compile pyproject.toml --extra dev --python-version 3.10 \
+	.tools/bin/uv pip compile pyproject.toml --extra dev --extra airflow --python-version 3.10 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 bench: $(STAMP)

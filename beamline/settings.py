@@ -1,12 +1,14 @@
 """Typed configuration: every default Beamline uses lives here, nowhere else.
 
-Pure data, no heavy imports. `RunSettings` is what a user controls from the CLI;
+Pure data, no heavy imports. `RootLayout` says where a run root keeps everything;
 `PipelineSettings` is what a `create_pipeline()` receives (paths resolved, Beam args chosen).
+`apply_tf_environment()` is the one place the process environment for TensorFlow is set.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +24,48 @@ DEFAULT_ROOT = Path("beamline_runs")
 
 # Below this many input bytes, Beam runs in-process (worker start-up dominates small data).
 IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+# Independent nodes that may run at once. Two cores: more threads only add contention.
+DEFAULT_MAX_PARALLEL = 3
+# TFX packages module files into wheels at compile time unless this is set; Beamline imports
+# module files in place (their content digest is in custom_config, see run_context).
+NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
+# TF Serving's REST port, which `beamline serve` also listens on by default.
+DEFAULT_REST_PORT = 8501
+
+
+def apply_tf_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Sets TF_ENVIRONMENT's variables not already set (in os.environ, or `environ`).
+
+    Must run before TensorFlow is first imported. Returns the mapping it updated, so a caller
+    building a child process's environment can write `apply_tf_environment(dict(os.environ))`.
+    """
+    target = os.environ if environ is None else environ
+    for key, value in TF_ENVIRONMENT.items():
+        target.setdefault(key, value)
+    return target
 
 
 def default_root() -> Path:
     """The run root: $BEAMLINE_ROOT or ./beamline_runs."""
     return Path(os.environ.get(DEFAULT_ROOT_ENV, str(DEFAULT_ROOT)))
+
+
+def resolve_root(root: Path | str | None) -> Path:
+    """The run root as an absolute path (`None`: the default); resolved once, by the CLI."""
+    return Path(root if root is not None else default_root()).expanduser().resolve()
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(location: str | None) -> bool:
+    """True for `scheme://...` locations (gs://, s3://, sqlite:///, mysql://), not for paths."""
+    return bool(location) and _URI.match(location) is not None
+
+
+def file_safe(text: str) -> str:
+    """`text` usable as one file name (run ids hold colons)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
 @dataclass(frozen=True)
@@ -53,6 +92,30 @@ class RootLayout:
 
     def serving_dir(self, pipeline_name: str) -> Path:
         return self.serving_root / pipeline_name
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def log_path(self, pipeline_name: str, run_id: str) -> Path:
+        """One log file per run, named by the run id (unique per run)."""
+        return self.logs_dir / f"{pipeline_name}-{file_safe(run_id)}.log"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    def report_path(self, pipeline_name: str, run_id: str) -> Path:
+        return self.reports_dir / f"{pipeline_name}-{file_safe(run_id)}.html"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def tmp_root(self) -> Path:
+        """Per-run temporary directories (TMPDIR of a run) live here, removed after the run."""
+        return self.root / "tmp"
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,13 @@ def _run_stock(root: Path) -> None:
 def _timed(cmd: list[str], log: Path) -> float:
     start = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT,
-                              env={**os.environ, "PYTHONPATH": str(PROJECT)})
+        proc = subprocess.run(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"benchmark run failed ({' '.join(cmd)}); see {log}")
@@ -109,9 +114,11 @@ def main() -> None:
     for i in range(args.repeat):
         base = Path(tempfile.mkdtemp(prefix=f"bench{i}-", dir=args.keep))
         rounds.append(one_round(base))
-        print(f"round {i + 1}/{args.repeat}: a={rounds[-1]['a'][0]:.1f}s "
-              f"b={rounds[-1]['b'][0]:.1f}s c={rounds[-1]['c'][0]:.1f}s (roots in {base})",
-              flush=True)
+        print(
+            f"round {i + 1}/{args.repeat}: a={rounds[-1]['a'][0]:.1f}s "
+            f"b={rounds[-1]['b'][0]:.1f}s c={rounds[-1]['c'][0]:.1f}s (roots in {base})",
+            flush=True,
+        )
     med = {k: statistics.median(r[k][0] for r in rounds) for k in "abc"}
     nodes = sorted({n for r in rounds for k in "abc" for n in r[k][1]})
     print("\nper-component seconds (median over rounds, from MLMD execution timestamps)")
@@ -119,8 +126,9 @@ def main() -> None:
     for node in nodes:
         cells = [statistics.median(r[k][1].get(node, 0.0) for r in rounds) for k in "abc"]
         print(f"{node:<20}{cells[0]:>14.1f}{cells[1]:>14.1f}{cells[2]:>12.1f}")
-    print(f"\nwall (median of {args.repeat}): "
-          f"a={med['a']:.1f}s b={med['b']:.1f}s c={med['c']:.1f}s")
+    print(
+        f"\nwall (median of {args.repeat}): a={med['a']:.1f}s b={med['b']:.1f}s c={med['c']:.1f}s"
+    )
     print(f"b/a = {med['b'] / med['a']:.3f}   (target <= 0.4)")
     print(f"c/b = {med['c'] / med['b']:.3f}   (target <= 0.05)")
 

@@ -28,12 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from beamline.settings import TF_ENVIRONMENT  # noqa: E402
+from beamline.settings import apply_tf_environment  # noqa: E402
 
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
+apply_tf_environment()
 
-from serving.testing import example_rows, start_server, write_test_model  # noqa: E402
+from tests.serving.support import example_rows, start_server, write_test_model  # noqa: E402
 
 BATCHING = """
 max_batch_size { value: 32 }
@@ -92,7 +91,7 @@ def process_cpu_seconds(pid: int) -> float:
 def load_signature(version_dir: Path):
     import tensorflow as tf
 
-    from serving.servable import read_meta_graph
+    from serving.core.servable import read_meta_graph
 
     loaded = tf.saved_model.load(str(version_dir))
     function = loaded.signatures["serving_default"]
@@ -236,13 +235,13 @@ def main() -> None:
 def _run(args, concurrency, servers, version_dir, instances) -> None:
     from tensorflow_serving.apis import predict_pb2
 
-    from serving import json_codec
-    from serving.servable import _tensor_info
-    from serving.tensors import make_tensor_proto
+    from serving.core.servable import _tensor_info
+    from serving.core.tensors import make_tensor_proto
+    from serving.rest import json_decode
 
     _loaded, function, signature_def = load_signature(version_dir)
     infos = {k: _tensor_info(k, v) for k, v in signature_def.inputs.items()}
-    arrays, _ = json_codec.predict_inputs({"instances": instances}, infos)
+    arrays, _ = json_decode.predict_inputs({"instances": instances}, infos)
 
     body = json.dumps({"instances": instances}).encode()
     rest_request = (

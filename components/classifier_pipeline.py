@@ -15,6 +15,7 @@ from pathlib import Path
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from beamline.metadata.run_context import MODULE_SHA256_KEY
 from components.csv_example_gen.component import null_aware_csv_example_gen
 from components.csv_example_gen.constants import DEFAULT_NULL_VALUES
 from components.resolvers.baseline import (
@@ -42,9 +43,6 @@ class ClassifierSpec:
     tuner_train_steps: int = 30
     tuner_eval_steps: int = 5
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
-
-
-MODULE_SHA256_KEY = "module_sha256"
 
 
 # Code every module file may import (imputation, the Keras classifier).

@@ -14,18 +14,18 @@ import signal
 import sys
 import threading
 
-from beamline.errors import ConfigError
-from serving.config import (
+from serving.core.config import (
     ModelSpec,
     ServerOptions,
     discover_models,
     model_specs_from_proto,
     read_model_config_file,
 )
-from serving.dataplane import DataPlane
-from serving.metrics import Metrics
-from serving.model_manager import ModelManager, Periodic
-from serving.schema_contract import SchemaContract
+from serving.core.dataplane import DataPlane
+from serving.core.errors import ConfigError
+from serving.core.metrics import Metrics
+from serving.core.model_manager import ModelManager, Periodic
+from serving.core.schema_contract import SchemaContract
 
 log = logging.getLogger("beamline.serving")
 
@@ -161,7 +161,7 @@ class ModelServer:
         """Opens the gRPC and REST ports on the running asyncio loop."""
         options = self.options
         if options.grpc_port:
-            from serving.grpc_service import create_grpc_server
+            from serving.grpc.service import create_grpc_server
 
             self._grpc = create_grpc_server(
                 self.dataplane,
@@ -182,7 +182,7 @@ class ModelServer:
             await self._grpc.start()
             log.info("Running gRPC ModelServer at %s ...", address)
         if options.rest_port:
-            from serving.rest import RestApi, create_http_server
+            from serving.rest.api import RestApi, create_http_server
 
             api = RestApi(self.dataplane, options.prometheus_path)
             self._http = create_http_server(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
+from beamline.settings import apply_tf_environment
 
-from beamline.settings import TF_ENVIRONMENT
-
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
+apply_tf_environment()

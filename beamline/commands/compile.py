@@ -1,4 +1,5 @@
-"""`beamline compile`: a pipeline -> a Kubeflow Pipelines v2 / Vertex AI PipelineJob JSON."""
+"""`beamline compile`: a pipeline -> a Kubeflow Pipelines v2 / Vertex AI PipelineJob JSON, or an
+Apache Airflow DAG file (TFX's AirflowDagRunner)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,43 @@ from pathlib import Path
 import click
 
 from beamline.beam import profile_names
+from beamline.commands.options import metadata_option, root_option
+from beamline.errors import ConfigError
 
 
 @click.command("compile")
 @click.argument("pipeline")
 @click.option(
-    "--target", type=click.Choice(["kubeflow", "vertex"]), required=True, help="Orchestrator."
+    "--target",
+    type=click.Choice(["kubeflow", "vertex", "airflow"]),
+    required=True,
+    help="Orchestrator.",
 )
-@click.option("--image", required=True, help="Pipeline image built from the Dockerfile.")
+@click.option("--image", help="kubeflow/vertex: pipeline image built from the Dockerfile.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Where to write the PipelineJob JSON.",
+    help="Where to write the PipelineJob JSON (kubeflow/vertex) or the DAG file (airflow).",
 )
 @click.option(
     "--pipeline-root",
     envvar="BEAMLINE_PIPELINE_ROOT",
-    required=True,
-    help="Storage URI for artifacts, e.g. gs://BUCKET/beamline ($BEAMLINE_PIPELINE_ROOT).",
+    help="kubeflow/vertex: storage URI for artifacts, e.g. gs://BUCKET/beamline "
+    "($BEAMLINE_PIPELINE_ROOT).",
 )
 @click.option("--data-root", help="Input data URI (default: the pipeline's default_data_root()).")
+@root_option("airflow: run root for artifacts, MLMD, logs and pushed models.")
+@metadata_option
+@click.option(
+    "--schedule",
+    help="airflow: '@daily' (or another preset), a 5-field cron expression, or none "
+    "(only triggered runs; the default).",
+)
+@click.option("--start-date", help="airflow: first schedule date, YYYY-MM-DD [default: today].")
+@click.option(
+    "--retries", type=int, default=1, show_default=True, help="airflow: retries per task."
+)
 @click.option("--serving-dir", help="Push destination (default: PIPELINE_ROOT/serving/NAME).")
 @click.option(
     "--beam",
@@ -35,7 +52,7 @@ from beamline.beam import profile_names
     type=click.Choice(profile_names()),
     default="direct",
     show_default=True,
-    help="Beam profile every Beam-powered step runs with.",
+    help="Beam profile every Beam-powered step runs with (airflow: also auto).",
 )
 @click.option("--beam-arg", "beam_extra", multiple=True, help="Raw Beam flag (repeatable).")
 @click.option(
@@ -51,10 +68,15 @@ from beamline.beam import profile_names
 def compile_command(
     pipeline: str,
     target: str,
-    image: str,
+    image: str | None,
     out: Path,
-    pipeline_root: str,
+    pipeline_root: str | None,
     data_root: str | None,
+    root: Path,
+    metadata: str | None,
+    schedule: str | None,
+    start_date: str | None,
+    retries: int,
     serving_dir: str | None,
     beam_profile: str,
     beam_extra: tuple[str, ...],
@@ -62,14 +84,38 @@ def compile_command(
     no_tuning: bool,
     display_name: str | None,
 ) -> None:
-    """Compile PIPELINE with TFX's KubeflowV2DagRunner into a PipelineJob JSON for --target.
+    """Compile PIPELINE for --target: a PipelineJob JSON (TFX's KubeflowV2DagRunner) for
+    kubeflow/vertex, or a DAG file (TFX's AirflowDagRunner, one task per node) for airflow.
 
-    Module files and schemas are referenced inside --image (the project lives at /pipeline
-    there), so rebuild the image when they change. No secret value is ever written: declare
-    secrets with --secret and they are resolved in each step's container at run time.
+    Kubeflow/Vertex: module files and schemas are referenced inside --image (the project lives at
+    /pipeline there), so rebuild the image when they change. Airflow: workers import the
+    installed project. No secret value is ever written: declare secrets with --secret and they
+    are resolved where each step runs, at run time.
     """
-    from beamline.deploy import compile as compiler
     from beamline.deploy.secrets import parse_secret
+
+    refs = tuple(parse_secret(s) for s in secret_specs)
+    if target == "airflow":
+        _compile_airflow(
+            pipeline,
+            out=out,
+            root=root,
+            data_root=data_root,
+            metadata=metadata,
+            serving_dir=serving_dir,
+            schedule=schedule,
+            start_date=start_date,
+            retries=retries,
+            enable_tuning=not no_tuning,
+            beam_profile=beam_profile,
+            beam_extra=beam_extra,
+            refs=refs,
+        )
+        return
+    missing = [f for f, v in (("--image", image), ("--pipeline-root", pipeline_root)) if not v]
+    if missing:
+        raise ConfigError(f"--target {target} needs {' and '.join(missing)}.")
+    from beamline.deploy import compile as compiler
 
     options = compiler.CompileOptions(
         target=target,
@@ -79,7 +125,7 @@ def compile_command(
         serving_dir=serving_dir,
         beam=beam_profile,
         beam_extra=beam_extra,
-        secrets=tuple(parse_secret(s) for s in secret_specs),
+        secrets=refs,
         enable_tuning=not no_tuning,
         display_name=display_name,
     )
@@ -93,4 +139,20 @@ def compile_command(
         f"Compiled {pipeline} for {target}: {len(compiled.tasks)} tasks "
         f"({', '.join(compiled.tasks)}), image {image}, Beam args "
         f"{' '.join(compiled.beam_args)} -> {out}"
+    )
+
+
+def _compile_airflow(pipeline: str, *, out: Path, root: Path, refs, **flags) -> None:
+    from beamline.deploy import airflow_dag
+
+    if out.suffix != ".py":
+        raise ConfigError(f"--out {out} must end in .py: Airflow loads DAGs from Python files.")
+    settings = airflow_dag.dag_settings(pipeline, root=root, refs=refs, **flags)
+    dag = airflow_dag.build_dag(airflow_dag.asdict(settings))  # the DAG Airflow will build
+    text = airflow_dag.render(settings, f"beamline compile {pipeline} --target airflow")
+    airflow_dag.write(text, out, refs)
+    click.echo(
+        f"Compiled {pipeline} for airflow: DAG {dag.dag_id!r} with {len(dag.tasks)} tasks "
+        f"({', '.join(dag.task_ids)}), schedule "
+        f"{settings.schedule or 'none (triggered runs only)'}, run root {settings.root} -> {out}"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from beamline.lineage.access import json_option, store_options
+from beamline.commands.options import json_option, store_options
 
 
 @click.command()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from beamline.lineage.access import json_option, store_options
+from beamline.commands.options import json_option, store_options
 
 
 @click.command()
@@ -24,18 +24,16 @@ def report(run_ref, root, metadata, pipeline, out, as_json) -> None:
     """Write an HTML report of RUN [default: latest]: DAG with states and durations, TFDV
     statistics and anomalies, TFMA metrics against the baseline, lineage graph."""
     import json
-    import re
 
     from beamline.lineage.access import open_graph
     from beamline.lineage.runs import resolve_run
     from beamline.report.html import render_report, report_json
-    from beamline.settings import default_root
+    from beamline.settings import RootLayout
 
     graph = open_graph(root, metadata, pipeline)
     run = resolve_run(graph, run_ref, pipeline)
     if out is None:
-        safe_id = re.sub(r"[^A-Za-z0-9_.-]+", "-", run.id)
-        out = Path(root or default_root()) / "reports" / f"{run.pipeline}-{safe_id}.html"
+        out = RootLayout(root).report_path(run.pipeline, run.id)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_report(graph, run), encoding="utf-8")
     if as_json:

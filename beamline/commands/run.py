@@ -6,17 +6,16 @@ from pathlib import Path
 
 import click
 
-from beamline.beam import profile_names
-from beamline.settings import default_root
+from beamline.beam import AUTO, profile_names
+from beamline.commands.options import root_option
+from beamline.settings import DEFAULT_MAX_PARALLEL
 
 
 @click.command()
 @click.argument("pipeline")
 @click.option("--data", type=click.Path(path_type=Path), help="CSV file or directory of CSVs "
               "(default: the pipeline's embedded data).")
-@click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="Run root for artifacts, MLMD and pushed models [default: $BEAMLINE_ROOT or "
-              "./beamline_runs].")
+@root_option()
 @click.option("--span", type=click.IntRange(0), default=None,
               help="Read this TFX span of --data (span-N/ directories, or the pipeline's "
               "SPAN_PATTERN) [default: the latest span].")
@@ -24,7 +23,7 @@ from beamline.settings import default_root
               help="Read every span from FIRST to LAST (inclusive) in one ExampleGen.")
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
 @click.option("--beam", "--beam-mode", "beam_profile", type=click.Choice(profile_names()),
-              default="auto", show_default=True,
+              default=AUTO, show_default=True,
               help="Beam profile; auto = in-process for small data, multi-processing for large.")
 @click.option("--beam-arg", "beam_extra", multiple=True,
               help="Raw Beam pipeline arg, overriding the profile's (repeatable).")
@@ -32,8 +31,8 @@ from beamline.settings import default_root
               help="MLMD store URI (default: SQLite under the run root).")
 @click.option("--no-fast-cache", is_flag=True,
               help="Always compile and ask TFX's cache node by node, even when nothing changed.")
-@click.option("--max-parallel", type=click.IntRange(1, 16), default=3, show_default=True,
-              help="Nodes that may run at once when the DAG allows.")
+@click.option("--max-parallel", type=click.IntRange(1, 16), default=DEFAULT_MAX_PARALLEL,
+              show_default=True, help="Nodes that may run at once when the DAG allows.")
 def run(
     pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
     no_fast_cache, max_parallel,
@@ -42,12 +41,10 @@ def run(
     from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
     from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
-    from beamline.settings import RootLayout
 
     request = RunRequest(
         pipeline=pipeline,
-        # Absolute now: TFX/Beam code may change the process's working directory during a run.
-        root=(root or default_root()).resolve(),
+        root=root,
         data=data,
         enable_tuning=not no_tune,
         beam_profile=beam_profile,
@@ -59,9 +56,5 @@ def run(
         span_range=parse_span_range(span_range) if span_range is not None else None,
     )
     outcome = run_pipeline(request)
-    serving_dir = str(RootLayout(request.root).serving_dir(pipeline))
-    from beamline import registry
-
-    sample = getattr(registry.load_module(pipeline), "SAMPLE_INSTANCE", None)
-    click.echo(format_summary(outcome, serving_dir, sample))
+    click.echo(format_summary(outcome))
     raise_for_outcome(outcome)

@@ -7,12 +7,14 @@ Flags are TF Serving's own names with TF Serving's meanings, so a command line w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from beamline.settings import TF_ENVIRONMENT, RootLayout, default_root
+from beamline.commands.options import root_option
+from beamline.errors import ConfigError
+from beamline.settings import RootLayout, apply_tf_environment, is_uri, resolve_root
+from serving.core.config import DEFAULT_GRPC_PORT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_REST_PORT
 
 # TF Serving bool flags accept both `--flag` and `--flag=true|false`.
 BOOL_FLAG = {"type": click.BOOL, "is_flag": False, "flag_value": True, "default": False}
@@ -20,8 +22,10 @@ PATH = click.Path(path_type=Path)
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--port", type=int, default=8500, help="gRPC port (0 disables gRPC).")
-@click.option("--rest_api_port", type=int, default=8501, help="REST port (0 disables REST).")
+@click.option("--port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (0 disables gRPC).")
+@click.option(
+    "--rest_api_port", type=int, default=DEFAULT_REST_PORT, help="REST port (0 disables REST)."
+)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -121,7 +125,7 @@ PATH = click.Path(path_type=Path)
 @click.option(
     "--max_request_bytes",
     type=int,
-    default=32 * 1024 * 1024,
+    default=DEFAULT_MAX_REQUEST_BYTES,
     help="Largest request body / message accepted (Beamline; larger: HTTP 413).",
 )
 @click.option(
@@ -132,14 +136,7 @@ PATH = click.Path(path_type=Path)
     help="Validate requests against this TFMD schema.pbtxt (Beamline; repeatable; "
     "without MODEL= it applies to every model).",
 )
-@click.option(
-    "--root",
-    type=PATH,
-    default=None,
-    help="Run root whose serving/<model>/ "
-    "directories are served when no model flags are given [default: $BEAMLINE_ROOT "
-    "or ./beamline_runs].",
-)
+@root_option("Run root whose serving/<model>/ directories are served without model flags.")
 def serve(**flags) -> None:
     """Serve pushed models with TensorFlow Serving's REST and gRPC APIs.
 
@@ -147,18 +144,21 @@ def serve(**flags) -> None:
     <root>/serving/<model>/<version>/ (latest version of each), picking up new pushes as they
     land. Example: curl -d '{"instances": [...]}' localhost:8501/v1/models/penguin:predict
     """
-    for key, value in TF_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
-    options = build_options(**flags)
-    from serving.server import run
+    apply_tf_environment()
+    from serving.core.errors import ConfigError as ServerConfigError
 
-    run(options)
+    try:
+        options = build_options(**flags)
+        from serving.server import run
+
+        run(options)
+    except ServerConfigError as exc:  # the server's own error, as this CLI's usage error
+        raise ConfigError(str(exc)) from exc
 
 
 def build_options(**flags):
     """ServerOptions from the command's flags (no TensorFlow needed)."""
-    from beamline.errors import ConfigError
-    from serving.config import (
+    from serving.core.config import (
         ModelSpec,
         ServerOptions,
         read_batching_parameters,
@@ -209,12 +209,12 @@ def build_options(**flags):
                 "contain no '/' or ':' (they would not fit in REST paths)."
             )
         base_path = flags["model_base_path"]
-        if "://" not in base_path:
+        if not is_uri(base_path):
             base_path = str(Path(base_path).resolve())
         options.models = [ModelSpec(name, base_path)]
     else:
-        root = (flags["root"] or default_root()).resolve()
-        options.serving_root = RootLayout(root).serving_root
+        # The --root option hands over an absolute path; direct callers may pass None.
+        options.serving_root = RootLayout(resolve_root(flags["root"])).serving_root
     if flags["enable_batching"]:
         options.batching = (
             read_batching_parameters(flags["batching_parameters_file"])
@@ -237,6 +237,6 @@ def build_options(**flags):
 
 
 def _default_batching():
-    from serving.config import BatchingOptions
+    from serving.core.config import BatchingOptions
 
     return BatchingOptions()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +28,17 @@ from typing import Any
 from beamline import beam, registry
 from beamline.deploy import secrets as secrets_mod
 from beamline.errors import BeamlineError, ConfigError
-from beamline.settings import TF_ENVIRONMENT, PipelineSettings
+from beamline.settings import (
+    NO_USER_MODULE_WHEELS,
+    PipelineSettings,
+    apply_tf_environment,
+    is_uri,
+)
 
 TARGETS = ("kubeflow", "vertex")
 # Where the Dockerfile copies the project inside the pipeline image.
 IMAGE_PROJECT_ROOT = "/pipeline"
 DEFAULT_BEAM_PROFILE = "direct"
-_URI = re.compile(r"^[a-z][a-z0-9+.-]*://")
-# TFX packages module files into wheels under pipeline_root at compile time unless this is set.
-_NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def check_options(options: CompileOptions) -> list[str]:
             "e.g. us-docker.pkg.dev/PROJECT/REPO/beamline:1.0."
         )
     root = options.pipeline_root
-    if not _URI.match(root or ""):
+    if not is_uri(root):
         raise ConfigError(
             f"--pipeline-root {root!r} must be a storage URI every step can reach "
             "(gs://BUCKET/PATH for Vertex or Kubeflow on GKE, minio://... or s3://... elsewhere): "
@@ -111,7 +112,7 @@ def pipeline_settings(
 
 def _data_location(data: str) -> tuple[str, str]:
     """(directory, glob) for ExampleGen from a CSV file or a directory of CSVs, local or remote."""
-    if not _URI.match(data):
+    if not is_uri(data):
         from beamline.runner.preflight import resolve_data
 
         local = resolve_data(Path(data))
@@ -126,8 +127,7 @@ def compile_pipeline(name: str, options: CompileOptions) -> Compiled:
     """Compiles the registered pipeline `pipelines/<name>.py`."""
     entry = registry.get(name)
     args = check_options(options)
-    for key, value in TF_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    apply_tf_environment()
     module = registry.load_module(name)
     settings = pipeline_settings(
         name,
@@ -148,7 +148,7 @@ def compile_settings(
     project_root: Path = registry.PROJECT_ROOT,
 ) -> Compiled:
     """Builds the TFX pipeline from `settings` and compiles it (module files stay in the image)."""
-    with _env(_NO_USER_MODULE_WHEELS, "1"):
+    with _env(NO_USER_MODULE_WHEELS, "1"):
         pipeline = create_pipeline(settings)
     warnings = _to_image_paths(pipeline, project_root, IMAGE_PROJECT_ROOT)
     warnings += _kfp_v2_resolvers(pipeline)

@@ -123,16 +123,12 @@ def kfp_package(job: Mapping[str, Any]) -> Iterator[str]:
         yield path
 
 
-def kubeflow_request(
-    job: Mapping[str, Any], target: KubeflowTarget, params: Mapping[str, str]
-) -> dict[str, Any]:
-    """What `submit_kubeflow` sends: the experiment it gets or creates and the run body."""
+def kfp_job_config(job: Mapping[str, Any], target: KubeflowTarget, params: Mapping[str, str]):
+    """kfp's own request builder (it uses no client state), so this is what its Client sends."""
     import kfp
-    import kfp_server_api
 
     with kfp_package(job) as package:
-        # kfp's own request builder (it uses no client state), so this is what Client sends.
-        config = kfp.Client._create_job_config(
+        return kfp.Client._create_job_config(
             None,
             params=job_parameters(job, params),
             pipeline_package_path=package,
@@ -141,6 +137,15 @@ def kubeflow_request(
             enable_caching=target.enable_caching,
             pipeline_root=pipeline_root(job),
         )
+
+
+def kubeflow_request(
+    job: Mapping[str, Any], target: KubeflowTarget, params: Mapping[str, str]
+) -> dict[str, Any]:
+    """What `submit_kubeflow` sends: the experiment it gets or creates and the run body."""
+    import kfp_server_api
+
+    config = kfp_job_config(job, target, params)
     run = kfp_server_api.V2beta1Run(
         experiment_id=f"<id of experiment {target.experiment!r}>",
         display_name=_run_name(job, target.run_name),
@@ -149,16 +154,25 @@ def kubeflow_request(
         runtime_config=config.runtime_config,
         service_account=target.service_account,
     )
-    body = kfp_server_api.ApiClient().sanitize_for_serialization(run)
-    host = target.host.rstrip("/")
+    return kfp_post(target, "runs", run)
+
+
+def kfp_post(target: KubeflowTarget, collection: str, body: Any) -> dict[str, Any]:
+    """The dry-run form of a POST kfp's Client makes to `<host>/apis/v2beta1/<collection>`."""
+    import kfp_server_api
+
     return {
         "target": "kubeflow",
         # kfp gets the experiment by name in this namespace, creating it when missing.
         "experiment": {"display_name": target.experiment, "namespace": target.namespace or ""},
         "method": "POST",
-        "url": f"{host}/apis/v2beta1/runs",
-        "body": body,
+        "url": f"{target.host.rstrip('/')}/apis/v2beta1/{collection}",
+        "body": kfp_server_api.ApiClient().sanitize_for_serialization(body),
     }
+
+
+def kfp_token() -> str | None:
+    return os.environ.get(KFP_TOKEN_ENV) or None
 
 
 def probe_kubeflow(host: str) -> None:
@@ -193,7 +207,7 @@ def submit_kubeflow(
             client = kfp.Client(
                 host=target.host,
                 namespace=target.namespace or "kubeflow",
-                existing_token=os.environ.get(KFP_TOKEN_ENV) or None,
+                existing_token=kfp_token(),
             )
             with kfp_package(job) as package:
                 result = client.create_run_from_pipeline_package(
@@ -277,10 +291,9 @@ def vertex_request(path: Path, job: Mapping[str, Any], target: VertexTarget, par
     }
 
 
-def submit_vertex(path: Path, job: Mapping[str, Any], target: VertexTarget, params) -> dict:
-    """Submits with Application Default Credentials; returns the job's resource name and URL."""
+def vertex_credentials():
+    """Application Default Credentials with a fresh token, or one clear error (no network: fast)."""
     import google.auth
-    from google.api_core import exceptions as api_exceptions
     from google.auth import exceptions as auth_exceptions
 
     try:
@@ -305,6 +318,15 @@ def submit_vertex(path: Path, job: Mapping[str, Any], target: VertexTarget, para
             f"{str(exc).splitlines()[0][:300]}. Check network access to Google APIs and the "
             "credentials (gcloud auth application-default login)."
         ) from exc
+    return credentials
+
+
+def submit_vertex(path: Path, job: Mapping[str, Any], target: VertexTarget, params) -> dict:
+    """Submits with Application Default Credentials; returns the job's resource name and URL."""
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    credentials = vertex_credentials()
     pipeline_job = vertex_job(path, job, target, params, credentials=credentials)
     try:
         with contextlib.redirect_stdout(sys.stderr):

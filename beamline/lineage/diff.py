@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from beamline.lineage import payloads
+from beamline.lineage import payloads, tfma
+from beamline.lineage.drift import FeatureDrift, feature_drift, schema_drift_thresholds
 from beamline.lineage.model import Execution, Graph, Run, outputs_of_type
 from beamline.lineage.runs import summarize
 from beamline.lineage.sources import is_example_gen, parse_fingerprint
@@ -36,7 +37,7 @@ class RunDiff:
     pipeline_b: str
     data: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[NodeDiff] = field(default_factory=list)
-    drift: dict[str, list[payloads.FeatureDrift]] = field(default_factory=dict)  # per split
+    drift: dict[str, list[FeatureDrift]] = field(default_factory=dict)  # per split
     anomalies_new: list[dict[str, str]] = field(default_factory=list)
     anomalies_resolved: list[dict[str, str]] = field(default_factory=list)
     # metric -> {"a": x, "b": y, "delta": y - x}, per slice
@@ -111,9 +112,9 @@ def _anomaly_set(graph: Graph, ids: list[int]) -> dict[tuple[str, ...], dict[str
     return out
 
 
-def _evaluation(graph: Graph, ids: list[int]) -> payloads.Evaluation | None:
+def _evaluation(graph: Graph, ids: list[int]) -> tfma.Evaluation | None:
     for aid in ids:
-        found = payloads.safe(payloads.load_evaluation, graph.artifacts[aid].uri)
+        found = payloads.safe(tfma.load_evaluation, graph.artifacts[aid].uri)
         if found is not None:
             return found
     return None
@@ -161,13 +162,13 @@ def diff_runs(
         if schemas:
             schema = payloads.safe(payloads.load_schema, graph.artifacts[schemas[0]].uri)
             if schema is not None:
-                thresholds = payloads.schema_drift_thresholds(schema)
+                thresholds = schema_drift_thresholds(schema)
         la = payloads.safe(payloads.load_statistics, graph.artifacts[stats_a[0]].uri, default={})
         lb = payloads.safe(payloads.load_statistics, graph.artifacts[stats_b[0]].uri, default={})
         for split in sorted(set(la) & set(lb)):
             _, fa = payloads.feature_summaries(la[split])
             _, fb = payloads.feature_summaries(lb[split])
-            result.drift[split] = payloads.feature_drift(fa, fb, drift_threshold, thresholds)
+            result.drift[split] = feature_drift(fa, fb, drift_threshold, thresholds)
         if not (set(la) & set(lb)):
             result.notes.append("Statistics files could not be read for both runs.")
     # Anomalies.

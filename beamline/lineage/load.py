@@ -7,42 +7,18 @@ OUTPUT events keyed by the component's input/output names.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
+from beamline.lineage import orchestrators
 from beamline.lineage.model import Artifact, Execution, Graph, Run
+from beamline.metadata import run_context
 
-PIPELINE = "pipeline"
-PIPELINE_RUN = "pipeline_run"
-NODE = "node"
+PIPELINE = run_context.PIPELINE_CONTEXT
+PIPELINE_RUN = run_context.RUN_CONTEXT
+NODE = run_context.NODE_CONTEXT
 _CHUNK = 400
-
-
-def value_of(value) -> Any:
-    """A metadata_store_pb2.Value as plain Python (TFX's JSON-in-struct values decoded)."""
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "struct_value":
-        from google.protobuf import json_format
-
-        data = json_format.MessageToDict(value.struct_value)
-        if set(data) == {"__value__"} and isinstance(data["__value__"], str):
-            try:
-                return json.loads(data["__value__"])
-            except ValueError:
-                return data["__value__"]
-        return data
-    if kind == "proto_value":
-        return f"<proto {value.proto_value.type_url}>"
-    return getattr(value, kind)
-
-
-def _props(message) -> dict[str, Any]:
-    props = {k: value_of(v) for k, v in message.properties.items()}
-    props.update({k: value_of(v) for k, v in message.custom_properties.items()})
-    return props
+_props = run_context.properties_of
 
 
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
@@ -87,6 +63,9 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
                     run.execution_ids.append(ex.id)
                     exec_run[ex.id] = rctx.name
             graph.runs[run.id] = run
+    # Runs made by Airflow's TFX runner or by Kubeflow v2 / Vertex (other context layouts).
+    foreign = orchestrators.foreign_runs(store, pipeline)
+    orchestrators.merge(graph, foreign, raw_execs, exec_pipeline, exec_run)
     if not raw_execs:
         return graph
 
@@ -149,6 +128,7 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
                 properties=_props(art),
                 create_ms=art.create_time_since_epoch,
             )
+    orchestrators.label(graph, foreign)
     return graph
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from beamline.metadata.run_context import ExecutionState
+
 # Execution states as MLMD names them (metadata_store_pb2.Execution.State).
-COMPLETE = "COMPLETE"
-CACHED = "CACHED"
-FAILED = "FAILED"
-RUNNING = "RUNNING"
-NEW = "NEW"
-CANCELED = "CANCELED"
-FINISHED_STATES = (COMPLETE, CACHED)
+COMPLETE = ExecutionState.COMPLETE
+CACHED = ExecutionState.CACHED
+FAILED = ExecutionState.FAILED
+RUNNING = ExecutionState.RUNNING
+NEW = ExecutionState.NEW
+CANCELED = ExecutionState.CANCELED
+FINISHED_STATES = ExecutionState.FINISHED
 
 
 @dataclass

@@ -8,12 +8,7 @@ from dataclasses import asdict, dataclass
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execution, Graph, Run
 from beamline.lineage.spans import span_of
-
-# Custom properties the Beamline runner may put on the pipeline_run context (all optional).
-RUN_STATE_PROPERTY = "beamline_state"  # complete | failed | stopped | running
-RUN_NODES_PROPERTY = "beamline_nodes_total"  # number of nodes in the pipeline
-RUN_END_PROPERTY = "beamline_end_ms"  # when the runner finished (ms since epoch)
-RUN_REASON_PROPERTY = "beamline_reason"  # one line: why a run stopped or failed
+from beamline.metadata import run_context as rc
 
 
 class UnknownRun(BeamlineError):
@@ -55,8 +50,9 @@ def blessing_of(graph: Graph, executions: list[Execution]) -> bool | None:
     for ex in executions:
         for aid in ex.output_ids():
             art = graph.artifacts.get(aid)
-            if art is not None and art.type == "ModelBlessing" and art.prop("blessed") is not None:
-                result = bool(art.prop("blessed"))
+            if art is not None and art.type == rc.BLESSING_TYPE:
+                verdict = rc.blessed_from(art.properties)
+                result = result if verdict is None else verdict
     return result
 
 
@@ -68,11 +64,11 @@ def pushed_of(graph: Graph, executions: list[Execution]) -> tuple[str | None, st
             continue
         for aid in ex.output_ids():
             art = graph.artifacts.get(aid)
-            if art is not None and art.type == "PushedModel" and art.prop("pushed") == 1:
-                version = art.prop("pushed_version")
-                return (str(version) if version is not None else None), art.prop(
-                    "pushed_destination"
-                )
+            if art is None or art.type != rc.PUSHED_MODEL_TYPE:
+                continue
+            pushed = rc.push_from(art.properties)
+            if pushed is not None:
+                return pushed[0] or None, pushed[1]
     return None, None
 
 
@@ -81,7 +77,7 @@ def summarize(graph: Graph, run: Run) -> RunSummary:
     states = [e.state for e in execs]
     start = min([run.create_ms, *(e.start_ms for e in execs)]) if execs else run.create_ms
     end = max([start, *(e.end_ms for e in execs)])
-    recorded = run.properties.get(RUN_STATE_PROPERTY)
+    recorded = run.properties.get(rc.STATE)
     if recorded:
         state = str(recorded)
     elif FAILED in states:
@@ -92,8 +88,8 @@ def summarize(graph: Graph, run: Run) -> RunSummary:
         state = "empty"
     else:
         state = "complete"
-    if run.properties.get(RUN_END_PROPERTY):
-        end = max(end, int(run.properties[RUN_END_PROPERTY]))
+    if run.properties.get(rc.END_MS):
+        end = max(end, int(run.properties[rc.END_MS]))
     version, destination = pushed_of(graph, execs)
     return RunSummary(
         run_id=run.id,
@@ -104,11 +100,11 @@ def summarize(graph: Graph, run: Run) -> RunSummary:
         executed=states.count(COMPLETE),
         cached=states.count(CACHED),
         failed=states.count(FAILED),
-        nodes=int(run.properties.get(RUN_NODES_PROPERTY) or len({e.node_id for e in execs})),
+        nodes=int(run.properties.get(rc.NODES_TOTAL) or len({e.node_id for e in execs})),
         blessed=blessing_of(graph, execs),
         pushed_version=version,
         pushed_destination=destination,
-        reason=str(run.properties.get(RUN_REASON_PROPERTY) or ""),
+        reason=str(run.properties.get(rc.REASON) or ""),
         span=span_of(graph, execs),
     )
 

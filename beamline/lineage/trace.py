@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from beamline.errors import BeamlineError
-from beamline.lineage import payloads
+from beamline.lineage import payloads, tfma
 from beamline.lineage.model import CACHED, Artifact, Execution, Graph
 from beamline.lineage.sources import SourceData, file_matches, is_example_gen, source_data
 from beamline.lineage.why import CODE_PROPERTIES, module_fingerprint, original
@@ -105,7 +105,7 @@ def execution_facts(graph: Graph, ex: Execution, payload: bool = True) -> dict[s
             facts["pushed_version"] = art.prop("pushed_version")
             facts["pushed_destination"] = art.prop("pushed_destination")
         elif art.type == "ModelEvaluation" and payload:
-            evaluation = payloads.safe(payloads.load_evaluation, art.uri)
+            evaluation = payloads.safe(tfma.load_evaluation, art.uri)
             if evaluation is not None:
                 overall = evaluation.candidate().get("Overall", {})
                 facts["metrics"] = overall

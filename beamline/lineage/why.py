@@ -4,7 +4,8 @@ TFX reuses a node's earlier outputs when its cache key (input artifacts, executi
 executor, pipeline) matches an earlier successful execution. So an execution that ran is compared
 with the same node's previous finished execution: input artifacts (followed upstream to the node
 whose own change started it), execution properties (ExampleGen's input fingerprint, component
-parameters) and module code (TFX packages a module file as a wheel named by its content hash).
+parameters) and module code: the `module_sha256` digest Beamline puts in custom_config (module
+files are imported in place), or the content hash in the name of the wheel stock TFX builds.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
 from beamline.lineage.push_notes import push_notes
 from beamline.lineage.sources import parse_fingerprint
+from beamline.metadata.run_context import MODULE_SHA256_KEY
 
-# Execution properties holding user code (module files are packaged as content-hashed wheels).
+# Execution properties holding user code or its digest (custom_config's module_sha256).
 CODE_PROPERTIES = (
     "module_path",
     "module_file",
@@ -44,7 +46,7 @@ def module_fingerprint(value: Any) -> str | None:
     (`...tfx_user_code_X-0.0+HASH-py3-...whl`) or Beamline's `module_sha256` custom config."""
     text = str(value or "")
     match = re.search(r"\+([0-9a-f]{8,})-", text) or re.search(
-        r"module_sha256\W+([0-9a-f]{16,})", text
+        re.escape(MODULE_SHA256_KEY) + r"\W+([0-9a-f]{16,})", text
     )
     return match.group(1) if match else None
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from beamline.errors import ConfigError, MetadataUnreachable
+from beamline.settings import is_uri
 
 PASSWORD_ENV = "BEAMLINE_MYSQL_PASSWORD"
 PASSWORD_FILE_ENV = "BEAMLINE_MYSQL_PASSWORD_FILE"
@@ -193,7 +194,7 @@ def connection_config(metadata: str | None, default_sqlite: Path, *, check: bool
         return sqlite_config(Path(metadata[len("sqlite:///") :]))
     password_file = None
     uri = metadata
-    if "://" not in metadata:
+    if not is_uri(metadata):
         path = Path(metadata).expanduser()
         if not path.is_file():
             raise ConfigError(

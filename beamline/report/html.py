@@ -11,7 +11,7 @@ import os
 from html import escape
 from typing import Any
 
-from beamline.lineage import payloads
+from beamline.lineage import payloads, tfma
 from beamline.lineage.format import blessed_text, duration, number, signed, when
 from beamline.lineage.model import CACHED, Execution, Graph, Run, outputs_of_type
 from beamline.lineage.runs import summarize
@@ -275,7 +275,7 @@ def _metrics(graph: Graph, execs: list[Execution], blessed: bool | None) -> str:
     ids = _outputs_of(graph, execs, "ModelEvaluation")
     if not ids:
         return '<p class="muted">This run recorded no model evaluation (no Evaluator ran).</p>'
-    evaluation = payloads.safe(payloads.load_evaluation, graph.artifacts[ids[0]].uri)
+    evaluation = payloads.safe(tfma.load_evaluation, graph.artifacts[ids[0]].uri)
     if evaluation is None:
         return '<p class="muted">The evaluation files could not be read.</p>'
     candidate, baseline = evaluation.candidate(), evaluation.baseline()

@@ -25,13 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from beamline.metadata import run_context as rc
 from beamline.runner.preflight import DataInput
 from beamline.runner.scheduler import CACHED, RESOLVED
 
-FINGERPRINT_KEY = "beamline_fingerprint"
-PIPELINE_KEY = "beamline_pipeline"
-STATUS_KEY = "beamline_status"
-SUCCEEDED = "succeeded"
+FINGERPRINT_KEY = rc.FINGERPRINT
+PIPELINE_KEY = rc.PIPELINE
+STATUS_KEY = rc.STATUS
+SUCCEEDED = rc.SUCCEEDED
 # What shapes the compiled pipeline: its definitions, module files, custom components, schemas,
 # and the framework files that turn settings into a pipeline (not the CLI, server or reports).
 SOURCE_DIRS = ("pipelines", "components", "schemas")
@@ -102,7 +103,7 @@ class ReplayedRun:
 def _matching_run(store, pipeline: str, digest: str):
     candidates = [
         c
-        for c in store.get_contexts_by_type("pipeline_run")
+        for c in store.get_contexts_by_type(rc.RUN_CONTEXT)
         if c.custom_properties.get(FINGERPRINT_KEY)
         and c.custom_properties[FINGERPRINT_KEY].string_value == digest
         and c.custom_properties[PIPELINE_KEY].string_value == pipeline
@@ -126,21 +127,21 @@ def _stamp(ctx, pipeline: str, digest: str, status: str, state: str, nodes: int,
     ctx.custom_properties[PIPELINE_KEY].string_value = pipeline
     ctx.custom_properties[STATUS_KEY].string_value = status
     # Read by `beamline runs` / `report` (beamline/lineage/runs.py).
-    ctx.custom_properties["beamline_state"].string_value = state
-    ctx.custom_properties["beamline_nodes_total"].int_value = nodes
+    ctx.custom_properties[rc.STATE].string_value = state
+    ctx.custom_properties[rc.NODES_TOTAL].int_value = nodes
     # A string: MLMD's MySQL schema stores int_value as a 32-bit INT, too small for epoch ms.
-    ctx.custom_properties["beamline_end_ms"].string_value = str(int(time.time() * 1000))
-    ctx.custom_properties["beamline_reason"].string_value = reason[:500]
+    ctx.custom_properties[rc.END_MS].string_value = str(int(time.time() * 1000))
+    ctx.custom_properties[rc.REASON].string_value = reason[:500]
 
 
 def mark_run(
     store, run_id: str, pipeline: str, digest: str, *, state: str, nodes: int, reason: str = ""
 ) -> None:
     """Stamps a finished run's context: fingerprint, state (complete|failed|stopped), reason."""
-    ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
     if ctx is None:
         return
-    status = SUCCEEDED if state == "complete" else state
+    status = SUCCEEDED if state == rc.RunState.COMPLETE else state
     _stamp(ctx, pipeline, digest, status, state, nodes, reason)
     store.put_contexts([ctx])
 
@@ -157,7 +158,7 @@ def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None
         return None
 
     run_ctx = mlmd_pb.Context(type_id=previous.type_id, name=run_id)
-    _stamp(run_ctx, pipeline, digest, SUCCEEDED, "complete", len(executions),
+    _stamp(run_ctx, pipeline, digest, SUCCEEDED, rc.RunState.COMPLETE, len(executions),
            "unchanged: replayed from the cache")
     [run_ctx_id] = store.put_contexts([run_ctx])
     run_ctx.id = run_ctx_id
@@ -175,7 +176,7 @@ def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None
     states = {}
     for old in sorted(executions, key=lambda e: e.id):
         contexts = [c for c in store.get_contexts_by_execution(old.id) if c.id != previous.id]
-        node_ctx = next((c for c in contexts if c.type == "node"), None)
+        node_ctx = next((c for c in contexts if c.type == rc.NODE_CONTEXT), None)
         node_id = node_ctx.name.split(".", 1)[1] if node_ctx else str(old.id)
         is_resolver = is_resolver_type(types.get(old.type_id, ""))
         new = mlmd_pb.Execution(type_id=old.type_id, name=str(uuid.uuid4()))

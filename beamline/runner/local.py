@@ -16,23 +16,26 @@ from typing import TextIO
 
 from beamline import beam, registry
 from beamline.errors import AnomaliesFound, PipelineFailed
+from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
 from beamline.runner.fd_capture import capture_to
 from beamline.runner.outcome import RunOutcome
 from beamline.runner.scheduler import FAILED, NodeEvent, run_dag
 from beamline.runner.spans import DEFAULT_SPAN_PATTERN, SpanRange, resolve_input
-from beamline.settings import TF_ENVIRONMENT, PipelineSettings, RootLayout
-
-NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
-# Independent nodes that may run at once. Two cores: more threads only add contention.
-DEFAULT_MAX_PARALLEL = 3
+from beamline.settings import (
+    DEFAULT_MAX_PARALLEL,
+    NO_USER_MODULE_WHEELS,
+    PipelineSettings,
+    RootLayout,
+    apply_tf_environment,
+)
 
 
 @dataclass
 class RunRequest:
     pipeline: str
-    root: Path
+    root: Path  # absolute (the CLI's --root option resolves it)
     data: Path | None = None
     enable_tuning: bool = True
     beam_profile: str = beam.AUTO
@@ -52,8 +55,7 @@ def prepare_environment() -> None:
     # google-api-core warns on every import of aiplatform on Python 3.10; TFX 1.16 needs 3.10.
     warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*non-supported Python")
-    for key, value in TF_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    apply_tf_environment()
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         raise PipelineFailed(
             "TF_USE_LEGACY_KERAS is set to something other than 1. Beamline's models use "
@@ -76,9 +78,11 @@ def _message(exc: BaseException) -> str:
 
 def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
     """Runs a pipeline locally; raises BeamlineError subclasses for user-facing failures."""
-    entry = registry.get(request.pipeline)
-    layout = RootLayout(request.root.resolve())
+    if not request.root.is_absolute():
+        raise ValueError(f"RunRequest.root must be absolute, got {request.root}")
+    layout = RootLayout(request.root)
     prepare_environment()
+    schema_path = str(registry.get(request.pipeline).schema_path)
     module = registry.load_module(request.pipeline)
     data = resolve_input(
         request.data or Path(module.default_data_root()),
@@ -99,7 +103,7 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
         span=data.span,
         extra_spans=data.extra_spans,
         serving_dir=str(layout.serving_dir(request.pipeline)),
-        schema_path=str(entry.schema_path),
+        schema_path=schema_path,
         enable_tuning=request.enable_tuning,
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=mlmd_config,
@@ -123,31 +127,38 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
             "beam_args": settings.beam_pipeline_args,
         },
     )
+    run_id = request.run_id or datetime.datetime.now().isoformat()
     if request.fast_cache:
-        replayed = _try_replay(mlmd_config, request, digest, out)
+        replayed = _try_replay(mlmd_config, request, run_id, digest, out)
         if replayed is not None:
-            return replayed
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    log_path = layout.root / "logs" / f"{request.pipeline}-{stamp}.log"
+            return _with_serving(replayed, settings, module)
+    log_path = layout.log_path(request.pipeline, run_id)
     cwd = os.getcwd()
     with capture_to(log_path) as console:
         _log_at_info()
         console.write(f"beamline: full log in {log_path}\n")
         try:
-            outcome = _run_nodes(module, settings, request, log_path, console, digest)
+            outcome = _run_nodes(module, settings, request, run_id, log_path, console, digest)
         finally:
             # TFX's Beam dependency packaging chdirs into a temp build directory and does not
             # always come back; the caller's relative paths must keep their meaning.
             os.chdir(cwd)
+    return _with_serving(outcome, settings, module)
+
+
+def _with_serving(outcome: RunOutcome, settings: PipelineSettings, module) -> RunOutcome:
+    outcome.serving_dir = settings.serving_dir
+    outcome.sample_instance = getattr(module, "SAMPLE_INSTANCE", None)
     return outcome
 
 
-def _try_replay(mlmd_config, request: RunRequest, digest: str, out: TextIO) -> RunOutcome | None:
+def _try_replay(
+    mlmd_config, request: RunRequest, run_id: str, digest: str, out: TextIO
+) -> RunOutcome | None:
     """The whole run as a cache hit without importing TensorFlow, when nothing changed."""
     from beamline.metadata.connection import open_store
     from beamline.runner.outcome import fill_from_mlmd
 
-    run_id = request.run_id or datetime.datetime.now().isoformat()
     try:
         store = open_store(mlmd_config)
         replayed = fast_cache.replay(store, request.pipeline, digest, run_id)
@@ -173,7 +184,7 @@ def _try_replay(mlmd_config, request: RunRequest, digest: str, out: TextIO) -> R
 
 
 def _run_nodes(
-    module, settings, request, log_path: Path, console: TextIO, digest: str
+    module, settings, request, run_id: str, log_path: Path, console: TextIO, digest: str
 ) -> RunOutcome:
     from beamline.runner import tfx_nodes
 
@@ -182,7 +193,7 @@ def _run_nodes(
     # their content digest is in the components' custom_config, so caching still sees edits.
     os.environ.setdefault(NO_USER_MODULE_WHEELS, "1")
     pipeline = module.create_pipeline(settings)
-    compiled = tfx_nodes.compile_pipeline(pipeline, request.run_id)
+    compiled = tfx_nodes.compile_pipeline(pipeline, run_id)
     outcome = RunOutcome(request.pipeline, compiled.run_id, log_path=str(log_path))
     console.write(f"beamline: run id {compiled.run_id}\n")
 
@@ -219,7 +230,10 @@ def _run_nodes(
 
     with SerializedMetadata(compiled.connection_config) as handle:
         fill_from_mlmd(outcome, handle.store)
-        state = "complete" if outcome.ok else ("stopped" if outcome.anomalies else "failed")
+        state = (
+            RunState.COMPLETE if outcome.ok
+            else (RunState.STOPPED if outcome.anomalies else RunState.FAILED)
+        )
         fast_cache.mark_run(
             handle.store,
             compiled.run_id,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from ml_metadata.proto import metadata_store_pb2
 
+from beamline.metadata import run_context as rc
+
 
 @dataclass
 class RunOutcome:
@@ -20,6 +22,9 @@ class RunOutcome:
     error: str | None = None
     failed_node: str | None = None
     log_path: str | None = None
+    # Where the Pusher delivers and an example request: for the summary's "serve it" lines.
+    serving_dir: str | None = None
+    sample_instance: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -28,8 +33,8 @@ class RunOutcome:
 
 def node_outputs(store, pipeline_name: str, run_id: str, node_id: str) -> dict[str, list]:
     """Output artifacts (by output key) of `node_id`'s execution in run `run_id`."""
-    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
-    node_ctx = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+    run_ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+    node_ctx = store.get_context_by_type_and_name(rc.NODE_CONTEXT, f"{pipeline_name}.{node_id}")
     if run_ctx is None or node_ctx is None:
         return {}
     in_run = {e.id for e in store.get_executions_by_context(run_ctx.id)}
@@ -51,32 +56,18 @@ def node_outputs(store, pipeline_name: str, run_id: str, node_id: str) -> dict[s
     return by_key
 
 
-def _int_prop(artifact, name: str) -> int | None:
-    if name in artifact.custom_properties:
-        return artifact.custom_properties[name].int_value
-    return None
-
-
-def _str_prop(artifact, name: str) -> str | None:
-    if name in artifact.custom_properties:
-        return artifact.custom_properties[name].string_value
-    return None
-
-
 def fill_from_mlmd(outcome: RunOutcome, store) -> RunOutcome:
     """Sets blessing and push details from the Evaluator's and Pusher's outputs."""
     blessing = node_outputs(store, outcome.pipeline_name, outcome.run_id, "Evaluator").get(
         "blessing", []
     )
     if blessing:
-        outcome.blessed = _int_prop(blessing[0], "blessed") == 1
+        outcome.blessed = rc.blessed_from(rc.properties_of(blessing[0]))
     pushed = node_outputs(store, outcome.pipeline_name, outcome.run_id, "Pusher").get(
         "pushed_model", []
     )
-    if pushed and _int_prop(pushed[0], "pushed") == 1:
+    push = rc.push_from(rc.properties_of(pushed[0])) if pushed else None
+    if push is not None:
         outcome.pushed = True
-        outcome.pushed_version = _str_prop(pushed[0], "pushed_version") or str(
-            _int_prop(pushed[0], "pushed_version")
-        )
-        outcome.pushed_path = _str_prop(pushed[0], "pushed_destination")
+        outcome.pushed_version, outcome.pushed_path = push
     return outcome

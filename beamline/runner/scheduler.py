@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-RUNNING = "running"
-COMPLETE = "complete"
-CACHED = "cached"
-# System nodes (Resolvers) pick artifacts; they neither execute an executor nor hit the cache.
-RESOLVED = "resolved"
-FAILED = "failed"
-SKIPPED = "skipped"
+from beamline.metadata.run_context import NodeState
+
+RUNNING = NodeState.RUNNING
+COMPLETE = NodeState.COMPLETE
+CACHED = NodeState.CACHED
+RESOLVED = NodeState.RESOLVED
+FAILED = NodeState.FAILED
+SKIPPED = NodeState.SKIPPED
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ import shlex
 
 from beamline.runner.outcome import RunOutcome
 from beamline.runner.scheduler import CACHED, COMPLETE
+from beamline.settings import DEFAULT_REST_PORT
 
 
-def format_summary(
-    outcome: RunOutcome, serving_dir: str | None = None, sample_instance: dict | None = None
-) -> str:
+def format_summary(outcome: RunOutcome) -> str:
+    serving_dir, sample_instance = outcome.serving_dir, outcome.sample_instance
+    port = DEFAULT_REST_PORT
     states = outcome.node_states
     executed = sum(1 for s in states.values() if s == COMPLETE)
     cached = sum(1 for s in states.values() if s == CACHED)
@@ -45,13 +46,13 @@ def format_summary(
         lines += [
             "  serve it:",
             f"    beamline serve --model_name {name} --model_base_path "
-            f"{shlex.quote(serving_dir)} --rest_api_port 8501",
-            f"    curl -s localhost:8501/v1/models/{name}",
+            f"{shlex.quote(serving_dir)} --rest_api_port {port}",
+            f"    curl -s localhost:{port}/v1/models/{name}",
         ]
         if sample_instance:
             body = json.dumps({"instances": [sample_instance]})
             lines.append(
-                f"    curl -s -d {shlex.quote(body)} localhost:8501/v1/models/{name}:predict"
+                f"    curl -s -d {shlex.quote(body)} localhost:{port}/v1/models/{name}:predict"
             )
     if outcome.log_path:
         lines.append(f"  log: {outcome.log_path}")

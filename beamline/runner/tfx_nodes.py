@@ -1,7 +1,8 @@
 """TFX's portable orchestration pieces, driven node by node (no fork of TFX).
 
-Compiles a tfx Pipeline to IR the way LocalDagRunner does (user-module wheels, compiler,
-run-id substitution) and launches any single node with TFX's own Launcher, which does input
+Compiles a tfx Pipeline to IR the way LocalDagRunner does (compiler, run-id substitution; module
+files are imported in place, not packaged as wheels: the runner sets NO_USER_MODULE_WHEELS) and
+launches any single node with TFX's own Launcher, which does input
 resolution, caching and MLMD publishing exactly as stock TFX does.
 """
 
@@ -17,6 +18,7 @@ from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_ru
 from tfx.proto.orchestration import pipeline_pb2
 
 from beamline.runner.fast_cache import is_resolver_type
+from beamline.runner.module_imports import use_module_paths
 from beamline.runner.scheduler import CACHED, COMPLETE, RESOLVED
 from beamline.runner.serialized_mlmd import SerializedMetadata
 
@@ -38,7 +40,8 @@ class CompiledPipeline:
 
 def compile_pipeline(pipeline, run_id: str | None = None) -> CompiledPipeline:
     """IR for `pipeline` with a concrete run id (LocalDagRunner's preparation steps)."""
-    ir = tfx_runner._make_pipeline_proto(pipeline)  # noqa: SLF001 - wheels + compile, as TFX
+    ir = tfx_runner._make_pipeline_proto(pipeline)  # noqa: SLF001 - compile, as TFX does
+    use_module_paths(ir)
     run_id = run_id or datetime.datetime.now().isoformat()
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
@@ -73,3 +76,4 @@ def launch_node(compiled: CompiledPipeline, node_id: str) -> str:
     if execution.last_known_state == metadata_store_pb2.Execution.CACHED:
         return CACHED
     return COMPLETE
+

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (
 )
 
 from pipelines.penguin import SAMPLE_INSTANCE
-from serving.testing import make_example, running_server
+from tests.serving.support import make_example, running_server
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,15 @@ def test_status_shows_the_pushed_version_available(server, penguin_run):
 
 def test_rest_predict_with_raw_features_returns_class_scores(server):
     gentoo_like = dict(SAMPLE_INSTANCE)
-    adelie_like = dict(SAMPLE_INSTANCE, island="Torgersen", bill_length_mm=38.9,
-                       bill_depth_mm=18.6, flipper_length_mm=186, body_mass_g=3650, sex="male")
+    adelie_like = dict(
+        SAMPLE_INSTANCE,
+        island="Torgersen",
+        bill_length_mm=38.9,
+        bill_depth_mm=18.6,
+        flipper_length_mm=186,
+        body_mass_g=3650,
+        sex="male",
+    )
     response = requests.post(
         f"{server.rest_url}/v1/models/penguin:predict",
         json={"instances": [gentoo_like, adelie_like]},

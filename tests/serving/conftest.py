@@ -9,7 +9,7 @@ Two servers start once per session, in parallel (each pays a TensorFlow import):
   the lifecycle tests push versions into it.
 
 For an end-to-end test over a real pushed model, use the `serve_model` fixture (in tests under
-tests/serving/) or `serving.testing.running_server` (anywhere):
+tests/serving/) or `tests.serving.support.running_server` (anywhere):
 
     def test_pushed_penguin(serve_model, push_dir):
         server = serve_model(push_dir, "penguin")  # free loopback ports; waits for AVAILABLE
@@ -22,18 +22,11 @@ tests/serving/) or `serving.testing.running_server` (anywhere):
 
 from __future__ import annotations
 
-import os
+import grpc
+import pytest
+import requests
 
-from beamline.settings import TF_ENVIRONMENT
-
-for _key, _value in TF_ENVIRONMENT.items():
-    os.environ.setdefault(_key, _value)
-
-import grpc  # noqa: E402
-import pytest  # noqa: E402
-import requests  # noqa: E402
-
-from serving.testing import (  # noqa: E402
+from tests.serving.support import (
     PENGUIN_TEST_SCHEMA,
     ServerProcess,
     start_server,

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from beamline.errors import ConfigError
-from serving.config import (
+from serving.core.config import (
     BatchingOptions,
     VersionPolicy,
     discover_models,
     parse_batching_parameters,
     parse_model_config_text,
 )
-from serving.testing import PROJECT_ROOT
+from serving.core.errors import ConfigError
+from tests.serving.support import PROJECT_ROOT
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

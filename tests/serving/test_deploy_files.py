@@ -7,12 +7,12 @@ import shlex
 import yaml
 
 from beamline.commands.serve import serve
-from serving.config import (
+from serving.core.config import (
     parse_batching_parameters,
     parse_model_config_text,
     read_monitoring_config,
 )
-from serving.testing import PROJECT_ROOT
+from tests.serving.support import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
 

@@ -17,7 +17,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving.testing import example_rows, write_test_model, write_warmup_requests
+from tests.serving.support import example_rows, write_test_model, write_warmup_requests
 
 ROWS = example_rows()
 

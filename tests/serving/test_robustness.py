@@ -12,7 +12,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2
 
-from serving.testing import example_rows, make_example
+from tests.serving.support import example_rows, make_example
 
 ROWS = example_rows()
 MAX_REQUEST_BYTES = 1024 * 1024  # the main server's --max_request_bytes (conftest.py)

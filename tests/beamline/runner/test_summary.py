@@ -13,9 +13,10 @@ def _outcome(**kw):
 
 def test_blessed_push_prints_version_path_and_ready_to_paste_commands():
     text = format_summary(
-        _outcome(blessed=True, pushed=True, pushed_version="17", pushed_path="/srv/p/17"),
-        "/srv/p",
-        {"island": "Biscoe", "body_mass_g": 5200},
+        _outcome(
+            blessed=True, pushed=True, pushed_version="17", pushed_path="/srv/p/17",
+            serving_dir="/srv/p", sample_instance={"island": "Biscoe", "body_mass_g": 5200},
+        )
     )
     assert "model blessed: yes" in text and "pushed: version 17 -> /srv/p/17" in text
     assert "beamline serve --model_name penguin --model_base_path /srv/p" in text
@@ -25,7 +26,9 @@ def test_blessed_push_prints_version_path_and_ready_to_paste_commands():
 
 
 def test_anomalies_fail_the_run_and_offer_no_serve_command():
-    text = format_summary(_outcome(anomalies="[eval] feature 'species': bad"), "/srv/p")
+    text = format_summary(
+        _outcome(anomalies="[eval] feature 'species': bad", serving_dir="/srv/p")
+    )
     assert "FAILED" in text and "feature 'species'" in text
     assert "beamline serve" not in text
 

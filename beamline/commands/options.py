@@ -1,0 +1,51 @@
+"""Options several commands share, defined once (the run root above all)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from beamline.settings import DEFAULT_ROOT, DEFAULT_ROOT_ENV, resolve_root
+
+
+def _resolve_root(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    return resolve_root(value)
+
+
+def root_option(help_text: str = "Run root: artifacts, MLMD, logs, reports, pushed models."):
+    """--root (or $BEAMLINE_ROOT, else ./beamline_runs), handed to the command absolute."""
+    return click.option(
+        "--root",
+        type=click.Path(path_type=Path),
+        envvar=DEFAULT_ROOT_ENV,
+        default=DEFAULT_ROOT,
+        callback=_resolve_root,
+        show_envvar=True,
+        help=f"{help_text} [default: ${DEFAULT_ROOT_ENV} or ./{DEFAULT_ROOT}]",
+    )
+
+
+def metadata_option(func):
+    return click.option(
+        "--metadata",
+        default=None,
+        help="MLMD store: sqlite:///PATH, mysql://USER@HOST:PORT/DB (password from "
+        "$BEAMLINE_MYSQL_PASSWORD or $BEAMLINE_MYSQL_PASSWORD_FILE) or a config file "
+        "[default: SQLite under the run root].",
+    )(func)
+
+
+def store_options(func):
+    """--root, --metadata and --pipeline, as every command reading the store takes them."""
+    func = click.option(
+        "--pipeline", "-p", default=None, help="Only this pipeline's runs (default: all)."
+    )(func)
+    func = metadata_option(func)
+    return root_option("Run root whose metadata.sqlite to read.")(func)
+
+
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(
+        func
+    )

@@ -1,0 +1,131 @@
+"""The MLMD schema Beamline's runner writes and its lineage commands read: one owner.
+
+- context types TFX creates (`pipeline`, `pipeline_run`, `node`);
+- the custom properties the runner stamps on a `pipeline_run` context (state, liveness, ...);
+- node states: MLMD's execution states and the runner's per-node outcomes, and how they map;
+- how a run's blessing and push are read from artifact properties;
+- the `module_sha256` custom-config key that makes module code part of a node's cache key.
+
+Pure Python (MLMD messages are only duck-typed), so the CLI can import it without TFX.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Context types (TFX's names).
+PIPELINE_CONTEXT = "pipeline"
+RUN_CONTEXT = "pipeline_run"
+NODE_CONTEXT = "node"
+
+# Custom properties of a pipeline_run context. All optional: stock TFX runs have none.
+FINGERPRINT = "beamline_fingerprint"  # digest of everything an unchanged re-run shares
+PIPELINE = "beamline_pipeline"
+STATUS = "beamline_status"  # "succeeded" once the run ended well (what the fast cache replays)
+STATE = "beamline_state"  # a RunState
+NODES_TOTAL = "beamline_nodes_total"  # number of nodes in the pipeline
+END_MS = "beamline_end_ms"  # when the runner finished (ms since epoch, as a string)
+REASON = "beamline_reason"  # one line: why a run stopped or failed
+# Liveness of a run in progress: which process runs it and when it last said so.
+RUNNER_PID = "beamline_runner_pid"
+RUNNER_HOST = "beamline_runner_host"
+RUNNER_START = "beamline_runner_start"  # the process's start time (guards against pid reuse)
+HEARTBEAT_MS = "beamline_heartbeat_ms"  # string, ms since epoch
+CURRENT_NODES = "beamline_current_nodes"  # comma-separated nodes running at the last heartbeat
+LOG_PATH = "beamline_log"
+SUCCEEDED = "succeeded"
+
+# The `module_sha256` custom_config key (components/classifier_pipeline.py sets it, `why` reads it).
+MODULE_SHA256_KEY = "module_sha256"
+
+
+class RunState:
+    """A run's state as `runs`, `report` and `diff` show it."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    STOPPED = "stopped"  # anomalies stopped it before training and push
+    KILLED = "killed"  # the runner died (kill -9, power loss) without recording an end
+    EMPTY = "empty"
+
+
+class NodeState:
+    """How a node ended in a local run (the runner's scheduler and console)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    CACHED = "cached"
+    RESOLVED = "resolved"  # system nodes (Resolvers) pick artifacts; no executor, no cache
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class ExecutionState:
+    """MLMD's Execution.State names, as lineage reads them."""
+
+    NEW = "NEW"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    CACHED = "CACHED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    FINISHED = (COMPLETE, CACHED)
+    UNFINISHED = (NEW, RUNNING)
+
+
+NODE_STATE_OF_EXECUTION = {
+    ExecutionState.NEW: NodeState.RUNNING,
+    ExecutionState.RUNNING: NodeState.RUNNING,
+    ExecutionState.COMPLETE: NodeState.COMPLETE,
+    ExecutionState.CACHED: NodeState.CACHED,
+    ExecutionState.FAILED: NodeState.FAILED,
+    ExecutionState.CANCELED: NodeState.FAILED,
+}
+
+# Artifact types and properties that say whether a run blessed and pushed a model.
+BLESSING_TYPE = "ModelBlessing"
+PUSHED_MODEL_TYPE = "PushedModel"
+
+
+def value_of(value) -> Any:
+    """A metadata_store_pb2.Value as plain Python (TFX's JSON-in-struct values decoded)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "struct_value":
+        from google.protobuf import json_format
+
+        data = json_format.MessageToDict(value.struct_value)
+        if set(data) == {"__value__"} and isinstance(data["__value__"], str):
+            try:
+                return json.loads(data["__value__"])
+            except ValueError:
+                return data["__value__"]
+        return data
+    if kind == "proto_value":
+        return f"<proto {value.proto_value.type_url}>"
+    return getattr(value, kind)
+
+
+def properties_of(message) -> dict[str, Any]:
+    """An MLMD artifact's, execution's or context's properties and custom properties."""
+    props = {k: value_of(v) for k, v in message.properties.items()}
+    props.update({k: value_of(v) for k, v in message.custom_properties.items()})
+    return props
+
+
+def blessed_from(properties: Mapping[str, Any]) -> bool | None:
+    """A ModelBlessing's verdict (None when it records none)."""
+    value = properties.get("blessed")
+    return None if value is None else int(value) == 1
+
+
+def push_from(properties: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """(version, destination) of a PushedModel that pushed, else None."""
+    if properties.get("pushed") != 1:
+        return None
+    version = properties.get("pushed_version")
+    return (str(version) if version is not None else ""), properties.get("pushed_destination")

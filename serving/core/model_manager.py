@@ -1,0 +1,344 @@
+"""Which model versions are served: discovery, version policies, loading, unloading, labels.
+
+Each poll lists `<base_path>/<int64 version>/` directories; a version counts only once its
+`saved_model.pb` exists (TFX's Pusher copies it last). The version policy picks the aspired
+versions; new ones are loaded before old ones are unloaded, and an old version is unloaded only
+once an aspired version is AVAILABLE (or nothing is aspired any more), so a version that fails to
+load (state END with its error) leaves the previous one serving. Requests look servables up in
+an immutable routing snapshot that is swapped atomically, so lookups never take a lock.
+
+Nothing here knows TensorFlow: loading is the `loader` callback's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from serving.core import storage
+from serving.core.config import ModelSpec
+from serving.core.errors import (
+    Code,
+    ServingError,
+    failed_precondition,
+    from_exception,
+    invalid_argument,
+    not_found,
+)
+from serving.core.servable import SAVED_MODEL_FILES
+
+log = logging.getLogger("beamline.serving")
+
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+MAX_INT64 = 2**63 - 1
+HISTORY_PER_MODEL = 50  # END records kept per model for status answers
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: str
+    error_code: Code = Code.OK
+    error_message: str = ""
+
+
+@dataclass
+class _Version:
+    version: int
+    path: str
+    state: str = START
+    error: ServingError | None = None
+    servable: object | None = None
+    fingerprint: tuple | None = None
+
+    def status(self) -> VersionStatus:
+        if self.error is None:
+            return VersionStatus(self.version, self.state)
+        return VersionStatus(self.version, self.state, self.error.code, self.error.message)
+
+
+@dataclass
+class _Model:
+    spec: ModelSpec
+    versions: dict[int, _Version] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Route:
+    latest: object | None
+    by_version: dict[int, object]
+    labels: dict[str, int]
+
+
+Loader = Callable[[str, int, str], object]
+
+
+def list_versions(base_path: str) -> dict[int, tuple[str, tuple]]:
+    """Complete versions under a base path: {version: (dir, fingerprint of saved_model.pb)}."""
+    found: dict[int, tuple[str, tuple]] = {}
+    for name, path in storage.child_dirs(base_path):
+        if not name.isdigit():
+            continue  # TF Serving ignores children that are not int64 version numbers
+        version = int(name)
+        if version > MAX_INT64 or version in found:
+            continue
+        for pb in SAVED_MODEL_FILES:
+            fingerprint = storage.fingerprint(storage.join(path, pb))
+            if fingerprint is not None:
+                found[version] = (path, (pb, *fingerprint))
+                break
+    return found
+
+
+class ModelManager:
+    """Keeps the served versions of every configured model in line with the file system."""
+
+    def __init__(
+        self,
+        loader: Loader,
+        specs: Callable[[], list[ModelSpec]],
+        *,
+        allow_unavailable_labels: bool = False,
+        unloader: Callable[[object], None] | None = None,
+    ) -> None:
+        self._loader = loader
+        self._specs = specs
+        self._unloader = unloader or (lambda servable: getattr(servable, "close", lambda: None)())
+        self._allow_unavailable_labels = allow_unavailable_labels
+        self._models: dict[str, _Model] = {}
+        self._lock = threading.Lock()  # guards _models and version records
+        self._poll_lock = threading.RLock()  # one poll (load/unload pass) at a time
+        self._routes: dict[str, _Route] = {}
+
+    # -- configuration --------------------------------------------------------------------
+
+    def set_specs(self, specs: Callable[[], list[ModelSpec]]) -> None:
+        """Replaces the source of model specs (config reload); takes effect at the next poll."""
+        self._specs = specs
+
+    def specs_source(self) -> Callable[[], list[ModelSpec]]:
+        return self._specs
+
+    def model_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    # -- polling --------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """One pass: apply the model list, load new aspired versions, unload superseded ones."""
+        with self._poll_lock:
+            try:
+                specs = {spec.name: spec for spec in self._specs()}
+            except Exception:
+                log.exception("Reading the model list failed; keeping the current models")
+                return
+            with self._lock:
+                for name in list(self._models):
+                    if name not in specs:
+                        self._remove_model(name)
+                for name, spec in specs.items():
+                    model = self._models.get(name)
+                    if model is None:
+                        self._models[name] = _Model(spec)
+                    else:
+                        model.spec = spec
+                models = list(self._models.values())
+            self._publish()
+            for model in models:
+                try:
+                    self._poll_model(model)
+                except Exception:
+                    log.exception("Polling model %s failed", model.spec.name)
+            self._publish()
+
+    def _poll_model(self, model: _Model) -> None:
+        spec = model.spec
+        present = list_versions(spec.base_path)
+        aspired = spec.policy.select(list(present))
+        for version in sorted(aspired, reverse=True):
+            path, fingerprint = present[version]
+            with self._lock:
+                record = model.versions.get(version)
+                if record is not None and record.state in (AVAILABLE, LOADING):
+                    continue
+                if record is not None and record.error is not None:
+                    if record.fingerprint == fingerprint:
+                        continue  # failed before and unchanged since: do not retry every poll
+                record = _Version(version, path, LOADING, fingerprint=fingerprint)
+                model.versions[version] = record
+            self._load(model, record)
+        with self._lock:
+            loaded = [r for r in model.versions.values() if r.state == AVAILABLE]
+            any_aspired_available = any(r.version in aspired for r in loaded)
+            to_unload = [
+                r
+                for r in loaded
+                if r.version not in aspired and (any_aspired_available or not aspired)
+            ]
+            for record in to_unload:
+                record.state = UNLOADING
+        if to_unload:
+            self._publish()
+        for record in to_unload:
+            self._unload(model, record)
+        self._trim_history(model)
+
+    def _load(self, model: _Model, record: _Version) -> None:
+        name = model.spec.name
+        log.info("Loading servable version {name: %s version: %d}", name, record.version)
+        try:
+            servable = self._loader(name, record.version, record.path)
+        except Exception as exc:  # a bad version must never stop the poll loop
+            error = from_exception(exc)
+            with self._lock:
+                record.state, record.error = END, error
+            log.error(
+                "Loading servable version {name: %s version: %d} failed: %s",
+                name,
+                record.version,
+                error.status_string(),
+            )
+            return
+        with self._lock:
+            record.state, record.servable = AVAILABLE, servable
+        self._publish()
+        log.info(
+            "Successfully loaded servable version {name: %s version: %d}", name, record.version
+        )
+
+    def _unload(self, model: _Model, record: _Version) -> None:
+        servable = record.servable
+        with self._lock:
+            record.servable = None
+            record.state = END
+        try:
+            if servable is not None:
+                self._unloader(servable)
+        except Exception:
+            log.exception("Unloading %s version %d failed", model.spec.name, record.version)
+        log.info(
+            "Done unloading servable version {name: %s version: %d}",
+            model.spec.name,
+            record.version,
+        )
+
+    def _remove_model(self, name: str) -> None:
+        # Called with _lock held: a model dropped from the config stops serving at once.
+        model = self._models.pop(name)
+        for record in model.versions.values():
+            if record.servable is not None:
+                try:
+                    self._unloader(record.servable)
+                except Exception:
+                    log.exception("Unloading %s version %d failed", name, record.version)
+                record.servable, record.state = None, END
+
+    def _trim_history(self, model: _Model) -> None:
+        with self._lock:
+            ended = sorted(v for v, r in model.versions.items() if r.state == END)
+            for version in ended[:-HISTORY_PER_MODEL]:
+                del model.versions[version]
+
+    def _publish(self) -> None:
+        """Builds a new routing snapshot and swaps it in (readers never lock)."""
+        with self._lock:
+            routes = {}
+            for name, model in self._models.items():
+                by_version = {
+                    v: r.servable
+                    for v, r in model.versions.items()
+                    if r.state == AVAILABLE and r.servable is not None
+                }
+                latest = by_version[max(by_version)] if by_version else None
+                routes[name] = _Route(latest, by_version, model.spec.label_map)
+            self._routes = routes
+
+    def check_labels(self) -> None:
+        """Raises FAILED_PRECONDITION if a version label points at a version that is not
+        AVAILABLE (TF Serving refuses such configs unless told to allow them)."""
+        if self._allow_unavailable_labels:
+            return
+        for name, route in self._routes.items():
+            for _label, version in sorted(route.labels.items()):
+                if version not in route.by_version:
+                    raise failed_precondition(
+                        f"Request to assign label to version {version} of model {name}, which "
+                        "is not currently available for inference"
+                    )
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def get(self, name: str, version: int | None = None, label: str | None = None):
+        """The servable for a request; raises NOT_FOUND / INVALID_ARGUMENT as TF Serving does."""
+        route = self._routes.get(name)
+        if label is not None:
+            if route is None or label not in route.labels:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            version = route.labels[label]
+        if version is None:
+            if route is not None and route.latest is not None:
+                return route.latest
+            raise not_found(f"Servable not found for request: Latest({name})")
+        servable = route.by_version.get(version) if route is not None else None
+        if servable is None:
+            raise not_found(f"Servable not found for request: Specific({name}, {version})")
+        return servable
+
+    def status(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> list[VersionStatus]:
+        """Version states, newest first (GetModelStatus)."""
+        if label is not None:
+            route = self._routes.get(name)
+            if route is None or label not in route.labels:
+                raise invalid_argument(f"Unrecognized servable version label: {label}")
+            version = route.labels[label]
+        with self._lock:
+            model = self._models.get(name)
+            records = dict(model.versions) if model is not None else {}
+            statuses = {v: r.status() for v, r in records.items()}
+        if version is not None:
+            if version not in statuses:
+                raise not_found(f"Could not find version {version} of model {name}")
+            return [statuses[version]]
+        if not statuses:
+            raise not_found(f"Could not find any versions of model {name}")
+        return [statuses[v] for v in sorted(statuses, reverse=True)]
+
+    def servables(self) -> list[object]:
+        """Every loaded servable (for shutdown)."""
+        return [s for route in self._routes.values() for s in route.by_version.values()]
+
+
+class Periodic:
+    """Calls `action` every `interval` seconds on a daemon thread (interval <= 0: never).
+
+    TF Serving's poll flags: zero means poll exactly once (done at start-up), negative never.
+    """
+
+    def __init__(self, interval: float, action: Callable[[], None], name: str) -> None:
+        self._interval = interval
+        self._action = action
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._interval > 0:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._action()
+            except Exception:
+                log.exception("%s failed; retrying at the next interval", self._name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)

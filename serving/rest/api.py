@@ -1,0 +1,272 @@
+"""TF Serving's REST API over the data plane, served by serving/http1.py.
+
+Routes, their regular expressions and the order of checks follow TF Serving's
+http_rest_api_handler.cc and http_rest_api_util.cc. Decoding and encoding run on the event loop;
+the model runs through the data plane (its batch queue or its thread pool), so a request never
+holds a thread while it waits for a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import urllib.parse
+
+import orjson
+
+from serving.core.dataplane import DataPlane
+from serving.core.errors import (
+    HTTP_PAYLOAD_TOO_LARGE,
+    Code,
+    ServingError,
+    from_exception,
+    http_status,
+)
+from serving.rest import json_decode, json_encode
+from serving.rest.http1 import HttpServer, Reply, Request
+
+log = logging.getLogger("beamline.serving")
+
+PREDICT_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE,
+)
+STATUS_PATH = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE,
+)
+REST_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+ORIGIN = re.compile(r"https?://")
+MAX_INT64 = 2**63 - 1
+JSON = "application/json"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
+
+
+class Response:
+    __slots__ = ("status", "body", "content_type", "model", "api", "code")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = JSON,
+        model: str = "",
+        api: str = "",
+        code: Code = Code.OK,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.model = model
+        self.api = api
+        self.code = code
+
+
+def error_response(error: ServingError, model: str = "", api: str = "") -> Response:
+    return Response(
+        http_status(error.code), json_encode.error_body(error.message), JSON, model, api, error.code
+    )
+
+
+class RestApi:
+    """Request -> Response, independent of the HTTP server (and callable from any thread)."""
+
+    def __init__(self, dataplane: DataPlane, prometheus_path: str | None = None) -> None:
+        self.dataplane = dataplane
+        self.prometheus_path = prometheus_path
+
+    async def serve(self, request: Request) -> Reply:
+        """The HTTP server's handler."""
+        response = await self.handle(
+            request.method, request.target, request.body, request.headers.get("origin", "")
+        )
+        return Reply(response.status, response.body, response.content_type)
+
+    async def handle(self, method: str, target: str, body: bytes, origin: str = "") -> Response:
+        path = target.split("?", 1)[0]
+        if self.prometheus_path is not None and path == self.prometheus_path:
+            if method != "GET":
+                return error_response(
+                    ServingError(Code.INVALID_ARGUMENT, f"Unexpected method: {method}")
+                )
+            return Response(200, self.dataplane.metrics.render().encode(), "text/plain")
+        if not REST_PATH.fullmatch(path):
+            return error_response(
+                ServingError(Code.NOT_FOUND, f"Malformed request: {method} {path}")
+            )
+        start = time.perf_counter()
+        model, api = "", ""
+        try:
+            if method == "OPTIONS":
+                if not ORIGIN.search(origin):
+                    raise ServingError(
+                        Code.FAILED_PRECONDITION, "Origin header is missing in CORS preflight"
+                    )
+                response = Response(200, b"")
+            else:
+                response = await self._route(method, path, body)
+                model, api = response.model, response.api
+        except Exception as exc:  # a bad request must be an answer, never a dead thread
+            error = from_exception(exc)
+            if error.code == Code.INTERNAL:
+                log.exception("Internal error on %s %s", method, path)
+            response = error_response(error, getattr(exc, "model", model), api)
+            model = response.model
+        status = response.code.name
+        self.dataplane.metrics.record_request(
+            model, api, "REST", status, (time.perf_counter() - start) * 1e6
+        )
+        return response
+
+    async def _route(self, method: str, path: str, body: bytes) -> Response:
+        malformed = ServingError(Code.INVALID_ARGUMENT, f"Malformed request: {method} {path}")
+        if method == "POST":
+            match = PREDICT_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version, label = _model_info(match)
+            verb = match.group(4)
+            try:
+                if verb == "predict":
+                    body_out = await self._predict(name, version, label, body)
+                elif verb == "classify":
+                    body_out = await self._classify(name, version, label, body)
+                elif verb == "regress":
+                    body_out = await self._regress(name, version, label, body)
+                else:  # TF Serving matches case-insensitively but dispatches case-sensitively
+                    raise malformed
+            except ServingError as exc:
+                exc.model = name
+                raise
+            return Response(200, body_out, JSON, name, verb)
+        if method == "GET":
+            match = STATUS_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version, label = _model_info(match)
+            try:
+                if match.group(4) == "metadata":
+                    return Response(200, self._metadata(name, version, label), JSON, name)
+                return Response(200, self._status(name, version, label), JSON, name)
+            except ServingError as exc:
+                exc.model = name
+                raise
+        raise malformed
+
+    # -- handlers -------------------------------------------------------------------------
+
+    async def _predict(
+        self, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
+        doc = json_decode.parse_json(body)
+        signature_name = json_decode.signature_name(doc)
+        servable = self.dataplane.servable(name, version, label)
+        key = signature_name or "serving_default"
+        signature = servable.signature(key)
+        if signature is None:
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f'Serving signature name: "{key}" not found in signature def',
+            )
+        inputs, fmt = json_decode.predict_inputs(doc, signature.inputs)
+        job = self.dataplane.jobs.predict(servable, signature_name, inputs)
+        _, outputs = await self.dataplane.run_async(job)
+        return json_encode.predict_response(outputs, fmt)
+
+    async def _classify(
+        self, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
+        doc = json_decode.parse_json(body)
+        signature_name = json_decode.signature_name(doc)
+        request_input = json_decode.classify_regress_input(doc)
+        servable = self.dataplane.servable(name, version, label)
+        job = self.dataplane.jobs.classify(servable, signature_name, request_input)
+        _, result = await self.dataplane.run_async(job)
+        return json_encode.classify_response(result.classes, result.scores)
+
+    async def _regress(
+        self, name: str, version: int | None, label: str | None, body: bytes
+    ) -> bytes:
+        doc = json_decode.parse_json(body)
+        signature_name = json_decode.signature_name(doc)
+        request_input = json_decode.classify_regress_input(doc)
+        servable = self.dataplane.servable(name, version, label)
+        job = self.dataplane.jobs.regress(servable, signature_name, request_input)
+        _, values = await self.dataplane.run_async(job)
+        return json_encode.regress_response(values)
+
+    def _status(self, name: str, version: int | None, label: str | None) -> bytes:
+        statuses = self.dataplane.model_status(name, version, label)
+        doc = {
+            "model_version_status": [
+                {
+                    "version": str(s.version),
+                    "state": s.state,
+                    "status": {"error_code": s.error_code.name, "error_message": s.error_message},
+                }
+                for s in statuses
+            ]
+        }
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+    def _metadata(self, name: str, version: int | None, label: str | None) -> bytes:
+        if not name:
+            raise ServingError(Code.INVALID_ARGUMENT, "Missing model name in request.")
+        servable = self.dataplane.servable(name, version, label)
+        cached = getattr(servable, "_metadata_json", None)
+        if cached is None:
+            from google.protobuf import json_format
+
+            signature_defs = json_format.MessageToDict(
+                self.dataplane.signature_def_map(servable),
+                preserving_proto_field_name=True,
+                including_default_value_fields=True,
+            )
+            doc = {
+                "model_spec": {
+                    "name": name,
+                    "signature_name": "",
+                    "version": str(servable.version),
+                },
+                "metadata": {"signature_def": signature_defs},
+            }
+            cached = servable._metadata_json = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+        return cached
+
+
+def _model_info(match: re.Match) -> tuple[str, int | None, str | None]:
+    name = urllib.parse.unquote(match.group(1) or "")
+    version_text, label = match.group(2), match.group(3)
+    version = None
+    if version_text:
+        version = int(version_text)
+        if version > MAX_INT64:
+            raise ServingError(
+                Code.INVALID_ARGUMENT, f"Failed to convert version: {version_text} to numeric."
+            )
+    if label:
+        label = urllib.parse.unquote(label)
+    return name, version, label or None
+
+
+def create_http_server(api: RestApi, *, max_request_bytes: int, cors: bool = False) -> HttpServer:
+    """The HTTP/1.1 server for `api` (call `await server.listen(host, port)`)."""
+
+    def too_large(limit: int) -> Reply:
+        message = (
+            f"Request body is larger than the server's limit of {limit} bytes "
+            "(beamline serve --max_request_bytes)."
+        )
+        return Reply(HTTP_PAYLOAD_TOO_LARGE, json_encode.error_body(message))
+
+    return HttpServer(
+        api.serve,
+        max_body_bytes=max_request_bytes,
+        too_large=too_large,
+        extra_headers=CORS_HEADERS if cors else None,
+    )
