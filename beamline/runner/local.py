@@ -22,7 +22,7 @@ from beamline.runner.console import Progress
 from beamline.runner.fd_capture import capture_to
 from beamline.runner.outcome import RunOutcome
 from beamline.runner.scheduler import FAILED, NodeEvent, run_dag
-from beamline.runner.spans import DEFAULT_SPAN_PATTERN, SpanRange, resolve_input
+from beamline.runner.spans import SpanRange, resolve_input, span_pattern_of
 from beamline.settings import (
     DEFAULT_MAX_PARALLEL,
     NO_USER_MODULE_WHEELS,
@@ -86,7 +86,7 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
     module = registry.load_module(request.pipeline)
     data = resolve_input(
         request.data or Path(module.default_data_root()),
-        getattr(module, "SPAN_PATTERN", DEFAULT_SPAN_PATTERN),
+        span_pattern_of(module),
         request.span,
         request.span_range,
     )

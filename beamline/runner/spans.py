@@ -31,6 +31,11 @@ class SpanRange:
         return f"{self.first}:{self.last}"
 
 
+def span_pattern_of(pipeline_module) -> str:
+    """The pipeline's TFX span pattern: its module-level SPAN_PATTERN, or the default."""
+    return getattr(pipeline_module, "SPAN_PATTERN", DEFAULT_SPAN_PATTERN)
+
+
 def parse_span_range(text: str) -> SpanRange:
     """`A:B` (inclusive, A <= B) as a SpanRange; ConfigError otherwise."""
     match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text or "")
