@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beamline.lineage import payloads
+from beamline.lineage import payloads, tfma
 from beamline.lineage.model import Execution, Graph, outputs_of_type
 
 
@@ -20,7 +20,7 @@ def push_notes(graph: Graph, ex: Execution) -> list[str]:
         failures: list[str] = []
         if evaluator is not None:
             for eid in outputs_of_type(graph, [evaluator], "ModelEvaluation"):
-                found = payloads.safe(payloads.load_evaluation, graph.artifacts[eid].uri)
+                found = payloads.safe(tfma.load_evaluation, graph.artifacts[eid].uri)
                 if found is not None:
                     failures += found.failures
         # Overall first; TFMA's failure messages are often empty ("...: ").
