@@ -132,8 +132,12 @@ class PipelineSettings:
     data_root: str
     serving_dir: str
     schema_path: str
-    # Glob of the CSV files under data_root, relative to it.
+    # Glob of the CSV files under data_root, relative to it; may hold a TFX span spec
+    # ({SPAN}, {YYYY}{MM}{DD}), read with `span` (None: ExampleGen takes the latest span).
     data_pattern: str = "*.csv"
+    span: int | None = None
+    # The earlier spans of a --span-range, (span, data_pattern filled in), read with `span`.
+    extra_spans: tuple[tuple[int, str], ...] = ()
     enable_tuning: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.

@@ -45,16 +45,21 @@ class ClassifierSpec:
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
 
 
+# Code every module file may import (imputation, the Keras classifier).
+COMMON_DIR = Path(__file__).resolve().parent / "common"
+
+
 def module_sha256(module_file: str) -> str:
-    """Digest of every .py file in the module file's directory (what TFX's wheel hash covers).
+    """Digest of the module file's directory and of components/common (all their .py files).
 
     Passed to the components as custom_config, it is part of their execution properties, so a
     code change invalidates the cache whether or not TFX packages the module as a wheel (the
     local runner and Kubeflow/Vertex images import module files in place).
     """
     h = hashlib.sha256()
-    for path in sorted(Path(module_file).parent.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for directory in (Path(module_file).parent, COMMON_DIR):
+        for path in sorted(directory.glob("*.py")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -94,11 +99,13 @@ def classifier_components(
     schema_path: str,
     serving_dir: str,
     enable_tuning: bool,
+    span: int | None = None,
+    extra_spans: tuple[tuple[int, str], ...] = (),
 ) -> list:
     """The pipeline's nodes, in a valid topological order."""
-    example_gen = null_aware_csv_example_gen(data_root, data_pattern, spec.null_values).with_id(
-        "CsvExampleGen"
-    )
+    example_gen = null_aware_csv_example_gen(
+        data_root, data_pattern, spec.null_values, span, extra_spans
+    ).with_id("CsvExampleGen")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     example_validator = StrictExampleValidator(
@@ -178,6 +185,8 @@ def classifier_pipeline(settings, spec: ClassifierSpec) -> tfx.dsl.Pipeline:
         schema_path=settings.schema_path,
         serving_dir=settings.serving_dir,
         enable_tuning=settings.enable_tuning,
+        span=settings.span,
+        extra_spans=settings.extra_spans,
     )
     return build_pipeline(settings, nodes)
 

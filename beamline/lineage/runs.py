@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execution, Graph, Run
+from beamline.lineage.spans import span_of
 from beamline.metadata import run_context as rc
 
 
@@ -31,6 +32,7 @@ class RunSummary:
     pushed_version: str | None
     pushed_destination: str | None
     reason: str = ""
+    span: str | None = None  # the TFX span ExampleGen read ("1-3" for a range)
 
     @property
     def duration_s(self) -> float:
@@ -103,6 +105,7 @@ def summarize(graph: Graph, run: Run) -> RunSummary:
         pushed_version=version,
         pushed_destination=destination,
         reason=str(run.properties.get(rc.REASON) or ""),
+        span=span_of(graph, execs),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
+from beamline.lineage.push_notes import push_notes
 from beamline.lineage.sources import parse_fingerprint
 from beamline.metadata.run_context import MODULE_SHA256_KEY
 
@@ -324,4 +325,6 @@ def explain(graph: Graph, run_id: str, node: str) -> Explanation:
                 "reaching it (see `beamline runs`)."
             ),
         )
-    return explain_execution(graph, ex)
+    exp = explain_execution(graph, ex)
+    exp.notes.extend(push_notes(graph, ex))
+    return exp

@@ -21,8 +21,8 @@ from beamline.runner import fast_cache
 from beamline.runner.console import Progress
 from beamline.runner.fd_capture import capture_to
 from beamline.runner.outcome import RunOutcome
-from beamline.runner.preflight import resolve_data
 from beamline.runner.scheduler import FAILED, NodeEvent, run_dag
+from beamline.runner.spans import SpanRange, resolve_input, span_pattern_of
 from beamline.settings import (
     DEFAULT_MAX_PARALLEL,
     NO_USER_MODULE_WHEELS,
@@ -44,6 +44,8 @@ class RunRequest:
     max_parallel: int = DEFAULT_MAX_PARALLEL
     run_id: str | None = None
     fast_cache: bool = True
+    span: int | None = None
+    span_range: SpanRange | None = None
 
 
 def prepare_environment() -> None:
@@ -82,7 +84,12 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
     prepare_environment()
     schema_path = str(registry.get(request.pipeline).schema_path)
     module = registry.load_module(request.pipeline)
-    data = resolve_data(request.data or Path(module.default_data_root()))
+    data = resolve_input(
+        request.data or Path(module.default_data_root()),
+        span_pattern_of(module),
+        request.span,
+        request.span_range,
+    )
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
 
     from beamline.metadata.connection import connection_config
@@ -93,6 +100,8 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
         pipeline_root=str(layout.pipeline_root(request.pipeline)),
         data_root=str(data.root),
         data_pattern=data.pattern,
+        span=data.span,
+        extra_spans=data.extra_spans,
         serving_dir=str(layout.serving_dir(request.pipeline)),
         schema_path=schema_path,
         enable_tuning=request.enable_tuning,
@@ -101,7 +110,8 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
     )
     out.write(
         f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} CSV file(s) "
-        f"({data.total_bytes:,} bytes) under {layout.root}\n"
+        f"({data.total_bytes:,} bytes{', span ' + data.span_label if data.span_label else ''})"
+        f" under {layout.root}\n"
         f"beamline: beam args {' '.join(beam_args)}\n"
     )
     out.flush()
