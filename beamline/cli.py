@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("beamline.commands.diff:diff", "What changed between two runs."),
     "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
+    "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
 }
 
 
