@@ -1,4 +1,5 @@
-"""Named fault points for the chaos tests: `BEAMLINE_FAULT=<point>` kills the process there.
+"""Named fault points for the chaos tests: `BEAMLINE_FAULT=<point>[=SIGNAL]` kills the process
+there (SIGKILL unless another signal is named).
 
 The runner's guarantees under kill -9 (README, "Reliability: the runner") are tested by killing
 a real run at a chosen point. Timing a kill from outside cannot land reliably between two steps
@@ -15,6 +16,8 @@ FAULT_ENV = "BEAMLINE_FAULT"
 
 
 def fault_point(name: str) -> None:
-    """SIGKILLs this process when $BEAMLINE_FAULT equals `name`."""
-    if os.environ.get(FAULT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """SIGKILLs this process when $BEAMLINE_FAULT is `name` (`name=SIGINT`: sends that signal,
+    as Ctrl-C would)."""
+    point, _, sig = os.environ.get(FAULT_ENV, "").partition("=")
+    if point == name:
+        os.kill(os.getpid(), getattr(signal, sig or "SIGKILL"))

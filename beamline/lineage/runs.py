@@ -110,13 +110,13 @@ def summarize(
     elif recorded:
         state = str(recorded)
     elif FAILED in states:
-        state = "failed"
+        state = rc.RunState.FAILED
     elif any(s in (NEW, RUNNING) for s in states):
-        state = "running"
+        state = rc.RunState.RUNNING
     elif not execs:
-        state = "empty"
+        state = rc.RunState.EMPTY
     else:
-        state = "complete"
+        state = rc.RunState.COMPLETE
     if run.properties.get(rc.END_MS):
         end = max(end, int(run.properties[rc.END_MS]))
     version, destination = pushed_of(graph, execs)

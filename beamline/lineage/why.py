@@ -17,7 +17,7 @@ from typing import Any
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
 from beamline.lineage.sources import parse_fingerprint
-from beamline.metadata.run_context import MODULE_SHA256_KEY, ExecutionState
+from beamline.metadata.run_context import MODULE_SHA256_KEY, ExecutionState, RunState
 
 # Execution properties holding user code or its digest (custom_config's module_sha256).
 CODE_PROPERTIES = (
@@ -302,7 +302,7 @@ def _unfinished(graph: Graph, ex: Execution, exp: Explanation) -> Explanation:
 
     run = graph.runs.get(ex.run_id)
     summary = summarize(graph, run) if run is not None else None
-    if summary is not None and summary.state == "running":
+    if summary is not None and summary.state == RunState.RUNNING:
         exp.verdict = (
             f"{ex.node_id} is running now (execution #{ex.id} started and has not finished)."
         )

@@ -4,7 +4,8 @@ One module-scoped sequence on the tiny chaos pipeline (tests/beamline/runner/cha
 each step a separate process, as an operator would see it:
 1. killed inside the Trainer's executor;  2. re-run: completes, cleans up after 1;
 3. module changed, killed after the push became visible and before it was recorded;
-4. re-run: completes; the unrecorded version is reported, then removed by `beamline gc`.
+4. re-run: completes; the unrecorded version is reported, then removed by `beamline gc`;
+5. module changed, Ctrl-C (SIGINT) while the Trainer runs: recorded as interrupted.
 Run 2 also checks that a run leaves nothing in $TMPDIR (a private one) or under <root>/tmp.
 """
 
@@ -92,6 +93,9 @@ def chaos(tmp_path_factory) -> Chaos:
     state.steps["push_killed"] = _run(root, files, tmpdir, "push:visible")
     state.steps["runs_after_push_kill"] = state.cli("runs", "--json")
     state.steps["rerun_after_push_kill"] = _run(root, files, tmpdir)
+    chaos_pipeline.write_files(files, scale=3)
+    state.steps["interrupted"] = _run(root, files, tmpdir, "trainer:run_fn=SIGINT")
+    state.steps["tmpdir_after_interrupt"] = sorted(os.listdir(tmpdir))
     return state
 
 
@@ -139,10 +143,20 @@ def test_after_a_push_kill_the_rerun_pushes_and_gc_removes_the_unrecorded_versio
     rerun = chaos.steps["rerun_after_push_kill"]
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     states = [r["state"] for r in chaos.runs()]
-    assert states == ["complete", "killed", "complete", "killed"], states
+    assert states[1:] == ["complete", "killed", "complete", "killed"], states
     gc = chaos.cli("gc", "--unrecorded-versions")
     assert gc.returncode == 0 and "removed" in gc.stdout, gc.stdout + gc.stderr
     after = chaos.cli("runs")
     assert "no run recorded" not in after.stderr
     versions = [p.name for p in chaos.layout.serving_dir("chaos").iterdir()]
     assert len(versions) == 2 and all(v.isdigit() for v in versions), versions
+
+
+def test_ctrl_c_records_the_run_as_interrupted_and_removes_its_temp_files(chaos):
+    interrupted = chaos.steps["interrupted"]
+    assert interrupted.returncode in (130, -signal.SIGINT), interrupted.stdout + interrupted.stderr
+    latest = chaos.runs()[0]
+    assert latest["state"] == "failed" and "interrupted" in latest["reason"], latest
+    assert chaos.steps["tmpdir_after_interrupt"] == []
+    assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
+    assert not is_held(chaos.layout, "chaos")
