@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Skew/drift of logged requests vs training data; exit 6 past a threshold.",
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
+    "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
 }
 
 

@@ -29,6 +29,8 @@ DEFAULT_MAX_PARALLEL = 3
 # TFX packages module files into wheels at compile time unless this is set; Beamline imports
 # module files in place (their content digest is in custom_config, see run_context).
 NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
+# A push is copied to `<serving dir>/<prefix><version>-<pid>/`, then renamed to `<version>/`.
+PUSH_INCOMING_PREFIX = ".incoming-"
 # TF Serving's REST port, which `beamline serve` also listens on by default.
 DEFAULT_REST_PORT = 8501
 

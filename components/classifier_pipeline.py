@@ -14,8 +14,10 @@ from pathlib import Path
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from beamline.metadata.run_context import MODULE_SHA256_KEY
+from components.atomic_pusher import executor as atomic_pusher
 from components.csv_example_gen.component import null_aware_csv_example_gen
 from components.csv_example_gen.constants import DEFAULT_NULL_VALUES
 from components.resolvers.baseline import (
@@ -172,6 +174,8 @@ def classifier_components(
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
+        # Copy, then rename into place: no server ever sees a half-written version.
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
     )
     return nodes + [trainer, baseline_resolver, evaluator, pusher]
 

@@ -54,7 +54,7 @@ svg.dag .node text.t { font: 600 12px system-ui, sans-serif; fill: var(--fg); }
 svg.dag .node text.s { font: 11px system-ui, sans-serif; fill: var(--muted); }
 svg.dag .state-COMPLETE rect { stroke: var(--ok); fill: #dafbe1; }
 svg.dag .state-CACHED rect { stroke: var(--cache); fill: #ddf4ff; }
-svg.dag .state-FAILED rect { stroke: var(--bad); fill: #ffebe9; }
+svg.dag .state-FAILED rect, svg.dag .state-CANCELED rect { stroke: var(--bad); fill: #ffebe9; }
 svg.dag .state-RUNNING rect, svg.dag .state-NEW rect { stroke: var(--warn); fill: #fff8c5; }
 svg.dag .artifact rect { fill: var(--bg); stroke-dasharray: 4 2; }
 svg.dag .baseline rect { fill: #fff; stroke: var(--warn); stroke-dasharray: 2 2; }

@@ -6,6 +6,7 @@ same run root. Other test packages can reuse `penguin_run` for a pushed penguin 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,9 +32,10 @@ class CliRun:
         return match.group(1)
 
 
-def beamline(*args: str, timeout: int = 1800) -> CliRun:
+def beamline(*args: str, timeout: int = 1800, env: dict[str, str] | None = None) -> CliRun:
     proc = subprocess.run(
-        [sys.executable, "-m", "beamline", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "beamline", *args], capture_output=True, text=True,
+        timeout=timeout, env=None if env is None else {**os.environ, **env},
     )
     return CliRun(list(args), proc.returncode, proc.stdout, proc.stderr)
 
@@ -44,6 +46,7 @@ class PenguinRuns:
     first: CliRun
     rerun: CliRun  # unchanged, through TFX's own per-node cache (--no-fast-cache)
     fast_rerun: CliRun  # unchanged again, Beamline's fast path (no TensorFlow import)
+    tmpdir_left: list[str]  # what the first run left in its private, initially empty $TMPDIR
 
     @property
     def layout(self) -> RootLayout:
@@ -60,13 +63,15 @@ class PenguinRuns:
 @pytest.fixture(scope="session")
 def penguin_run(tmp_path_factory) -> PenguinRuns:
     root = tmp_path_factory.mktemp("penguin_root")
-    first = beamline("run", "penguin", "--root", str(root))
+    tmpdir = tmp_path_factory.mktemp("penguin_tmpdir")
+    first = beamline("run", "penguin", "--root", str(root), env={"TMPDIR": str(tmpdir)})
     assert first.returncode == 0, first.stdout + first.stderr
+    tmpdir_left = sorted(os.listdir(tmpdir))
     rerun = beamline("run", "penguin", "--root", str(root), "--no-fast-cache")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     fast = beamline("run", "penguin", "--root", str(root))
     assert fast.returncode == 0, fast.stdout + fast.stderr
-    return PenguinRuns(root, first, rerun, fast)
+    return PenguinRuns(root, first, rerun, fast, tmpdir_left)
 
 
 def penguin_rows() -> tuple[list[str], list[dict[str, str]]]:

@@ -47,6 +47,13 @@ def test_every_node_completes_in_mlmd(penguin_run):
         ], node
 
 
+def test_a_run_leaves_nothing_in_tmpdir(penguin_run):
+    """TFX's package builds, autograph files, Beam's temp files: all under <root>/tmp, removed."""
+    assert penguin_run.tmpdir_left == []
+    tmp_root = penguin_run.layout.tmp_root
+    assert not tmp_root.exists() or not any(tmp_root.iterdir())
+
+
 def test_first_run_output_reports_blessed_push(penguin_run):
     out = penguin_run.first.stdout
     assert "model blessed: yes" in out
