@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
@@ -20,7 +19,7 @@ def null_aware_csv_example_gen(
     input_base: str,
     pattern: str = "*.csv",
     null_values: Sequence[str] = DEFAULT_NULL_VALUES,
-) -> tfx.components.FileBasedExampleGen:
+) -> FileBasedExampleGen:
     """CsvExampleGen over `input_base`/`pattern` reading `null_values` cells as missing values.
 
     One input split, hashed 2:1 into train and eval (TFX's default output config).
@@ -29,8 +28,8 @@ def null_aware_csv_example_gen(
     custom_config.custom_config.Pack(_json_struct({CUSTOM_CONFIG_NULL_VALUES: list(null_values)}))
     return FileBasedExampleGen(
         input_base=input_base,
-        input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
         ),
         custom_config=custom_config,
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
