@@ -20,16 +20,24 @@ from beamline.settings import IN_MEMORY_MAX_BYTES
 
 # Workers that run TFX components need TFX installed: for the Docker/External environments of
 # Flink and Spark the SDK harness image must be the pipeline image (see the Dockerfile).
+#
+# Local profiles pickle with cloudpickle, not Beam's default dill: dill's pickle calls set the
+# "dill" logger's level twice, and each setLevel walks every logger in the process (thousands
+# once TensorFlow is imported), which cost a cold penguin run ~10% of its CPU (measured with
+# py-spy; benchmarks/pipeline_e2e.py). Beam supports both libraries for all its transforms.
+LOCAL_PICKLE_LIBRARY = "--pickle_library=cloudpickle"
 PROFILES: dict[str, tuple[str, ...]] = {
     "direct": (
         "--runner=DirectRunner",
         "--direct_running_mode=in_memory",
         "--direct_num_workers=1",
+        LOCAL_PICKLE_LIBRARY,
     ),
     "direct-multi": (
         "--runner=DirectRunner",
         "--direct_running_mode=multi_processing",
         "--direct_num_workers=0",
+        LOCAL_PICKLE_LIBRARY,
     ),
     # Any Beam job service (Beam's own Python one, a Flink/Spark job server). LOOPBACK runs the
     # SDK harness inside this process, which only works when the job service can reach it.

@@ -1,4 +1,4 @@
-"""Benchmark: the penguin pipeline under stock TFX vs Beamline's runner (not a test).
+"""Benchmark: a pipeline (penguin, or taxi) under stock TFX vs Beamline's runner (not a test).
 
 (a) tfx.orchestration.LocalDagRunner with the Beam args of TFX's own penguin example
     (--direct_running_mode=multi_processing --direct_num_workers=0), fresh root;
@@ -6,14 +6,16 @@
 (c) an unchanged re-run of (b).
 Each run is a separate process (imports included: that is what a user waits for). Prints wall
 times, per-component durations read from MLMD, and the ratios b/a and c/b; with --repeat N the
-medians of N rounds.
+medians of N rounds. --pipeline taxi runs the taxi pipeline (a vs b on the same shipped CSV,
+~15k rows), where data rather than start-up dominates.
 
-    .venv/bin/python benchmarks/pipeline_e2e.py [--repeat N] [--keep DIR]
+    .venv/bin/python benchmarks/pipeline_e2e.py [--pipeline penguin|taxi] [--repeat N] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import subprocess
@@ -26,7 +28,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 STOCK_BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 
 
-def _run_stock(root: Path) -> None:
+def _run_stock(root: Path, name: str) -> None:
     """Child process: the same pipeline definition through plain LocalDagRunner."""
     from beamline.runner.local import prepare_environment
 
@@ -35,22 +37,23 @@ def _run_stock(root: Path) -> None:
 
     from beamline import registry
     from beamline.metadata.connection import sqlite_config
+    from beamline.runner.preflight import resolve_data
     from beamline.settings import PipelineSettings, RootLayout
-    from pipelines import penguin
 
+    module = importlib.import_module(f"pipelines.{name}")
     layout = RootLayout(root)
-    data = Path(penguin.default_data_root())
+    data = resolve_data(Path(module.default_data_root()))  # as `beamline run` reads it
     settings = PipelineSettings(
-        pipeline_name="penguin",
-        pipeline_root=str(layout.pipeline_root("penguin")),
-        data_root=str(data.parent),
-        data_pattern=data.name,
-        serving_dir=str(layout.serving_dir("penguin")),
-        schema_path=str(registry.get("penguin").schema_path),
+        pipeline_name=name,
+        pipeline_root=str(layout.pipeline_root(name)),
+        data_root=str(data.root),
+        data_pattern=data.pattern,
+        serving_dir=str(layout.serving_dir(name)),
+        schema_path=str(registry.get(name).schema_path),
         beam_pipeline_args=tuple(STOCK_BEAM_ARGS),
         metadata_connection_config=sqlite_config(layout.metadata_path),
     )
-    tfx.orchestration.LocalDagRunner().run(penguin.create_pipeline(settings))
+    tfx.orchestration.LocalDagRunner().run(module.create_pipeline(settings))
 
 
 def _timed(cmd: list[str], log: Path) -> float:
@@ -88,12 +91,12 @@ def component_seconds(root: Path, newest_run_only: bool = True) -> dict[str, flo
     return durations
 
 
-def one_round(base: Path) -> dict:
+def one_round(base: Path, name: str) -> dict:
     a_root, b_root = base / "stock", base / "beamline"
     py = sys.executable
-    wall_a = _timed([py, __file__, "--_stock", str(a_root)], base / "a.log")
+    wall_a = _timed([py, __file__, "--_stock", str(a_root), "--pipeline", name], base / "a.log")
     comp_a = component_seconds(a_root)
-    beamline = [py, "-m", "beamline", "run", "penguin", "--root", str(b_root)]
+    beamline = [py, "-m", "beamline", "run", name, "--root", str(b_root)]
     wall_b = _timed(beamline, base / "b.log")
     comp_b = component_seconds(b_root)
     wall_c = _timed(beamline, base / "c.log")
@@ -103,17 +106,18 @@ def one_round(base: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", choices=["penguin", "taxi"], default="penguin")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="keep run roots here")
     parser.add_argument("--_stock", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._stock:
-        _run_stock(args._stock)
+        _run_stock(args._stock, args.pipeline)
         return
     rounds = []
     for i in range(args.repeat):
         base = Path(tempfile.mkdtemp(prefix=f"bench{i}-", dir=args.keep))
-        rounds.append(one_round(base))
+        rounds.append(one_round(base, args.pipeline))
         print(
             f"round {i + 1}/{args.repeat}: a={rounds[-1]['a'][0]:.1f}s "
             f"b={rounds[-1]['b'][0]:.1f}s c={rounds[-1]['c'][0]:.1f}s (roots in {base})",

@@ -13,8 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+
+# Not `from tfx import v1`: that imports tfx.v1.extensions and with it google-cloud-aiplatform,
+# about a third of the local run's start-up imports, for components a local run never uses.
+from tfx.components import (
+    Evaluator,
+    Pusher,
+    StatisticsGen,
+    Trainer,
+    Transform,
+    Tuner,
+)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import pusher_pb2, trainer_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from beamline.metadata.run_context import MODULE_SHA256_KEY
 from components.atomic_pusher import executor as atomic_pusher
@@ -108,12 +124,12 @@ def classifier_components(
     example_gen = null_aware_csv_example_gen(
         data_root, data_pattern, spec.null_values, span, extra_spans
     ).with_id("CsvExampleGen")
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = ImportSchemaGen(schema_file=schema_path)
     example_validator = StrictExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id("ExampleValidator")
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         module_file=spec.transform_module,
@@ -129,50 +145,50 @@ def classifier_components(
 
     hyperparameters = None
     if enable_tuning:
-        tuner = tfx.components.Tuner(
+        tuner = Tuner(
             module_file=spec.model_module,
             custom_config={MODULE_SHA256_KEY: module_sha256(spec.model_module)},
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            train_args=tfx.proto.TrainArgs(num_steps=spec.tuner_train_steps),
-            eval_args=tfx.proto.EvalArgs(num_steps=spec.tuner_eval_steps),
+            train_args=trainer_pb2.TrainArgs(num_steps=spec.tuner_train_steps),
+            eval_args=trainer_pb2.EvalArgs(num_steps=spec.tuner_eval_steps),
         )
         tuner.add_upstream_node(example_validator)
         hyperparameters = tuner.outputs["best_hyperparameters"]
         nodes.append(tuner)
 
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         module_file=spec.model_module,
         custom_config={MODULE_SHA256_KEY: module_sha256(spec.model_module)},
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
-        train_args=tfx.proto.TrainArgs(num_steps=spec.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=spec.eval_steps),
+        train_args=trainer_pb2.TrainArgs(num_steps=spec.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=spec.eval_steps),
     )
     trainer.add_upstream_node(example_validator)
 
-    baseline_resolver = tfx.dsl.Resolver(
+    baseline_resolver = Resolver(
         strategy_class=LatestBlessedBeforeCandidateStrategy,
         **{
             CANDIDATE_KEY: trainer.outputs["model"],
-            MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+            MODEL_KEY: Channel(type=standard_artifacts.Model),
+            MODEL_BLESSING_KEY: Channel(type=standard_artifacts.ModelBlessing),
         },
     ).with_id("baseline_resolver")
 
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs[MODEL_KEY],
         eval_config=eval_config(spec),
     )
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
         # Copy, then rename into place: no server ever sees a half-written version.
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
@@ -180,7 +196,7 @@ def classifier_components(
     return nodes + [trainer, baseline_resolver, evaluator, pusher]
 
 
-def classifier_pipeline(settings, spec: ClassifierSpec) -> tfx.dsl.Pipeline:
+def classifier_pipeline(settings, spec: ClassifierSpec) -> Pipeline:
     """The standard classifier DAG for `spec`, as a pipeline built from PipelineSettings."""
     nodes = classifier_components(
         spec,
@@ -195,9 +211,9 @@ def classifier_pipeline(settings, spec: ClassifierSpec) -> tfx.dsl.Pipeline:
     return build_pipeline(settings, nodes)
 
 
-def build_pipeline(settings, components: list) -> tfx.dsl.Pipeline:
+def build_pipeline(settings, components: list) -> Pipeline:
     """A tfx Pipeline from PipelineSettings (runner-agnostic: local, Kubeflow v2, Vertex)."""
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=settings.pipeline_name,
         pipeline_root=settings.pipeline_root,
         components=components,

@@ -47,7 +47,10 @@ if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; assert sys.
   "$UV" venv --quiet -p "$PY310" .venv
 fi
 echo "bootstrap: syncing .venv with requirements.lock"
-"$UV" pip sync --quiet --python .venv/bin/python requirements.lock
+# Byte-compiled once here: with PYTHONDONTWRITEBYTECODE set (as in some CI/sandbox shells) Python
+# never caches .pyc, so every run would compile TF/TFX/Beam from source again (importing the
+# pipeline and runner: 16 s CPU from source, 6.5 s from .pyc). Existing .pyc are read regardless.
+"$UV" pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.lock
 "$UV" pip install --quiet --python .venv/bin/python --no-deps -e .
 touch .venv/.bootstrapped
 echo "bootstrap: ready (.venv, Python $(.venv/bin/python -c 'import platform; print(platform.python_version())'))"

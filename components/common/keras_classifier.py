@@ -246,7 +246,7 @@ def search_space(spec: ModelSpec):
 def tuner_fn(spec: ModelSpec, fn_args):
     """A small KerasTuner RandomSearch over the spec's search space (TFX's Tuner contract)."""
     import keras_tuner
-    from tfx import v1 as tfx
+    from tfx.components.tuner.component import TunerFnResult
 
     tf_transform_output = load_transform_output(fn_args.transform_graph_path)
     keras.utils.set_random_seed(spec.seed)
@@ -261,7 +261,7 @@ def tuner_fn(spec: ModelSpec, fn_args):
         seed=spec.seed,
     )
     train, evaluation = _datasets(spec, fn_args, tf_transform_output)
-    return tfx.components.TunerFnResult(
+    return TunerFnResult(
         tuner=tuner,
         fit_kwargs={
             "x": train,

@@ -6,7 +6,6 @@ import glob
 import os
 from collections.abc import Sequence
 
-from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2, range_config_pb2
@@ -27,7 +26,7 @@ def null_aware_csv_example_gen(
     null_values: Sequence[str] = DEFAULT_NULL_VALUES,
     span: int | None = None,
     extra_spans: Sequence[tuple[int, str]] = (),
-) -> tfx.components.FileBasedExampleGen:
+) -> FileBasedExampleGen:
     """CsvExampleGen over `input_base`/`pattern` reading `null_values` cells as missing values.
 
     One input split, hashed 2:1 into train and eval (TFX's default output config). A pattern
@@ -53,8 +52,8 @@ def null_aware_csv_example_gen(
         )
     return FileBasedExampleGen(
         input_base=input_base,
-        input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
         ),
         range_config=range_config,
         custom_config=custom_config,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from tfx.components import ExampleValidator
 from tfx.dsl.components.base import executor_spec
 
 from components.strict_validator import executor
 
 
-class StrictExampleValidator(tfx.components.ExampleValidator):
+class StrictExampleValidator(ExampleValidator):
     """ExampleValidator that stops the pipeline when the data has anomalies."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)

@@ -36,6 +36,7 @@ def test_extra_args_override_same_named_flags():
     assert args == [
         "--runner=DirectRunner",
         "--direct_running_mode=in_memory",
+        beam.LOCAL_PICKLE_LIBRARY,
         "--direct_num_workers=2",
         "--foo=bar",
     ]

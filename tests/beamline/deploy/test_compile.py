@@ -50,9 +50,10 @@ def test_every_pipeline_compiles_with_every_node_as_a_task(name, options_fn):
 def test_beam_steps_carry_the_profile_args_and_image(penguin_kubeflow):
     spec = _spec(penguin_kubeflow.job)
     assert "Tuner" in spec.root.dag.tasks and "Pusher" in spec.root.dag.tasks
-    assert penguin_kubeflow.beam_args[:3] == [
+    assert penguin_kubeflow.beam_args[:4] == [
         "--runner=DirectRunner",
         "--direct_running_mode=in_memory",
+        "--pickle_library=cloudpickle",
         "--direct_num_workers=2",
     ]
     executors = penguin_kubeflow.job["pipelineSpec"]["deploymentSpec"]["executors"]
