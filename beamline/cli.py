@@ -26,7 +26,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lineage": ("beamline.commands.lineage:lineage", "Trace models to data, data to models."),
     "diff": ("beamline.commands.diff:diff", "What changed between two runs."),
     "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
+    "monitor": (
+        "beamline.commands.monitor:monitor",
+        "Skew/drift of logged requests vs training data; exit 6 past a threshold.",
+    ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
+    "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
 }
 
 

@@ -47,3 +47,9 @@ class MetadataUnreachable(BeamlineError):
     """The ML Metadata store cannot be opened."""
 
     exit_code = 5
+
+
+class RunInProgress(BeamlineError):
+    """Another live run of the same pipeline holds the run root's lock."""
+
+    exit_code = 6

@@ -29,6 +29,8 @@ DEFAULT_MAX_PARALLEL = 3
 # TFX packages module files into wheels at compile time unless this is set; Beamline imports
 # module files in place (their content digest is in custom_config, see run_context).
 NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
+# A push is copied to `<serving dir>/<prefix><version>-<pid>/`, then renamed to `<version>/`.
+PUSH_INCOMING_PREFIX = ".incoming-"
 # TF Serving's REST port, which `beamline serve` also listens on by default.
 DEFAULT_REST_PORT = 8501
 
@@ -109,6 +111,11 @@ class RootLayout:
         return self.reports_dir / f"{pipeline_name}-{file_safe(run_id)}.html"
 
     @property
+    def monitoring_dir(self) -> Path:
+        """`beamline monitor`'s windows: <pipeline>/<model>-<version>-<first request>-<time>/."""
+        return self.root / "monitoring"
+
+    @property
     def locks_dir(self) -> Path:
         return self.root / "locks"
 
@@ -127,8 +134,12 @@ class PipelineSettings:
     data_root: str
     serving_dir: str
     schema_path: str
-    # Glob of the CSV files under data_root, relative to it.
+    # Glob of the CSV files under data_root, relative to it; may hold a TFX span spec
+    # ({SPAN}, {YYYY}{MM}{DD}), read with `span` (None: ExampleGen takes the latest span).
     data_pattern: str = "*.csv"
+    span: int | None = None
+    # The earlier spans of a --span-range, (span, data_pattern filled in), read with `span`.
+    extra_spans: tuple[tuple[int, str], ...] = ()
     enable_tuning: bool = True
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.

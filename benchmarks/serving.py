@@ -18,6 +18,12 @@ model directory (renamed into place, as the Pusher does) and loaded; the p99 fro
 the new version answers, against the p99 of the same clients just before it (target: <= 2x).
 
     .venv/bin/python benchmarks/serving.py --only-push      # just the push scenario
+    .venv/bin/python benchmarks/serving.py --logging-cost   # request logging at rate 1.0 vs off
+
+`--logging-cost` instead measures what request logging costs: two servers (batching off), one
+with `--request_log_dir` at sample rate 1.0, the other without; REST and gRPC at 32 clients (or
+--concurrency), rounds alternating between the servers; medians of p50 and throughput, and the
+throughput loss (target <= 10%).
 """
 
 from __future__ import annotations
@@ -70,6 +76,10 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="give pushed versions a warm-up file (pipeline pushes have none)",
     )
+    parser.add_argument(
+        "--logging-cost", action="store_true", help="measure request logging (rate 1.0) vs off"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server (--logging-cost)")
     return parser.parse_args()
 
 
@@ -334,6 +344,9 @@ def main() -> None:
     batching_file = work / "batching.config"
     batching_file.write_text(BATCHING % args.batch_threads, encoding="utf-8")
     common = {"model_name": args.model_name, "model_base_path": base, "log_dir": work}
+    if args.logging_cost:
+        _logging_cost(args, work, common, instances)
+        return
     servers = {
         "off": start_server(args=["--enable_batching=false"], wait=False, **common),
         "on": start_server(
@@ -361,14 +374,14 @@ def main() -> None:
             server.stop()
 
 
-def _run(args, concurrency, servers, version_dir, instances) -> None:
+def _payloads(args, signature_def, instances):
+    """(arrays, raw REST request, serialized gRPC PredictRequest) for one Predict request."""
     from tensorflow_serving.apis import predict_pb2
 
     from serving.core.servable import _tensor_info
     from serving.core.tensors import make_tensor_proto
     from serving.rest import json_decode
 
-    _loaded, function, signature_def = load_signature(version_dir)
     infos = {k: _tensor_info(k, v) for k, v in signature_def.inputs.items()}
     arrays, _ = json_decode.predict_inputs({"instances": instances}, infos)
 
@@ -381,7 +394,73 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
     grpc_request.model_spec.name = args.model_name
     for name, array in arrays.items():
         grpc_request.inputs[name].CopyFrom(make_tensor_proto(array))
-    grpc_payload = grpc_request.SerializeToString()
+    return arrays, rest_request, grpc_request.SerializeToString()
+
+
+def _logging_cost(args, work: Path, common: dict, instances) -> None:
+    import statistics
+
+    logs = work / "request_logs"
+    servers = {
+        "off": start_server(args=["--enable_batching=false"], wait=False, **common),
+        "rate 1.0": start_server(
+            args=["--enable_batching=false", f"--request_log_dir={logs}"], wait=False, **common
+        ),
+    }
+    try:
+        base = Path(common["model_base_path"])
+        version = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
+        _, _, signature_def = load_signature(base / str(version))
+        _, rest_request, grpc_payload = _payloads(args, signature_def, instances)
+        for server in servers.values():
+            server.wait_ready()
+        clients = max(int(c) for c in args.concurrency.split(","))
+        measured: dict[tuple[str, str], list] = {}
+        for round_ in range(args.rounds):
+            for kind, payload in (("REST", rest_request), ("gRPC", grpc_payload)):
+                for name, server in servers.items():
+                    r = asyncio.run(run_clients(kind, server, payload, clients, args.duration))
+                    measured.setdefault((kind, name), []).append(r)
+                    print(
+                        f"  round {round_ + 1} {kind:4} logging {name:8}: p50 {r.p50:6.2f} ms  "
+                        f"{r.rate:7.0f} req/s  CPU {r.cpu_ms:.3f} ms/req",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        for server in servers.values():
+            server.stop()
+    from serving.request_log.reader import LogScan, read_prediction_logs
+
+    scan = LogScan()
+    logged = sum(1 for _ in read_prediction_logs(logs, scan))
+    print()
+    print(
+        f"Request logging cost: {clients} clients, 1-row Predict, batching off, medians of "
+        f"{args.rounds} alternating rounds of {args.duration:g} s ({os.cpu_count()} cores shared)"
+    )
+    print(f"{'':22}{'p50 ms':>8}{'req/s':>9}{'CPU ms/req':>12}")
+    for (kind, name), runs in measured.items():
+        print(
+            f"{kind + ' logging ' + name:22}{statistics.median(r.p50 for r in runs):8.2f}"
+            f"{statistics.median(r.rate for r in runs):9.0f}"
+            f"{statistics.median(r.cpu_ms for r in runs):12.3f}"
+        )
+    for kind in ("REST", "gRPC"):
+        off = statistics.median(r.rate for r in measured[(kind, "off")])
+        on = statistics.median(r.rate for r in measured[(kind, "rate 1.0")])
+        loss = 1 - on / off
+        verdict = "meets" if loss <= 0.10 else "MISSES"
+        print(
+            f"{kind}: throughput with logging {on:.0f} vs {off:.0f} req/s off: "
+            f"{loss:+.1%} loss (target <= 10%: {verdict})"
+        )
+    print(f"records logged: {logged} in {len(scan.files)} file(s), damaged: {len(scan.damaged)}")
+
+
+def _run(args, concurrency, servers, version_dir, instances) -> None:
+    _loaded, function, signature_def = load_signature(version_dir)
+    arrays, rest_request, grpc_payload = _payloads(args, signature_def, instances)
 
     for server in servers.values():
         server.wait_ready()

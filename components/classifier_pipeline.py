@@ -25,6 +25,7 @@ from tfx.components import (
     Tuner,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
@@ -32,6 +33,7 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from beamline.metadata.run_context import MODULE_SHA256_KEY
+from components.atomic_pusher import executor as atomic_pusher
 from components.csv_example_gen.component import null_aware_csv_example_gen
 from components.csv_example_gen.constants import DEFAULT_NULL_VALUES
 from components.resolvers.baseline import (
@@ -61,16 +63,21 @@ class ClassifierSpec:
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
 
 
+# Code every module file may import (imputation, the Keras classifier).
+COMMON_DIR = Path(__file__).resolve().parent / "common"
+
+
 def module_sha256(module_file: str) -> str:
-    """Digest of every .py file in the module file's directory (what TFX's wheel hash covers).
+    """Digest of the module file's directory and of components/common (all their .py files).
 
     Passed to the components as custom_config, it is part of their execution properties, so a
     code change invalidates the cache whether or not TFX packages the module as a wheel (the
     local runner and Kubeflow/Vertex images import module files in place).
     """
     h = hashlib.sha256()
-    for path in sorted(Path(module_file).parent.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for directory in (Path(module_file).parent, COMMON_DIR):
+        for path in sorted(directory.glob("*.py")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -110,11 +117,13 @@ def classifier_components(
     schema_path: str,
     serving_dir: str,
     enable_tuning: bool,
+    span: int | None = None,
+    extra_spans: tuple[tuple[int, str], ...] = (),
 ) -> list:
     """The pipeline's nodes, in a valid topological order."""
-    example_gen = null_aware_csv_example_gen(data_root, data_pattern, spec.null_values).with_id(
-        "CsvExampleGen"
-    )
+    example_gen = null_aware_csv_example_gen(
+        data_root, data_pattern, spec.null_values, span, extra_spans
+    ).with_id("CsvExampleGen")
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = ImportSchemaGen(schema_file=schema_path)
     example_validator = StrictExampleValidator(
@@ -181,6 +190,8 @@ def classifier_components(
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
+        # Copy, then rename into place: no server ever sees a half-written version.
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
     )
     return nodes + [trainer, baseline_resolver, evaluator, pusher]
 
@@ -194,6 +205,8 @@ def classifier_pipeline(settings, spec: ClassifierSpec) -> Pipeline:
         schema_path=settings.schema_path,
         serving_dir=settings.serving_dir,
         enable_tuning=settings.enable_tuning,
+        span=settings.span,
+        extra_spans=settings.extra_spans,
     )
     return build_pipeline(settings, nodes)
 

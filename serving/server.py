@@ -26,6 +26,12 @@ from serving.core.errors import ConfigError
 from serving.core.metrics import Metrics
 from serving.core.model_manager import ModelManager, Periodic, call_at_low_priority
 from serving.core.schema_contract import SchemaContract
+from serving.request_log.config import (
+    RequestLogSettings,
+    configs_from_model_server_config,
+    settings_from_flags,
+)
+from serving.request_log.logger import RequestLogRouter
 
 log = logging.getLogger("beamline.serving")
 
@@ -81,6 +87,7 @@ class ModelServer:
             method_name_check=options.enable_signature_method_name_check,
             run_threads=options.rest_api_num_threads or 8,
         )
+        self._set_request_log(self._request_log_settings(self._config_text))
         self._pollers: list[Periodic] = []
         self._grpc = None
         self._http = None
@@ -98,12 +105,38 @@ class ModelServer:
         root = options.serving_root
         return lambda: discover_models(root)
 
+    # -- request logging --------------------------------------------------------------------
+
+    def _request_log_settings(self, config_text: str | None) -> RequestLogSettings:
+        options = self.options
+        return settings_from_flags(
+            options.request_log_dir,
+            options.request_log_sample_rate,
+            config_text,
+            str(options.model_config_file),
+            options.request_log_exclude,
+        )
+
+    def _set_request_log(self, settings: RequestLogSettings) -> None:
+        router = self.dataplane.request_log
+        if router is not None:
+            router.reconfigure(settings)
+        elif settings.enabled:
+            self.dataplane.request_log = RequestLogRouter(
+                settings, self.metrics.request_log_count.inc
+            )
+
     # -- config reloads -------------------------------------------------------------------
 
     def reload_config(self, config) -> None:
         """HandleReloadConfigRequest: serve exactly the models of a ModelServerConfig proto."""
         specs = model_specs_from_proto(config, "ReloadConfigRequest")
+        base = self._request_log_settings(None)
+        logging = configs_from_model_server_config(config, "ReloadConfigRequest")
         self._apply(specs)
+        self._set_request_log(
+            RequestLogSettings(logging, base.directory, base.sample_rate, base.exclude_fields)
+        )
 
     def _apply(self, specs: list[ModelSpec]) -> None:
         with self._reload_lock:
@@ -129,7 +162,9 @@ class ModelServer:
             return
         self._config_text = text
         try:
+            settings = self._request_log_settings(text)
             self._apply(read_model_config_file(path))
+            self._set_request_log(settings)
             log.info("Applied the changed model config file %s", path)
         except Exception as exc:
             log.error("The changed model config file %s was not applied: %s", path, exc)

@@ -22,17 +22,20 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     import json
 
     from beamline.lineage import trace
-    from beamline.lineage.access import open_graph
+    from beamline.lineage.access import open_graph_and_store
     from beamline.lineage.format import lineage_text
+    from beamline.monitor.lineage import monitored_by_json, monitored_by_text
 
-    graph = open_graph(root, metadata, pipeline)
+    graph, store = open_graph_and_store(root, metadata, pipeline)
     target = trace.find_target(graph, ref)
     if target.data_path is not None:
         sources, result = trace.from_data_file(graph, target.data_path)
         result.sources = sources
     else:
         result = trace.upstream(graph, target.artifacts[0].id, payload=not no_payloads)
+    watched = [a.id for a in target.artifacts] + list(result.models)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        data = {**result.to_json(), "monitored_by": monitored_by_json(store, watched)}
+        click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(lineage_text(result))
+        click.echo(lineage_text(result) + monitored_by_text(store, watched))

@@ -25,18 +25,23 @@ def report(run_ref, root, metadata, pipeline, out, as_json) -> None:
     statistics and anomalies, TFMA metrics against the baseline, lineage graph."""
     import json
 
-    from beamline.lineage.access import open_graph
+    from beamline.lineage.access import open_graph_and_store
     from beamline.lineage.runs import resolve_run
+    from beamline.monitor.report import monitoring_section, run_monitoring
     from beamline.report.html import render_report, report_json
     from beamline.settings import RootLayout
 
-    graph = open_graph(root, metadata, pipeline)
+    graph, store = open_graph_and_store(root, metadata, pipeline)
     run = resolve_run(graph, run_ref, pipeline)
     if out is None:
         out = RootLayout(root).report_path(run.pipeline, run.id)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(graph, run), encoding="utf-8")
+    monitoring = run_monitoring(store, graph, run)
+    html = render_report(graph, run, (monitoring_section(monitoring),))
+    out.write_text(html, encoding="utf-8")
     if as_json:
-        click.echo(json.dumps({"path": str(out), **report_json(graph, run)}, indent=2))
+        data = {"path": str(out), **report_json(graph, run)}
+        data["monitoring"] = [m.execution_id for m in monitoring]
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(f"Report for run {run.id} ({run.pipeline}): {out}")

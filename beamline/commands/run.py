@@ -16,6 +16,11 @@ from beamline.settings import DEFAULT_MAX_PARALLEL
 @click.option("--data", type=click.Path(path_type=Path), help="CSV file or directory of CSVs "
               "(default: the pipeline's embedded data).")
 @root_option()
+@click.option("--span", type=click.IntRange(0), default=None,
+              help="Read this TFX span of --data (span-N/ directories, or the pipeline's "
+              "SPAN_PATTERN) [default: the latest span].")
+@click.option("--span-range", default=None, metavar="FIRST:LAST",
+              help="Read every span from FIRST to LAST (inclusive) in one ExampleGen.")
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
 @click.option("--beam", "--beam-mode", "beam_profile", type=click.Choice(profile_names()),
               default=AUTO, show_default=True,
@@ -29,10 +34,12 @@ from beamline.settings import DEFAULT_MAX_PARALLEL
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=DEFAULT_MAX_PARALLEL,
               show_default=True, help="Nodes that may run at once when the DAG allows.")
 def run(
-    pipeline, data, root, no_tune, beam_profile, beam_extra, metadata, no_fast_cache, max_parallel
+    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
+    no_fast_cache, max_parallel,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
     from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
+    from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
 
     request = RunRequest(
@@ -45,6 +52,8 @@ def run(
         metadata=metadata,
         max_parallel=max_parallel,
         fast_cache=not no_fast_cache,
+        span=span,
+        span_range=parse_span_range(span_range) if span_range is not None else None,
     )
     outcome = run_pipeline(request)
     click.echo(format_summary(outcome))

@@ -24,9 +24,18 @@ def runs(root, metadata, pipeline, limit, as_json) -> None:
 
     from beamline.lineage.access import open_graph
     from beamline.lineage.format import runs_table
-    from beamline.lineage.runs import run_summaries
+    from beamline.lineage.runs import run_summaries, unrecorded_versions
+    from beamline.settings import RootLayout
 
     graph = open_graph(root, metadata, pipeline)
+    for version in unrecorded_versions(graph, RootLayout(root).serving_root):
+        click.echo(
+            f"warning: {version} is a model version no run recorded (a push was killed after "
+            "the version became visible, before MLMD recorded it): it has no lineage. Remove "
+            "it, or keep it knowingly; `beamline gc --unrecorded-versions` removes such "
+            "versions.",
+            err=True,
+        )
     summaries = list(reversed(run_summaries(graph, pipeline)))
     if limit:
         summaries = summaries[:limit]

@@ -136,6 +136,26 @@ PATH = click.Path(path_type=Path)
     help="Validate requests against this TFMD schema.pbtxt (Beamline; repeatable; "
     "without MODEL= it applies to every model).",
 )
+@click.option(
+    "--request_log_dir",
+    type=PATH,
+    default=None,
+    help="Log sampled requests of every model as PredictionLog TFRecords under "
+    "DIR/<model>-*.tfrecord (Beamline; a model config's logging_config does the same per model).",
+)
+@click.option(
+    "--request_log_sample_rate",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Fraction of requests logged with --request_log_dir.",
+)
+@click.option(
+    "--request_log_exclude",
+    multiple=True,
+    metavar="NAME",
+    help="Never log this input, example feature or output (repeatable; e.g. a sensitive field).",
+)
 @root_option("Run root whose serving/<model>/ directories are served without model flags.")
 def serve(**flags) -> None:
     """Serve pushed models with TensorFlow Serving's REST and gRPC APIs.
@@ -183,7 +203,17 @@ def build_options(**flags):
         cors=flags["rest_api_enable_cors_support"],
         inter_op_threads=flags["tensorflow_inter_op_parallelism"],
         intra_op_threads=flags["tensorflow_intra_op_parallelism"],
+        request_log_dir=flags["request_log_dir"].resolve() if flags["request_log_dir"] else None,
+        request_log_sample_rate=flags["request_log_sample_rate"],
+        request_log_exclude=tuple(
+            name for item in flags["request_log_exclude"] for name in item.split(",") if name
+        ),
     )
+    if not 0.0 <= options.request_log_sample_rate <= 1.0:
+        raise ConfigError(
+            f"--request_log_sample_rate {options.request_log_sample_rate} is outside [0, 1]; "
+            "give the fraction of requests to log, e.g. 0.1."
+        )
     if options.grpc_port and options.grpc_port == options.rest_port:
         raise ConfigError(
             f"--port and --rest_api_port are both {options.grpc_port}; gRPC and REST need "

@@ -96,7 +96,11 @@ def pipeline_settings(
     schema_path: str,
 ) -> PipelineSettings:
     root = options.pipeline_root.rstrip("/")
-    data_root, data_pattern = _data_location(options.data_root or default_data_root())
+    from beamline.runner.spans import span_pattern_of
+
+    data_root, data_pattern = _data_location(
+        options.data_root or default_data_root(), span_pattern_of(registry.load_module(name))
+    )
     return PipelineSettings(
         pipeline_name=name,
         pipeline_root=f"{root}/{name}",
@@ -110,12 +114,16 @@ def pipeline_settings(
     )
 
 
-def _data_location(data: str) -> tuple[str, str]:
-    """(directory, glob) for ExampleGen from a CSV file or a directory of CSVs, local or remote."""
-    if not is_uri(data):
-        from beamline.runner.preflight import resolve_data
+def _data_location(data: str, span_pattern: str | None = None) -> tuple[str, str]:
+    """(directory, glob) for ExampleGen from a CSV file or a directory of CSVs, local or remote.
 
-        local = resolve_data(Path(data))
+    A local directory holding TFX spans gives the span pattern itself (no span pinned), so the
+    compiled pipeline's ExampleGen takes the latest span at each scheduled run.
+    """
+    if not is_uri(data):
+        from beamline.runner.spans import DEFAULT_SPAN_PATTERN, resolve_input
+
+        local = resolve_input(Path(data), span_pattern or DEFAULT_SPAN_PATTERN)
         return str(local.root), local.pattern
     if data.endswith(".csv"):
         directory, _, name = data.rpartition("/")

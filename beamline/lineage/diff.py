@@ -43,6 +43,7 @@ class RunDiff:
     # metric -> {"a": x, "b": y, "delta": y - x}, per slice
     metrics: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     blessed: tuple[bool | None, bool | None] = (None, None)
+    span: tuple[str | None, str | None] = (None, None)  # the TFX span each run read
     pushed_version: tuple[str | None, str | None] = (None, None)
     notes: list[str] = field(default_factory=list)
 
@@ -142,6 +143,7 @@ def diff_runs(
 
     sa, sb = summarize(graph, run_a), summarize(graph, run_b)
     result.blessed = (sa.blessed, sb.blessed)
+    result.span = (sa.span, sb.span)
     result.pushed_version = (sa.pushed_version, sb.pushed_version)
     if not payload:
         return result

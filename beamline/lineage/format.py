@@ -77,6 +77,7 @@ def runs_table(summaries: list[RunSummary]) -> str:
         [
             s.run_id,
             s.pipeline,
+            s.span if s.span is not None else "-",
             when(s.start_ms),
             s.state,
             duration(s.duration_s),
@@ -91,6 +92,7 @@ def runs_table(summaries: list[RunSummary]) -> str:
         [
             "RUN",
             "PIPELINE",
+            "SPAN",
             "STARTED",
             "STATE",
             "DURATION",
@@ -140,7 +142,16 @@ def _artifact_line(art: dict[str, Any]) -> str:
         extra.append("BLESSED" if props.get("blessed") else "NOT blessed")
     else:
         extra.append(art["uri"])
-    return f"{art['type']} #{art['id']}: " + " ".join(extra)
+        extra.append(_span_note(art))
+    return f"{art['type']} #{art['id']}: " + " ".join(e for e in extra if e)
+
+
+def _span_note(art: dict[str, Any]) -> str:
+    """"(span 2)" for ExampleGen output (TFX's `span`, Beamline's `span_range`), else ""."""
+    props = art.get("properties", {})
+    if art["type"] != "Examples" or props.get("span") is None:
+        return ""
+    return f"(span {props.get('span_range') or props['span']})"
 
 
 def _facts_lines(facts: dict[str, Any], indent: str) -> list[str]:
@@ -213,7 +224,7 @@ def lineage_text(lineage: Lineage) -> str:
         lines.append(f"Everything built from {path or _artifact_line(target)}:")
         for step in lineage.steps:
             outs = ", ".join(
-                f"{lineage.artifacts[a]['type']} #{a}"
+                f"{lineage.artifacts[a]['type']} #{a} {_span_note(lineage.artifacts[a])}".rstrip()
                 for a in step.outputs and [x for ids in step.outputs.values() for x in ids]
                 if a in lineage.artifacts
             )
@@ -258,6 +269,11 @@ def diff_text(diff: RunDiff) -> str:
 
     lines.append("")
     lines.append("Inputs:")
+    if diff.span != (None, None):
+        span_a, span_b = (s if s is not None else "-" for s in diff.span)
+        lines.append(
+            f"  span: {span_a} -> {span_b}" if span_a != span_b else f"  span: {span_b} (same)"
+        )
     if not diff.data:
         lines.append("  source data: same ExampleGen output in both runs (unchanged)")
     for item in diff.data:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execution, Graph, Run
+from beamline.lineage.spans import span_of
 from beamline.metadata import run_context as rc
+from beamline.metadata.liveness import runner_alive
 
 
 class UnknownRun(BeamlineError):
@@ -31,6 +35,7 @@ class RunSummary:
     pushed_version: str | None
     pushed_destination: str | None
     reason: str = ""
+    span: str | None = None  # the TFX span ExampleGen read ("1-3" for a range)
 
     @property
     def duration_s(self) -> float:
@@ -70,22 +75,50 @@ def pushed_of(graph: Graph, executions: list[Execution]) -> tuple[str | None, st
     return None, None
 
 
-def summarize(graph: Graph, run: Run) -> RunSummary:
+def unfinished_nodes(graph: Graph, run: Run) -> list[str]:
+    """Nodes whose execution in `run` started and never finished (or were canceled as killed)."""
+    stuck = (*rc.ExecutionState.UNFINISHED, rc.ExecutionState.CANCELED)
+    nodes = [e.node_id for e in graph.run_executions(run.id) if e.state in stuck]
+    if not nodes:
+        nodes = [n for n in str(run.properties.get(rc.CURRENT_NODES) or "").split(",") if n]
+    return nodes
+
+
+def killed_reason(graph: Graph, run: Run) -> str:
+    nodes = unfinished_nodes(graph, run)
+    where = f" while running {', '.join(nodes)}" if nodes else ""
+    return (
+        f"killed: runner pid {run.properties.get(rc.RUNNER_PID)} on "
+        f"{run.properties.get(rc.RUNNER_HOST)} stopped without recording an end{where}"
+    )
+
+
+def summarize(
+    graph: Graph, run: Run, alive: Callable[[dict], bool | None] = runner_alive
+) -> RunSummary:
+    """One run's state and results. A run recorded as `running` whose runner process is gone
+    (`alive`, from the pid/host/heartbeat the runner stamped) is `killed`."""
     execs = graph.run_executions(run.id)
     states = [e.state for e in execs]
     start = min([run.create_ms, *(e.start_ms for e in execs)]) if execs else run.create_ms
     end = max([start, *(e.end_ms for e in execs)])
     recorded = run.properties.get(rc.STATE)
-    if recorded:
+    reason = str(run.properties.get(rc.REASON) or "")
+    if recorded == rc.RunState.RUNNING and alive(run.properties) is False:
+        state = rc.RunState.KILLED
+        reason = killed_reason(graph, run)
+        if run.properties.get(rc.HEARTBEAT_MS):
+            end = max(end, int(run.properties[rc.HEARTBEAT_MS]))
+    elif recorded:
         state = str(recorded)
     elif FAILED in states:
-        state = "failed"
+        state = rc.RunState.FAILED
     elif any(s in (NEW, RUNNING) for s in states):
-        state = "running"
+        state = rc.RunState.RUNNING
     elif not execs:
-        state = "empty"
+        state = rc.RunState.EMPTY
     else:
-        state = "complete"
+        state = rc.RunState.COMPLETE
     if run.properties.get(rc.END_MS):
         end = max(end, int(run.properties[rc.END_MS]))
     version, destination = pushed_of(graph, execs)
@@ -102,7 +135,8 @@ def summarize(graph: Graph, run: Run) -> RunSummary:
         blessed=blessing_of(graph, execs),
         pushed_version=version,
         pushed_destination=destination,
-        reason=str(run.properties.get(rc.REASON) or ""),
+        reason=reason,
+        span=span_of(graph, execs),
     )
 
 
@@ -160,3 +194,25 @@ def previous_run(graph: Graph, run: Run) -> Run | None:
     runs = graph.sorted_runs(run.pipeline)
     index = runs.index(run)
     return runs[index - 1] if index > 0 else None
+
+
+def unrecorded_versions(graph: Graph, serving_root: Path) -> list[Path]:
+    """Version directories under `<serving_root>/<pipeline>/` that no PushedModel records.
+
+    A push killed after its version became visible and before TFX recorded it leaves one: a
+    complete model a server would serve, with no lineage. Only the graph's pipelines are checked.
+    """
+    recorded = {
+        str(Path(str(a.prop("pushed_destination"))))
+        for a in graph.artifacts.values()
+        if a.type == rc.PUSHED_MODEL_TYPE and a.prop("pushed_destination")
+    }
+    found = []
+    for pipeline in graph.pipelines():
+        base = serving_root / pipeline
+        if not base.is_dir():
+            continue
+        for version in sorted(base.iterdir()):
+            if version.name.isdigit() and version.is_dir() and str(version) not in recorded:
+                found.append(version)
+    return found

@@ -16,8 +16,9 @@ from typing import Any
 
 from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
+from beamline.lineage.push_notes import push_notes
 from beamline.lineage.sources import parse_fingerprint
-from beamline.metadata.run_context import MODULE_SHA256_KEY
+from beamline.metadata.run_context import MODULE_SHA256_KEY, ExecutionState, RunState
 
 # Execution properties holding user code or its digest (custom_config's module_sha256).
 CODE_PROPERTIES = (
@@ -218,6 +219,8 @@ def explain_execution(graph: Graph, ex: Execution, depth: int = 0) -> Explanatio
         state=ex.state,
         verdict="",
     )
+    if ex.state in (*ExecutionState.UNFINISHED, ExecutionState.CANCELED):
+        return _unfinished(graph, ex, exp)
     if ex.state == CACHED:
         source = original(graph, ex)
         if source.id == ex.id:
@@ -294,6 +297,28 @@ def explain_execution(graph: Graph, ex: Execution, depth: int = 0) -> Explanatio
     return exp
 
 
+def _unfinished(graph: Graph, ex: Execution, exp: Explanation) -> Explanation:
+    """An execution that started and never finished: running now, or killed with its run."""
+    from beamline.lineage.runs import summarize
+
+    run = graph.runs.get(ex.run_id)
+    summary = summarize(graph, run) if run is not None else None
+    if summary is not None and summary.state == RunState.RUNNING:
+        exp.verdict = (
+            f"{ex.node_id} is running now (execution #{ex.id} started and has not finished)."
+        )
+        return exp
+    exp.state = "KILLED"
+    why = f" ({summary.reason})" if summary is not None and summary.reason else ""
+    exp.verdict = (
+        f"{ex.node_id} did not finish: execution #{ex.id} started, then the run's runner was "
+        f"killed before it completed{why}. Nothing it produced was published."
+    )
+    exp.notes.append("Re-run the pipeline: the node runs again (a killed execution is never "
+                     "reused from the cache).")
+    return exp
+
+
 def root_causes(exp: Explanation) -> list[tuple[str, Change]]:
     """The non-input changes (data, code, parameters) at the bottom of the upstream chain."""
     found = [(exp.node, c) for c in exp.changes if c.kind != "input"]
@@ -324,4 +349,6 @@ def explain(graph: Graph, run_id: str, node: str) -> Explanation:
                 "reaching it (see `beamline runs`)."
             ),
         )
-    return explain_execution(graph, ex)
+    exp = explain_execution(graph, ex)
+    exp.notes.extend(push_notes(graph, ex))
+    return exp

@@ -54,7 +54,7 @@ svg.dag .node text.t { font: 600 12px system-ui, sans-serif; fill: var(--fg); }
 svg.dag .node text.s { font: 11px system-ui, sans-serif; fill: var(--muted); }
 svg.dag .state-COMPLETE rect { stroke: var(--ok); fill: #dafbe1; }
 svg.dag .state-CACHED rect { stroke: var(--cache); fill: #ddf4ff; }
-svg.dag .state-FAILED rect { stroke: var(--bad); fill: #ffebe9; }
+svg.dag .state-FAILED rect, svg.dag .state-CANCELED rect { stroke: var(--bad); fill: #ffebe9; }
 svg.dag .state-RUNNING rect, svg.dag .state-NEW rect { stroke: var(--warn); fill: #fff8c5; }
 svg.dag .artifact rect { fill: var(--bg); stroke-dasharray: 4 2; }
 svg.dag .baseline rect { fill: #fff; stroke: var(--warn); stroke-dasharray: 2 2; }
@@ -404,8 +404,9 @@ def _sources(graph: Graph, execs: list[Execution]) -> str:
 # ---------------------------------------------------------------- page
 
 
-def render_report(graph: Graph, run: Run) -> str:
-    """The report of `run` as one HTML document."""
+def render_report(graph: Graph, run: Run, extra_sections: tuple[str, ...] = ()) -> str:
+    """The report of `run` as one HTML document (`extra_sections`: HTML appended, e.g.
+    monitoring)."""
     execs = graph.run_executions(run.id)
     summary = summarize(graph, run)
     dag, _ = _dag(graph, execs)
@@ -450,6 +451,7 @@ def render_report(graph: Graph, run: Run) -> str:
         f'<div class="scroll">{_lineage(graph, execs)}</div>',
         _sources(graph, execs),
         "</section>",
+        *extra_sections,
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

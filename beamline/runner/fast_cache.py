@@ -42,6 +42,7 @@ FRAMEWORK_FILES = (
     "beamline/beam.py",
     "beamline/runner/tfx_nodes.py",
     "beamline/runner/local.py",
+    "beamline/runner/spans.py",
 )
 
 
@@ -74,9 +75,11 @@ def fingerprint(
     add("pipeline", pipeline)
     add("data_root", str(data.root))
     add("data_pattern", data.pattern)
+    add("data_span", f"{data.span}:{data.extra_spans}")
     for f in data.files:
         st = f.stat()
-        add("data_file", f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+        # Relative paths: span-1/x.csv and span-2/x.csv are different data.
+        add("data_file", f"{f.relative_to(data.root)}:{st.st_size}:{st.st_mtime_ns}")
     for key in sorted(settings):
         add(f"setting:{key}", repr(settings[key]))
     for f in _source_files(project_root / d for d in SOURCE_DIRS) + [

@@ -7,11 +7,13 @@ selects the project's Keras (TF_USE_LEGACY_KERAS=1) is in place.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TextIO
 
 from beamline import beam, registry
@@ -20,9 +22,12 @@ from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
 from beamline.runner.fd_capture import capture_to
+from beamline.runner.heartbeat import Heartbeat
 from beamline.runner.outcome import RunOutcome
-from beamline.runner.preflight import resolve_data
-from beamline.runner.scheduler import FAILED, NodeEvent, run_dag
+from beamline.runner.run_lock import PipelineLock
+from beamline.runner.run_tmp import run_tmp_dir, run_tmpdir
+from beamline.runner.scheduler import FAILED, RUNNING, NodeEvent, run_dag
+from beamline.runner.spans import SpanRange, resolve_input, span_pattern_of
 from beamline.settings import (
     DEFAULT_MAX_PARALLEL,
     NO_USER_MODULE_WHEELS,
@@ -44,6 +49,8 @@ class RunRequest:
     max_parallel: int = DEFAULT_MAX_PARALLEL
     run_id: str | None = None
     fast_cache: bool = True
+    span: int | None = None
+    span_range: SpanRange | None = None
 
 
 def prepare_environment() -> None:
@@ -74,15 +81,33 @@ def _message(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
-def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
-    """Runs a pipeline locally; raises BeamlineError subclasses for user-facing failures."""
+def run_pipeline(
+    request: RunRequest, out: TextIO = sys.stdout, module: ModuleType | None = None
+) -> RunOutcome:
+    """Runs a pipeline locally; raises BeamlineError subclasses for user-facing failures.
+
+    `module` (tests, embedding): a pipeline module not in pipelines/, with the same interface
+    (`create_pipeline(settings)`, `default_data_root()`, optional `SCHEMA_PATH`).
+
+    Guarantees (README, "Reliability: the runner"): one live run per pipeline and root (a lock);
+    the run's liveness is on its MLMD context; what killed runs left is cleaned first; all
+    temporary files live under `<root>/tmp/` and are removed however the run ends.
+    """
     if not request.root.is_absolute():
         raise ValueError(f"RunRequest.root must be absolute, got {request.root}")
     layout = RootLayout(request.root)
     prepare_environment()
-    schema_path = str(registry.get(request.pipeline).schema_path)
-    module = registry.load_module(request.pipeline)
-    data = resolve_data(request.data or Path(module.default_data_root()))
+    if module is None:
+        schema_path = str(registry.get(request.pipeline).schema_path)
+        module = registry.load_module(request.pipeline)
+    else:
+        schema_path = str(getattr(module, "SCHEMA_PATH", ""))
+    data = resolve_input(
+        request.data or Path(module.default_data_root()),
+        span_pattern_of(module),
+        request.span,
+        request.span_range,
+    )
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
 
     from beamline.metadata.connection import connection_config
@@ -93,6 +118,8 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
         pipeline_root=str(layout.pipeline_root(request.pipeline)),
         data_root=str(data.root),
         data_pattern=data.pattern,
+        span=data.span,
+        extra_spans=data.extra_spans,
         serving_dir=str(layout.serving_dir(request.pipeline)),
         schema_path=schema_path,
         enable_tuning=request.enable_tuning,
@@ -101,7 +128,8 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
     )
     out.write(
         f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} CSV file(s) "
-        f"({data.total_bytes:,} bytes) under {layout.root}\n"
+        f"({data.total_bytes:,} bytes{', span ' + data.span_label if data.span_label else ''})"
+        f" under {layout.root}\n"
         f"beamline: beam args {' '.join(beam_args)}\n"
     )
     out.flush()
@@ -115,25 +143,56 @@ def run_pipeline(request: RunRequest, out: TextIO = sys.stdout) -> RunOutcome:
             "schema_path": settings.schema_path,
             "enable_tuning": settings.enable_tuning,
             "beam_args": settings.beam_pipeline_args,
+            "module": _module_source(module),
         },
     )
     run_id = request.run_id or datetime.datetime.now().isoformat()
-    if request.fast_cache:
-        replayed = _try_replay(mlmd_config, request, run_id, digest, out)
-        if replayed is not None:
-            return _with_serving(replayed, settings, module)
-    log_path = layout.log_path(request.pipeline, run_id)
-    cwd = os.getcwd()
-    with capture_to(log_path) as console:
-        _log_at_info()
-        console.write(f"beamline: full log in {log_path}\n")
-        try:
-            outcome = _run_nodes(module, settings, request, run_id, log_path, console, digest)
-        finally:
-            # TFX's Beam dependency packaging chdirs into a temp build directory and does not
-            # always come back; the caller's relative paths must keep their meaning.
-            os.chdir(cwd)
+    with PipelineLock(layout, request.pipeline, run_id):
+        _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
+        if request.fast_cache:
+            replayed = _try_replay(mlmd_config, request, run_id, digest, out)
+            if replayed is not None:
+                return _with_serving(replayed, settings, module)
+        log_path = layout.log_path(request.pipeline, run_id)
+        cwd = os.getcwd()
+        with run_tmpdir(run_tmp_dir(layout, request.pipeline, run_id)), capture_to(
+            log_path
+        ) as console:
+            _log_at_info()
+            console.write(f"beamline: full log in {log_path}\n")
+            try:
+                outcome = _run_nodes(module, settings, request, run_id, log_path, console, digest)
+            finally:
+                # The caller's relative paths must keep their meaning whatever a node did.
+                os.chdir(cwd)
     return _with_serving(outcome, settings, module)
+
+
+def _module_source(module: ModuleType) -> str:
+    """A pipeline module outside pipelines/ (not in the fingerprint's source files) by content."""
+    path = Path(getattr(module, "__file__", "") or "")
+    if not path.is_file() or path.parent == registry.PIPELINES_DIR:
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _clean_after_killed_runs(mlmd_config, layout: RootLayout, pipeline: str, out: TextIO) -> None:
+    """Under the pipeline's lock: record dead runs as killed, remove what they left."""
+    from beamline.metadata.connection import open_store
+    from beamline.runner import cleanup
+
+    done = cleanup.remove_leftover_files(layout, pipeline)
+    try:
+        store = open_store(mlmd_config)
+    except Exception as exc:  # noqa: BLE001 - the run itself reports an unusable store
+        logging.getLogger("beamline").info("cleanup skipped: %s", exc)
+        return
+    killed = cleanup.record_and_clean_killed_runs(store, layout, pipeline)
+    done.killed_runs += killed.killed_runs
+    done.canceled_executions += killed.canceled_executions
+    done.removed += killed.removed
+    if done.killed_runs or done.removed:
+        out.write(f"beamline: cleaned up after earlier runs: {done.describe()}\n")
 
 
 def _with_serving(outcome: RunOutcome, settings: PipelineSettings, module) -> RunOutcome:
@@ -188,22 +247,33 @@ def _run_nodes(
     console.write(f"beamline: run id {compiled.run_id}\n")
 
     events: dict[str, NodeEvent] = {}
-    with Progress(console) as progress:
-        progress.width = max(len(n) for n in compiled.nodes)
+    with tfx_nodes.beam_dependencies(list(settings.beam_pipeline_args)), Heartbeat(
+        compiled, request.pipeline, str(log_path)
+    ) as heartbeat:
+        try:
+            with Progress(console) as progress:
+                progress.width = max(len(n) for n in compiled.nodes)
 
-        def on_event(event: NodeEvent) -> None:
-            progress.event(event)
-            if event.state == FAILED and event.error is not None:
-                logging.getLogger("beamline").error(
-                    "node %s failed", event.node_id, exc_info=event.error
+                def on_event(event: NodeEvent) -> None:
+                    progress.event(event)
+                    if event.state == RUNNING:
+                        heartbeat.node_started(event.node_id)
+                    else:
+                        heartbeat.node_ended(event.node_id)
+                    if event.state == FAILED and event.error is not None:
+                        logging.getLogger("beamline").error(
+                            "node %s failed", event.node_id, exc_info=event.error
+                        )
+
+                events = run_dag(
+                    compiled.upstream(),
+                    lambda node_id: tfx_nodes.launch_node(compiled, node_id),
+                    request.max_parallel,
+                    on_event,
                 )
-
-        events = run_dag(
-            compiled.upstream(),
-            lambda node_id: tfx_nodes.launch_node(compiled, node_id),
-            request.max_parallel,
-            on_event,
-        )
+        except BaseException as exc:  # Ctrl-C: the record says so before the run ends
+            _mark_interrupted(compiled, request.pipeline, digest, exc)
+            raise
     for node_id, event in events.items():
         outcome.node_states[node_id] = event.state
     failures = [e for e in events.values() if e.state == FAILED]
@@ -234,6 +304,20 @@ def _run_nodes(
             reason=outcome.anomalies or outcome.error or "",
         )
     return outcome
+
+
+def _mark_interrupted(compiled, pipeline: str, digest: str, exc: BaseException) -> None:
+    from beamline.runner.serialized_mlmd import SerializedMetadata
+
+    reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else _message(exc)
+    try:
+        with SerializedMetadata(compiled.connection_config) as handle:
+            fast_cache.mark_run(
+                handle.store, compiled.run_id, pipeline, digest,
+                state=RunState.FAILED, nodes=len(compiled.nodes), reason=reason,
+            )
+    except Exception as err:  # noqa: BLE001 - the interruption is what the user must see
+        logging.getLogger("beamline").warning("run end not recorded: %s", err)
 
 
 def raise_for_outcome(outcome: RunOutcome) -> None:

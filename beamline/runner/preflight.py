@@ -16,6 +16,11 @@ class DataInput:
     root: Path
     pattern: str
     files: tuple[Path, ...]
+    # TFX spans (beamline/runner/spans.py): the span ExampleGen reads through its RangeConfig
+    # (None: no span pattern), and the earlier spans of a --span-range read alongside it.
+    span: int | None = None
+    extra_spans: tuple[tuple[int, str], ...] = ()
+    span_label: str = ""
 
     @property
     def total_bytes(self) -> int:
@@ -40,8 +45,14 @@ def resolve_data(path: Path) -> DataInput:
                 "(with a header row) in it, or point --data at another directory."
             )
         data = DataInput(path, "*.csv", files)
+    check_csv_files(data.files)
+    return data
+
+
+def check_csv_files(files: tuple[Path, ...]) -> None:
+    """Every file has a header row and a data row, and all share one header."""
     headers = {}
-    for f in data.files:
+    for f in files:
         header = _header(f)
         if not header:
             raise DataError(
@@ -53,24 +64,23 @@ def resolve_data(path: Path) -> DataInput:
                 f"CSV file {f} has a header but no data rows. Add rows or remove the file."
             )
         headers[f] = header
-    first = data.files[0]
+    first = files[0]
     for f, header in headers.items():
         if header != headers[first]:
             raise DataError(
                 f"CSV files disagree on columns: {first} has {headers[first]} but {f} has "
                 f"{header}. All files of one data directory must share one header."
             )
-    return data
 
 
 def _header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         row = next(csv.reader(f), [])
     return [c.strip() for c in row if c.strip()]
 
 
 def _has_data_row(path: Path) -> bool:
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         next(reader, None)
         return any(any(cell.strip() for cell in row) for row in reader)

@@ -8,7 +8,9 @@ resolution, caching and MLMD publishing exactly as stock TFX does.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 from dataclasses import dataclass
 
 from ml_metadata.proto import metadata_store_pb2
@@ -77,3 +79,54 @@ def launch_node(compiled: CompiledPipeline, node_id: str) -> str:
         return CACHED
     return COMPLETE
 
+
+_LOCAL_RUNNERS = {"", "directrunner", "direct", "fnapirunner", "bundlebasedirectrunner"}
+
+
+def _needs_shipped_tfx(beam_args: list[str]) -> bool:
+    """Whether Beam workers run outside this interpreter's environment (so lack TFX)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(flags=list(beam_args)).get_all_options()
+    runner = str(options.get("runner") or "").lower()
+    if runner in _LOCAL_RUNNERS:
+        return False
+    return str(options.get("environment_type") or "").upper() != "LOOPBACK"
+
+
+@contextlib.contextmanager
+def beam_dependencies(beam_args: list[str]):
+    """TFX's Beam executors ship TFX to Beam workers: each builds a throw-away sdist of TFX
+    (tfx.utils.dependency_utils), ~42 MB in $TMPDIR, and the build chdirs the whole process,
+    racing with nodes running in other threads. Workers of a local runner (DirectRunner in
+    memory or multi-processing, LOOPBACK) run in this environment and need no package; for the
+    others it is built once, here, before any node thread starts, and reused by every node.
+    """
+    from tfx.utils import dependency_utils
+
+    original = dependency_utils.make_beam_dependency_flags
+    if _needs_shipped_tfx(beam_args):
+        cwd = os.getcwd()
+        try:
+            package = dependency_utils.build_ephemeral_package()
+        finally:
+            os.chdir(cwd)
+        flags = [f"--extra_package={package}"]
+    else:
+        flags = []
+
+    def dependency_flags(args: list[str]) -> list[str]:
+        return original(args) if _has_dependency_flag(args) else list(args) + flags
+
+    dependency_utils.make_beam_dependency_flags = dependency_flags
+    try:
+        yield flags
+    finally:
+        dependency_utils.make_beam_dependency_flags = original
+
+
+def _has_dependency_flag(args: list[str]) -> bool:
+    """The user's own --extra_package/--setup_file/...: TFX then adds nothing (its own check)."""
+    names = ("--extra_package", "--extra_packages", "--setup_file", "--requirements_file",
+             "--worker_harness_container_image", "--sdk_container_image")
+    return any(a.split("=", 1)[0] in names for a in args)

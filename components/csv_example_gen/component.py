@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import glob
+import os
 from collections.abc import Sequence
 
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.csv_example_gen import executor
 from components.csv_example_gen.constants import (
+    CUSTOM_CONFIG_EXTRA_FINGERPRINT,
+    CUSTOM_CONFIG_EXTRA_PATTERNS,
     CUSTOM_CONFIG_NULL_VALUES,
+    CUSTOM_CONFIG_SPAN_RANGE,
     DEFAULT_NULL_VALUES,
 )
 
@@ -19,21 +24,51 @@ def null_aware_csv_example_gen(
     input_base: str,
     pattern: str = "*.csv",
     null_values: Sequence[str] = DEFAULT_NULL_VALUES,
+    span: int | None = None,
+    extra_spans: Sequence[tuple[int, str]] = (),
 ) -> FileBasedExampleGen:
     """CsvExampleGen over `input_base`/`pattern` reading `null_values` cells as missing values.
 
-    One input split, hashed 2:1 into train and eval (TFX's default output config).
+    One input split, hashed 2:1 into train and eval (TFX's default output config). A pattern
+    with a TFX span spec ({SPAN}, {YYYY}{MM}{DD}) reads `span` (TFX's StaticRange span:span),
+    or the latest span when `span` is None. TFX's ExampleGen reads one span per run; the
+    earlier spans of a range (`extra_spans`: (span, its file pattern)) are read by this
+    executor alongside it, and the Examples record them (custom property `span_range`).
     """
+    config: dict = {CUSTOM_CONFIG_NULL_VALUES: list(null_values)}
+    if extra_spans:
+        patterns = [p for _, p in extra_spans]
+        config[CUSTOM_CONFIG_EXTRA_PATTERNS] = patterns
+        config[CUSTOM_CONFIG_EXTRA_FINGERPRINT] = _files_fingerprint(input_base, patterns)
+        config[CUSTOM_CONFIG_SPAN_RANGE] = f"{extra_spans[0][0]}-{span}"
     custom_config = example_gen_pb2.CustomConfig()
-    custom_config.custom_config.Pack(_json_struct({CUSTOM_CONFIG_NULL_VALUES: list(null_values)}))
+    custom_config.custom_config.Pack(_json_struct(config))
+    range_config = None
+    if span is not None:
+        range_config = range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(
+                start_span_number=span, end_span_number=span
+            )
+        )
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
         ),
+        range_config=range_config,
         custom_config=custom_config,
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     )
+
+
+def _files_fingerprint(input_base: str, patterns: Sequence[str]) -> str:
+    """Names, sizes and modification times of the files (what TFX's input fingerprint holds)."""
+    parts = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(input_base, pattern))):
+            st = os.stat(path)
+            parts.append(f"{os.path.relpath(path, input_base)}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
 
 
 def _json_struct(value: dict):

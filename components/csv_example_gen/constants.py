@@ -2,3 +2,10 @@
 
 CUSTOM_CONFIG_NULL_VALUES = "null_values"
 DEFAULT_NULL_VALUES = ("NA", "N/A", "NaN", "nan", "null", "NULL")
+# A --span-range: the earlier spans' file patterns (relative to input_base), read together with
+# the span TFX's driver resolved; their files' names, sizes and times (so caching sees them);
+# and the range's label, recorded on the Examples artifact as custom property SPAN_RANGE.
+CUSTOM_CONFIG_EXTRA_PATTERNS = "extra_span_patterns"
+CUSTOM_CONFIG_EXTRA_FINGERPRINT = "extra_span_fingerprint"
+CUSTOM_CONFIG_SPAN_RANGE = "span_range"
+SPAN_RANGE_PROPERTY = "span_range"

@@ -1,53 +1,86 @@
-"""Executor: TFX's CSV-to-tf.Example conversion with null tokens read as missing cells.
+"""Executor: CSV files to tf.Examples whose missing cells are absent features.
 
-Stock CsvExampleGen treats "NA" as a string, which turns every numeric column with a missing
-value into a BYTES column. Here null tokens become empty cells *before* column-type inference,
-so a column of numbers with gaps stays numeric and its gaps are absent features (which the
-schema's presence constraints then judge). Any other non-numeric string still makes the column
-BYTES, so ExampleValidator reports a type anomaly instead of the run crashing.
+Stock CsvExampleGen writes an empty cell as an *empty* feature list, which TFDV counts as
+present, and reads "NA" as a string, which turns a numeric column with gaps into a BYTES
+column. Here a missing cell (empty, or a configured null token) is left out of the example:
+statistics count it as missing and the schema's `presence` constraints judge it. Column types
+are inferred over the present cells only, so a column of numbers with gaps stays numeric; any
+other non-numeric string still makes the column BYTES, which ExampleValidator reports as a type
+anomaly. Files are read as real tools write them (see csv_format: BOM, CRLF, quoting).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-
-# Reused (not copied) from the pinned tfx==1.16.0: the multi-line-aware CSV record reader and
-# the typed cell-to-Feature conversion.
-from tfx.components.example_gen.csv_example_gen.executor import (
-    _ParsedCsvToTfExample,
-    _ReadCsvRecordsFromTextFile,
-)
 from tfx.dsl.io import fileio
-from tfx.types import standard_component_specs
-from tfx.utils import io_utils
+from tfx.types import artifact_utils, standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
+from components.csv_example_gen import csv_format
 from components.csv_example_gen.constants import (
+    CUSTOM_CONFIG_EXTRA_PATTERNS,
     CUSTOM_CONFIG_NULL_VALUES,
+    CUSTOM_CONFIG_SPAN_RANGE,
     DEFAULT_NULL_VALUES,
+    SPAN_RANGE_PROPERTY,
 )
 
 
-def null_values_from(exec_properties: dict[str, Any]) -> frozenset[bytes]:
-    """The null tokens configured in custom_config (JSON), as bytes."""
+def custom_config_of(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """The component's custom_config (JSON) as a dict."""
     # custom_config arrives as the JSON form of example_gen_pb2.CustomConfig, whose Any holds
     # a Struct: {"customConfig": {"@type": ..., "value": {"null_values": [...]}}}.
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}"
     config = json.loads(raw) if isinstance(raw, str) else {}
-    struct = config.get("customConfig", config.get("custom_config", {})).get("value", {})
-    tokens = struct.get(CUSTOM_CONFIG_NULL_VALUES, list(DEFAULT_NULL_VALUES))
-    return frozenset(t.encode("utf-8") for t in tokens)
+    return config.get("customConfig", config.get("custom_config", {})).get("value", {})
 
 
-def blank_nulls(cells: list[bytes], null_values: frozenset[bytes]) -> list[bytes]:
-    """Replaces null tokens with empty cells (missing values)."""
-    return [b"" if cell.strip() in null_values else cell for cell in cells]
+def null_values_from(exec_properties: dict[str, Any]) -> frozenset[str]:
+    """The null tokens configured in custom_config."""
+    config = custom_config_of(exec_properties)
+    return frozenset(config.get(CUSTOM_CONFIG_NULL_VALUES, list(DEFAULT_NULL_VALUES)))
+
+
+def read_header(path: str) -> list[str]:
+    with fileio.open(path, "rb") as f:
+        return csv_format.header(f, path)
+
+
+def to_example(cells: list[str], columns: list[csv_decoder.ColumnInfo]) -> tf.train.Example:
+    """One row as a tf.Example; a missing cell ("") has no key at all."""
+    feature = {}
+    for cell, column in zip(cells, columns, strict=True):
+        if not cell:
+            continue
+        name = column.name.decode() if isinstance(column.name, bytes) else column.name
+        if column.type == csv_decoder.ColumnType.INT:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(cell)]))
+        elif column.type == csv_decoder.ColumnType.FLOAT:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(cell)]))
+        else:
+            feature[name] = tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[cell.encode("utf-8")])
+            )
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+class _ReadRows(beam.DoFn):
+    """A file's data rows, read in order (a quoted field may span lines)."""
+
+    def __init__(self, width: int, null_values: frozenset[str]):
+        self._width = width
+        self._null_values = null_values
+
+    def process(self, path: str) -> Iterator[list[str]]:
+        with beam.io.filesystems.FileSystems.open(path) as f:
+            yield from csv_format.data_rows(f, path, self._width, self._null_values)
 
 
 @beam.ptransform_fn
@@ -56,26 +89,28 @@ def blank_nulls(cells: list[bytes], null_values: frozenset[bytes]) -> list[bytes
 def _CsvToExampleWithNulls(  # noqa: N802 - Beam PTransform naming
     pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
 ) -> beam.pvalue.PCollection:
-    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    pattern = os.path.join(input_base, split_pattern)
     csv_files = sorted(fileio.glob(pattern))
     if not csv_files:
         raise RuntimeError(f"Split pattern {pattern} does not match any files.")
-    column_names = io_utils.load_csv_column_names(csv_files[0])
+    # The earlier spans of a --span-range: their files, before the resolved span's.
+    extra = custom_config_of(exec_properties).get(CUSTOM_CONFIG_EXTRA_PATTERNS, [])
+    extra_files = [f for p in extra for f in sorted(fileio.glob(os.path.join(input_base, p)))]
+    csv_files = extra_files + csv_files
+    column_names = read_header(csv_files[0])
     for csv_file in csv_files[1:]:
-        if io_utils.load_csv_column_names(csv_file) != column_names:
+        if read_header(csv_file) != column_names:
             raise RuntimeError(
                 f"CSV files matching {pattern} have different headers: {csv_files[0]} has "
-                f"{column_names}, {csv_file} has {io_utils.load_csv_column_names(csv_file)}. "
+                f"{column_names}, {csv_file} has {read_header(csv_file)}. "
                 "All files of one split must share one header."
             )
-    null_values = null_values_from(exec_properties)
     cells = (
         pipeline
         | "CreateFilenames" >> beam.Create(csv_files)
-        | "ReadFromText" >> beam.ParDo(_ReadCsvRecordsFromTextFile())
-        | "ParseCSVLine" >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=","))
-        | "ExtractParsedCSVLines" >> beam.Keys()
-        | "BlankNulls" >> beam.Map(blank_nulls, null_values)
+        | "ReadRows"
+        >> beam.ParDo(_ReadRows(len(column_names), null_values_from(exec_properties)))
     )
     column_infos = beam.pvalue.AsSingleton(
         cells
@@ -84,11 +119,20 @@ def _CsvToExampleWithNulls(  # noqa: N802 - Beam PTransform naming
             csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True)
         )
     )
-    return cells | "ToTFExample" >> beam.ParDo(_ParsedCsvToTfExample(), column_infos)
+    return cells | "ToTFExample" >> beam.Map(to_example, column_infos)
 
 
 class Executor(BaseExampleGenExecutor):
-    """CSV ExampleGen executor whose null tokens are missing values."""
+    """CSV ExampleGen executor whose missing cells are absent features."""
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 - TFX API
+        super().Do(input_dict, output_dict, exec_properties)
+        span_range = custom_config_of(exec_properties).get(CUSTOM_CONFIG_SPAN_RANGE)
+        if span_range:
+            examples = artifact_utils.get_single_instance(
+                output_dict[standard_component_specs.EXAMPLES_KEY]
+            )
+            examples.set_string_custom_property(SPAN_RANGE_PROPERTY, span_range)
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 - TFX API
         return _CsvToExampleWithNulls

@@ -92,6 +92,10 @@ class ServerOptions:
     cors: bool = False
     inter_op_threads: int = 1  # 0: TensorFlow's default
     intra_op_threads: int = 0
+    # Request logging (Beamline): --request_log_dir for every model, and logging_config entries.
+    request_log_dir: Path | None = None
+    request_log_sample_rate: float = 1.0
+    request_log_exclude: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from serving.core.metrics import Metrics
 from serving.core.model_manager import ModelManager, VersionStatus
 from serving.core.schema_contract import SchemaContract
 from serving.core.servable import Servable, Signature, load_servable
+from serving.request_log.logger import RequestLogRouter
 
 log = logging.getLogger("beamline.serving")
 
@@ -64,6 +65,8 @@ class DataPlane:
         self.jobs = JobBuilder(metrics, schemas, method_name_check)
         self.warmup_iterations = warmup_iterations
         self.enable_warmup = enable_warmup
+        # Requests answered through `run_async` (REST and gRPC) are logged here when set.
+        self.request_log: RequestLogRouter | None = None
         # Unbatched requests from the event loop run here (TensorFlow releases the GIL).
         self._executor = ThreadPoolExecutor(max_workers=run_threads, thread_name_prefix="run")
 
@@ -138,6 +141,8 @@ class DataPlane:
         return self.manager.status(name, version, label)
 
     def close(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
         if self.scheduler is not None:
             self.scheduler.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -243,7 +248,25 @@ class DataPlane:
                 outputs = await loop.run_in_executor(self._executor, job.signature.run, job.inputs)
         finally:
             self._record_runtime(job, start)
-        return job.finish(outputs)
+        result = job.finish(outputs)
+        if self.request_log is not None:
+            self._log(job, result)
+        return result
+
+    def _log(self, job: Job, result) -> None:
+        """Hands the answered request to the request logger; the protos are built later, on its
+        writer thread, from the arrays the job already holds."""
+        from serving.core.logged import log_protos
+
+        servable, kind = job.servable, job.api.lower()
+        signature_name, answer = result
+        self.request_log.log(
+            servable.name,
+            servable.version,
+            signature_name,
+            kind,
+            lambda exclude: log_protos(kind, job.inputs, answer, exclude),
+        )
 
     def _record_runtime(self, job: Job, start: float) -> None:
         self.metrics.runtime_latency.observe(

@@ -142,6 +142,12 @@ class Metrics:
             ("model_name",),
             EXAMPLE_BUCKETS,
         )
+        self.request_log_count = Counter(
+            "/tensorflow/serving/request_log_count",
+            "Sampled requests by what became of their log record: logged, dropped (the "
+            "logger's queue was full) or error (Beamline).",
+            ("model_name", "outcome"),
+        )
         self._all = [
             self.request_count,
             self.request_latency,
@@ -151,6 +157,7 @@ class Metrics:
             self.warmup_latency,
             self.warmup_records,
             self.batch_size,
+            self.request_log_count,
         ]
 
     def record_request(

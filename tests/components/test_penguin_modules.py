@@ -9,6 +9,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.common.imputation import MISSING_CATEGORY
+
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
 RAW_SPEC = {
     "species": tf.io.FixedLenFeature([], tf.string),
@@ -74,8 +76,8 @@ def test_numeric_features_are_z_scored_and_missing_values_imputed_with_mean(tran
 def test_missing_category_gets_its_own_vocabulary_entry(transformed, penguin_transform):
     data, output = transformed
     vocab = [v.decode() for v in output.vocabulary_by_name("sex")]
-    assert penguin_transform.MISSING_CATEGORY in vocab
-    assert data[0]["sex_xf"] == vocab.index(penguin_transform.MISSING_CATEGORY)
+    assert MISSING_CATEGORY in vocab
+    assert data[0]["sex_xf"] == vocab.index(MISSING_CATEGORY)
 
 
 def test_label_vocabulary_lists_the_three_species(transformed):

@@ -6,6 +6,7 @@ same run root. Other test packages can reuse `penguin_run` for a pushed penguin 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,9 +32,10 @@ class CliRun:
         return match.group(1)
 
 
-def beamline(*args: str, timeout: int = 1800) -> CliRun:
+def beamline(*args: str, timeout: int = 1800, env: dict[str, str] | None = None) -> CliRun:
     proc = subprocess.run(
-        [sys.executable, "-m", "beamline", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "beamline", *args], capture_output=True, text=True,
+        timeout=timeout, env=None if env is None else {**os.environ, **env},
     )
     return CliRun(list(args), proc.returncode, proc.stdout, proc.stderr)
 
@@ -44,6 +46,7 @@ class PenguinRuns:
     first: CliRun
     rerun: CliRun  # unchanged, through TFX's own per-node cache (--no-fast-cache)
     fast_rerun: CliRun  # unchanged again, Beamline's fast path (no TensorFlow import)
+    tmpdir_left: list[str]  # what the first run left in its private, initially empty $TMPDIR
 
     @property
     def layout(self) -> RootLayout:
@@ -60,10 +63,79 @@ class PenguinRuns:
 @pytest.fixture(scope="session")
 def penguin_run(tmp_path_factory) -> PenguinRuns:
     root = tmp_path_factory.mktemp("penguin_root")
-    first = beamline("run", "penguin", "--root", str(root))
+    tmpdir = tmp_path_factory.mktemp("penguin_tmpdir")
+    first = beamline("run", "penguin", "--root", str(root), env={"TMPDIR": str(tmpdir)})
     assert first.returncode == 0, first.stdout + first.stderr
+    tmpdir_left = sorted(os.listdir(tmpdir))
     rerun = beamline("run", "penguin", "--root", str(root), "--no-fast-cache")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     fast = beamline("run", "penguin", "--root", str(root))
     assert fast.returncode == 0, fast.stdout + fast.stderr
-    return PenguinRuns(root, first, rerun, fast)
+    return PenguinRuns(root, first, rerun, fast, tmpdir_left)
+
+
+def penguin_rows() -> tuple[list[str], list[dict[str, str]]]:
+    """The shipped penguins CSV: header and rows (as csv reads them)."""
+    import csv
+
+    from pipelines.penguin import default_data_root
+
+    with open(default_data_root(), newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict[str, str]], **dialect) -> Path:
+    """`rows` as a CSV file; `dialect`: csv.writer options (lineterminator="\\r\\n", ...)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoding = dialect.pop("encoding", "utf-8")
+    with open(path, "w", newline="", encoding=encoding) as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", **dialect)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@dataclass
+class SpanRuns:
+    """Runs of the penguin pipeline over a span directory (no tuning, one root).
+
+    span-1 is the shipped CSV as a spreadsheet saves it (UTF-8 BOM, CRLF, trailing blank line);
+    span-2, added after two runs, has its species labels shuffled (a degraded new span).
+    """
+
+    root: Path
+    data: Path
+    first: CliRun  # span-1 only: latest span = 1
+    unchanged: CliRun  # span-1 again: the fast path
+    second: CliRun  # span-2 added: latest span = 2
+
+    def beamline(self, *args: str) -> CliRun:
+        return beamline(*args, "--root", str(self.root))
+
+
+@pytest.fixture(scope="session")
+def span_runs(tmp_path_factory) -> SpanRuns:
+    import random
+
+    base = tmp_path_factory.mktemp("spans")
+    root, data = base / "root", base / "data"
+    header, rows = penguin_rows()
+    exported = write_csv(
+        data / "span-1" / "penguins.csv", header, rows, lineterminator="\r\n", encoding="utf-8-sig"
+    )
+    with open(exported, "a", newline="") as f:
+        f.write("\r\n")
+    run = ("run", "penguin", "--data", str(data), "--root", str(root), "--no-tune")
+    first = beamline(*run)
+    assert first.returncode == 0, first.stdout + first.stderr
+    unchanged = beamline(*run)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    labels = [r["species"] for r in rows]
+    random.Random(7).shuffle(labels)
+    shuffled = [{**r, "species": label} for r, label in zip(rows, labels, strict=True)]
+    write_csv(data / "span-2" / "penguins.csv", header, shuffled)
+    second = beamline(*run)
+    return SpanRuns(root, data, first, unchanged, second)

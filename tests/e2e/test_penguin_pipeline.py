@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
+from beamline.lineage import payloads
 from pipelines.penguin import default_data_root
 from tests.e2e.conftest import beamline
 
@@ -44,6 +45,13 @@ def test_every_node_completes_in_mlmd(penguin_run):
         assert [e.last_known_state for e in executions] == [
             metadata_store_pb2.Execution.COMPLETE
         ], node
+
+
+def test_a_run_leaves_nothing_in_tmpdir(penguin_run):
+    """TFX's package builds, autograph files, Beam's temp files: all under <root>/tmp, removed."""
+    assert penguin_run.tmpdir_left == []
+    tmp_root = penguin_run.layout.tmp_root
+    assert not tmp_root.exists() or not any(tmp_root.iterdir())
 
 
 def test_first_run_output_reports_blessed_push(penguin_run):
@@ -180,6 +188,14 @@ def _required_column_missing(rows, header):
     return rows, [h for h in header if h != "island"]
 
 
+def _mostly_missing_column(rows, header):
+    """60% of body_mass_g is NA: present in 40% of rows, below the schema's min_fraction."""
+    for i, row in enumerate(rows):
+        if i % 5 < 3:
+            row["body_mass_g"] = "NA"
+    return rows, header
+
+
 @pytest.mark.parametrize(
     "edit, feature",
     [
@@ -211,6 +227,51 @@ def test_anomalous_data_stops_before_training_and_pushes_nothing(
     }
     assert states["CsvExampleGen"] == "executed"
     assert states["ImportSchemaGen"] == "cached"
+
+
+def test_mostly_missing_column_is_named_as_a_presence_anomaly(penguin_run, tmp_path):
+    data = _bad_copy(tmp_path, _mostly_missing_column)
+    result = beamline("run", "penguin", "--root", str(penguin_run.root), "--data", str(data),
+                      "--no-tune")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "Run stopped at ExampleValidator" in result.stderr
+    assert "feature 'body_mass_g'" in result.stderr and "present" in result.stderr.lower()
+
+
+def _first_run_output_uri(penguin_run, node: str, key: str) -> str:
+    """The URI of `node`'s output `key` in the shared first run (other tests add runs)."""
+    store = penguin_run.store()
+    [execution] = _executions_by_node(store, "penguin", penguin_run.first.run_id)[node]
+    [artifact_id] = _outputs(store, [execution])[key]
+    [artifact] = store.get_artifacts_by_id([artifact_id])
+    return artifact.uri
+
+
+def test_missing_cells_are_absent_features_and_statistics_count_them(penguin_run):
+    """NA cells are absent keys (not empty lists), so TFDV's missing counts are the truth."""
+    import tensorflow_data_validation as tfdv
+
+    examples_uri = _first_run_output_uri(penguin_run, "CsvExampleGen", "examples")
+    examples = [
+        tf.train.Example.FromString(record.numpy())
+        for f in tf.io.gfile.glob(f"{examples_uri}/Split-train/*.gz")
+        for record in tf.data.TFRecordDataset(f, compression_type="GZIP")
+    ]
+    without_sex = sum("sex" not in e.features.feature for e in examples)
+    assert without_sex > 0
+    assert all(
+        len(f.bytes_list.value) + len(f.int64_list.value) + len(f.float_list.value) == 1
+        for e in examples
+        for f in e.features.feature.values()
+    ), "a present feature has exactly one value: no empty lists"
+    stats_uri = _first_run_output_uri(penguin_run, "StatisticsGen", "statistics")
+    stats = tfdv.load_stats_binary(f"{stats_uri}/Split-train/FeatureStats.pb")
+    [sex] = [f for f in stats.datasets[0].features if f.path.step == ["sex"]]
+    assert sex.string_stats.common_stats.num_missing == without_sex
+    assert stats.datasets[0].num_examples == len(examples)
+    # What the HTML report's "Missing" column shows.
+    _, summaries = payloads.feature_summaries(stats)
+    assert {s.name: s.missing for s in summaries}["sex"] == without_sex
 
 
 def test_missing_data_directory_fails_before_any_beam_work(tmp_path):

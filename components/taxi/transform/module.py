@@ -10,6 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.common.imputation import as_float, fill_categorical, impute_numeric, to_dense
+
 LABEL_KEY = "big_tip"
 NUMERIC_FEATURES = (
     "fare",
@@ -24,32 +26,11 @@ NUMERIC_FEATURES = (
     "dropoff_longitude",
 )
 CATEGORICAL_FEATURES = ("payment_type", "company")
-MISSING_CATEGORY = "__missing__"
 BIG_TIP_FRACTION = 0.2
 
 
 def transformed_name(key: str) -> str:
     return f"{key}_xf"
-
-
-def _to_dense(x, default):
-    if isinstance(x, tf.sparse.SparseTensor):
-        x = tf.sparse.to_dense(
-            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default_value=default
-        )
-    return tf.reshape(x, [-1])
-
-
-def _as_float(x):
-    if isinstance(x, tf.sparse.SparseTensor):
-        return tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
-    return tf.cast(x, tf.float32)
-
-
-def impute_numeric(x):
-    x = _as_float(x)
-    values = x.values if isinstance(x, tf.sparse.SparseTensor) else tf.reshape(x, [-1])
-    return _to_dense(x, tft.mean(values))
 
 
 def preprocessing_fn(inputs: dict) -> dict:
@@ -58,11 +39,11 @@ def preprocessing_fn(inputs: dict) -> dict:
         outputs[transformed_name(key)] = tft.scale_to_z_score(impute_numeric(inputs[key]))
     for key in CATEGORICAL_FEATURES:
         outputs[transformed_name(key)] = tft.compute_and_apply_vocabulary(
-            _to_dense(inputs[key], MISSING_CATEGORY), top_k=30, num_oov_buckets=1,
+            fill_categorical(inputs[key]), top_k=30, num_oov_buckets=1,
             vocab_filename=key,
         )
     if "tips" in inputs:
-        fare = _to_dense(_as_float(inputs["fare"]), 0.0)
-        tips = _to_dense(_as_float(inputs["tips"]), 0.0)
+        fare = to_dense(as_float(inputs["fare"]), 0.0)
+        tips = to_dense(as_float(inputs["tips"]), 0.0)
         outputs[LABEL_KEY] = tf.cast(tips > BIG_TIP_FRACTION * fare, tf.int64)
     return outputs

@@ -148,3 +148,17 @@ def test_write_job_only_writes_json(tmp_path):
         compiler.write_job({}, tmp_path / "x.yaml")
     compiler.write_job({"a": 1}, tmp_path / "sub" / "x.json")
     assert json.loads((tmp_path / "sub" / "x.json").read_text()) == {"a": 1}
+
+
+def test_a_local_span_directory_compiles_to_an_unpinned_span_pattern(tmp_path, options_fn):
+    """Scheduled runs of the compiled pipeline take the latest span (TFX's default)."""
+    for span in (1, 2):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "p.csv").write_text("species,island\nAdelie,Dream\n")
+    compiled = compiler.compile_pipeline("penguin", options_fn("kubeflow", data_root=str(tmp_path)))
+    params = compiled.job["pipelineSpec"]["root"]["dag"]["tasks"]["CsvExampleGen"]["inputs"][
+        "parameters"
+    ]
+    config = json.loads(params["input_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert config["splits"][0]["pattern"] == "span-{SPAN}/*.csv"
+    assert "range_config" not in params  # no span pinned at compile time

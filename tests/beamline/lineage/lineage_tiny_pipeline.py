@@ -81,9 +81,15 @@ def write_module(module_dir: Path, scale: int = 1) -> Path:
 
 
 def create_pipeline(
-    root: Path, data_dir: Path, module_file: Path, connection_config, name: str = PIPELINE_NAME
+    root: Path,
+    data_dir: Path,
+    module_file: Path,
+    connection_config,
+    name: str = PIPELINE_NAME,
+    pusher_executor: type | None = None,
 ):
     from tfx import v1 as tfx
+    from tfx.dsl.components.base import executor_spec
 
     example_gen = tfx.components.CsvExampleGen(input_base=str(data_dir))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -104,6 +110,9 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(root / "serving" / name)
             )
+        ),
+        custom_executor_spec=(
+            executor_spec.ExecutorClassSpec(pusher_executor) if pusher_executor else None
         ),
     )
     return tfx.dsl.Pipeline(

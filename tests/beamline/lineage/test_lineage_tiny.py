@@ -40,7 +40,9 @@ def test_runs_summarizes_each_run(store):
     assert (fourth["executed"], fourth["cached"]) == (2, 4)
     assert all(r["duration_s"] >= 0 and r["blessed"] is None for r in runs)
     table = invoke("runs", "--root", str(store.root)).output
-    assert table.splitlines()[0].split()[:4] == ["RUN", "PIPELINE", "STARTED", "STATE"]
+    assert table.splitlines()[0].split()[:5] == ["RUN", "PIPELINE", "SPAN", "STARTED", "STATE"]
+    # No span pattern: TFX's ExampleGen records span 0.
+    assert {r["span"] for r in runs} == {"0"}
     assert store.run_ids[0] in table
 
 

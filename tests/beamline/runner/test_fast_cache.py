@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from beamline.runner.fast_cache import fingerprint
+from beamline.runner.fast_cache import FRAMEWORK_FILES, fingerprint
 from beamline.runner.preflight import resolve_data
 
 
@@ -14,8 +14,8 @@ def project(tmp_path):
     (root / "pipelines" / "p.py").write_text("x = 1\n")
     (root / "components" / "m.py").write_text("y = 1\n")
     (root / "schemas" / "s.pbtxt").write_text("feature {}\n")
-    for f in ("__init__.py", "settings.py", "beam.py", "runner/tfx_nodes.py", "runner/local.py"):
-        (root / "beamline" / f).write_text("")
+    for f in FRAMEWORK_FILES:
+        (root / f).write_text("")
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.csv").write_text("x\n1\n")

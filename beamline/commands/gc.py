@@ -1,0 +1,65 @@
+"""`beamline gc`: clean up what killed runs left behind (the next run of a pipeline does too)."""
+
+from __future__ import annotations
+
+import click
+
+from beamline.commands.options import metadata_option, root_option
+
+
+@click.command()
+@root_option()
+@metadata_option
+@click.option("--pipeline", "-p", default=None, help="Only this pipeline (default: all).")
+@click.option(
+    "--unrecorded-versions",
+    is_flag=True,
+    help="Also remove model versions under <root>/serving/ that no run recorded (a push killed "
+    "between making the version visible and recording it).",
+)
+def gc(root, metadata, pipeline, unrecorded_versions) -> None:
+    """Record runs whose runner died as killed, cancel their unfinished executions, and remove
+    their unpublished outputs, .temp dirs, run temp dirs and half-copied pushes. Pipelines with
+    a live run are skipped."""
+    import shutil
+
+    from beamline.errors import RunInProgress
+    from beamline.lineage.load import load_graph
+    from beamline.lineage.runs import unrecorded_versions as find_unrecorded
+    from beamline.metadata import run_context as rc
+    from beamline.metadata.connection import open_existing
+    from beamline.runner import cleanup
+    from beamline.runner.run_lock import PipelineLock
+    from beamline.settings import RootLayout
+
+    layout = RootLayout(root)
+    store = open_existing(metadata, layout.metadata_path)
+    names = [pipeline] if pipeline else sorted(
+        {c.name for c in store.get_contexts_by_type(rc.PIPELINE_CONTEXT)}
+        | ({p.name for p in layout.pipelines_dir.iterdir()} if layout.pipelines_dir.is_dir()
+           else set())
+    )
+    for name in names:
+        try:
+            with PipelineLock(layout, name, "gc"):
+                done = cleanup.remove_leftover_files(layout, name)
+                killed = cleanup.record_and_clean_killed_runs(store, layout, name)
+                done.killed_runs += killed.killed_runs
+                done.canceled_executions += killed.canceled_executions
+                done.removed += killed.removed
+                orphans = find_unrecorded(load_graph(store, name), layout.serving_root)
+                if unrecorded_versions:
+                    for version in orphans:
+                        shutil.rmtree(version)
+                        done.removed.append(version)
+                    orphans = []
+        except RunInProgress:
+            click.echo(f"{name}: a run is in progress; skipped")
+            continue
+        click.echo(f"{name}: {done.describe()}")
+        for path in done.removed:
+            click.echo(f"  removed {path}")
+        for version in orphans:
+            click.echo(
+                f"  unrecorded version {version} (no lineage; --unrecorded-versions removes it)"
+            )

@@ -1,0 +1,292 @@
+"""One `beamline monitor` pass: read the window, find each version's training data, compare,
+then write the window's statistics and one MLMD execution per version.
+
+Every check that can fail on bad input (log directory, window, lineage, statistics files) runs
+before anything is written: the monitoring directory is built under a temporary name, renamed
+when complete, and recorded in MLMD last; a failure removes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beamline.errors import DataError
+from beamline.monitor.compare import (
+    FeatureResult,
+    compare,
+    label_features,
+    monitored_features,
+    prediction_result,
+)
+from beamline.monitor.record import SERVING_SPLIT, previous_window, record_monitoring
+from beamline.monitor.trained import (
+    EVAL_SPLIT,
+    TRAIN_SPLIT,
+    Trained,
+    pushed_versions,
+    served_name,
+    trained_for,
+)
+from beamline.monitor.window import VersionTraffic, Window, read_window, write_examples
+
+STATS_FILE = "FeatureStats.pb"
+
+
+class UnknownVersion(DataError):
+    """Logged traffic was answered by a version whose lineage this store does not hold."""
+
+
+@dataclass
+class VersionReport:
+    model_name: str
+    version: int
+    requests: int
+    first_secs: int
+    last_secs: int
+    training_run: str
+    features: list[FeatureResult] = field(default_factory=list)
+    previous_execution: int | None = None
+    execution_id: int | None = None
+    directory: str = ""
+
+    @property
+    def crossed(self) -> list[str]:
+        return [f.feature for f in self.features if f.crossed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "requests": self.requests,
+            "first_request": _iso(self.first_secs),
+            "last_request": _iso(self.last_secs),
+            "training_run": self.training_run,
+            "previous_execution": self.previous_execution,
+            "execution_id": self.execution_id,
+            "directory": self.directory,
+            "crossed": self.crossed,
+            "features": [f.to_json() for f in self.features],
+        }
+
+
+@dataclass
+class MonitorReport:
+    pipeline: str
+    requests_dir: str
+    since: str | None
+    until: str | None
+    files: int
+    records: int
+    damaged: dict[str, str]
+    versions: list[VersionReport] = field(default_factory=list)
+
+    @property
+    def crossed(self) -> bool:
+        return any(v.crossed for v in self.versions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "requests_dir": self.requests_dir,
+            "since": self.since,
+            "until": self.until,
+            "log_files": self.files,
+            "log_records": self.records,
+            "damaged_files": self.damaged,
+            "verdict": "threshold crossed" if self.crossed else "ok",
+            "versions": [v.to_json() for v in self.versions],
+        }
+
+
+def _iso(secs: int) -> str:
+    return dt.datetime.fromtimestamp(secs, dt.timezone.utc).isoformat()
+
+
+def _load_stats(path: str, what: str):
+    import tensorflow_data_validation as tfdv
+
+    if not os.path.isfile(path):
+        raise DataError(
+            f"The {what} {path} is missing, though MLMD records it: the run root was moved or "
+            "cleaned. Monitor against the run root that holds the pipeline's artifacts."
+        )
+    return tfdv.load_stats_binary(path)
+
+
+def _traffic_to_monitor(
+    window: Window, graph, pipeline: str
+) -> list[tuple[VersionTraffic, Trained]]:
+    pairs = []
+    names_in_pipeline = {n for n in _served_names(graph)}
+    for (name, version), traffic in sorted(window.traffic.items()):
+        if name not in names_in_pipeline:
+            continue  # another model on the same server
+        pushed = pushed_versions(graph, name).get(version)
+        trained = trained_for(graph, pushed, version) if pushed is not None else None
+        if trained is None:
+            known = ", ".join(str(v) for v in sorted(pushed_versions(graph, name))) or "none"
+            raise UnknownVersion(
+                f"{len(traffic.rows)} logged request row(s) of model {name!r} were answered by "
+                f"version {version}, whose lineage (push, training data, schema) is not in "
+                f"{graph.source} for pipeline {pipeline!r} (versions pushed there: {known}). "
+                "Point --root/--metadata at the store of the run that pushed it, or narrow "
+                "--since/--until to traffic of known versions."
+            )
+        pairs.append((traffic, trained))
+    if not pairs:
+        served = ", ".join(sorted({n for n, _ in window.traffic})) or "none"
+        raise DataError(
+            f"No logged request in the window was for a model pipeline {pipeline!r} pushed "
+            f"(models in the logs: {served}; served names of the pipeline's pushes: "
+            f"{', '.join(sorted(names_in_pipeline)) or 'none'}). Check the pipeline name and "
+            "--requests."
+        )
+    return pairs
+
+
+def _served_names(graph) -> set[str]:
+    return {served_name(art) for art in pushed_versions(graph).values()}
+
+
+def _statistics(examples: Path, output: Path, beam_args: list[str]):
+    import tensorflow_data_validation as tfdv
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    stats = tfdv.generate_statistics_from_tfrecord(
+        data_location=str(examples),
+        output_path=str(output.parent / "stats.tfrecord"),
+        pipeline_options=PipelineOptions(beam_args),
+    )
+    (output.parent / "stats.tfrecord").unlink(missing_ok=True)
+    output.write_bytes(stats.SerializeToString())
+    return stats
+
+
+def run_monitor(
+    pipeline: str,
+    requests_dir: Path,
+    monitoring_root: Path,
+    graph,
+    store,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    overrides: dict[str, float],
+    beam_args_for,
+    window: Window | None = None,
+) -> MonitorReport:
+    """Monitors the window; returns the report (records it in MLMD)."""
+    import tensorflow_data_validation as tfdv
+
+    window = window or read_window(requests_dir, since, until)
+    pairs = _traffic_to_monitor(window, graph, pipeline)
+    report = MonitorReport(
+        pipeline=pipeline,
+        requests_dir=str(requests_dir),
+        since=since.isoformat() if since else None,
+        until=until.isoformat() if until else None,
+        files=len(window.scan.files),
+        records=window.scan.records,
+        damaged=dict(window.scan.damaged),
+    )
+    staged: list[tuple[VersionReport, Path, Path, Trained, dict[str, int]]] = []
+    try:
+        for traffic, trained in pairs:
+            training = _load_stats(trained.statistics_path(TRAIN_SPLIT), "training statistics")
+            evaluation = _load_stats(trained.statistics_path(EVAL_SPLIT), "eval split statistics")
+            schema_path = trained.schema_path()
+            if not os.path.isfile(schema_path):
+                raise DataError(f"The schema {schema_path} recorded in MLMD is missing.")
+            schema = tfdv.load_schema_text(schema_path)
+            features = monitored_features(
+                schema, window.inputs_sent[(traffic.model_name, traffic.version)]
+            )
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            name = "-".join(
+                map(str, (traffic.model_name, traffic.version, traffic.first_secs, stamp))
+            )
+            final = monitoring_root / pipeline / name
+            work = final.with_name(f".{name}.tmp")
+            (work / f"Split-{SERVING_SPLIT}").mkdir(parents=True, exist_ok=True)
+            staged.append((None, work, final, trained, {}))
+            examples = work / "requests.tfrecord"
+            write_examples(traffic.rows, examples)
+            logged = _statistics(
+                examples,
+                work / f"Split-{SERVING_SPLIT}" / STATS_FILE,
+                beam_args_for(examples.stat().st_size),
+            )
+            previous = previous_window(store, pipeline, traffic.model_name, traffic.first_secs)
+            previous_stats = None
+            if previous is not None:
+                previous_stats = _load_stats(
+                    os.path.join(previous.statistics_uri, f"Split-{SERVING_SPLIT}", STATS_FILE),
+                    "previous window's statistics",
+                )
+            results = compare(training, logged, previous_stats, schema, features, overrides)
+            labels = label_features(schema)
+            predicted = prediction_result(
+                traffic.predicted, evaluation, labels[0] if len(labels) == 1 else None, overrides
+            )
+            if predicted is not None:
+                results.append(predicted)
+            version_report = VersionReport(
+                model_name=traffic.model_name,
+                version=traffic.version,
+                requests=len(traffic.rows),
+                first_secs=traffic.first_secs,
+                last_secs=traffic.last_secs,
+                training_run=trained.run_id,
+                features=results,
+                previous_execution=previous.execution_id if previous else None,
+                directory=str(final),
+            )
+            inputs = {
+                "model": trained.model.id,
+                "pushed_model": trained.pushed.id,
+                "statistics": trained.statistics.id,
+                "schema": trained.schema.id,
+            }
+            if previous is not None:
+                inputs["previous_statistics"] = _artifact_of(store, previous.statistics_uri)
+            staged[-1] = (version_report, work, final, trained, inputs)
+        for version_report, work, final, _, _ in staged:
+            (work / "result.json").write_text(json.dumps(version_report.to_json(), indent=2))
+            work.rename(final)
+        for version_report, _, final, _, inputs in staged:
+            version_report.execution_id = record_monitoring(
+                store,
+                pipeline,
+                {k: v for k, v in inputs.items() if v is not None},
+                statistics_uri=str(final),
+                result_uri=str(final / "result.json"),
+                summary={
+                    "model_name": version_report.model_name,
+                    "version": version_report.version,
+                    "first_secs": version_report.first_secs,
+                    "last_secs": version_report.last_secs,
+                    "requests": version_report.requests,
+                    "verdict": "threshold crossed" if version_report.crossed else "ok",
+                    "crossed": version_report.crossed,
+                    "result": version_report.to_json(),
+                },
+            )
+            report.versions.append(version_report)
+    except BaseException:
+        for version_report, work, final, _, _ in staged:
+            if version_report is None or version_report.execution_id is None:
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)
+        raise
+    return report
+
+
+def _artifact_of(store, uri: str) -> int | None:
+    found = [a for a in store.get_artifacts_by_uri(uri)]
+    return found[-1].id if found else None

@@ -1,0 +1,76 @@
+"""The per-feature table `beamline monitor` prints."""
+
+from __future__ import annotations
+
+from beamline.monitor.compare import Measure
+from beamline.monitor.monitor import MonitorReport
+
+SHORT = {"infinity_norm": "L-inf", "jensen_shannon_divergence": "JSD"}
+
+
+def _cell(measure: Measure | None) -> tuple[str, str]:
+    if measure is None:
+        return "-", "-"
+    mark = "  CROSSED" if measure.crossed else ""
+    return (
+        f"{SHORT.get(measure.measure, measure.measure)} {measure.value:.3f}{mark}",
+        f"{measure.threshold:g} ({measure.source})",
+    )
+
+
+def report_text(report: MonitorReport) -> str:
+    lines = [
+        f"Monitored {report.records} logged request(s) in {report.files} file(s) under "
+        f"{report.requests_dir} for pipeline {report.pipeline}."
+    ]
+    for path, why in sorted(report.damaged.items()):
+        lines.append(f"  skipped the rest of {path}: {why}")
+    for version in report.versions:
+        lines.append("")
+        lines.append(
+            f"{version.model_name} version {version.version}: {version.requests} request row(s) "
+            f"from {version.first_secs} to {version.last_secs} (unix s), trained in run "
+            f"{version.training_run}; monitoring execution #{version.execution_id}"
+            + (
+                f", drift against execution #{version.previous_execution}"
+                if version.previous_execution
+                else ", no previous window (no drift check)"
+            )
+        )
+        rows = [
+            (
+                "feature",
+                "skew vs training",
+                "threshold",
+                "drift vs previous",
+                "threshold",
+                "schema",
+                "verdict",
+            )
+        ]
+        for f in version.features:
+            skew, skew_t = _cell(f.skew)
+            drift, drift_t = _cell(f.drift)
+            rows.append(
+                (
+                    f.feature,
+                    skew,
+                    skew_t,
+                    drift,
+                    drift_t,
+                    "; ".join(f.schema) or "ok",
+                    "CROSSED" if f.crossed else "ok",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        if version.crossed:
+            lines.append(f"  thresholds crossed: {', '.join(version.crossed)}")
+    lines.append("")
+    lines.append(
+        "verdict: THRESHOLD CROSSED (retrain: beamline run on the newest data)"
+        if report.crossed
+        else "verdict: ok"
+    )
+    return "\n".join(lines)

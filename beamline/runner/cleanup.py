@@ -1,0 +1,137 @@
+"""What killed runs leave behind, found and removed (by the next run of the pipeline, or `gc`).
+
+Call these only while holding the pipeline's run lock (beamline.runner.run_lock): then no live
+local run of the pipeline can own what is removed. A run counts as dead when its runner stamped
+its identity and that process no longer runs (beamline.metadata.liveness); runs with no stamps
+(stock TFX, other orchestrators) are never touched.
+
+- the run is recorded as `killed`, with the node(s) it died in;
+- its unfinished executions are recorded as CANCELED (MLMD's word for "will never finish");
+- their output directories, `.system/executor_execution/<id>` (with `.temp`) and stateful working
+  directories are removed: nothing was published from them;
+- temporary directories of earlier runs (`<root>/tmp/<pipeline>-*`) and half-copied push
+  directories (`<serving dir>/.incoming-*`) are removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beamline.metadata import run_context as rc
+from beamline.metadata.liveness import runner_alive
+from beamline.settings import PUSH_INCOMING_PREFIX as INCOMING_PREFIX
+from beamline.settings import RootLayout
+
+# TFX's names (tfx.orchestration.portable.outputs_utils).
+_SYSTEM = ".system"
+_EXECUTOR_EXECUTION = "executor_execution"
+_STATEFUL_WORKING_DIR = "stateful_working_dir"
+_STATEFUL_INDEX = "__stateful_working_dir_index__"
+
+
+@dataclass
+class Cleanup:
+    killed_runs: list[str] = field(default_factory=list)
+    canceled_executions: list[int] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not (self.killed_runs or self.removed):
+            return "nothing to clean"
+        return (
+            f"{len(self.killed_runs)} killed run(s) recorded ({', '.join(self.killed_runs)}), "
+            f"{len(self.canceled_executions)} unfinished execution(s) canceled, "
+            f"{len(self.removed)} leftover director(ies) removed"
+        )
+
+
+def _props(message) -> dict:
+    return rc.properties_of(message)
+
+
+def dead_runs(store, pipeline: str) -> list:
+    """pipeline_run contexts of `pipeline` stamped `running` whose runner is gone."""
+    out = []
+    for ctx in store.get_contexts_by_type(rc.RUN_CONTEXT):
+        props = _props(ctx)
+        if props.get(rc.PIPELINE) != pipeline or props.get(rc.STATE) != rc.RunState.RUNNING:
+            continue
+        if runner_alive(props) is False:
+            out.append(ctx)
+    return out
+
+
+def _remove(path: Path, result: Cleanup) -> None:
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        result.removed.append(path)
+
+
+def _node_of(store, execution_id: int, pipeline: str) -> str | None:
+    for ctx in store.get_contexts_by_execution(execution_id):
+        if ctx.type == rc.NODE_CONTEXT and ctx.name.startswith(pipeline + "."):
+            return ctx.name[len(pipeline) + 1 :]
+    return None
+
+
+def _remove_execution_dirs(node_dir: Path, execution, result: Cleanup) -> None:
+    if not node_dir.is_dir():
+        return
+    for key_dir in node_dir.iterdir():
+        if key_dir.name != _SYSTEM and key_dir.is_dir():
+            _remove(key_dir / str(execution.id), result)
+    _remove(node_dir / _SYSTEM / _EXECUTOR_EXECUTION / str(execution.id), result)
+    index = execution.custom_properties.get(_STATEFUL_INDEX)
+    if index is not None and index.string_value:
+        _remove(node_dir / _SYSTEM / _STATEFUL_WORKING_DIR / index.string_value, result)
+
+
+def record_and_clean_killed_runs(store, layout: RootLayout, pipeline: str) -> Cleanup:
+    """Records dead runs as killed and removes their unpublished outputs."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    result = Cleanup()
+    unfinished = (pb.Execution.NEW, pb.Execution.RUNNING)
+    for ctx in dead_runs(store, pipeline):
+        props = _props(ctx)
+        executions = store.get_executions_by_context(ctx.id)
+        stuck = [e for e in executions if e.last_known_state in unfinished]
+        nodes = [n for n in (_node_of(store, e.id, pipeline) for e in stuck) if n]
+        nodes = nodes or [n for n in str(props.get(rc.CURRENT_NODES) or "").split(",") if n]
+        where = f" while running {', '.join(nodes)}" if nodes else ""
+        reason = (
+            f"killed: runner pid {props.get(rc.RUNNER_PID)} on {props.get(rc.RUNNER_HOST)} "
+            f"stopped without recording an end{where}"
+        )
+        for execution in stuck:
+            node = _node_of(store, execution.id, pipeline)
+            if node:
+                _remove_execution_dirs(layout.pipeline_root(pipeline) / node, execution, result)
+            execution.last_known_state = pb.Execution.CANCELED
+            execution.custom_properties[rc.REASON].string_value = reason
+            result.canceled_executions.append(execution.id)
+        if stuck:
+            store.put_executions(stuck)
+        ctx.custom_properties[rc.STATE].string_value = rc.RunState.KILLED
+        ctx.custom_properties[rc.REASON].string_value = reason[:500]
+        ctx.custom_properties[rc.END_MS].string_value = str(props.get(rc.HEARTBEAT_MS) or "0")
+        store.put_contexts([ctx])
+        result.killed_runs.append(ctx.name)
+    return result
+
+
+def remove_leftover_files(layout: RootLayout, pipeline: str, keep: Path | None = None) -> Cleanup:
+    """Temporary directories of earlier runs and half-copied pushes of `pipeline`."""
+    from beamline.runner.run_tmp import stale_tmp_dirs
+
+    result = Cleanup()
+    for path in stale_tmp_dirs(layout, pipeline):
+        if path != keep:
+            _remove(path, result)
+    serving = layout.serving_dir(pipeline)
+    if serving.is_dir():
+        for path in serving.glob(INCOMING_PREFIX + "*"):
+            _remove(path, result)
+    return result

@@ -1,0 +1,162 @@
+"""kill -9 a real run (Beamline's runner, real TFX, real MLMD) and read what it left.
+
+One module-scoped sequence on the tiny chaos pipeline (tests/beamline/runner/chaos_pipeline.py),
+each step a separate process, as an operator would see it:
+1. killed inside the Trainer's executor;  2. re-run: completes, cleans up after 1;
+3. module changed, killed after the push became visible and before it was recorded;
+4. re-run: completes; the unrecorded version is reported, then removed by `beamline gc`;
+5. module changed, Ctrl-C (SIGINT) while the Trainer runs: recorded as interrupted.
+Run 2 also checks that a run leaves nothing in $TMPDIR (a private one) or under <root>/tmp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from beamline.runner.run_lock import is_held
+from beamline.settings import RootLayout
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import chaos_pipeline  # noqa: E402
+
+
+@dataclass
+class Step:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Chaos:
+    root: Path
+    files: Path
+    tmpdir: Path
+    steps: dict[str, Step]
+
+    @property
+    def layout(self) -> RootLayout:
+        return RootLayout(self.root)
+
+    def cli(self, *args: str) -> Step:
+        proc = subprocess.run(
+            [sys.executable, "-m", "beamline", *args, "--root", str(self.root)],
+            capture_output=True, text=True, timeout=300,
+        )
+        return Step(proc.returncode, proc.stdout, proc.stderr)
+
+    def runs(self) -> list[dict]:
+        step = self.cli("runs", "--json")
+        assert step.returncode == 0, step.stderr
+        return json.loads(step.stdout)  # newest first
+
+
+def _run(root: Path, files: Path, tmpdir: Path, fault: str = "") -> Step:
+    env = {**os.environ, chaos_pipeline.CHAOS_DIR_ENV: str(files), "TMPDIR": str(tmpdir)}
+    env.pop("BEAMLINE_FAULT", None)
+    if fault:
+        env["BEAMLINE_FAULT"] = fault
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "chaos_pipeline.py"), str(root)],
+        capture_output=True, text=True, timeout=1500, env=env,
+    )
+    return Step(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory) -> Chaos:
+    base = tmp_path_factory.mktemp("chaos")
+    root, files, tmpdir = base / "root", base / "files", base / "tmp"
+    tmpdir.mkdir()
+    chaos_pipeline.write_files(files, scale=1)
+    state = Chaos(root, files, tmpdir, {})
+    state.steps["trainer_killed"] = _run(root, files, tmpdir, "trainer:run_fn")
+    state.steps["after_trainer_kill"] = state.runs()
+    state.steps["why_trainer"] = state.cli("why", "Trainer", "--run", "latest", "--json")
+    state.steps["trainer_leftovers"] = sorted(
+        str(p.relative_to(root)) for p in
+        (root / "pipelines" / "chaos" / "Trainer").glob(".system/executor_execution/*")
+    )
+    state.steps["rerun"] = _run(root, files, tmpdir)
+    state.steps["tmpdir_after_rerun"] = sorted(os.listdir(tmpdir))
+    chaos_pipeline.write_files(files, scale=2)  # Trainer and Pusher must run again
+    state.steps["push_killed"] = _run(root, files, tmpdir, "push:visible")
+    state.steps["runs_after_push_kill"] = state.cli("runs", "--json")
+    state.steps["rerun_after_push_kill"] = _run(root, files, tmpdir)
+    chaos_pipeline.write_files(files, scale=3)
+    state.steps["interrupted"] = _run(root, files, tmpdir, "trainer:run_fn=SIGINT")
+    state.steps["tmpdir_after_interrupt"] = sorted(os.listdir(tmpdir))
+    return state
+
+
+def test_a_run_killed_in_the_trainer_is_recorded_as_killed_there(chaos):
+    killed = chaos.steps["trainer_killed"]
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    latest = chaos.steps["after_trainer_kill"][0]
+    assert latest["state"] == "killed", latest
+    assert "Trainer" in latest["reason"] and latest["pushed_version"] is None
+    why = json.loads(chaos.steps["why_trainer"].stdout)
+    assert why["state"] == "KILLED" and "did not finish" in why["verdict"]
+    assert chaos.steps["trainer_leftovers"], "the killed Trainer left no execution dir to clean"
+
+
+def test_the_rerun_completes_and_cleans_up_after_the_killed_run(chaos):
+    rerun = chaos.steps["rerun"]
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "cleaned up after earlier runs" in rerun.stdout
+    for leftover in chaos.steps["trainer_leftovers"]:
+        assert not (chaos.root / leftover).exists(), leftover
+    assert not is_held(chaos.layout, "chaos")
+
+
+def test_runs_leave_nothing_in_tmpdir_or_under_the_root_tmp(chaos):
+    assert chaos.steps["tmpdir_after_rerun"] == []
+    assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
+
+
+def test_a_push_killed_before_it_was_recorded_is_never_complete_and_is_reported(chaos):
+    killed = chaos.steps["push_killed"]
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    runs = chaos.steps["runs_after_push_kill"]
+    assert "no run recorded" in runs.stderr and "beamline gc" in runs.stderr
+    latest = json.loads(runs.stdout)[0]
+    assert latest["state"] == "killed" and "Pusher" in latest["reason"]
+    assert latest["pushed_version"] is None
+    unrecorded = [line for line in runs.stderr.splitlines() if "no run recorded" in line]
+    version = Path(unrecorded[0].split()[1])
+    assert version.parent == chaos.layout.serving_dir("chaos") and version.is_dir()
+    lineage = chaos.cli("lineage", version.name)
+    assert lineage.returncode != 0
+
+
+def test_after_a_push_kill_the_rerun_pushes_and_gc_removes_the_unrecorded_version(chaos):
+    rerun = chaos.steps["rerun_after_push_kill"]
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    states = [r["state"] for r in chaos.runs()]
+    assert states[1:] == ["complete", "killed", "complete", "killed"], states
+    gc = chaos.cli("gc", "--unrecorded-versions")
+    assert gc.returncode == 0 and "removed" in gc.stdout, gc.stdout + gc.stderr
+    after = chaos.cli("runs")
+    assert "no run recorded" not in after.stderr
+    versions = [p.name for p in chaos.layout.serving_dir("chaos").iterdir()]
+    assert len(versions) == 2 and all(v.isdigit() for v in versions), versions
+
+
+def test_ctrl_c_records_the_run_as_interrupted_and_removes_its_temp_files(chaos):
+    interrupted = chaos.steps["interrupted"]
+    assert interrupted.returncode in (130, -signal.SIGINT), interrupted.stdout + interrupted.stderr
+    latest = chaos.runs()[0]
+    assert latest["state"] == "failed" and "interrupted" in latest["reason"], latest
+    assert chaos.steps["tmpdir_after_interrupt"] == []
+    assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
+    assert not is_held(chaos.layout, "chaos")
