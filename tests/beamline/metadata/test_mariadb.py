@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[3]
-TINY = PROJECT / "tests" / "lineage" / "lineage_tiny_pipeline.py"
+TINY = PROJECT / "tests" / "beamline" / "lineage" / "lineage_tiny_pipeline.py"
 BEAMLINE = [sys.executable, "-m", "beamline"]
 sys.path.insert(0, str(TINY.parent))
 

@@ -15,6 +15,20 @@ from tensorflow_serving.apis import (
 from serving.request_log.reader import LogScan, read_prediction_logs
 from tests.serving.support import example_rows, make_example, running_server, write_test_model
 
+LOGGED_METRIC = ':tensorflow:serving:request_log_count{model_name="penguin",outcome="logged"}'
+
+
+def wait_for_metric(rest_url: str, needle: str, timeout: float = 15.0) -> str:
+    """The Prometheus page once it contains `needle` (or the last page read, after `timeout`)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        page = requests.get(f"{rest_url}/monitoring/prometheus/metrics").text
+        if needle in page or time.monotonic() > deadline:
+            return page
+        time.sleep(0.05)
+
 
 def test_every_format_is_logged_with_model_version_and_warmup_is_not(tmp_path):
     base = tmp_path / "models" / "penguin"
@@ -68,9 +82,11 @@ def test_every_format_is_logged_with_model_version_and_warmup_is_not(tmp_path):
             for row in rows:
                 classify_request.input.example_list.examples.add().CopyFrom(make_example(row))
             stub.Classify(classify_request, timeout=30)
-        metrics = requests.get(f"{server.rest_url}/monitoring/prometheus/metrics").text
+        # The writer thread counts a record once it is written (it polls its queue every
+        # 50 ms), so the counter is read until it shows up, not at one instant.
+        metrics = wait_for_metric(server.rest_url, LOGGED_METRIC)
     # The server stopped (SIGTERM): its logger wrote out the queue and closed the file.
-    assert ':tensorflow:serving:request_log_count{model_name="penguin",outcome="logged"}' in metrics
+    assert LOGGED_METRIC in metrics
     scan = LogScan()
     records = list(read_prediction_logs(logs, scan))
     assert scan.damaged == {}
