@@ -175,12 +175,7 @@ def _policy_from_proto(policy) -> VersionPolicy:
 
 
 def read_model_config_file(path: Path) -> list[ModelSpec]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot read the model config file {path}: {exc.strerror}. Check --model_config_file."
-        ) from exc
+    text = _read_config_file(path, "model config", "--model_config_file")
     return parse_model_config_text(text, str(path))
 
 
@@ -318,26 +313,24 @@ def parse_batching_parameters(text: str, source: str = "<batching parameters>") 
     return options
 
 
-def read_batching_parameters(path: Path) -> BatchingOptions:
+def _read_config_file(path: Path, what: str, flag: str) -> str:
+    """A config file's text, or a ConfigError naming the file and the flag that chose it."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
-            f"Cannot read the batching parameters file {path}: {exc.strerror}. Check "
-            "--batching_parameters_file."
+            f"Cannot read the {what} file {path}: {exc.strerror}. Check {flag}."
         ) from exc
+
+
+def read_batching_parameters(path: Path) -> BatchingOptions:
+    text = _read_config_file(path, "batching parameters", "--batching_parameters_file")
     return parse_batching_parameters(text, str(path))
 
 
 def read_monitoring_config(path: Path) -> str | None:
     """The Prometheus path if the MonitoringConfig file enables it, else None."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot read the monitoring config file {path}: {exc.strerror}. Check "
-            "--monitoring_config_file."
-        ) from exc
+    text = _read_config_file(path, "monitoring config", "--monitoring_config_file")
     config = _parse_text("MonitoringConfig", text, str(path), "--monitoring_config_file")
     if not config.prometheus_config.enable:
         return None
