@@ -53,3 +53,9 @@ class RunInProgress(BeamlineError):
     """Another live run of the same pipeline holds the run root's lock."""
 
     exit_code = 6
+
+
+class OutOfMemory(BeamlineError):
+    """The run's processes were about to exhaust memory; the memory guard stopped the run."""
+
+    exit_code = 7

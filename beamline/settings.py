@@ -24,6 +24,14 @@ DEFAULT_ROOT = Path("beamline_runs")
 
 # Below this many input bytes, Beam runs in-process (worker start-up dominates small data).
 IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+# The memory guard (beamline/runner/memory_guard.py): how often it samples the run's process
+# tree, and how much must stay available to the machine/cgroup (the larger of the two) before it
+# stops the run itself rather than let the kernel's out-of-memory killer end it without a word.
+MEMORY_SAMPLE_SECONDS = 0.5
+MEMORY_RESERVE_FRACTION = 0.04
+MEMORY_RESERVE_MIN_BYTES = 256 * 1024 * 1024
+# An upper bound for the run's process tree, like `beamline run --memory-limit` (e.g. 6GiB, 80%).
+MEMORY_LIMIT_ENV = "BEAMLINE_MEMORY_LIMIT"
 # Independent nodes that may run at once. Two cores: more threads only add contention.
 DEFAULT_MAX_PARALLEL = 3
 # TFX packages module files into wheels at compile time unless this is set; Beamline imports

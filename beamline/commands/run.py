@@ -8,7 +8,7 @@ import click
 
 from beamline.beam import AUTO, profile_names
 from beamline.commands.options import root_option
-from beamline.settings import DEFAULT_MAX_PARALLEL
+from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
 
 
 @click.command()
@@ -33,9 +33,13 @@ from beamline.settings import DEFAULT_MAX_PARALLEL
               help="Always compile and ask TFX's cache node by node, even when nothing changed.")
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=DEFAULT_MAX_PARALLEL,
               show_default=True, help="Nodes that may run at once when the DAG allows.")
+@click.option("--memory-limit", default=None, metavar="SIZE", envvar=MEMORY_LIMIT_ENV,
+              help="Stop the run, recorded as failed, once its processes (Beam workers "
+              "included) hold more than SIZE (6GiB, 80%) [default: stop only when the "
+              f"machine or cgroup is nearly out; env {MEMORY_LIMIT_ENV}].")
 def run(
     pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
-    no_fast_cache, max_parallel,
+    no_fast_cache, max_parallel, memory_limit,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
     from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
@@ -54,6 +58,7 @@ def run(
         fast_cache=not no_fast_cache,
         span=span,
         span_range=parse_span_range(span_range) if span_range is not None else None,
+        memory_limit=memory_limit,
     )
     outcome = run_pipeline(request)
     click.echo(format_summary(outcome))

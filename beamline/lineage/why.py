@@ -18,7 +18,7 @@ from beamline.errors import BeamlineError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
 from beamline.lineage.push_notes import push_notes
 from beamline.lineage.sources import parse_fingerprint
-from beamline.metadata.run_context import MODULE_SHA256_KEY, ExecutionState, RunState
+from beamline.metadata.run_context import MODULE_SHA256_KEY, REASON, ExecutionState, RunState
 
 # Execution properties holding user code or its digest (custom_config's module_sha256).
 CODE_PROPERTIES = (
@@ -234,7 +234,11 @@ def explain_execution(graph: Graph, ex: Execution, depth: int = 0) -> Explanatio
         )
         return exp
     if ex.state == FAILED:
-        exp.notes.append("The execution failed; its outputs were not published.")
+        reason = str(ex.properties.get(REASON) or "")
+        exp.notes.append(
+            "The execution failed" + (f" ({reason})" if reason else "")
+            + "; its outputs were not published."
+        )
     prev = previous_execution(graph, ex)
     if prev is None:
         exp.verdict = (

@@ -88,16 +88,40 @@ def _remove_execution_dirs(node_dir: Path, execution, result: Cleanup) -> None:
         _remove(node_dir / _SYSTEM / _STATEFUL_WORKING_DIR / index.string_value, result)
 
 
+def unfinished_executions(store, run_ctx) -> list:
+    """The run's executions that never recorded an end (NEW or RUNNING)."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    unfinished = (pb.Execution.NEW, pb.Execution.RUNNING)
+    return [e for e in store.get_executions_by_context(run_ctx.id)
+            if e.last_known_state in unfinished]
+
+
+def end_executions(
+    store, layout: RootLayout, pipeline: str, executions: list, state: int, reason: str,
+    result: Cleanup,
+) -> None:
+    """Records `executions` as ended in `state` (an MLMD Execution.State) with `reason`, and
+    removes their unpublished output directories."""
+    for execution in executions:
+        node = _node_of(store, execution.id, pipeline)
+        if node:
+            _remove_execution_dirs(layout.pipeline_root(pipeline) / node, execution, result)
+        execution.last_known_state = state
+        execution.custom_properties[rc.REASON].string_value = reason[:500]
+        result.canceled_executions.append(execution.id)
+    if executions:
+        store.put_executions(executions)
+
+
 def record_and_clean_killed_runs(store, layout: RootLayout, pipeline: str) -> Cleanup:
     """Records dead runs as killed and removes their unpublished outputs."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     result = Cleanup()
-    unfinished = (pb.Execution.NEW, pb.Execution.RUNNING)
     for ctx in dead_runs(store, pipeline):
         props = _props(ctx)
-        executions = store.get_executions_by_context(ctx.id)
-        stuck = [e for e in executions if e.last_known_state in unfinished]
+        stuck = unfinished_executions(store, ctx)
         nodes = [n for n in (_node_of(store, e.id, pipeline) for e in stuck) if n]
         nodes = nodes or [n for n in str(props.get(rc.CURRENT_NODES) or "").split(",") if n]
         where = f" while running {', '.join(nodes)}" if nodes else ""
@@ -105,15 +129,7 @@ def record_and_clean_killed_runs(store, layout: RootLayout, pipeline: str) -> Cl
             f"killed: runner pid {props.get(rc.RUNNER_PID)} on {props.get(rc.RUNNER_HOST)} "
             f"stopped without recording an end{where}"
         )
-        for execution in stuck:
-            node = _node_of(store, execution.id, pipeline)
-            if node:
-                _remove_execution_dirs(layout.pipeline_root(pipeline) / node, execution, result)
-            execution.last_known_state = pb.Execution.CANCELED
-            execution.custom_properties[rc.REASON].string_value = reason
-            result.canceled_executions.append(execution.id)
-        if stuck:
-            store.put_executions(stuck)
+        end_executions(store, layout, pipeline, stuck, pb.Execution.CANCELED, reason, result)
         ctx.custom_properties[rc.STATE].string_value = rc.RunState.KILLED
         ctx.custom_properties[rc.REASON].string_value = reason[:500]
         ctx.custom_properties[rc.END_MS].string_value = str(props.get(rc.HEARTBEAT_MS) or "0")

@@ -17,18 +17,20 @@ from typing import TextIO
 
 
 @contextlib.contextmanager
-def capture_to(log_path: Path) -> Iterator[TextIO]:
-    """Redirects fds 1 and 2 into `log_path`; yields a text stream to the real stdout."""
+def capture_to(log_path: Path) -> Iterator[tuple[TextIO, TextIO]]:
+    """Redirects fds 1 and 2 into `log_path`; yields text streams to the real stdout and
+    stderr."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
     console = os.fdopen(os.dup(saved_out), "w", buffering=1, encoding="utf-8")
+    console_err = os.fdopen(os.dup(saved_err), "w", buffering=1, encoding="utf-8")
     with open(log_path, "ab", buffering=0) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield console
+            yield console, console_err
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -37,3 +39,4 @@ def capture_to(log_path: Path) -> Iterator[TextIO]:
             os.close(saved_out)
             os.close(saved_err)
             console.close()
+            console_err.close()

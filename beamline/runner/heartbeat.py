@@ -67,6 +67,10 @@ class Heartbeat:
                 self._running.remove(node_id)
         self.beat()
 
+    def running_nodes(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
     def beat(self) -> None:
         try:
             [ctx] = self._handle.store.get_contexts_by_id([self._context_id])

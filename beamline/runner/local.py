@@ -17,12 +17,13 @@ from types import ModuleType
 from typing import TextIO
 
 from beamline import beam, registry
-from beamline.errors import AnomaliesFound, PipelineFailed
-from beamline.metadata.run_context import RunState
+from beamline.errors import AnomaliesFound, OutOfMemory, PipelineFailed
+from beamline.metadata.run_context import RUN_CONTEXT, RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
 from beamline.runner.fd_capture import capture_to
 from beamline.runner.heartbeat import Heartbeat
+from beamline.runner.memory_guard import MemoryGuard, advice_for
 from beamline.runner.outcome import RunOutcome
 from beamline.runner.run_lock import PipelineLock
 from beamline.runner.run_tmp import run_tmp_dir, run_tmpdir
@@ -30,6 +31,7 @@ from beamline.runner.scheduler import FAILED, RUNNING, NodeEvent, run_dag
 from beamline.runner.spans import SpanRange, resolve_input, span_pattern_of
 from beamline.settings import (
     DEFAULT_MAX_PARALLEL,
+    MEMORY_LIMIT_ENV,
     NO_USER_MODULE_WHEELS,
     PipelineSettings,
     RootLayout,
@@ -51,6 +53,9 @@ class RunRequest:
     fast_cache: bool = True
     span: int | None = None
     span_range: SpanRange | None = None
+    # An upper bound for the run's process tree ("6GiB", "80%"); None: $BEAMLINE_MEMORY_LIMIT,
+    # else only what the machine/cgroup has left bounds it (beamline.runner.memory).
+    memory_limit: str | None = None
 
 
 def prepare_environment() -> None:
@@ -109,6 +114,7 @@ def run_pipeline(
         request.span_range,
     )
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
+    budget = _memory_budget(request)
 
     from beamline.metadata.connection import connection_config
 
@@ -155,17 +161,69 @@ def run_pipeline(
                 return _with_serving(replayed, settings, module)
         log_path = layout.log_path(request.pipeline, run_id)
         cwd = os.getcwd()
-        with run_tmpdir(run_tmp_dir(layout, request.pipeline, run_id)), capture_to(
-            log_path
-        ) as console:
+        tmp_dir = run_tmp_dir(layout, request.pipeline, run_id)
+        with run_tmpdir(tmp_dir), capture_to(log_path) as (console, console_err):
             _log_at_info()
             console.write(f"beamline: full log in {log_path}\n")
+            end = _RunEnd(layout, request.pipeline, digest, tmp_dir, console_err)
             try:
-                outcome = _run_nodes(module, settings, request, run_id, log_path, console, digest)
+                outcome = _run_nodes(module, settings, request, run_id, log_path, console, end,
+                                     budget)
             finally:
                 # The caller's relative paths must keep their meaning whatever a node did.
                 os.chdir(cwd)
     return _with_serving(outcome, settings, module)
+
+
+def _memory_budget(request: RunRequest):
+    from beamline.runner.memory import budget_for
+
+    if request.memory_limit:
+        return budget_for(request.memory_limit, "--memory-limit")
+    return budget_for(os.environ.get(MEMORY_LIMIT_ENV), f"${MEMORY_LIMIT_ENV}")
+
+
+@dataclass
+class _RunEnd:
+    """What the memory guard needs to end the run on its own: record, clean, say, exit."""
+
+    layout: RootLayout
+    pipeline: str
+    digest: str
+    tmp_dir: Path
+    console_err: TextIO
+
+    def out_of_memory(self, compiled, message: str) -> None:
+        """Records the run and its unfinished executions as failed, removes their outputs and
+        the run's temporary files, prints `message` and ends the process (exit 7)."""
+        import shutil
+
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        from beamline.runner import cleanup
+        from beamline.runner.serialized_mlmd import SerializedMetadata
+
+        logging.getLogger("beamline").error("%s", message)
+        try:
+            with SerializedMetadata(compiled.connection_config) as handle:
+                ctx = handle.store.get_context_by_type_and_name(RUN_CONTEXT, compiled.run_id)
+                if ctx is not None:
+                    cleanup.end_executions(
+                        handle.store, self.layout, self.pipeline,
+                        cleanup.unfinished_executions(handle.store, ctx), pb.Execution.FAILED,
+                        message, cleanup.Cleanup(),
+                    )
+                fast_cache.mark_run(
+                    handle.store, compiled.run_id, self.pipeline, self.digest,
+                    state=RunState.FAILED, nodes=len(compiled.nodes), reason=message,
+                )
+        except Exception as err:  # noqa: BLE001 - the message must still reach the user
+            logging.getLogger("beamline").warning("run end not recorded: %s", err)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self.console_err.write(f"error: {message}\n")
+        self.console_err.flush()
+        logging.shutdown()
+        os._exit(OutOfMemory.exit_code)
 
 
 def _module_source(module: ModuleType) -> str:
@@ -233,7 +291,8 @@ def _try_replay(
 
 
 def _run_nodes(
-    module, settings, request, run_id: str, log_path: Path, console: TextIO, digest: str
+    module, settings, request, run_id: str, log_path: Path, console: TextIO, end: _RunEnd,
+    budget,
 ) -> RunOutcome:
     from beamline.runner import tfx_nodes
 
@@ -247,9 +306,15 @@ def _run_nodes(
     console.write(f"beamline: run id {compiled.run_id}\n")
 
     events: dict[str, NodeEvent] = {}
+    digest = end.digest
     with tfx_nodes.beam_dependencies(list(settings.beam_pipeline_args)), Heartbeat(
         compiled, request.pipeline, str(log_path)
-    ) as heartbeat:
+    ) as heartbeat, MemoryGuard(
+        budget,
+        heartbeat.running_nodes,
+        lambda message: end.out_of_memory(compiled, message),
+        advice_for(settings.beam_pipeline_args),
+    ):
         try:
             with Progress(console) as progress:
                 progress.width = max(len(n) for n in compiled.nodes)

@@ -8,7 +8,8 @@ $BEAMLINE_CHAOS_DIR names (data/, module/), written by the test.
     python chaos_pipeline.py ROOT     # one run through beamline.runner.local.run_pipeline
 
 $BEAMLINE_FAULT picks where the process kills itself (beamline/faults.py): `trainer:run_fn`
-(inside the Trainer's executor), `push:copied`, `push:visible`.
+(inside the Trainer's executor), `push:copied`, `push:visible`. $BEAMLINE_CHAOS_HOG_MIB makes the
+Trainer hold that much memory before it trains (the memory guard's test).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ PIPELINE_NAME = "chaos"
 CHAOS_DIR_ENV = "BEAMLINE_CHAOS_DIR"
 
 MODULE_TEMPLATE = '''"""Trainer module of the chaos pipeline."""
+import os
+import time
+
 import tensorflow as tf
 
 from beamline.faults import fault_point
@@ -32,8 +36,18 @@ from beamline.faults import fault_point
 SCALE = {scale}
 
 
+def _hog():
+    """Holds $BEAMLINE_CHAOS_HOG_MIB MiB, 64 MiB at a time, as a node outgrowing memory does."""
+    held = []
+    for _ in range(int(os.environ.get("BEAMLINE_CHAOS_HOG_MIB", "0")) // 64):
+        held.append(b"x" * (64 << 20))  # written, so resident
+        time.sleep(0.05)
+    return held
+
+
 def run_fn(fn_args):
     fault_point("trainer:run_fn")
+    held = _hog()
 
     class Scale(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
@@ -43,6 +57,7 @@ def run_fn(fn_args):
     module = Scale()
     tf.saved_model.save(module, fn_args.serving_model_dir,
                         signatures={{"serving_default": module.serve}})
+    del held
 '''
 
 def write_files(chaos_dir: Path, scale: int = 1) -> None:

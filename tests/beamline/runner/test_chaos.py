@@ -5,7 +5,9 @@ each step a separate process, as an operator would see it:
 1. killed inside the Trainer's executor;  2. re-run: completes, cleans up after 1;
 3. module changed, killed after the push became visible and before it was recorded;
 4. re-run: completes; the unrecorded version is reported, then removed by `beamline gc`;
-5. module changed, Ctrl-C (SIGINT) while the Trainer runs: recorded as interrupted.
+5. module changed, Ctrl-C (SIGINT) while the Trainer runs: recorded as interrupted;
+6. module changed, the Trainer outgrows --memory-limit: the memory guard stops the run, says so
+   and records it failed (test_memory_guard.py has the guard's parts).
 Run 2 also checks that a run leaves nothing in $TMPDIR (a private one) or under <root>/tmp.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from beamline.runner.run_lock import is_held
-from beamline.settings import RootLayout
+from beamline.settings import MEMORY_LIMIT_ENV, RootLayout
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -61,9 +63,13 @@ class Chaos:
         return json.loads(step.stdout)  # newest first
 
 
-def _run(root: Path, files: Path, tmpdir: Path, fault: str = "") -> Step:
+def _run(
+    root: Path, files: Path, tmpdir: Path, fault: str = "", extra_env: dict | None = None
+) -> Step:
     env = {**os.environ, chaos_pipeline.CHAOS_DIR_ENV: str(files), "TMPDIR": str(tmpdir)}
     env.pop("BEAMLINE_FAULT", None)
+    env.pop(MEMORY_LIMIT_ENV, None)
+    env.update(extra_env or {})
     if fault:
         env["BEAMLINE_FAULT"] = fault
     proc = subprocess.run(
@@ -93,9 +99,25 @@ def chaos(tmp_path_factory) -> Chaos:
     state.steps["push_killed"] = _run(root, files, tmpdir, "push:visible")
     state.steps["runs_after_push_kill"] = state.cli("runs", "--json")
     state.steps["rerun_after_push_kill"] = _run(root, files, tmpdir)
+    state.steps["runs_after_push_rerun"] = state.runs()
     chaos_pipeline.write_files(files, scale=3)
     state.steps["interrupted"] = _run(root, files, tmpdir, "trainer:run_fn=SIGINT")
     state.steps["tmpdir_after_interrupt"] = sorted(os.listdir(tmpdir))
+    state.steps["runs_after_interrupt"] = state.runs()
+    state.steps["lock_held_after_interrupt"] = is_held(state.layout, "chaos")
+    tmp_root = state.layout.tmp_root
+    state.steps["root_tmp_after_interrupt"] = (
+        sorted(os.listdir(tmp_root)) if tmp_root.exists() else []
+    )
+    chaos_pipeline.write_files(files, scale=4)
+    trainer_outputs = root / "pipelines" / "chaos" / "Trainer" / "model"
+    state.steps["trainer_outputs_before_oom"] = sorted(os.listdir(trainer_outputs))
+    # The tiny run holds ~1 GiB before the Trainer; the Trainer then asks for 8 GiB more.
+    hog = {"BEAMLINE_CHAOS_HOG_MIB": "8192", MEMORY_LIMIT_ENV: "2.5GiB"}
+    state.steps["out_of_memory"] = _run(root, files, tmpdir, extra_env=hog)
+    state.steps["trainer_outputs_after_oom"] = sorted(os.listdir(trainer_outputs))
+    state.steps["why_out_of_memory"] = state.cli("why", "Trainer", "--run", "latest")
+    state.steps["tmpdir_after_out_of_memory"] = sorted(os.listdir(tmpdir))
     return state
 
 
@@ -142,8 +164,8 @@ def test_a_push_killed_before_it_was_recorded_is_never_complete_and_is_reported(
 def test_after_a_push_kill_the_rerun_pushes_and_gc_removes_the_unrecorded_version(chaos):
     rerun = chaos.steps["rerun_after_push_kill"]
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    states = [r["state"] for r in chaos.runs()]
-    assert states[1:] == ["complete", "killed", "complete", "killed"], states
+    states = [r["state"] for r in chaos.steps["runs_after_push_rerun"]]
+    assert states == ["complete", "killed", "complete", "killed"], states
     gc = chaos.cli("gc", "--unrecorded-versions")
     assert gc.returncode == 0 and "removed" in gc.stdout, gc.stdout + gc.stderr
     after = chaos.cli("runs")
@@ -155,8 +177,27 @@ def test_after_a_push_kill_the_rerun_pushes_and_gc_removes_the_unrecorded_versio
 def test_ctrl_c_records_the_run_as_interrupted_and_removes_its_temp_files(chaos):
     interrupted = chaos.steps["interrupted"]
     assert interrupted.returncode in (130, -signal.SIGINT), interrupted.stdout + interrupted.stderr
-    latest = chaos.runs()[0]
+    latest = chaos.steps["runs_after_interrupt"][0]
     assert latest["state"] == "failed" and "interrupted" in latest["reason"], latest
     assert chaos.steps["tmpdir_after_interrupt"] == []
+    assert chaos.steps["root_tmp_after_interrupt"] == []
+    assert not chaos.steps["lock_held_after_interrupt"]
+
+
+def test_a_run_outgrowing_its_memory_limit_is_stopped_with_a_word_and_recorded_failed(chaos):
+    stopped = chaos.steps["out_of_memory"]
+    assert stopped.returncode == 7, stopped.stdout + stopped.stderr
+    [message] = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert "out of memory" in message and "Trainer" in message, message
+    assert "2.50 GiB that --memory-limit allows" in message
+    assert "--beam direct-multi" in message  # the tiny run is in-memory Beam: what to change
+    latest = chaos.runs()[0]
+    assert latest["state"] == "failed" and latest["reason"].startswith("out of memory"), latest
+    assert latest["pushed_version"] is None
+    why = chaos.steps["why_out_of_memory"]
+    assert "The execution failed (out of memory" in why.stdout, why.stdout + why.stderr
+    # The stopped Trainer's output directory was removed (nothing was published from it).
+    assert chaos.steps["trainer_outputs_after_oom"] == chaos.steps["trainer_outputs_before_oom"]
+    assert chaos.steps["tmpdir_after_out_of_memory"] == []
     assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
     assert not is_held(chaos.layout, "chaos")
