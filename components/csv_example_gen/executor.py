@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
-from components.csv_example_gen import csv_format
+from components.csv_example_gen import csv_format, example_bytes
+from components.csv_example_gen.column_types import ColumnTypes
 from components.csv_example_gen.constants import (
     CUSTOM_CONFIG_EXTRA_PATTERNS,
     CUSTOM_CONFIG_NULL_VALUES,
@@ -53,22 +53,32 @@ def read_header(path: str) -> list[str]:
         return csv_format.header(f, path)
 
 
-def to_example(cells: list[str], columns: list[csv_decoder.ColumnInfo]) -> tf.train.Example:
-    """One row as a tf.Example; a missing cell ("") has no key at all."""
-    feature = {}
-    for cell, column in zip(cells, columns, strict=True):
-        if not cell:
-            continue
-        name = column.name.decode() if isinstance(column.name, bytes) else column.name
-        if column.type == csv_decoder.ColumnType.INT:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(cell)]))
-        elif column.type == csv_decoder.ColumnType.FLOAT:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(cell)]))
-        else:
-            feature[name] = tf.train.Feature(
-                bytes_list=tf.train.BytesList(value=[cell.encode("utf-8")])
-            )
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+_KINDS = {
+    csv_decoder.ColumnType.INT: example_bytes.INT,
+    csv_decoder.ColumnType.FLOAT: example_bytes.FLOAT,
+}
+
+
+def column_kinds(columns: list[csv_decoder.ColumnInfo]) -> list[tuple[str, str]]:
+    """(name, kind) per column; strings and never-present (UNKNOWN) columns are bytes."""
+    return [
+        (c.name.decode() if isinstance(c.name, bytes) else c.name,
+         _KINDS.get(c.type, example_bytes.BYTES))
+        for c in columns
+    ]
+
+
+class _ToExampleBytes(beam.DoFn):
+    """A row's cells to a serialized tf.Example; a missing cell ("") has no key at all."""
+
+    def __init__(self) -> None:
+        self._columns = None
+        self._encode = None
+
+    def process(self, cells: list[str], columns: list[csv_decoder.ColumnInfo]) -> Iterator[bytes]:
+        if columns is not self._columns:  # the side input: once per bundle, not per row
+            self._columns, self._encode = columns, example_bytes.row_encoder(column_kinds(columns))
+        yield self._encode(cells)
 
 
 class _ReadRows(beam.DoFn):
@@ -85,7 +95,7 @@ class _ReadRows(beam.DoFn):
 
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
+@beam.typehints.with_output_types(bytes)
 def _CsvToExampleWithNulls(  # noqa: N802 - Beam PTransform naming
     pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
 ) -> beam.pvalue.PCollection:
@@ -115,11 +125,11 @@ def _CsvToExampleWithNulls(  # noqa: N802 - Beam PTransform naming
     column_infos = beam.pvalue.AsSingleton(
         cells
         | "InferColumnTypes"
-        >> beam.CombineGlobally(
-            csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True)
-        )
+        >> beam.CombineGlobally(ColumnTypes(column_names))
     )
-    return cells | "ToTFExample" >> beam.Map(to_example, column_infos)
+    # Serialized here (ExampleGen passes bytes through and hashes them for the split): the
+    # same bytes SerializeToString(deterministic=True) gives, ~8x cheaper (example_bytes).
+    return cells | "ToTFExample" >> beam.ParDo(_ToExampleBytes(), column_infos)
 
 
 class Executor(BaseExampleGenExecutor):

@@ -83,7 +83,7 @@ def _examples(tmp_path, files: dict[str, bytes], pattern="*.csv", config=None):
         _ = (
             p
             | executor._CsvToExampleWithNulls(props, pattern)  # noqa: SLF001
-            | beam.io.WriteToTFRecord(out, coder=beam.coders.ProtoCoder(tf.train.Example))
+            | beam.io.WriteToTFRecord(out)  # serialized tf.Examples, as ExampleGen writes them
         )
     records = tf.data.TFRecordDataset(sorted(str(f) for f in tmp_path.glob("examples*")))
     return sorted((tf.train.Example.FromString(r.numpy()) for r in records), key=str)

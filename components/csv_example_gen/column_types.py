@@ -1,0 +1,61 @@
+"""Column type inference over the present cells: tfx_bsl's rules, at a fraction of the cost.
+
+tfx_bsl's ColumnTypeInferrer tries `int()` then `float()` on every cell of every row (~18 us a
+taxi row, the second most expensive step of ExampleGen once examples are serialized by hand).
+The type of a cell depends only on its text, and a column already at STRING (the top of
+INT < FLOAT < STRING) cannot change, so this subclass skips such columns and remembers the type
+of each distinct cell text it has seen. Merging and output are tfx_bsl's own.
+"""
+
+from __future__ import annotations
+
+from tfx_bsl.coders import csv_decoder
+
+ColumnType = csv_decoder.ColumnType
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_CACHE_MAX = 100_000
+
+
+def value_type(value: str) -> ColumnType:
+    """tfx_bsl's rule: empty UNKNOWN; an int64 INT; a longer integer STRING; a float FLOAT."""
+    if not value:
+        return ColumnType.UNKNOWN
+    try:
+        return ColumnType.INT if _INT64_MIN <= int(value) <= _INT64_MAX else ColumnType.STRING
+    except ValueError:
+        try:
+            float(value)
+        except ValueError:
+            return ColumnType.STRING
+        return ColumnType.FLOAT
+
+
+class ColumnTypes(csv_decoder.ColumnTypeInferrer):
+    """csv_decoder.ColumnTypeInferrer for single-valued columns and skipped blank lines."""
+
+    def __init__(self, column_names: list[str]) -> None:
+        super().__init__(column_names, skip_blank_lines=True)
+        self._seen: dict[str, ColumnType] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_seen": {}}  # workers start with an empty memo
+
+    def add_input(self, accumulator, cells):
+        if not cells:
+            return accumulator
+        names = self._column_names
+        if len(cells) != len(names):
+            raise ValueError(f"Columns do not match specified csv headers: {names} -> {cells}")
+        seen = self._seen
+        for name, cell in zip(names, cells, strict=True):
+            previous = accumulator.get(name)
+            if previous == ColumnType.STRING:
+                continue
+            current = seen.get(cell)
+            if current is None:
+                current = value_type(cell)
+                if len(seen) < _CACHE_MAX:
+                    seen[cell] = current
+            if previous is None or current > previous:
+                accumulator[name] = current
+        return accumulator
