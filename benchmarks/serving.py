@@ -20,6 +20,12 @@ the new version answers, against the p99 of the same clients just before it (tar
     .venv/bin/python benchmarks/serving.py --only-push      # just the push scenario
     .venv/bin/python benchmarks/serving.py --logging-cost   # request logging at rate 1.0 vs off
 
+`--load-generator c` drives the same scenarios with C load generators instead of the Python
+clients: wrk (REST, HTTP/1.1 keep-alive) and h2load (gRPC: HTTP/2 POSTs of the framed request,
+one stream per connection), both from Debian (`apt-get install wrk nghttp2-client`). They cost a
+fraction of the Python clients' CPU per request, so the server gets more of the shared cores;
+h2load reports a mean, not percentiles (its p50 column shows the mean).
+
 `--logging-cost` instead measures what request logging costs: two servers (batching off), one
 with `--request_log_dir` at sample rate 1.0, the other without; REST and gRPC at 32 clients (or
 --concurrency), rounds alternating between the servers; medians of p50 and throughput, and the
@@ -80,6 +86,10 @@ def parse_args() -> argparse.Namespace:
         "--logging-cost", action="store_true", help="measure request logging (rate 1.0) vs off"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server (--logging-cost)")
+    parser.add_argument(
+        "--load-generator", choices=("python", "c"), default="python",
+        help="python: asyncio/grpc clients in this process; c: wrk and h2load",
+    )
     return parser.parse_args()
 
 
@@ -234,6 +244,77 @@ async def run_clients(kind: str, server, payload: bytes, clients: int, duration:
     cpu = process_cpu_seconds(server.process.pid) - cpu_marks[0]
     client_cpu = time.process_time() - client_marks[0]
     return Result(kind, latencies, time.perf_counter() - warm_until, cpu, client_cpu)
+
+
+def _c_tool(name: str) -> str:
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        sys.exit(f"--load-generator c needs {name}: apt-get install wrk nghttp2-client")
+    return path
+
+
+def _ms(text: str) -> float:
+    """wrk/h2load durations ("812.00us", "1.20ms", "2.1s") in ms."""
+    import re
+
+    number, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text.strip()).groups()
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def run_c_clients(kind: str, server, request: bytes, clients: int, duration: float) -> Result:
+    """wrk (REST) or h2load (gRPC) against the server; the server's CPU from /proc."""
+    import re
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "REST":
+            head, _, body = request.partition(b"\r\n\r\n")
+            path = head.split(b" ")[1].decode()
+            script = Path(tmp) / "post.lua"
+            script.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body.decode())}\n"
+            )
+            cmd = [_c_tool("wrk"), "-t1", f"-c{clients}", f"-d{duration:g}s", "--latency",
+                   "-s", str(script), f"http://127.0.0.1:{server.rest_port}{path}"]
+        else:
+            body_file = Path(tmp) / "request.bin"
+            body_file.write_bytes(b"\x00" + len(request).to_bytes(4, "big") + request)
+            cmd = [_c_tool("h2load"), "-t1", f"-c{clients}", "-m1", f"-D{duration:g}",
+                   "-d", str(body_file),
+                   "-H", "content-type: application/grpc", "-H", "te: trailers",
+                   f"http://{server.grpc_target}/tensorflow.serving.PredictionService/Predict"]
+        before = process_cpu_seconds(server.process.pid)
+        client_before = os.times()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        client_after = os.times()
+        cpu = process_cpu_seconds(server.process.pid) - before
+    client_cpu = (client_after.children_user + client_after.children_system
+                  - client_before.children_user - client_before.children_system)
+    if kind == "REST":
+        if "Non-2xx" in out:
+            raise RuntimeError(f"wrk saw errors:\n{out}")
+        rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+        p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
+        p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+        elapsed = duration
+    else:
+        done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+        if done is None or done.group(1) != done.group(2):
+            raise RuntimeError(f"h2load saw errors:\n{out}")
+        rate = float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", out).group(1))
+        mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+        p50 = p99 = _ms(mean)
+        elapsed = duration
+    count = max(int(rate * elapsed), 1)
+    result = Result(kind, [p50 / 1e3], 1.0, 0.0, 0.0)
+    result.p50, result.p99, result.rate, result.count = p50, p99, rate, count
+    # Neither tool warms up here: the server's CPU and the count cover the same window.
+    result.cpu_ms = cpu / count * 1e3
+    result.client_cpu_ms = client_cpu / count * 1e3
+    return result
 
 
 # -- p99 during a push --------------------------------------------------------------------------
@@ -471,7 +552,12 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
     for batching, server in servers.items():
         for kind, payload in (("REST", rest_request), ("gRPC", grpc_payload)):
             for clients in concurrency:
-                result = asyncio.run(run_clients(kind, server, payload, clients, args.duration))
+                if args.load_generator == "c":
+                    result = run_c_clients(kind, server, payload, clients, args.duration)
+                else:
+                    result = asyncio.run(
+                        run_clients(kind, server, payload, clients, args.duration)
+                    )
                 results.append((batching, kind, clients, result))
                 print(
                     f"  {kind:4} batching {batching:3} clients {clients:2}: "
@@ -482,7 +568,10 @@ def _run(args, concurrency, servers, version_dir, instances) -> None:
                 )
 
     print()
-    print(f"model: {version_dir}  (1-row Predict requests; {os.cpu_count()} cores shared)")
+    print(
+        f"model: {version_dir}  (1-row Predict requests; {os.cpu_count()} cores shared; "
+        f"{args.load_generator} load generator)"
+    )
     print(
         f"{'':26}{'p50 ms':>8}{'p99 ms':>8}{'req/s':>9}{'p50 - in-proc':>15}"
         f"{'rate / in-proc':>16}{'CPU ms/req':>12}{'client CPU':>12}"
