@@ -22,8 +22,12 @@ TF_ENVIRONMENT = {
 DEFAULT_ROOT_ENV = "BEAMLINE_ROOT"
 DEFAULT_ROOT = Path("beamline_runs")
 
-# Below this many input bytes, Beam runs in-process (worker start-up dominates small data).
-IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+# Up to this many input bytes, Beam runs in-process. Measured with benchmarks/scale.py (taxi,
+# 2 cores, 2026-11-26): in-memory beat multi-processing at 100k, 300k and 1M rows (114 MiB) in
+# wall time and in peak memory (every worker loads TensorFlow), so the curves do not cross up
+# to 1M rows; the switch sits just above the largest size measured. Bigger inputs go to
+# multi-processing, and the memory guard stops an in-memory run that outgrows the machine.
+IN_MEMORY_MAX_BYTES = 128 * 1024 * 1024
 # The memory guard (beamline/runner/memory_guard.py): how often it samples the run's process
 # tree, and how much must stay available to the machine/cgroup (the larger of the two) before it
 # stops the run itself rather than let the kernel's out-of-memory killer end it without a word.
