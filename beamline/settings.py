@@ -22,12 +22,12 @@ TF_ENVIRONMENT = {
 DEFAULT_ROOT_ENV = "BEAMLINE_ROOT"
 DEFAULT_ROOT = Path("beamline_runs")
 
-# Up to this many input bytes, Beam runs in-process. Measured with benchmarks/scale.py (taxi,
-# 2 cores, 2026-11-26): in-memory beat multi-processing at 100k, 300k and 1M rows (114 MiB) in
-# wall time and in peak memory (every worker loads TensorFlow), so the curves do not cross up
-# to 1M rows; the switch sits just above the largest size measured. Bigger inputs go to
-# multi-processing, and the memory guard stops an in-memory run that outgrows the machine.
-IN_MEMORY_MAX_BYTES = 128 * 1024 * 1024
+# Up to this many input bytes, Beam runs in-process; above, multi-processing. Where the curves
+# cross, measured with benchmarks/scale.py (taxi, 2 cores, quiet, 2026-11-26): in-memory won at
+# 300k rows / 34 MiB (167 vs 180 s), multi-processing at 1M rows / 114 MiB (334 vs 431 s); the
+# linear interpolation of the difference crosses at ~44 MiB. In-memory always used less memory
+# (every worker loads TensorFlow): 1.6 vs 4.3 GiB at 300k, 3.3 vs 5.3 GiB at 1M.
+IN_MEMORY_MAX_BYTES = 48 * 1024 * 1024
 # The memory guard (beamline/runner/memory_guard.py): how often it samples the run's process
 # tree, and how much must stay available to the machine/cgroup (the larger of the two) before it
 # stops the run itself rather than let the kernel's out-of-memory killer end it without a word.
