@@ -44,6 +44,12 @@ from components.resolvers.baseline import (
 )
 from components.strict_validator.component import StrictExampleValidator
 
+# Transform traces preprocessing_fn as a TF1 graph: the same analyzers and transform graph,
+# built without tf.function's tracing; measured Transform 20.1 -> 14.5 s (taxi) and 12.8 ->
+# 10.7 s (penguin) on the shipped data (benchmarks/pipeline_e2e.py, issue 12). The module-file
+# tests run preprocessing_fn in this same mode.
+TRANSFORM_FORCE_TF_COMPAT_V1 = True
+
 
 @dataclass(frozen=True)
 class ClassifierSpec:
@@ -140,10 +146,7 @@ def classifier_components(
         # StatisticsGen already describes the raw data; Transform's own pre/post-transform
         # statistics (two more TFDV passes) cost about a third of its time on small data.
         disable_statistics=True,
-        # TF1 graph tracing of preprocessing_fn: the same analyzers and transform graph, built
-        # without tf.function's retracing; measured Transform 20.1 -> 14.5 s (taxi) and 12.8 ->
-        # 10.7 s (penguin) on the shipped data (benchmarks/pipeline_e2e.py, issue 12).
-        force_tf_compat_v1=True,
+        force_tf_compat_v1=TRANSFORM_FORCE_TF_COMPAT_V1,
     )
     nodes = [example_gen, statistics_gen, schema_gen, example_validator, transform]
 

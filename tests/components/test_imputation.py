@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.classifier_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 from components.common import imputation
 
 # Rows 0 and 2 have a value, row 1 has none (an absent feature).
@@ -53,6 +54,6 @@ def test_impute_numeric_fills_gaps_with_the_mean_of_present_values(tmp_path, spe
     def preprocessing_fn(inputs):
         return {"y": imputation.impute_numeric(inputs["x"])}
 
-    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=TRANSFORM_FORCE_TF_COMPAT_V1):
         (data, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
     np.testing.assert_allclose([row["y"] for row in data], [2.0, 5.0, 10.0, 3.0])

@@ -9,6 +9,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.classifier_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 from components.common.imputation import MISSING_CATEGORY
 
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
@@ -47,7 +48,8 @@ def transformed(tmp_path_factory, penguin_transform):
     """Runs the real preprocessing_fn through tf.Transform on Beam (in-process)."""
     out = tmp_path_factory.mktemp("tft")
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
-    with tft_beam.Context(temp_dir=str(out / "tmp"), force_tf_compat_v1=False):
+    tmp = str(out / "tmp")
+    with tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=TRANSFORM_FORCE_TF_COMPAT_V1):
         (data, _), transform_fn = (
             _rows(),
             metadata,

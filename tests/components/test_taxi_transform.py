@@ -8,6 +8,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.classifier_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 from components.common.imputation import MISSING_CATEGORY
 from tests.components.conftest import load_module_file
 
@@ -26,7 +27,7 @@ def test_taxi_label_imputation_and_missing_company(tmp_path):
         rows.append(row)
     rows[3]["dropoff_latitude"] = []  # a gap: the mean of 1, 2, 3, 5, 6
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=TRANSFORM_FORCE_TF_COMPAT_V1):
         (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             taxi.preprocessing_fn
         )
