@@ -63,6 +63,10 @@ class Chaos:
         return json.loads(step.stdout)  # newest first
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(
     root: Path, files: Path, tmpdir: Path, fault: str = "", extra_env: dict | None = None
 ) -> Step:
@@ -75,6 +79,9 @@ def _run(
     proc = subprocess.run(
         [sys.executable, str(HERE / "chaos_pipeline.py"), str(root)],
         capture_output=True, text=True, timeout=1500, env=env,
+        # As in a terminal: a shell that starts the tests in the background (`cmd &`) ignores
+        # SIGINT, and Python would then never turn Ctrl-C into KeyboardInterrupt.
+        preexec_fn=_default_sigint,
     )
     return Step(proc.returncode, proc.stdout, proc.stderr)
 
