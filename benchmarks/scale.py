@@ -32,8 +32,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT / ".bench-data" / "taxi-scale"
 SAMPLE_SECONDS = 0.25
@@ -113,21 +111,12 @@ class TreeSampler:
         self._stop.set()
 
     def _loop(self) -> None:
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.NoSuchProcess:
-            return
+        from beamline.runner.memory import tree_rss
+
         while not self._stop.is_set():
-            total = 0
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
+            total, count = tree_rss(self.pid)
+            if count == 0:  # the process has ended
                 return
-            for proc in procs:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
             self.samples.append((time.time(), total))
             self._stop.wait(SAMPLE_SECONDS)
 

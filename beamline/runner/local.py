@@ -198,27 +198,8 @@ class _RunEnd:
         the run's temporary files, prints `message` and ends the process (exit 7)."""
         import shutil
 
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
-        from beamline.runner import cleanup
-        from beamline.runner.serialized_mlmd import SerializedMetadata
-
         logging.getLogger("beamline").error("%s", message)
-        try:
-            with SerializedMetadata(compiled.connection_config) as handle:
-                ctx = handle.store.get_context_by_type_and_name(RUN_CONTEXT, compiled.run_id)
-                if ctx is not None:
-                    cleanup.end_executions(
-                        handle.store, self.layout, self.pipeline,
-                        cleanup.unfinished_executions(handle.store, ctx), pb.Execution.FAILED,
-                        message, cleanup.Cleanup(),
-                    )
-                fast_cache.mark_run(
-                    handle.store, compiled.run_id, self.pipeline, self.digest,
-                    state=RunState.FAILED, nodes=len(compiled.nodes), reason=message,
-                )
-        except Exception as err:  # noqa: BLE001 - the message must still reach the user
-            logging.getLogger("beamline").warning("run end not recorded: %s", err)
+        _record_failed(compiled, self.pipeline, self.digest, message, unfinished_in=self.layout)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         self.console_err.write(f"error: {message}\n")
         self.console_err.flush()
@@ -372,17 +353,41 @@ def _run_nodes(
 
 
 def _mark_interrupted(compiled, pipeline: str, digest: str, exc: BaseException) -> None:
+    reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else _message(exc)
+    _record_failed(compiled, pipeline, digest, reason)
+
+
+def _record_failed(
+    compiled, pipeline: str, digest: str, reason: str, unfinished_in: RootLayout | None = None
+) -> None:
+    """Records the run failed with `reason`; with `unfinished_in`, also its unfinished executions
+    (FAILED, outputs removed: nothing will finish them). Never raises: the failure itself is
+    what the user must see."""
     from beamline.runner.serialized_mlmd import SerializedMetadata
 
-    reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else _message(exc)
     try:
         with SerializedMetadata(compiled.connection_config) as handle:
+            if unfinished_in is not None:
+                _fail_unfinished(handle.store, compiled, unfinished_in, pipeline, reason)
             fast_cache.mark_run(
                 handle.store, compiled.run_id, pipeline, digest,
                 state=RunState.FAILED, nodes=len(compiled.nodes), reason=reason,
             )
-    except Exception as err:  # noqa: BLE001 - the interruption is what the user must see
+    except Exception as err:  # noqa: BLE001 - see the docstring
         logging.getLogger("beamline").warning("run end not recorded: %s", err)
+
+
+def _fail_unfinished(store, compiled, layout: RootLayout, pipeline: str, reason: str) -> None:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from beamline.runner import cleanup
+
+    ctx = store.get_context_by_type_and_name(RUN_CONTEXT, compiled.run_id)
+    if ctx is not None:
+        cleanup.end_executions(
+            store, layout, pipeline, cleanup.unfinished_executions(store, ctx),
+            pb.Execution.FAILED, reason, cleanup.Cleanup(),
+        )
 
 
 def raise_for_outcome(outcome: RunOutcome) -> None:

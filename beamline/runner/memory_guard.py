@@ -81,7 +81,6 @@ class MemoryGuard:
         self._pid = pid or os.getpid()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.peak_rss = 0
 
     def __enter__(self) -> MemoryGuard:
         self._thread = threading.Thread(target=self._watch, name="memory-guard", daemon=True)
@@ -100,7 +99,6 @@ class MemoryGuard:
             except Exception as exc:  # noqa: BLE001 - an unreadable /proc must not fail runs
                 _log.warning("memory guard stopped: %s", exc)
                 return
-            self.peak_rss = max(self.peak_rss, sample.tree_rss)
             why = over_budget(sample, self._budget)
             if why is not None and not self._stop.is_set():
                 self._exceeded(sample, why)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from tfx_bsl.coders import csv_decoder
 
+from components.csv_example_gen.example_bytes import INT64_MAX, INT64_MIN
+
 ColumnType = csv_decoder.ColumnType
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _CACHE_MAX = 100_000
 
 
@@ -21,7 +22,7 @@ def value_type(value: str) -> ColumnType:
     if not value:
         return ColumnType.UNKNOWN
     try:
-        return ColumnType.INT if _INT64_MIN <= int(value) <= _INT64_MAX else ColumnType.STRING
+        return ColumnType.INT if INT64_MIN <= int(value) <= INT64_MAX else ColumnType.STRING
     except ValueError:
         try:
             float(value)

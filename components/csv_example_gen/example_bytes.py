@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable, Sequence
 
 INT, FLOAT, BYTES = "int", "float", "bytes"
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _FLOAT32 = struct.Struct("<f")
 
 
@@ -43,7 +43,7 @@ def _varint(n: int) -> bytes:
 
 def _int_feature(cell: str) -> bytes:
     value = int(cell)
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise ValueError(f"{cell!r} does not fit in an int64")
     varint = _varint(value & 0xFFFFFFFFFFFFFFFF)  # negative: 10-byte two's complement
     return b"\x1a" + _varint(len(varint) + 2) + b"\x0a" + _varint(len(varint)) + varint
