@@ -157,12 +157,16 @@ def replay(store, pipeline: str, digest: str, run_id: str) -> ReplayedRun | None
     if not executions or not _artifacts_present(store, executions):
         return None
 
-    run_ctx = mlmd_pb.Context(type_id=previous.type_id, name=run_id)
+    # The run's context exists already: creating it is how the run claimed its id.
+    run_ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+    if run_ctx is None:
+        run_ctx = mlmd_pb.Context(type_id=previous.type_id, name=run_id)
     _stamp(run_ctx, pipeline, digest, SUCCEEDED, rc.RunState.COMPLETE, len(executions),
            "unchanged: replayed from the cache")
     [run_ctx_id] = store.put_contexts([run_ctx])
     run_ctx.id = run_ctx_id
-    parents = store.get_parent_contexts_by_context(previous.id)
+    linked = {p.id for p in store.get_parent_contexts_by_context(run_ctx_id)}
+    parents = [p for p in store.get_parent_contexts_by_context(previous.id) if p.id not in linked]
     if parents:
         store.put_parent_contexts(
             [mlmd_pb.ParentContext(child_id=run_ctx_id, parent_id=p.id) for p in parents]

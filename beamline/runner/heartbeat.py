@@ -1,8 +1,9 @@
 """The run's liveness on its `pipeline_run` context: who runs it, that it still does, and where.
 
-Before the first node starts, the runner creates the run's contexts (as TFX's launcher would)
-and stamps its pid, host and process start time, state `running`, the number of nodes and the
-log path. Every node start and end, and every HEARTBEAT_SECONDS in between, it refreshes the
+The run's context was created when its id was claimed (beamline.metadata.run_claim). Before
+the first node starts, the runner creates the other contexts (as TFX's launcher would) and
+stamps its pid, host and process start time, state `running`, the number of nodes and the log
+path. Every node start and end, and every HEARTBEAT_SECONDS in between, it refreshes the
 heartbeat and the nodes running now. A reader (`beamline runs`, `report`, `diff`, `why`) can
 then tell a live run from one whose runner was killed, and name the node it died in.
 """
@@ -13,7 +14,8 @@ import logging
 import threading
 
 from beamline.metadata import run_context as rc
-from beamline.metadata.liveness import HEARTBEAT_SECONDS, now_ms, this_process
+from beamline.metadata.liveness import HEARTBEAT_SECONDS, now_ms
+from beamline.metadata.run_claim import stamp_runner
 
 _log = logging.getLogger("beamline")
 
@@ -43,12 +45,7 @@ class Heartbeat:
             rc.RUN_CONTEXT, self._compiled.run_id
         )
         self._context_id = ctx.id
-        me = this_process()
-        ctx.custom_properties[rc.RUNNER_PID].int_value = me.pid
-        ctx.custom_properties[rc.RUNNER_HOST].string_value = me.host
-        ctx.custom_properties[rc.RUNNER_START].string_value = me.start
-        ctx.custom_properties[rc.PIPELINE].string_value = self._pipeline
-        ctx.custom_properties[rc.STATE].string_value = rc.RunState.RUNNING
+        stamp_runner(ctx, self._pipeline)
         ctx.custom_properties[rc.NODES_TOTAL].int_value = len(self._compiled.nodes)
         ctx.custom_properties[rc.LOG_PATH].string_value = self._log_path
         self._write(ctx)

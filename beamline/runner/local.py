@@ -6,7 +6,6 @@ selects the project's Keras (TF_USE_LEGACY_KERAS=1) is in place.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import logging
 import os
@@ -152,9 +151,10 @@ def run_pipeline(
             "module": _module_source(module),
         },
     )
-    run_id = request.run_id or datetime.datetime.now().isoformat()
-    with PipelineLock(layout, request.pipeline, run_id):
+    with PipelineLock(layout, request.pipeline, "starting") as lock:
         _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
+        run_id = _claim_run_id(mlmd_config, request)
+        lock.record_run(run_id)
         if request.fast_cache:
             replayed = _try_replay(mlmd_config, request, run_id, digest, out)
             if replayed is not None:
@@ -213,6 +213,14 @@ def _module_source(module: ModuleType) -> str:
     if not path.is_file() or path.parent == registry.PIPELINES_DIR:
         return ""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _claim_run_id(mlmd_config, request: RunRequest) -> str:
+    """A run id no other run in the store holds, its context created and stamped `running`."""
+    from beamline.metadata.connection import open_store
+    from beamline.metadata.run_claim import claim_run_id
+
+    return claim_run_id(open_store(mlmd_config), request.pipeline, request.run_id)
 
 
 def _clean_after_killed_runs(mlmd_config, layout: RootLayout, pipeline: str, out: TextIO) -> None:

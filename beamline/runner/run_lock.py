@@ -43,11 +43,23 @@ class PipelineLock:
                 f"({holder}; lock {self.path}). Runs of one pipeline into one root are "
                 "serialized: wait for it to finish, or use another --root."
             ) from None
-        me = this_process()
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": me.pid, "host": me.host, "run_id": self.run_id}).encode())
         self._fd = fd
+        self._write_holder()
         return self
+
+    def record_run(self, run_id: str) -> None:
+        """Names the run holding the lock, once its id is known (claimed in MLMD)."""
+        self.run_id = run_id
+        self._write_holder()
+
+    def _write_holder(self) -> None:
+        me = this_process()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(
+            self._fd,
+            json.dumps({"pid": me.pid, "host": me.host, "run_id": self.run_id}).encode(),
+            0,
+        )
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
