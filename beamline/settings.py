@@ -34,9 +34,11 @@ IN_MEMORY_MAX_BYTES = 48 * 1024 * 1024
 # Measured in a 2.5 GiB cgroup (taxi 1M rows, in-memory): usage grew ~120 MiB/s, then ~500 MiB
 # in under a second when TFX's WriteSplit shuffled, while the in-memory runner's long C calls
 # held the GIL and the guard thread sampled only every 1-3 s: the kernel killed the run first.
-# A larger reserve and shorter interval narrow that gap; they do not close it (a watchdog
-# process outside the runner's GIL would).
+# A larger reserve and shorter interval narrowed that gap without closing it; `beamline run`
+# therefore also has a watchdog process outside the runner's GIL (beamline.runner.supervisor).
 MEMORY_SAMPLE_SECONDS = 0.25
+# The watchdog's interval: it holds no GIL that a run needs; each sample costs ~2 ms of CPU.
+WATCHDOG_SAMPLE_SECONDS = 0.1
 MEMORY_RESERVE_FRACTION = 0.10
 MEMORY_RESERVE_MIN_BYTES = 512 * 1024 * 1024
 # An upper bound for the run's process tree, like `beamline run --memory-limit` (e.g. 6GiB, 80%).

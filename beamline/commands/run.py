@@ -42,10 +42,15 @@ def run(
     no_fast_cache, max_parallel, memory_limit,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
-    from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
+    from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
     from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
+    from beamline.runner.supervisor import Watched, supervise
+    from beamline.settings import RootLayout
 
+    budget = memory_budget(memory_limit)
+    # From here on this code runs in a child; the parent watches its memory (exits with it).
+    report_fd = supervise(Watched(pipeline, RootLayout(root), metadata, budget))
     request = RunRequest(
         pipeline=pipeline,
         root=root,
@@ -59,6 +64,7 @@ def run(
         span=span,
         span_range=parse_span_range(span_range) if span_range is not None else None,
         memory_limit=memory_limit,
+        report_fd=report_fd,
     )
     outcome = run_pipeline(request)
     click.echo(format_summary(outcome))

@@ -28,6 +28,7 @@ from beamline.runner.run_lock import PipelineLock
 from beamline.runner.run_tmp import run_tmp_dir, run_tmpdir
 from beamline.runner.scheduler import FAILED, RUNNING, NodeEvent, run_dag
 from beamline.runner.spans import SpanRange, resolve_input, span_pattern_of
+from beamline.runner.supervisor import RunReport, report_run
 from beamline.settings import (
     DEFAULT_MAX_PARALLEL,
     MEMORY_LIMIT_ENV,
@@ -55,6 +56,8 @@ class RunRequest:
     # An upper bound for the run's process tree ("6GiB", "80%"); None: $BEAMLINE_MEMORY_LIMIT,
     # else only what the machine/cgroup has left bounds it (beamline.runner.memory).
     memory_limit: str | None = None
+    # Where to tell the watchdog parent which run this is (beamline.runner.supervisor).
+    report_fd: int | None = None
 
 
 def prepare_environment() -> None:
@@ -113,7 +116,7 @@ def run_pipeline(
         request.span_range,
     )
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
-    budget = _memory_budget(request)
+    budget = memory_budget(request.memory_limit)
 
     from beamline.metadata.connection import connection_config
 
@@ -155,13 +158,15 @@ def run_pipeline(
         _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
         run_id = _claim_run_id(mlmd_config, request)
         lock.record_run(run_id)
+        tmp_dir = run_tmp_dir(layout, request.pipeline, run_id)
+        advice = advice_for(beam_args)
+        report_run(request.report_fd, RunReport(run_id, digest, str(tmp_dir), advice))
         if request.fast_cache:
             replayed = _try_replay(mlmd_config, request, run_id, digest, out)
             if replayed is not None:
                 return _with_serving(replayed, settings, module)
         log_path = layout.log_path(request.pipeline, run_id)
         cwd = os.getcwd()
-        tmp_dir = run_tmp_dir(layout, request.pipeline, run_id)
         with run_tmpdir(tmp_dir), capture_to(log_path) as (console, console_err):
             _log_at_info()
             console.write(f"beamline: full log in {log_path}\n")
@@ -175,11 +180,12 @@ def run_pipeline(
     return _with_serving(outcome, settings, module)
 
 
-def _memory_budget(request: RunRequest):
+def memory_budget(limit_text: str | None):
+    """The run's memory budget from --memory-limit, else $BEAMLINE_MEMORY_LIMIT."""
     from beamline.runner.memory import budget_for
 
-    if request.memory_limit:
-        return budget_for(request.memory_limit, "--memory-limit")
+    if limit_text:
+        return budget_for(limit_text, "--memory-limit")
     return budget_for(os.environ.get(MEMORY_LIMIT_ENV), f"${MEMORY_LIMIT_ENV}")
 
 

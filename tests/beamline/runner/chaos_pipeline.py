@@ -9,7 +9,7 @@ $BEAMLINE_CHAOS_DIR names (data/, module/), written by the test.
 
 $BEAMLINE_FAULT picks where the process kills itself (beamline/faults.py): `trainer:run_fn`
 (inside the Trainer's executor), `push:copied`, `push:visible`. $BEAMLINE_CHAOS_HOG_MIB makes the
-Trainer hold that much memory before it trains (the memory guard's test).
+Trainer hold that much memory before it trains (the memory guards' tests).
 """
 
 from __future__ import annotations
@@ -37,9 +37,17 @@ SCALE = {scale}
 
 
 def _hog():
-    """Holds $BEAMLINE_CHAOS_HOG_MIB MiB, 64 MiB at a time, as a node outgrowing memory does."""
+    """Holds $BEAMLINE_CHAOS_HOG_MIB MiB, 64 MiB at a time, as a node outgrowing memory does;
+    with $BEAMLINE_CHAOS_HOG_AT_ONCE, in one C call that holds the GIL throughout (as the
+    in-memory Beam runner's do), then leaves a mark that it got that far."""
+    mib = int(os.environ.get("BEAMLINE_CHAOS_HOG_MIB", "0"))
+    if os.environ.get("BEAMLINE_CHAOS_HOG_AT_ONCE"):
+        held = [b"x" * (mib << 20)]
+        with open(os.path.join(os.environ["BEAMLINE_CHAOS_DIR"], "hog-done"), "w"):
+            pass
+        return held
     held = []
-    for _ in range(int(os.environ.get("BEAMLINE_CHAOS_HOG_MIB", "0")) // 64):
+    for _ in range(mib // 64):
         held.append(b"x" * (64 << 20))  # written, so resident
         time.sleep(0.05)
     return held
@@ -91,13 +99,17 @@ def create_pipeline(settings):
 
 
 def main() -> None:
-    from beamline.runner.local import RunRequest, raise_for_outcome, run_pipeline
-    from beamline.settings import resolve_root
+    from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
+    from beamline.runner.supervisor import Watched, supervise
+    from beamline.settings import RootLayout, resolve_root
 
     module = sys.modules[__name__]
+    root = resolve_root(sys.argv[1])
+    # As `beamline run` does: the run in a child, watched by a small parent process.
+    report_fd = supervise(Watched(PIPELINE_NAME, RootLayout(root), None, memory_budget(None)))
     request = RunRequest(
-        pipeline=PIPELINE_NAME, root=resolve_root(sys.argv[1]), enable_tuning=False,
-        fast_cache=False,
+        pipeline=PIPELINE_NAME, root=root, enable_tuning=False, fast_cache=False,
+        report_fd=report_fd,
     )
     outcome = run_pipeline(request, module=module)
     print(f"pushed_version={outcome.pushed_version}")

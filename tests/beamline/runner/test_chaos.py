@@ -7,7 +7,9 @@ each step a separate process, as an operator would see it:
 4. re-run: completes; the unrecorded version is reported, then removed by `beamline gc`;
 5. module changed, Ctrl-C (SIGINT) while the Trainer runs: recorded as interrupted;
 6. module changed, the Trainer outgrows --memory-limit: the memory guard stops the run, says so
-   and records it failed (test_memory_guard.py has the guard's parts).
+   and records it failed (test_memory_guard.py has the guard's parts);
+7. the same, but in one C call that holds the GIL: only the watchdog process can stop it.
+Every step runs as `beamline run` does: the run in a child of a watchdog process.
 Run 2 also checks that a run leaves nothing in $TMPDIR (a private one) or under <root>/tmp.
 """
 
@@ -125,6 +127,12 @@ def chaos(tmp_path_factory) -> Chaos:
     state.steps["trainer_outputs_after_oom"] = sorted(os.listdir(trainer_outputs))
     state.steps["why_out_of_memory"] = state.cli("why", "Trainer", "--run", "latest")
     state.steps["tmpdir_after_out_of_memory"] = sorted(os.listdir(tmpdir))
+    # 8 GiB in one C call that holds the GIL: the run's own guard thread cannot sample until
+    # it returns; only the watchdog process can stop it half-way.
+    at_once = {**hog, "BEAMLINE_CHAOS_HOG_AT_ONCE": "1"}
+    state.steps["out_of_memory_gil_held"] = _run(root, files, tmpdir, extra_env=at_once)
+    state.steps["runs_after_gil_held"] = state.runs()
+    state.steps["tmpdir_after_gil_held"] = sorted(os.listdir(tmpdir))
     return state
 
 
@@ -206,5 +214,20 @@ def test_a_run_outgrowing_its_memory_limit_is_stopped_with_a_word_and_recorded_f
     # The stopped Trainer's output directory was removed (nothing was published from it).
     assert chaos.steps["trainer_outputs_after_oom"] == chaos.steps["trainer_outputs_before_oom"]
     assert chaos.steps["tmpdir_after_out_of_memory"] == []
+    assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
+    assert not is_held(chaos.layout, "chaos")
+
+
+def test_the_watchdog_process_stops_a_run_whose_threads_cannot_run(chaos):
+    stopped = chaos.steps["out_of_memory_gil_held"]
+    assert stopped.returncode == 7, stopped.stdout + stopped.stderr
+    assert not (chaos.files / "hog-done").exists(), "the 8 GiB allocation was allowed to finish"
+    [message] = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    # Nodes independent of the Trainer may be running too; all of them are named.
+    assert "out of memory" in message and "Trainer" in message, message
+    assert "2.50 GiB that --memory-limit allows" in message and "--beam direct-multi" in message
+    latest = chaos.steps["runs_after_gil_held"][0]
+    assert latest["state"] == "failed" and latest["reason"].startswith("out of memory"), latest
+    assert chaos.steps["tmpdir_after_gil_held"] == []
     assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
     assert not is_held(chaos.layout, "chaos")

@@ -1,0 +1,237 @@
+"""`beamline run` as two processes: a small watchdog parent, and the run in a child.
+
+The in-process memory guard (beamline.runner.memory_guard) is a thread; while in-memory Beam
+holds the GIL in long C calls it samples every few seconds, and a real 2.5 GiB cgroup run was
+OOM-killed by the kernel between two samples. The watchdog shares no GIL and imports no
+TensorFlow: it samples the run's process tree every WATCHDOG_SAMPLE_SECONDS and, when the run
+outgrows its budget, SIGKILLs the run's process group, records the run and its unfinished
+executions as failed with one paragraph naming the node(s) and what to change, removes what
+they left, prints the paragraph and exits 7 (beamline.errors.OutOfMemory).
+
+Otherwise the parent only relays: signals to the child, the child's exit status to the shell.
+The child runs in its own process group (so a terminal's Ctrl-C reaches it once, through the
+parent) and dies with the parent (PR_SET_PDEATHSIG): `kill -9` of `beamline run` still kills
+the run. The child tells the parent its run id etc. over a pipe, once it has claimed one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from beamline.errors import OutOfMemory
+from beamline.runner.memory import MemoryBudget, MemorySample, over_budget, take_sample
+from beamline.runner.memory_guard import describe
+from beamline.settings import WATCHDOG_SAMPLE_SECONDS, RootLayout
+
+_PR_SET_PDEATHSIG = 1
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the watchdog needs to record a run it stopped (the run id comes from the child)."""
+
+    pipeline: str
+    layout: RootLayout
+    metadata: str | None  # the --metadata URI (None: SQLite under the root)
+    budget: MemoryBudget
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What the child reports once its run id is claimed."""
+
+    run_id: str
+    digest: str
+    tmp_dir: str
+    advice: str
+
+
+def report_run(fd: int | None, report: RunReport) -> None:
+    """Child side: tells the watchdog which run it is (no-op when not supervised)."""
+    if fd is None:
+        return
+    line = json.dumps(report.__dict__).encode() + b"\n"
+    try:
+        os.write(fd, line)
+    except OSError:  # the watchdog is gone; PR_SET_PDEATHSIG ends this process soon
+        pass
+
+
+def supervise(watched: Watched) -> int | None:
+    """Forks. Returns in the child only, with the report pipe's write end (None when the
+    platform has no PR_SET_PDEATHSIG: then there is no watchdog and nothing forks). The parent
+    watches until the child ends and exits with its status."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return None  # no PR_SET_PDEATHSIG; or threads, which a fork does not copy safely
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        os.setpgid(0, 0)
+        _die_with_parent(parent)
+        return write_end
+    os.close(write_end)
+    try:
+        os.setpgid(child, child)  # also here: whichever of the two runs first
+    except OSError:
+        pass
+    code = Watchdog(watched, child, read_end).watch()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(128 + signal.SIGKILL)
+
+
+def relay(status: int) -> int:
+    """The child's exit code; when a signal killed it, this process dies of the same one."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return 128 + signum  # a signal whose default action is not to end the process
+    return os.waitstatus_to_exitcode(status)
+
+
+class Watchdog:
+    def __init__(self, watched: Watched, child: int, reports: int) -> None:
+        self._watched = watched
+        self._child = child
+        self._reports: int | None = reports
+        self._buffer = b""
+        self.report: RunReport | None = None
+
+    def watch(self) -> int:
+        """Returns the exit code for the shell; a child killed by a signal is relayed by
+        dying of the same signal, so callers see what they would have without the watchdog."""
+        for signum in _FORWARDED:
+            signal.signal(signum, self._forward)
+        signal.signal(signal.SIGTSTP, self._suspend)
+        signal.signal(signal.SIGCONT, self._forward)
+        while True:
+            pid, status = os.waitpid(self._child, os.WNOHANG)
+            if pid:
+                return relay(status)
+            self._read_reports(WATCHDOG_SAMPLE_SECONDS)
+            try:
+                sample = take_sample(self._child)  # the run's tree; this process is ~50 MiB
+            except Exception:  # noqa: BLE001 - an unreadable /proc must not end the run
+                continue
+            why = over_budget(sample, self._watched.budget)
+            if why is not None:
+                return self._stop(sample, why)
+
+    def _forward(self, signum, _frame) -> None:
+        try:
+            os.killpg(self._child, signum)
+        except ProcessLookupError:
+            pass
+
+    def _suspend(self, signum, _frame) -> None:
+        """Ctrl-Z: stop the run's group, then this process (the shell's `fg` continues both)."""
+        self._forward(signal.SIGTSTP, None)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)
+        signal.signal(signal.SIGTSTP, self._suspend)
+
+    def _read_reports(self, timeout: float) -> None:
+        if self._reports is None:
+            time.sleep(timeout)
+            return
+        try:
+            ready, _, _ = select.select([self._reports], [], [], timeout)
+        except InterruptedError:
+            return
+        if not ready:
+            return
+        chunk = os.read(self._reports, 65536)
+        if not chunk:  # the child closed its end (it exits soon): just wait for it
+            os.close(self._reports)
+            self._reports = None
+            return
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            try:
+                self.report = RunReport(**json.loads(line))
+            except (ValueError, TypeError):
+                pass
+
+    def _stop(self, sample: MemorySample, why: str) -> int:
+        """Kills the run, records it, says so: the paragraph on stderr, exit 7."""
+        try:
+            os.killpg(self._child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _, status = os.waitpid(self._child, 0)
+        if os.WIFEXITED(status):  # it ended on its own first (its own guard, or done)
+            return relay(status)
+        self._read_reports(0)
+        report = self.report
+        running: list[str] = []
+        if report is not None:
+            running = record_stopped(self._watched, report, sample, why)
+        advice = report.advice if report else ""
+        message = describe(sample, why, running, advice)
+        sys.stderr.write(f"\nerror: {message}\n")
+        return OutOfMemory.exit_code
+
+
+def record_stopped(watched: Watched, report: RunReport, sample: MemorySample, why: str) -> list:
+    """Records the stopped run as failed (unfinished executions too, their outputs removed)
+    and removes its temporary files; returns the nodes that were running. Never raises: the
+    message on the terminal matters more than the record, and the next run records a run it
+    finds dead anyway."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from beamline.metadata import run_context as rc
+    from beamline.metadata.connection import connection_config, open_store
+    from beamline.runner import cleanup, fast_cache
+    from beamline.runner.run_lock import PipelineLock
+
+    shutil.rmtree(report.tmp_dir, ignore_errors=True)
+    running: list[str] = []
+    try:
+        layout = watched.layout
+        store = open_store(connection_config(watched.metadata, layout.metadata_path))
+        ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, report.run_id)
+        if ctx is None:
+            return running
+        props = rc.properties_of(ctx)
+        running = [n for n in str(props.get(rc.CURRENT_NODES) or "").split(",") if n]
+        reason = describe(sample, why, running, report.advice)
+        with PipelineLock(layout, watched.pipeline, report.run_id):
+            cleanup.end_executions(
+                store, layout, watched.pipeline, cleanup.unfinished_executions(store, ctx),
+                pb.Execution.FAILED, reason, cleanup.Cleanup(),
+            )
+            cleanup.remove_leftover_files(layout, watched.pipeline)
+        fast_cache.mark_run(
+            store, report.run_id, watched.pipeline, report.digest,
+            state=rc.RunState.FAILED, nodes=int(props.get(rc.NODES_TOTAL) or 0), reason=reason,
+        )
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        sys.stderr.write(f"beamline: the stopped run was not recorded: {exc}\n")
+    return running
+

@@ -1,0 +1,130 @@
+"""The watchdog parent of `beamline run`: transparent to callers, fatal to runaway runs.
+
+Real processes: a script forks through `supervise` exactly as the CLI does, and its child then
+exits, is killed, sleeps or allocates. The full path (a real run stopped, recorded as failed and
+cleaned up) is step 7 of test_chaos.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+
+    from beamline.runner.memory import MemoryBudget
+    from beamline.runner.supervisor import Watched, supervise
+    from beamline.settings import RootLayout
+
+    root, mode, limit = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    budget = MemoryBudget(limit=limit, reserve=0)
+    fd = supervise(Watched("demo", RootLayout(root), None, budget))
+    (root / "child.pid").write_text(str(os.getpid()))
+    print(f"child {os.getpid()} of {os.getppid()} report_fd {fd}", flush=True)
+    if mode == "exit3":
+        sys.exit(3)
+    if mode == "kill9":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "sleep":
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            time.sleep(0.5)  # a second, duplicated SIGINT would land here
+            sys.exit(130)
+    if mode == "hog":  # one C call that holds the GIL for the whole allocation
+        held = b"x" * (3 << 30)
+        (root / "hog-done").write_text("finished")
+    """
+)
+GIB = 1024**3
+
+
+@pytest.fixture
+def launch(tmp_path):
+    script = tmp_path / "supervised.py"
+    script.write_text(SCRIPT)
+
+    def start(mode: str, limit: int = 64 * GIB) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), mode, str(limit)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    return start
+
+
+def _child_pid(root: Path, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = (root / "child.pid").read_text() if (root / "child.pid").exists() else ""
+        if text:
+            return int(text)
+        time.sleep(0.05)
+    raise AssertionError("the supervised child never started")
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_child_runs_in_its_own_group_and_its_exit_code_is_relayed(launch, tmp_path):
+    proc = launch("exit3")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    child = int(out.split()[1])
+    assert child != proc.pid and f"of {proc.pid}" in out
+    assert "report_fd None" not in out  # the child got the report channel
+
+
+def test_a_child_killed_by_a_signal_kills_the_parent_with_the_same_signal(launch):
+    proc = launch("kill9")
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigint_to_the_parent_reaches_the_child_exactly_once(launch, tmp_path):
+    proc = launch("sleep")
+    _child_pid(tmp_path)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert out.count("interrupted") == 1 and "Traceback" not in err, out + err
+
+
+def test_killing_the_parent_with_sigkill_kills_the_run(launch, tmp_path):
+    proc = launch("sleep")
+    child = _child_pid(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _gone(child), "the run outlived its watchdog"
+
+
+def test_a_run_that_holds_the_gil_while_it_outgrows_its_limit_is_stopped(launch, tmp_path):
+    proc = launch("hog", limit=GIB)
+    child = _child_pid(tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 7, out + err
+    assert not (tmp_path / "hog-done").exists(), "the 3 GiB allocation was allowed to finish"
+    assert _gone(child)
+    [message] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "out of memory" in message and "1.00 GiB that --memory-limit allows" in message
