@@ -27,6 +27,8 @@ _UNITS = {
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*|%)\s*$", re.IGNORECASE)
 # cgroup v1 reports "no limit" as a page-aligned number near 2**63.
 _NO_LIMIT = 2**60
+MACHINE = "this machine's"
+MEMORY_CGROUP = "its memory cgroup's"
 
 
 def gib(n: int) -> str:
@@ -48,6 +50,7 @@ class MemorySample:
     processes: int  # how many processes that is
     available: int  # what the cgroup / machine can still give without the OOM killer
     total: int  # the cgroup limit, or the machine's memory
+    whose: str = MACHINE  # or MEMORY_CGROUP: which of the two `total` is
 
 
 def parse_size(text: str, total: int | None = None, source: str = "--memory-limit") -> int:
@@ -163,14 +166,17 @@ def cgroup_headroom(
     return best
 
 
-def system_headroom() -> tuple[int, int]:
-    """(total, available) for this process: the machine's, or its cgroup's when tighter."""
+def system_headroom() -> tuple[int, int, str]:
+    """(total, available, whose) for this process: the machine's, or its cgroup's when
+    tighter; `whose` names which, for messages."""
     info = _meminfo()
     total, available = info["MemTotal"], info.get("MemAvailable", info.get("MemFree", 0))
     cgroup = cgroup_headroom()
+    if cgroup is not None and cgroup[0] < total:
+        return cgroup[0], min(available, cgroup[1]), MEMORY_CGROUP
     if cgroup is not None:
-        total, available = min(total, cgroup[0]), min(available, cgroup[1])
-    return total, available
+        available = min(available, cgroup[1])
+    return total, available, MACHINE
 
 
 def default_reserve(total: int) -> int:
@@ -179,7 +185,7 @@ def default_reserve(total: int) -> int:
 
 def budget_for(limit_text: str | None, source: str = "--memory-limit") -> MemoryBudget:
     """The run's budget from `--memory-limit` (or $BEAMLINE_MEMORY_LIMIT), if any."""
-    total, _ = system_headroom()
+    total, _, _ = system_headroom()
     limit = parse_size(limit_text, total, source) if limit_text else None
     return MemoryBudget(limit=limit, reserve=default_reserve(total))
 
@@ -204,8 +210,10 @@ def tree_rss(pid: int | None = None) -> tuple[int, int]:
 
 def take_sample(pid: int | None = None) -> MemorySample:
     rss, count = tree_rss(pid)
-    total, available = system_headroom()
-    return MemorySample(tree_rss=rss, processes=count, available=available, total=total)
+    total, available, whose = system_headroom()
+    return MemorySample(
+        tree_rss=rss, processes=count, available=available, total=total, whose=whose
+    )
 
 
 def over_budget(sample: MemorySample, budget: MemoryBudget) -> str | None:
@@ -221,7 +229,7 @@ def over_budget(sample: MemorySample, budget: MemoryBudget) -> str | None:
     in_use = max(0, sample.total - sample.available)
     if sample.available < budget.reserve and sample.tree_rss * 2 >= in_use:
         return (
-            f"used {gib(sample.tree_rss)}, leaving only {gib(sample.available)} of this "
-            f"machine's {gib(sample.total)} (the kernel's out-of-memory killer was next)"
+            f"used {gib(sample.tree_rss)}, leaving only {gib(sample.available)} of "
+            f"{sample.whose} {gib(sample.total)} (the kernel's out-of-memory killer was next)"
         )
     return None

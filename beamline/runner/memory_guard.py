@@ -55,7 +55,9 @@ def describe(sample: MemorySample, why: str, running: Sequence[str], advice: str
     else:
         where = f"while nodes {', '.join(running[:-1])} and {running[-1]} ran"
     workers = sample.processes - 1
-    held_by = "this process" + (f" and its {workers} Beam worker process(es)" if workers else "")
+    held_by = "the run's process"
+    if workers:
+        held_by += f" and its {workers} Beam worker process(es)"
     return (
         f"out of memory {where}: {held_by} {why}. The run was stopped before the kernel's "
         f"out-of-memory killer acted, and is recorded as failed. {advice}"

@@ -94,6 +94,13 @@ def test_low_headroom_stops_the_run_only_when_the_run_holds_most_of_the_memory()
     assert why is not None and "out-of-memory killer" in why
     # Somebody else holds most of it: the kernel would not pick this run.
     assert over_budget(_sample(2 * GIB, GIB // 2), budget) is None
+    in_cgroup = MemorySample(
+        tree_rss=2 * GIB, processes=1, available=GIB // 2, total=int(2.5 * GIB),
+        whose=memory.MEMORY_CGROUP,
+    )
+    assert "leaving only 0.50 GiB of its memory cgroup's 2.50 GiB" in over_budget(
+        in_cgroup, budget
+    )
 
 
 def test_the_message_names_the_nodes_the_workers_and_what_to_change():
@@ -102,7 +109,9 @@ def test_the_message_names_the_nodes_the_workers_and_what_to_change():
     multi = advice_for(["--direct_running_mode=multi_processing"])
     assert "--direct_num_workers=1" in multi
     text = describe(_sample(3 * GIB, GIB, processes=3), "used 3 GiB", ["Transform"], multi)
-    assert text.startswith("out of memory in node Transform: this process and its 2 Beam worker")
+    assert text.startswith(
+        "out of memory in node Transform: the run's process and its 2 Beam worker"
+    )
     assert "recorded as failed" in text and multi in text
     both = describe(_sample(GIB, GIB), "x", ["StatisticsGen", "Trainer"], in_memory)
     assert "while nodes StatisticsGen and Trainer ran" in both and "worker" not in both
@@ -139,7 +148,9 @@ def test_the_guard_sees_a_workers_memory_kills_the_workers_and_reports():
             while not messages and time.monotonic() < deadline:
                 time.sleep(0.05)
         assert messages, "the guard never stopped the run"
-        assert messages[0].startswith("out of memory in node Transform: this process and its 1")
+        assert messages[0].startswith(
+            "out of memory in node Transform: the run's process and its 1"
+        )
         assert "0.39 GiB that --memory-limit allows" in messages[0]
         assert parent.stdout.readline().strip() == "hog exit -9"
     finally:
