@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -63,20 +64,24 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the group and turns BeamlineError into one readable paragraph."""
+    _finish(_exit_code(argv))
+
+
+def _exit_code(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="beamline", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except BeamlineError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:  # noqa: BLE001 - last resort: one paragraph, traceback on request
         if os.environ.get("BEAMLINE_DEBUG"):
             raise
@@ -85,4 +90,14 @@ def main(argv: list[str] | None = None) -> None:
             "your input; re-run with BEAMLINE_DEBUG=1 for the traceback and report it.",
             err=True,
         )
-        sys.exit(70)
+        return 70
+    return 0
+
+
+def _finish(code: int) -> NoReturn:
+    # A run's child process (beamline.runner.supervisor) leaves without interpreter teardown;
+    # imported only if a run started, so other commands stay light.
+    supervisor = sys.modules.get("beamline.runner.supervisor")
+    if supervisor is not None:
+        supervisor.exit_child_now(code)
+    sys.exit(code)

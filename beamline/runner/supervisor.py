@@ -34,6 +34,9 @@ from beamline.settings import WATCHDOG_SAMPLE_SECONDS, RootLayout
 
 _PR_SET_PDEATHSIG = 1
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# This process's pid if it is a run's child (set right after the fork: a fact about this
+# process, not configuration).
+_child_pid = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,20 @@ def report_run(fd: int | None, report: RunReport) -> None:
         pass
 
 
+def exit_child_now(code: int) -> None:
+    """In the run's child, once everything is recorded and printed: flush and leave without
+    the interpreter's teardown of TensorFlow, Beam and gRPC objects (2.4 s after a penguin
+    run, measured). Anywhere else: returns, and the caller exits normally."""
+    if os.getpid() != _child_pid:
+        return
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 def supervise(watched: Watched) -> int | None:
     """Forks. Returns in the child only, with the report pipe's write end (None when the
     platform has no PR_SET_PDEATHSIG: then there is no watchdog and nothing forks). The parent
@@ -79,6 +96,8 @@ def supervise(watched: Watched) -> int | None:
     parent = os.getpid()
     child = os.fork()
     if child == 0:
+        global _child_pid
+        _child_pid = os.getpid()
         os.close(read_end)
         os.setpgid(0, 0)
         _die_with_parent(parent)

@@ -43,6 +43,13 @@ SCRIPT = textwrap.dedent(
             print("interrupted", flush=True)
             time.sleep(0.5)  # a second, duplicated SIGINT would land here
             sys.exit(130)
+    if mode == "fast-exit":
+        import atexit
+        from beamline.runner.supervisor import exit_child_now
+
+        atexit.register(lambda: print("teardown ran"))
+        print("done", end="")  # still in the buffer
+        exit_child_now(5)
     if mode == "hog":  # one C call that holds the GIL for the whole allocation
         held = b"x" * (3 << 30)
         (root / "hog-done").write_text("finished")
@@ -128,3 +135,16 @@ def test_a_run_that_holds_the_gil_while_it_outgrows_its_limit_is_stopped(launch,
     assert _gone(child)
     [message] = [line for line in err.splitlines() if line.startswith("error:")]
     assert "out of memory" in message and "1.00 GiB that --memory-limit allows" in message
+
+
+def test_the_child_leaves_without_teardown_after_flushing_its_output(launch):
+    proc = launch("fast-exit")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, err
+    assert out.endswith("done") and "teardown ran" not in out
+
+
+def test_outside_a_runs_child_exiting_now_is_left_to_the_caller():
+    from beamline.runner.supervisor import exit_child_now
+
+    assert exit_child_now(3) is None  # this test process is not a run's child: it returns
