@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import NoReturn
 
 import click
 
@@ -94,10 +93,12 @@ def _exit_code(argv: list[str] | None) -> int:
     return 0
 
 
-def _finish(code: int) -> NoReturn:
+def _finish(code: int) -> None:
+    """Exits with `code`; returns on success, so Python callers of `main` carry on."""
     # A run's child process (beamline.runner.supervisor) leaves without interpreter teardown;
     # imported only if a run started, so other commands stay light.
     supervisor = sys.modules.get("beamline.runner.supervisor")
     if supervisor is not None:
         supervisor.exit_child_now(code)
-    sys.exit(code)
+    if code:
+        sys.exit(code)

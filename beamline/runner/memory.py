@@ -83,6 +83,19 @@ def _meminfo(proc: Path = Path("/proc/meminfo")) -> dict[str, int]:
     return out
 
 
+def oom_kill_count(vmstat: Path = Path("/proc/vmstat")) -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed since boot, machine-wide
+    and in every memory cgroup (Linux >= 4.13); None where the counter is not readable."""
+    try:
+        for line in vmstat.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def machine_total() -> int:
     return _meminfo()["MemTotal"]
 

@@ -16,7 +16,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 
-from beamline.runner.memory import MemoryBudget, MemorySample, over_budget, take_sample
+from beamline.runner.memory import MemoryBudget, MemorySample, gib, over_budget, take_sample
 from beamline.settings import MEMORY_SAMPLE_SECONDS
 
 _log = logging.getLogger("beamline")
@@ -43,25 +43,55 @@ def advice_for(beam_args: Sequence[str]) -> str:
     )
 
 
-def describe(sample: MemorySample, why: str, running: Sequence[str], advice: str) -> str:
+def describe(
+    sample: MemorySample, why: str, running: Sequence[str], advice: str, recorded: bool = True
+) -> str:
     """One paragraph: which node(s) ran, how much the run held, what happened, what to do.
 
     Nodes share the process (and Beam's workers), so memory cannot be split between nodes that
     run at once: all of them are named."""
+    return (
+        f"out of memory {_where(running)}: {_held_by(sample)} {why}. The run was stopped before "
+        f"the kernel's out-of-memory killer acted{_record(recorded, ', and')}. {advice}"
+    )
+
+
+def describe_kernel_kill(
+    sample: MemorySample | None, running: Sequence[str], advice: str, recorded: bool = True
+) -> str:
+    """The paragraph for a run the kernel's out-of-memory killer took first (`sample`: the
+    watchdog's last, if any)."""
+    last = ""
+    if sample is not None:
+        last = (
+            f" At the watchdog's last sample {_held_by(sample)} held {gib(sample.tree_rss)}, "
+            f"with {gib(sample.available)} left of {sample.whose} {gib(sample.total)}: it grew "
+            "faster than the watchdog samples."
+        )
+    return (
+        f"out of memory {_where(running)}: the kernel's out-of-memory killer killed the run."
+        f"{last}{_record(recorded, ' The run')}. {advice}"
+    )
+
+
+def _record(recorded: bool, lead: str) -> str:
+    return f"{lead} is recorded as failed" if recorded else f"{lead} was not recorded"
+
+
+def _where(running: Sequence[str]) -> str:
     if not running:
-        where = "between nodes"
-    elif len(running) == 1:
-        where = f"in node {running[0]}"
-    else:
-        where = f"while nodes {', '.join(running[:-1])} and {running[-1]} ran"
+        return "between nodes"
+    if len(running) == 1:
+        return f"in node {running[0]}"
+    return f"while nodes {', '.join(running[:-1])} and {running[-1]} ran"
+
+
+def _held_by(sample: MemorySample) -> str:
     workers = sample.processes - 1
     held_by = "the run's process"
     if workers:
         held_by += f" and its {workers} Beam worker process(es)"
-    return (
-        f"out of memory {where}: {held_by} {why}. The run was stopped before the kernel's "
-        f"out-of-memory killer acted, and is recorded as failed. {advice}"
-    )
+    return held_by
 
 
 class MemoryGuard:

@@ -6,7 +6,10 @@ OOM-killed by the kernel between two samples. The watchdog shares no GIL and imp
 TensorFlow: it samples the run's process tree every WATCHDOG_SAMPLE_SECONDS and, when the run
 outgrows its budget, SIGKILLs the run's process group, records the run and its unfinished
 executions as failed with one paragraph naming the node(s) and what to change, removes what
-they left, prints the paragraph and exits 7 (beamline.errors.OutOfMemory).
+they left, prints the paragraph and exits 7 (beamline.errors.OutOfMemory). Should a burst
+still beat it (faster than one interval), the watchdog, being small, is not what the kernel
+kills: it sees the run die of SIGKILL while the kernel's OOM-kill counter moved, and records and
+says the same, naming the kernel.
 
 Otherwise the parent only relays: signals to the child, the child's exit status to the shell.
 The child runs in its own process group (so a terminal's Ctrl-C reaches it once, through the
@@ -25,14 +28,23 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from beamline.errors import OutOfMemory
-from beamline.runner.memory import MemoryBudget, MemorySample, over_budget, take_sample
-from beamline.runner.memory_guard import describe
+from beamline.runner.memory import (
+    MemoryBudget,
+    MemorySample,
+    oom_kill_count,
+    over_budget,
+    take_sample,
+)
+from beamline.runner.memory_guard import describe, describe_kernel_kill
 from beamline.settings import WATCHDOG_SAMPLE_SECONDS, RootLayout
 
 _PR_SET_PDEATHSIG = 1
+# (running nodes, advice, recorded) -> the paragraph that says what happened.
+MessageFor = Callable[[list[str], str, bool], str]
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # This process's pid if it is a run's child (set right after the fork: a fact about this
 # process, not configuration).
@@ -140,6 +152,8 @@ class Watchdog:
         self._reports: int | None = reports
         self._buffer = b""
         self.report: RunReport | None = None
+        self._last_sample: MemorySample | None = None
+        self._oom_kills_before = oom_kill_count()
 
     def watch(self) -> int:
         """Returns the exit code for the shell; a child killed by a signal is relayed by
@@ -151,12 +165,16 @@ class Watchdog:
         while True:
             pid, status = os.waitpid(self._child, os.WNOHANG)
             if pid:
+                if self._killed_by_kernel(status):
+                    return self._report_kernel_kill()
                 return relay(status)
             self._read_reports(WATCHDOG_SAMPLE_SECONDS)
             try:
                 sample = take_sample(self._child)  # the run's tree; this process is ~50 MiB
             except Exception:  # noqa: BLE001 - an unreadable /proc must not end the run
                 continue
+            if sample.tree_rss:  # not a zombie's
+                self._last_sample = sample
             why = over_budget(sample, self._watched.budget)
             if why is not None:
                 return self._stop(sample, why)
@@ -206,20 +224,47 @@ class Watchdog:
         _, status = os.waitpid(self._child, 0)
         if os.WIFEXITED(status):  # it ended on its own first (its own guard, or done)
             return relay(status)
+        return self._record_and_say(
+            lambda running, advice, recorded: describe(sample, why, running, advice, recorded)
+        )
+
+    def _killed_by_kernel(self, status: int) -> bool:
+        """SIGKILLed while the kernel's OOM killer counter moved: the kernel was faster than
+        the samples (a burst within WATCHDOG_SAMPLE_SECONDS)."""
+        if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+            return False
+        after = oom_kill_count()
+        return None not in (after, self._oom_kills_before) and after > self._oom_kills_before
+
+    def _report_kernel_kill(self) -> int:
+        try:  # Beam workers outlive a runner the kernel killed
+            os.killpg(self._child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        last = self._last_sample
+        return self._record_and_say(
+            lambda running, advice, recorded: describe_kernel_kill(last, running, advice, recorded)
+        )
+
+    def _record_and_say(self, message_for: MessageFor) -> int:
+        """Records the dead run failed with the message, prints it, returns exit code 7."""
         self._read_reports(0)
         report = self.report
         running: list[str] = []
+        recorded = False
         if report is not None:
-            running = record_stopped(self._watched, report, sample, why)
-        advice = report.advice if report else ""
-        message = describe(sample, why, running, advice)
+            running, recorded = record_stopped(self._watched, report, message_for)
+        message = message_for(running, report.advice if report else "", recorded)
         sys.stderr.write(f"\nerror: {message}\n")
         return OutOfMemory.exit_code
 
 
-def record_stopped(watched: Watched, report: RunReport, sample: MemorySample, why: str) -> list:
-    """Records the stopped run as failed (unfinished executions too, their outputs removed)
-    and removes its temporary files; returns the nodes that were running. Never raises: the
+def record_stopped(
+    watched: Watched, report: RunReport, message_for: MessageFor
+) -> tuple[list[str], bool]:
+    """Records the stopped run as failed with `message_for(running nodes, advice, True)`
+    (unfinished executions too, their outputs removed) and removes its temporary files; returns
+    the nodes that were running and whether the record was written. Never raises: the
     message on the terminal matters more than the record, and the next run records a run it
     finds dead anyway."""
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -236,10 +281,10 @@ def record_stopped(watched: Watched, report: RunReport, sample: MemorySample, wh
         store = open_store(connection_config(watched.metadata, layout.metadata_path))
         ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, report.run_id)
         if ctx is None:
-            return running
+            return running, False
         props = rc.properties_of(ctx)
         running = [n for n in str(props.get(rc.CURRENT_NODES) or "").split(",") if n]
-        reason = describe(sample, why, running, report.advice)
+        reason = message_for(running, report.advice, True)
         with PipelineLock(layout, watched.pipeline, report.run_id):
             cleanup.end_executions(
                 store, layout, watched.pipeline, cleanup.unfinished_executions(store, ctx),
@@ -252,5 +297,6 @@ def record_stopped(watched: Watched, report: RunReport, sample: MemorySample, wh
         )
     except Exception as exc:  # noqa: BLE001 - see the docstring
         sys.stderr.write(f"beamline: the stopped run was not recorded: {exc}\n")
-    return running
+        return running, False
+    return running, True
 

@@ -28,7 +28,8 @@ SCRIPT = textwrap.dedent(
 
     root, mode, limit = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
-    budget = MemoryBudget(limit=limit, reserve=0)
+    # limit 0: no limit and no reserve, so only the kernel can stop the run.
+    budget = MemoryBudget(limit=limit or None, reserve=0)
     fd = supervise(Watched("demo", RootLayout(root), None, budget))
     (root / "child.pid").write_text(str(os.getpid()))
     print(f"child {os.getpid()} of {os.getppid()} report_fd {fd}", flush=True)
@@ -63,10 +64,14 @@ def launch(tmp_path):
     script = tmp_path / "supervised.py"
     script.write_text(SCRIPT)
 
-    def start(mode: str, limit: int = 64 * GIB) -> subprocess.Popen:
+    def start(mode: str, limit: int = 64 * GIB, cgroup: Path | None = None) -> subprocess.Popen:
+        def join_cgroup() -> None:
+            if cgroup is not None:
+                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
         return subprocess.Popen(
             [sys.executable, str(script), str(tmp_path), mode, str(limit)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=join_cgroup,
         )
 
     return start
@@ -148,3 +153,44 @@ def test_outside_a_runs_child_exiting_now_is_left_to_the_caller():
     from beamline.runner.supervisor import exit_child_now
 
     assert exit_child_now(3) is None  # this test process is not a run's child: it returns
+
+
+@pytest.fixture
+def memory_cgroup():
+    """A real memory cgroup of 384 MiB (v1 or v2; needs root, as CI has here)."""
+    limit = 384 << 20
+    name = f"beamline-test-{os.getpid()}"
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    if v1.is_dir():
+        path, limit_file = v1 / name, "memory.limit_in_bytes"
+    else:
+        path, limit_file = v2 / name, "memory.max"
+    try:
+        path.mkdir()
+        (path / limit_file).write_text(str(limit))
+    except OSError as exc:
+        pytest.skip(f"a memory cgroup cannot be created here ({exc}): it needs root")
+    yield path
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            path.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def test_a_run_the_kernel_kills_for_memory_is_reported_by_the_watchdog(
+    launch, tmp_path, memory_cgroup
+):
+    """The watchdog never stops this run itself (no limit, no reserve); the cgroup's limit makes
+    the kernel's OOM killer take the run, and the watchdog, being small, survives to say so."""
+    proc = launch("hog", limit=0, cgroup=memory_cgroup)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 7, out + err
+    assert not (tmp_path / "hog-done").exists()
+    [message] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "the kernel's out-of-memory killer killed the run" in message, message
+    assert "At the watchdog's last sample the run's process held" in message
+    assert "of its memory cgroup's 0.38 GiB" in message
+    assert "was not recorded" in message  # this script never claimed a run id
