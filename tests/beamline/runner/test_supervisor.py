@@ -123,6 +123,38 @@ def test_sigint_to_the_parent_reaches_the_child_exactly_once(launch, tmp_path):
     assert out.count("interrupted") == 1 and "Traceback" not in err, out + err
 
 
+def test_ctrl_c_in_a_terminal_interrupts_the_run_once(tmp_path):
+    """In a real pseudo-terminal: ^C signals the terminal's foreground group, which holds the
+    watchdog but not the run's own group; the watchdog passes it on, once."""
+    import pty
+
+    script = tmp_path / "supervised.py"
+    script.write_text(SCRIPT)
+    pid, master = pty.fork()
+    if pid == 0:  # the session leader on the new terminal, as a shell's foreground job
+        os.execv(sys.executable, [sys.executable, str(script), str(tmp_path), "sleep", "0"])
+    output = b""
+    try:
+        while b"report_fd" not in output:
+            output += os.read(master, 4096)
+        time.sleep(0.3)
+        os.write(master, b"\x03")
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every process on the terminal is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(master)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 130, text
+    assert text.count("interrupted") == 1, text
+
+
 def test_killing_the_parent_with_sigkill_kills_the_run(launch, tmp_path):
     proc = launch("sleep")
     child = _child_pid(tmp_path)
