@@ -74,6 +74,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per scenario")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--batch-threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--rest-workers", type=int, default=1,
+        help="REST server processes of the batching server (beamline serve --rest_api_workers)",
+    )
     parser.add_argument("--push-rounds", type=int, default=3, help="pushes measured (0: none)")
     parser.add_argument("--push-clients", type=int, default=4)
     parser.add_argument("--only-push", action="store_true", help="run only the push scenario")
@@ -121,10 +125,15 @@ class Result:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (all its threads), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user + system CPU time of a server: the process and its REST workers (all threads)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 # -- in-process baseline ----------------------------------------------------------------------
@@ -431,7 +440,10 @@ def main() -> None:
     servers = {
         "off": start_server(args=["--enable_batching=false"], wait=False, **common),
         "on": start_server(
-            args=["--enable_batching", f"--batching_parameters_file={batching_file}"],
+            args=[
+                "--enable_batching", f"--batching_parameters_file={batching_file}",
+                f"--rest_api_workers={args.rest_workers}",
+            ],
             wait=False,
             **common,
         ),

@@ -32,6 +32,14 @@ from serving.request_log.config import (
     settings_from_flags,
 )
 from serving.request_log.logger import RequestLogRouter
+from serving.workers import (
+    FOLLOW_SECONDS,
+    METRICS_SECONDS,
+    SharedState,
+    start_workers,
+    stop_workers,
+    wait_until_loaded,
+)
 
 log = logging.getLogger("beamline.serving")
 
@@ -92,6 +100,17 @@ class ModelServer:
         self._grpc = None
         self._http = None
         self._reload_lock = threading.Lock()
+        # Processes sharing the REST port (serving/workers.py): the primary creates the state
+        # directory and starts the workers; a worker is given the directory.
+        self.shared: SharedState | None = None
+        self.workers: list = []
+        self._followed_config: int | None = None
+        if options.rest_worker_state_dir is not None:
+            self.shared = SharedState(options.rest_worker_state_dir)
+        elif options.rest_api_workers > 1:
+            self.shared = SharedState.create()
+        if self.shared is not None:
+            self.metrics.peers = self.shared.peer_metrics
 
     def _initial_specs(self):
         options = self.options
@@ -137,6 +156,23 @@ class ModelServer:
         self._set_request_log(
             RequestLogSettings(logging, base.directory, base.sample_rate, base.exclude_fields)
         )
+        if self.shared is not None and self.options.rest_worker_state_dir is None:
+            self.shared.publish_config(config.SerializeToString())  # the workers follow
+
+    def _publish_metrics(self) -> None:
+        self.shared.publish_metrics(self.metrics.snapshot())
+
+    def _follow_reloads(self) -> None:
+        """A REST worker: applies the primary's last ReloadConfig, once."""
+        published = self.shared.config()
+        if published is None or published[0] == self._followed_config:
+            return
+        self._followed_config = published[0]
+        from tensorflow_serving.config import model_server_config_pb2
+
+        config = model_server_config_pb2.ModelServerConfig.FromString(published[1])
+        self.reload_config(config)
+        log.info("Applied the primary's reloaded model config")
 
     def _apply(self, specs: list[ModelSpec]) -> None:
         with self._reload_lock:
@@ -194,6 +230,15 @@ class ModelServer:
                     "config-poller",
                 )
             )
+        if self.shared is not None:
+            self._publish_metrics()
+            self._pollers.append(
+                Periodic(METRICS_SECONDS, self._publish_metrics, "metrics-publisher")
+            )
+            if options.rest_worker_state_dir is not None:
+                self._pollers.append(Periodic(FOLLOW_SECONDS, self._follow_reloads, "reloads"))
+            else:
+                self.workers = start_workers(options.rest_api_workers - 1, sys.argv, self.shared)
         for poller in self._pollers:
             poller.start()
 
@@ -229,7 +274,9 @@ class ModelServer:
                 api, max_request_bytes=options.max_request_bytes, cors=options.cors
             )
             try:
-                await self._http.listen(options.host, options.rest_port)
+                await self._http.listen(
+                    options.host, options.rest_port, reuse_port=self.shared is not None
+                )
             except OSError as exc:
                 raise ConfigError(
                     f"Cannot listen for REST on {options.host}:{options.rest_port}: "
@@ -247,6 +294,9 @@ class ModelServer:
     def stop(self) -> None:
         for poller in self._pollers:
             poller.stop()
+        if self.workers:
+            stop_workers(self.workers)
+            self.shared.remove()
         self.dataplane.close()
 
 
@@ -262,9 +312,18 @@ def run(options: ServerOptions) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if options.rest_worker_state_dir is not None:  # a REST worker: after the primary
+            server.shared.mark_loaded()
+            await server.shared.wait_for_primary()
+        elif server.workers:
+            await wait_until_loaded(server.workers, server.shared)
         await server.start_network()
+        if server.workers:
+            server.shared.mark_primary_listening()
+        role = "REST worker " if options.rest_worker_state_dir is not None else ""
         print(
-            f"beamline serve: ready (pid {os.getpid()}); gRPC port {options.grpc_port or 'off'}, "
+            f"beamline serve: {role}ready (pid {os.getpid()}); gRPC port "
+            f"{options.grpc_port or 'off'}, "
             f"REST port {options.rest_port or 'off'} on {options.host}",
             file=sys.stderr,
             flush=True,

@@ -96,6 +96,10 @@ class ServerOptions:
     request_log_dir: Path | None = None
     request_log_sample_rate: float = 1.0
     request_log_exclude: tuple[str, ...] = ()
+    # Beamline: REST server processes sharing the REST port (serving/workers.py); a worker is
+    # started with the primary's shared state directory.
+    rest_api_workers: int = 1
+    rest_worker_state_dir: Path | None = None
 
 
 # ---------------------------------------------------------------------------------------------

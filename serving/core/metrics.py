@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable
 
 
 def _exponential(scale: float, growth: float, count: int) -> list[float]:
@@ -51,9 +52,17 @@ class Counter(_Metric):
         with self.lock:
             self.cells[values] = self.cells.get(values, 0) + by
 
-    def render(self) -> list[str]:
+    def snapshot(self) -> list:
         with self.lock:
-            cells = sorted(self.cells.items())
+            return [[list(k), v] for k, v in self.cells.items()]
+
+    def render(self, peers: list[list] = ()) -> list[str]:
+        with self.lock:
+            merged = dict(self.cells)
+        for snapshot in peers:
+            for key, value in snapshot:
+                merged[tuple(key)] = merged.get(tuple(key), 0) + value
+        cells = sorted(merged.items())
         lines = [f"# TYPE {self.prom_name} counter"]
         lines += [f"{self.prom_name}{{{self._label_text(k)}}} {v}" for k, v in cells]
         return lines
@@ -76,9 +85,22 @@ class Histogram(_Metric):
             cell[0][index] += 1
             cell[1] += value
 
-    def render(self) -> list[str]:
+    def snapshot(self) -> list:
         with self.lock:
-            cells = sorted((k, (list(v[0]), v[1])) for k, v in self.cells.items())
+            return [[list(k), list(v[0]), v[1]] for k, v in self.cells.items()]
+
+    def render(self, peers: list[list] = ()) -> list[str]:
+        with self.lock:
+            merged = {k: (list(v[0]), v[1]) for k, v in self.cells.items()}
+        for snapshot in peers:
+            for key, counts, total in snapshot:
+                mine = merged.get(tuple(key))
+                if mine is None:
+                    merged[tuple(key)] = (list(counts), total)
+                else:
+                    added = [a + b for a, b in zip(mine[0], counts, strict=True)]
+                    merged[tuple(key)] = (added, mine[1] + total)
+        cells = sorted(merged.items())
         lines = [f"# TYPE {self.prom_name} histogram"]
         for key, (counts, total) in cells:
             labels = self._label_text(key)
@@ -159,6 +181,8 @@ class Metrics:
             self.batch_size,
             self.request_log_count,
         ]
+        # Returns the other processes' snapshots (serving/workers.py); none by default.
+        self.peers: Callable[[], list[dict[str, list]]] = list
 
     def record_request(
         self, model: str, api: str, entrypoint: str, status: str, micros: float
@@ -172,10 +196,17 @@ class Metrics:
         self.example_counts.observe(count, model)
         self.example_count_total.inc(model, by=count)
 
+    def snapshot(self) -> dict[str, list]:
+        """This process's points, for the other processes serving the same port to add."""
+        return {metric.name: metric.snapshot() for metric in self._all}
+
     def render(self) -> str:
-        """The Prometheus page (metrics with no points are left out, as TF Serving does)."""
+        """The Prometheus page (metrics with no points are left out, as TF Serving does), with
+        the points of the other processes serving the same port (`peers`) added in."""
+        peers = self.peers()
         lines: list[str] = []
         for metric in sorted(self._all, key=lambda m: m.name):
-            if metric.cells:
-                lines.extend(metric.render())
+            theirs = [peer.get(metric.name, []) for peer in peers]
+            if metric.cells or any(theirs):
+                lines.extend(metric.render(theirs))
         return "\n".join(lines) + "\n"

@@ -104,10 +104,13 @@ class HttpServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
 
-    async def listen(self, host: str, port: int) -> None:
+    async def listen(self, host: str, port: int, reuse_port: bool = False) -> None:
+        """`reuse_port`: share the port with the other processes of this server (only then:
+        otherwise a second server on the same port would silently take half the traffic)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self), host, port, reuse_address=True, backlog=1024
+            lambda: _Connection(self), host, port, reuse_address=True, reuse_port=reuse_port,
+            backlog=1024,
         )
 
     def close(self) -> None:

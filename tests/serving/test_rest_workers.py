@@ -1,0 +1,122 @@
+"""`beamline serve --rest_api_workers 2`: two real processes on one REST port.
+
+Each request below opens its own connection, so the kernel spreads them over both processes
+(SO_REUSEPORT); the probability that 40 connections all land on one of two is 2^-39.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from serving.workers import METRICS_SECONDS
+from tests.serving.support import example_rows, start_server, write_test_model
+
+MODEL = "penguin"
+
+
+def _worker_of(server) -> tuple[psutil.Process, Path]:
+    [worker] = psutil.Process(server.process.pid).children()
+    [flag] = [a for a in worker.cmdline() if a.startswith("--rest_worker_state_dir=")]
+    return worker, Path(flag.split("=", 1)[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _predict(server) -> dict:
+    body = json.dumps({"instances": [example_rows()[0]]}).encode()
+    request = urllib.request.Request(f"{server.rest_url}/v1/models/{MODEL}:predict", data=body)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _ok_count(page: str, model: str = MODEL) -> int:
+    found = re.search(
+        rf':tensorflow:serving:request_count\{{model_name="{model}",status="OK"\}} (\d+)', page
+    )
+    return int(found.group(1)) if found else 0
+
+
+@pytest.fixture(scope="module")
+def model_base(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("workers") / MODEL
+    write_test_model(base / "1", 1)
+    return base
+
+
+@pytest.fixture
+def two_processes(model_base, tmp_path):
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true, path: "/metrics" }')
+    server = start_server(
+        model_name=MODEL, model_base_path=model_base, log_dir=tmp_path,
+        args=["--rest_api_workers=2", f"--monitoring_config_file={monitoring}"],
+    )
+    yield server
+    server.stop()
+
+
+def _merged_ok(server) -> int:
+    return _ok_count(_get(f"{server.rest_url}/metrics")[1].decode())
+
+
+def test_both_processes_answer_and_the_metrics_page_counts_both(two_processes):
+    server = two_processes
+    worker, state = _worker_of(server)
+    time.sleep(2 * METRICS_SECONDS)  # every process has published what it counted so far
+    before = _merged_ok(server)
+    for _ in range(40):
+        assert len(_predict(server)["predictions"]) == 1
+    time.sleep(2 * METRICS_SECONDS)
+    # Whichever process answers adds the other's points: every answer says the same.
+    assert {_merged_ok(server) for _ in range(10)} == {before + 40}
+    own = {}
+    for pid in (server.process.pid, worker.pid):
+        points = json.loads((state / f"metrics-{pid}.json").read_text())
+        counts = points["/tensorflow/serving/request_count"]
+        own[pid] = sum(v for (_, status), v in counts if status == "OK")
+    assert sum(own.values()) == before + 40 and all(own.values()), own  # the kernel used both
+
+
+def test_a_grpc_config_reload_reaches_the_rest_worker(two_processes, model_base):
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    server = two_processes
+    request = model_management_pb2.ReloadConfigRequest()
+    twin = request.config.model_config_list.config.add()
+    twin.name, twin.base_path, twin.model_platform = "twin", str(model_base), "tensorflow"
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        reply = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+            request, timeout=120
+        )
+    assert reply.status.error_code == 0
+    deadline, agreeing = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and agreeing < 20:
+        twin_status, _ = _get(f"{server.rest_url}/v1/models/twin")
+        old_status, _ = _get(f"{server.rest_url}/v1/models/{MODEL}")
+        agreeing = agreeing + 1 if (twin_status, old_status) == (200, 404) else 0
+        time.sleep(0.05)
+    assert agreeing == 20, "some process still serves the config from before the reload"
+
+
+def test_stopping_the_server_stops_its_worker_and_removes_the_shared_state(two_processes):
+    server = two_processes
+    worker, state = _worker_of(server)
+    assert state.is_dir()
+    assert server.stop() == 0
+    worker.wait(timeout=20)
+    assert not state.exists()
