@@ -100,11 +100,14 @@ class SharedState:
 def worker_command(argv: list[str], state: SharedState) -> list[str]:
     """A REST worker's command line: the primary's `serve` arguments, then the overrides
     (click keeps the last value of an option given twice)."""
+    from serving.core.errors import ConfigError
+
     try:
         start = argv.index("serve") + 1
     except ValueError:
-        raise ValueError(
-            "--rest_api_workers needs the `beamline serve` command line to start its workers"
+        raise ConfigError(
+            "--rest_api_workers starts its workers from the `beamline serve` command line, and "
+            "this process was not started by one: run `beamline serve --rest_api_workers N`."
         ) from None
     return [
         sys.executable, "-m", "beamline", "serve", *argv[start:],

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from beamline import beam, registry
 from beamline.errors import AnomaliesFound, OutOfMemory, PipelineFailed
@@ -37,6 +37,9 @@ from beamline.settings import (
     RootLayout,
     apply_tf_environment,
 )
+
+if TYPE_CHECKING:
+    from beamline.runner.memory import MemoryBudget
 
 
 @dataclass
@@ -180,7 +183,7 @@ def run_pipeline(
     return _with_serving(outcome, settings, module)
 
 
-def memory_budget(limit_text: str | None):
+def memory_budget(limit_text: str | None) -> MemoryBudget:
     """The run's memory budget from --memory-limit, else $BEAMLINE_MEMORY_LIMIT."""
     from beamline.runner.memory import budget_for
 

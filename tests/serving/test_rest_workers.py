@@ -120,3 +120,16 @@ def test_stopping_the_server_stops_its_worker_and_removes_the_shared_state(two_p
     assert server.stop() == 0
     worker.wait(timeout=20)
     assert not state.exists()
+
+
+def test_workers_need_the_serve_command_line():
+    from serving.core.errors import ConfigError
+    from serving.workers import SharedState, worker_command
+
+    state = SharedState(Path("/nonexistent"))
+    command = worker_command(["/usr/bin/beamline", "serve", "--port=9000"], state)
+    assert command[-4:] == [
+        "--port=9000", "--port=0", "--rest_api_workers=1", "--rest_worker_state_dir=/nonexistent"
+    ]
+    with pytest.raises(ConfigError, match="beamline serve --rest_api_workers"):
+        worker_command(["python", "-c", "..."], state)
