@@ -114,6 +114,28 @@ def end_executions(
         store.put_executions(executions)
 
 
+def record_failed(
+    store, layout: RootLayout | None, pipeline: str, run_id: str, digest: str, reason: str,
+    nodes: int,
+) -> bool:
+    """Records run `run_id` failed with `reason`; with `layout`, also its unfinished executions
+    (FAILED, outputs removed: nothing will finish them). False when the store has no such run."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from beamline.runner import fast_cache
+
+    ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+    if ctx is None:
+        return False
+    if layout is not None:
+        executions = unfinished_executions(store, ctx)
+        end_executions(store, layout, pipeline, executions, pb.Execution.FAILED, reason, Cleanup())
+    fast_cache.mark_run(
+        store, run_id, pipeline, digest, state=rc.RunState.FAILED, nodes=nodes, reason=reason
+    )
+    return True
+
+
 def record_and_clean_killed_runs(store, layout: RootLayout, pipeline: str) -> Cleanup:
     """Records dead runs as killed and removes their unpublished outputs."""
     from ml_metadata.proto import metadata_store_pb2 as pb

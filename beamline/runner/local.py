@@ -6,6 +6,7 @@ selects the project's Keras (TF_USE_LEGACY_KERAS=1) is in place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from beamline import beam, registry
 from beamline.errors import AnomaliesFound, OutOfMemory, PipelineFailed
-from beamline.metadata.run_context import RUN_CONTEXT, RunState
+from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
 from beamline.runner.fd_capture import capture_to
@@ -161,15 +162,14 @@ def run_pipeline(
         _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
         run_id = _claim_run_id(mlmd_config, request)
         lock.record_run(run_id)
-        tmp_dir = run_tmp_dir(layout, request.pipeline, run_id)
-        advice = advice_for(beam_args)
-        report_run(request.report_fd, RunReport(run_id, digest, str(tmp_dir), advice))
+        report_run(request.report_fd, RunReport(run_id, digest, advice_for(beam_args)))
         if request.fast_cache:
             replayed = _try_replay(mlmd_config, request, run_id, digest, out)
             if replayed is not None:
                 return _with_serving(replayed, settings, module)
         log_path = layout.log_path(request.pipeline, run_id)
         cwd = os.getcwd()
+        tmp_dir = run_tmp_dir(layout, request.pipeline, run_id)
         with run_tmpdir(tmp_dir), capture_to(log_path) as (console, console_err):
             _log_at_info()
             console.write(f"beamline: full log in {log_path}\n")
@@ -307,11 +307,14 @@ def _run_nodes(
     digest = end.digest
     with tfx_nodes.beam_dependencies(list(settings.beam_pipeline_args)), Heartbeat(
         compiled, request.pipeline, str(log_path)
-    ) as heartbeat, MemoryGuard(
-        budget,
-        heartbeat.running_nodes,
-        lambda message: end.out_of_memory(compiled, message),
-        advice_for(settings.beam_pipeline_args),
+    ) as heartbeat, (
+        # Under `beamline run` the watchdog process guards memory; in-process callers get a thread.
+        contextlib.nullcontext() if request.report_fd is not None else MemoryGuard(
+            budget,
+            heartbeat.running_nodes,
+            lambda message: end.out_of_memory(compiled, message),
+            advice_for(settings.beam_pipeline_args),
+        )
     ):
         try:
             with Progress(console) as progress:
@@ -380,31 +383,17 @@ def _record_failed(
     """Records the run failed with `reason`; with `unfinished_in`, also its unfinished executions
     (FAILED, outputs removed: nothing will finish them). Never raises: the failure itself is
     what the user must see."""
+    from beamline.runner import cleanup
     from beamline.runner.serialized_mlmd import SerializedMetadata
 
     try:
         with SerializedMetadata(compiled.connection_config) as handle:
-            if unfinished_in is not None:
-                _fail_unfinished(handle.store, compiled, unfinished_in, pipeline, reason)
-            fast_cache.mark_run(
-                handle.store, compiled.run_id, pipeline, digest,
-                state=RunState.FAILED, nodes=len(compiled.nodes), reason=reason,
+            cleanup.record_failed(
+                handle.store, unfinished_in, pipeline, compiled.run_id, digest, reason,
+                len(compiled.nodes),
             )
     except Exception as err:  # noqa: BLE001 - see the docstring
         logging.getLogger("beamline").warning("run end not recorded: %s", err)
-
-
-def _fail_unfinished(store, compiled, layout: RootLayout, pipeline: str, reason: str) -> None:
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    from beamline.runner import cleanup
-
-    ctx = store.get_context_by_type_and_name(RUN_CONTEXT, compiled.run_id)
-    if ctx is not None:
-        cleanup.end_executions(
-            store, layout, pipeline, cleanup.unfinished_executions(store, ctx),
-            pb.Execution.FAILED, reason, cleanup.Cleanup(),
-        )
 
 
 def raise_for_outcome(outcome: RunOutcome) -> None:

@@ -67,7 +67,6 @@ class RunReport:
 
     run_id: str
     digest: str
-    tmp_dir: str
     advice: str
 
 
@@ -267,17 +266,16 @@ def record_stopped(
     the nodes that were running and whether the record was written. Never raises: the
     message on the terminal matters more than the record, and the next run records a run it
     finds dead anyway."""
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
     from beamline.metadata import run_context as rc
     from beamline.metadata.connection import connection_config, open_store
-    from beamline.runner import cleanup, fast_cache
+    from beamline.runner import cleanup
     from beamline.runner.run_lock import PipelineLock
+    from beamline.runner.run_tmp import run_tmp_dir
 
-    shutil.rmtree(report.tmp_dir, ignore_errors=True)
+    layout = watched.layout
+    shutil.rmtree(run_tmp_dir(layout, watched.pipeline, report.run_id), ignore_errors=True)
     running: list[str] = []
     try:
-        layout = watched.layout
         store = open_store(connection_config(watched.metadata, layout.metadata_path))
         ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, report.run_id)
         if ctx is None:
@@ -286,15 +284,11 @@ def record_stopped(
         running = [n for n in str(props.get(rc.CURRENT_NODES) or "").split(",") if n]
         reason = message_for(running, report.advice, True)
         with PipelineLock(layout, watched.pipeline, report.run_id):
-            cleanup.end_executions(
-                store, layout, watched.pipeline, cleanup.unfinished_executions(store, ctx),
-                pb.Execution.FAILED, reason, cleanup.Cleanup(),
+            cleanup.record_failed(
+                store, layout, watched.pipeline, report.run_id, report.digest, reason,
+                int(props.get(rc.NODES_TOTAL) or 0),
             )
             cleanup.remove_leftover_files(layout, watched.pipeline)
-        fast_cache.mark_run(
-            store, report.run_id, watched.pipeline, report.digest,
-            state=rc.RunState.FAILED, nodes=int(props.get(rc.NODES_TOTAL) or 0), reason=reason,
-        )
     except Exception as exc:  # noqa: BLE001 - see the docstring
         sys.stderr.write(f"beamline: the stopped run was not recorded: {exc}\n")
         return running, False
