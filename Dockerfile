@@ -16,7 +16,6 @@ FROM tensorflow/tfx:${TFX_VERSION}
 
 ENV TF_USE_LEGACY_KERAS=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
-    PYTHONPATH=/pipeline \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -33,10 +32,16 @@ RUN python -m pip install --no-deps -r requirements.lock \
 # their own command).
 COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 
-# The project: importable from /pipeline (PYTHONPATH); no install step, no build backend needed.
+# The project, installed in place (editable, no dependencies: the lock has them all), so its
+# import names (beamline, beamline_serving, beamline_components, beamline_pipelines) resolve to
+# the files under /pipeline that compiled pipelines reference.
+COPY pyproject.toml README.md ./
 COPY beamline ./beamline
+COPY serving ./serving
 COPY pipelines ./pipelines
 COPY components ./components
 COPY schemas ./schemas
+RUN python -m pip install --no-deps --no-build-isolation -e . \
+    && python -c "import beamline_pipelines.penguin, beamline_components.classifier_pipeline"
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -70,4 +70,4 @@ def package_path(package: str, *parts: str) -> Path:
 def load_module(name: str) -> ModuleType:
     """Imports `pipelines.<name>` (this imports TFX)."""
     get(name)
-    return importlib.import_module(f"pipelines.{name}")
+    return importlib.import_module(f"beamline_pipelines.{name}")

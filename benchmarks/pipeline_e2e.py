@@ -40,7 +40,7 @@ def _run_stock(root: Path, name: str) -> None:
     from beamline.runner.preflight import resolve_data
     from beamline.settings import PipelineSettings, RootLayout
 
-    module = importlib.import_module(f"pipelines.{name}")
+    module = importlib.import_module(f"beamline_pipelines.{name}")
     layout = RootLayout(root)
     data = resolve_data(Path(module.default_data_root()))  # as `beamline run` reads it
     settings = PipelineSettings(

@@ -43,7 +43,7 @@ CHUNK_ROWS = 50_000
 
 
 def shipped_csv() -> Path:
-    from pipelines import taxi
+    from beamline_pipelines import taxi
 
     return Path(taxi.default_data_root()) / "data.csv"
 
@@ -184,7 +184,7 @@ def _run_stock(data: Path, root: Path) -> None:
     from beamline import registry
     from beamline.metadata.connection import sqlite_config
     from beamline.settings import PipelineSettings, RootLayout
-    from pipelines import taxi
+    from beamline_pipelines import taxi
 
     layout = RootLayout(root)
     settings = PipelineSettings(

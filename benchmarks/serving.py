@@ -142,7 +142,7 @@ def process_cpu_seconds(pid: int) -> float:
 def load_signature(version_dir: Path):
     import tensorflow as tf
 
-    from serving.core.servable import read_meta_graph
+    from beamline_serving.core.servable import read_meta_graph
 
     loaded = tf.saved_model.load(str(version_dir))
     function = loaded.signatures["serving_default"]
@@ -471,9 +471,9 @@ def _payloads(args, signature_def, instances):
     """(arrays, raw REST request, serialized gRPC PredictRequest) for one Predict request."""
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.core.servable import _tensor_info
-    from serving.core.tensors import make_tensor_proto
-    from serving.rest import json_decode
+    from beamline_serving.core.servable import _tensor_info
+    from beamline_serving.core.tensors import make_tensor_proto
+    from beamline_serving.rest import json_decode
 
     infos = {k: _tensor_info(k, v) for k, v in signature_def.inputs.items()}
     arrays, _ = json_decode.predict_inputs({"instances": instances}, infos)
@@ -523,7 +523,7 @@ def _logging_cost(args, work: Path, common: dict, instances) -> None:
     finally:
         for server in servers.values():
             server.stop()
-    from serving.request_log.reader import LogScan, read_prediction_logs
+    from beamline_serving.request_log.reader import LogScan, read_prediction_logs
 
     scan = LogScan()
     logged = sum(1 for _ in read_prediction_logs(logs, scan))

@@ -33,16 +33,16 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from beamline.metadata.run_context import MODULE_SHA256_KEY
-from components.atomic_pusher import executor as atomic_pusher
-from components.csv_example_gen.component import null_aware_csv_example_gen
-from components.csv_example_gen.constants import DEFAULT_NULL_VALUES
-from components.resolvers.baseline import (
+from beamline_components.atomic_pusher import executor as atomic_pusher
+from beamline_components.csv_example_gen.component import null_aware_csv_example_gen
+from beamline_components.csv_example_gen.constants import DEFAULT_NULL_VALUES
+from beamline_components.resolvers.baseline import (
     CANDIDATE_KEY,
     MODEL_BLESSING_KEY,
     MODEL_KEY,
     LatestBlessedBeforeCandidateStrategy,
 )
-from components.strict_validator.component import StrictExampleValidator
+from beamline_components.strict_validator.component import StrictExampleValidator
 
 # Transform traces preprocessing_fn as a TF1 graph: the same analyzers and transform graph,
 # built without tf.function's tracing; measured Transform 20.1 -> 14.5 s (taxi) and 12.8 ->

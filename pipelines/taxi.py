@@ -31,7 +31,7 @@ def default_data_root() -> str:
 
 
 def create_pipeline(settings: PipelineSettings):
-    from components.classifier_pipeline import ClassifierSpec, classifier_pipeline
+    from beamline_components.classifier_pipeline import ClassifierSpec, classifier_pipeline
 
     spec = ClassifierSpec(
         transform_module=str(COMPONENTS / "transform" / "module.py"),

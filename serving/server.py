@@ -14,25 +14,25 @@ import signal
 import sys
 import threading
 
-from serving.core.config import (
+from beamline_serving.core.config import (
     ModelSpec,
     ServerOptions,
     discover_models,
     model_specs_from_proto,
     read_model_config_file,
 )
-from serving.core.dataplane import DataPlane
-from serving.core.errors import ConfigError
-from serving.core.metrics import Metrics
-from serving.core.model_manager import ModelManager, Periodic, call_at_low_priority
-from serving.core.schema_contract import SchemaContract
-from serving.request_log.config import (
+from beamline_serving.core.dataplane import DataPlane
+from beamline_serving.core.errors import ConfigError
+from beamline_serving.core.metrics import Metrics
+from beamline_serving.core.model_manager import ModelManager, Periodic, call_at_low_priority
+from beamline_serving.core.schema_contract import SchemaContract
+from beamline_serving.request_log.config import (
     RequestLogSettings,
     configs_from_model_server_config,
     settings_from_flags,
 )
-from serving.request_log.logger import RequestLogRouter
-from serving.workers import (
+from beamline_serving.request_log.logger import RequestLogRouter
+from beamline_serving.workers import (
     FOLLOW_SECONDS,
     METRICS_SECONDS,
     SharedState,
@@ -246,7 +246,7 @@ class ModelServer:
         """Opens the gRPC and REST ports on the running asyncio loop."""
         options = self.options
         if options.grpc_port:
-            from serving.grpc.service import create_grpc_server
+            from beamline_serving.grpc.service import create_grpc_server
 
             self._grpc = create_grpc_server(
                 self.dataplane,
@@ -267,7 +267,7 @@ class ModelServer:
             await self._grpc.start()
             log.info("Running gRPC ModelServer at %s ...", address)
         if options.rest_port:
-            from serving.rest.api import RestApi, create_http_server
+            from beamline_serving.rest.api import RestApi, create_http_server
 
             api = RestApi(self.dataplane, options.prometheus_path)
             self._http = create_http_server(

@@ -100,7 +100,7 @@ class SharedState:
 def worker_command(argv: list[str], state: SharedState) -> list[str]:
     """A REST worker's command line: the primary's `serve` arguments, then the overrides
     (click keeps the last value of an option given twice)."""
-    from serving.core.errors import ConfigError
+    from beamline_serving.core.errors import ConfigError
 
     try:
         start = argv.index("serve") + 1
@@ -142,7 +142,7 @@ async def wait_until_loaded(workers: list[subprocess.Popen], state: SharedState)
     exits first is a ConfigError."""
     import asyncio
 
-    from serving.core.errors import ConfigError
+    from beamline_serving.core.errors import ConfigError
 
     while True:
         for worker in workers:

@@ -14,7 +14,11 @@ import click
 from beamline.commands.options import root_option
 from beamline.errors import ConfigError
 from beamline.settings import RootLayout, apply_tf_environment, is_uri, resolve_root
-from serving.core.config import DEFAULT_GRPC_PORT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_REST_PORT
+from beamline_serving.core.config import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_REST_PORT,
+)
 
 # TF Serving bool flags accept both `--flag` and `--flag=true|false`.
 BOOL_FLAG = {"type": click.BOOL, "is_flag": False, "flag_value": True, "default": False}
@@ -174,11 +178,11 @@ def serve(**flags) -> None:
     land. Example: curl -d '{"instances": [...]}' localhost:8501/v1/models/penguin:predict
     """
     apply_tf_environment()
-    from serving.core.errors import ConfigError as ServerConfigError
+    from beamline_serving.core.errors import ConfigError as ServerConfigError
 
     try:
         options = build_options(**flags)
-        from serving.server import run
+        from beamline_serving.server import run
 
         run(options)
     except ServerConfigError as exc:  # the server's own error, as this CLI's usage error
@@ -187,7 +191,7 @@ def serve(**flags) -> None:
 
 def build_options(**flags):
     """ServerOptions from the command's flags (no TensorFlow needed)."""
-    from serving.core.config import (
+    from beamline_serving.core.config import (
         ModelSpec,
         ServerOptions,
         read_batching_parameters,
@@ -280,6 +284,6 @@ def build_options(**flags):
 
 
 def _default_batching():
-    from serving.core.config import BatchingOptions
+    from beamline_serving.core.config import BatchingOptions
 
     return BatchingOptions()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from beamline.errors import ConfigError, DataError
-from serving.request_log.reader import LogScan, log_files, read_prediction_logs
+from beamline_serving.request_log.reader import LogScan, log_files, read_prediction_logs
 
 # Predict inputs that carry serialized tf.Examples (TFX's serving_examples signatures).
 EXAMPLE_INPUT_NAMES = ("examples", "input_example_tensor")
@@ -223,7 +223,7 @@ def write_examples(rows: list[Row], path: Path) -> None:
     """One tf.Example per row, as a TFRecord file TFDV reads."""
     from tensorflow.core.example import example_pb2
 
-    from serving.request_log.tfrecord import frame
+    from beamline_serving.request_log.tfrecord import frame
 
     with open(path, "wb") as out:
         for row in rows:

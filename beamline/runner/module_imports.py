@@ -11,6 +11,7 @@ which every process that has the project installed can import. Other files are l
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 MODULE_FILE_KEY = "module_file"
@@ -38,10 +39,37 @@ def importable_name(module_file: str | Path) -> str | None:
     for start, top in enumerate(dirs):
         if not (top / "__init__.py").is_file():
             continue
-        name = ".".join([d.name for d in dirs[start:]] + [path.stem])
-        if _origin(name) == path:
-            return name
+        rest = [d.name for d in dirs[start + 1 :]] + [path.stem]
+        for top_name in (*_import_names_of(top), top.name):
+            name = ".".join([top_name, *rest])
+            if _origin(name) == path:
+                return name
     return None
+
+
+def _import_names_of(directory: Path) -> list[str]:
+    """Imported top-level packages whose directory is `directory`, under another name.
+
+    The project maps `components/` to `beamline_components` (pyproject package-dir): a worker
+    process imports that name, while the directory's own name resolves only from the checkout.
+    """
+    names = []
+    # The repo's own convention, found without importing: `components/` -> `beamline_components`.
+    conventional = f"beamline_{directory.name}"
+    spec = importlib.util.find_spec(conventional) if conventional.isidentifier() else None
+    if spec is not None and any(
+        Path(entry).resolve() == directory for entry in spec.submodule_search_locations or ()
+    ):
+        names.append(conventional)
+    for name, module in list(sys.modules.items()):
+        if name == conventional:
+            continue
+        if "." in name or name == directory.name:
+            continue
+        for entry in getattr(module, "__path__", None) or ():
+            if Path(entry).resolve() == directory:
+                names.append(name)
+    return names
 
 
 def _origin(name: str) -> Path | None:

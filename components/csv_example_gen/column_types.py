@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tfx_bsl.coders import csv_decoder
 
-from components.csv_example_gen.example_bytes import INT64_MAX, INT64_MIN
+from beamline_components.csv_example_gen.example_bytes import INT64_MAX, INT64_MIN
 
 ColumnType = csv_decoder.ColumnType
 _CACHE_MAX = 100_000

@@ -10,8 +10,8 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from components.csv_example_gen import executor
-from components.csv_example_gen.constants import (
+from beamline_components.csv_example_gen import executor
+from beamline_components.csv_example_gen.constants import (
     CUSTOM_CONFIG_EXTRA_FINGERPRINT,
     CUSTOM_CONFIG_EXTRA_PATTERNS,
     CUSTOM_CONFIG_NULL_VALUES,

@@ -22,9 +22,9 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
-from components.csv_example_gen import csv_format, example_bytes
-from components.csv_example_gen.column_types import ColumnTypes
-from components.csv_example_gen.constants import (
+from beamline_components.csv_example_gen import csv_format, example_bytes
+from beamline_components.csv_example_gen.column_types import ColumnTypes
+from beamline_components.csv_example_gen.constants import (
     CUSTOM_CONFIG_EXTRA_PATTERNS,
     CUSTOM_CONFIG_NULL_VALUES,
     CUSTOM_CONFIG_SPAN_RANGE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tfx.components import ExampleValidator
 from tfx.dsl.components.base import executor_spec
 
-from components.strict_validator import executor
+from beamline_components.strict_validator import executor
 
 
 class StrictExampleValidator(ExampleValidator):

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.core.errors import ConfigError
+from beamline_serving.core.errors import ConfigError
 
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_REST_PORT = 8501

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from serving.core import proto_codec, storage, warmup
-from serving.core.batching import BatchQueue, BatchScheduler
-from serving.core.config import BatchingOptions, parse_batching_parameters
-from serving.core.errors import Code, ServingError, invalid_argument
-from serving.core.jobs import (
+from beamline_serving.core import proto_codec, storage, warmup
+from beamline_serving.core.batching import BatchQueue, BatchScheduler
+from beamline_serving.core.config import BatchingOptions, parse_batching_parameters
+from beamline_serving.core.errors import Code, ServingError, invalid_argument
+from beamline_serving.core.jobs import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,
@@ -28,11 +28,11 @@ from serving.core.jobs import (
     Job,
     JobBuilder,
 )
-from serving.core.metrics import Metrics
-from serving.core.model_manager import ModelManager, VersionStatus
-from serving.core.schema_contract import SchemaContract
-from serving.core.servable import Servable, Signature, load_servable
-from serving.request_log.logger import RequestLogRouter
+from beamline_serving.core.metrics import Metrics
+from beamline_serving.core.model_manager import ModelManager, VersionStatus
+from beamline_serving.core.schema_contract import SchemaContract
+from beamline_serving.core.servable import Servable, Signature, load_servable
+from beamline_serving.request_log.logger import RequestLogRouter
 
 log = logging.getLogger("beamline.serving")
 
@@ -256,7 +256,7 @@ class DataPlane:
     def _log(self, job: Job, result) -> None:
         """Hands the answered request to the request logger; the protos are built later, on its
         writer thread, from the arrays the job already holds."""
-        from serving.core.logged import log_protos
+        from beamline_serving.core.logged import log_protos
 
         servable, kind = job.servable, job.api.lower()
         signature_name, answer = result

@@ -15,10 +15,10 @@ import sys
 
 import numpy as np
 
-from serving.core.jobs import Arrays, Classifications
-from serving.core.proto_codec import fill_classification_result, fill_regression_result
-from serving.core.tensors import DT_STRING, dtype_of_array
-from serving.request_log.wire import field_bytes, field_varint
+from beamline_serving.core.jobs import Arrays, Classifications
+from beamline_serving.core.proto_codec import fill_classification_result, fill_regression_result
+from beamline_serving.core.tensors import DT_STRING, dtype_of_array
+from beamline_serving.request_log.wire import field_bytes, field_varint
 
 # TensorProto: dtype 1, tensor_shape 2 {dim 2 {size 1}}, tensor_content 4, string_val 8.
 # PredictRequest.inputs 2 / PredictResponse.outputs 1: map entries {key 1, value 2}.

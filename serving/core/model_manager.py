@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from serving.core import storage
-from serving.core.config import ModelSpec
-from serving.core.errors import (
+from beamline_serving.core import storage
+from beamline_serving.core.config import ModelSpec
+from beamline_serving.core.errors import (
     Code,
     ServingError,
     failed_precondition,
@@ -28,7 +28,7 @@ from serving.core.errors import (
     invalid_argument,
     not_found,
 )
-from serving.core.servable import SAVED_MODEL_FILES
+from beamline_serving.core.servable import SAVED_MODEL_FILES
 
 log = logging.getLogger("beamline.serving")
 

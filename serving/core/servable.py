@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.core import storage
-from serving.core.errors import Code, ServingError, invalid_argument
-from serving.core.tensors import dtype_of_array, type_name
+from beamline_serving.core import storage
+from beamline_serving.core.errors import Code, ServingError, invalid_argument
+from beamline_serving.core.tensors import dtype_of_array, type_name
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 SERVE_TAG = "serve"
@@ -221,7 +221,7 @@ def load_servable(name: str, version: int, version_dir: str) -> Servable:
     """Loads a SavedModel version; raises ServingError (with TF's code) if it cannot be loaded."""
     import tensorflow as tf
 
-    from serving.core.errors import from_exception
+    from beamline_serving.core.errors import from_exception
 
     meta_graph = read_meta_graph(version_dir)
     try:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from serving.core import storage
-from serving.core.errors import Code, ServingError, from_exception, invalid_argument
+from beamline_serving.core import storage
+from beamline_serving.core.errors import Code, ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("beamline.serving")
 
@@ -73,7 +73,7 @@ def unsupported(log) -> ServingError:
 
 def synthetic_inputs(signature) -> dict[str, np.ndarray]:
     """Batch-1 inputs matching a signature's dtypes and shapes (unknown dimensions: 1)."""
-    from serving.core.tensors import DT_STRING, NUMPY_DTYPES
+    from beamline_serving.core.tensors import DT_STRING, NUMPY_DTYPES
 
     arrays = {}
     for alias, info in signature.inputs.items():

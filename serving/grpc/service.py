@@ -40,9 +40,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.core import proto_codec
-from serving.core.dataplane import DataPlane
-from serving.core.errors import (
+from beamline_serving.core import proto_codec
+from beamline_serving.core.dataplane import DataPlane
+from beamline_serving.core.errors import (
     Code,
     from_exception,
     grpc_status,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from serving.core.errors import ConfigError
+from beamline_serving.core.errors import ConfigError
 
 COLLECTOR_TYPES = ("tfrecord", "")
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024

@@ -8,8 +8,8 @@ drops the record and counts it (`:tensorflow:serving:request_log_count{outcome="
 
 Files rotate by size and age. The writer flushes after each drained batch, so a kill -9 loses
 the queued records and at most leaves the current file with a torn last record, which
-`serving.request_log.reader` skips. Like TF Serving's ServerRequestLogger, models with identical
-settings share one logger.
+`beamline_serving.request_log.reader` skips. Like TF Serving's ServerRequestLogger, models with
+identical settings share one logger.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from serving.request_log.config import FILE_SUFFIX, RequestLogConfig, RequestLogSettings
-from serving.request_log.tfrecord import frame
-from serving.request_log.wire import field_bytes, field_varint, prediction_log
+from beamline_serving.request_log.config import FILE_SUFFIX, RequestLogConfig, RequestLogSettings
+from beamline_serving.request_log.tfrecord import frame
+from beamline_serving.request_log.wire import field_bytes, field_varint, prediction_log
 
 log = logging.getLogger("beamline.serving.request_log")
 

@@ -10,8 +10,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from serving.request_log.config import FILE_SUFFIX
-from serving.request_log.tfrecord import ReadOutcome, read_records
+from beamline_serving.request_log.config import FILE_SUFFIX
+from beamline_serving.request_log.tfrecord import ReadOutcome, read_records
 
 
 @dataclass

@@ -15,8 +15,8 @@ import urllib.parse
 
 import orjson
 
-from serving.core.dataplane import DataPlane
-from serving.core.errors import (
+from beamline_serving.core.dataplane import DataPlane
+from beamline_serving.core.errors import (
     HTTP_PAYLOAD_TOO_LARGE,
     Code,
     ServingError,
@@ -24,8 +24,8 @@ from serving.core.errors import (
     http_status,
     request_errors,
 )
-from serving.rest import json_decode, json_encode
-from serving.rest.http1 import HttpServer, Reply, Request
+from beamline_serving.rest import json_decode, json_encode
+from beamline_serving.rest.http1 import HttpServer, Reply, Request
 
 log = logging.getLogger("beamline.serving")
 

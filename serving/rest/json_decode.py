@@ -16,9 +16,9 @@ import math
 import numpy as np
 import orjson
 
-from serving.core.errors import Code, ServingError, invalid_argument
-from serving.core.servable import TensorInfo
-from serving.core.tensors import (
+from beamline_serving.core.errors import Code, ServingError, invalid_argument
+from beamline_serving.core.servable import TensorInfo
+from beamline_serving.core.tensors import (
     DT_BOOL,
     DT_DOUBLE,
     DT_FLOAT,

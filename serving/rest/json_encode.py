@@ -14,8 +14,8 @@ import json
 import numpy as np
 import orjson
 
-from serving.core.errors import invalid_argument
-from serving.rest.json_decode import COLUMNAR
+from beamline_serving.core.errors import invalid_argument
+from beamline_serving.rest.json_decode import COLUMNAR
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 

@@ -7,7 +7,7 @@ import os
 
 from tfx.types import standard_artifacts, standard_component_specs
 
-from components.atomic_pusher import executor as atomic_pusher
+from beamline_components.atomic_pusher import executor as atomic_pusher
 
 
 def _push(tmp_path, serving_dir):

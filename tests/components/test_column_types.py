@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tfx_bsl.coders import csv_decoder
 
-from components.csv_example_gen.column_types import ColumnTypes
+from beamline_components.csv_example_gen.column_types import ColumnTypes
 
 cells = st.one_of(
     st.just(""),

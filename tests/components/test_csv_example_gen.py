@@ -9,7 +9,7 @@ import apache_beam as beam
 import pytest
 import tensorflow as tf
 
-from components.csv_example_gen import csv_format, executor
+from beamline_components.csv_example_gen import csv_format, executor
 
 NULLS = frozenset({"NA", "null"})
 PLAIN = b'name,size,note\nadelie,3,"small, grey"\ngentoo,NA,"two\nlines"\nchinstrap,5,\n'

@@ -13,7 +13,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.csv_example_gen.example_bytes import BYTES, FLOAT, INT, row_encoder
+from beamline_components.csv_example_gen.example_bytes import BYTES, FLOAT, INT, row_encoder
 
 
 def reference(cells, columns) -> bytes:

@@ -78,7 +78,7 @@ def penguin_rows() -> tuple[list[str], list[dict[str, str]]]:
     """The shipped penguins CSV: header and rows (as csv reads them)."""
     import csv
 
-    from pipelines.penguin import default_data_root
+    from beamline_pipelines.penguin import default_data_root
 
     with open(default_data_root(), newline="") as f:
         reader = csv.DictReader(f)

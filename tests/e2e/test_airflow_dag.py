@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipelines.penguin import SAMPLE_INSTANCE
+from beamline_pipelines.penguin import SAMPLE_INSTANCE
 from tests.e2e.conftest import CliRun, beamline
 from tests.serving.support import running_server
 

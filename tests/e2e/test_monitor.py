@@ -22,7 +22,7 @@ import pytest
 import requests
 import tensorflow as tf
 
-from serving.request_log.reader import log_files
+from beamline_serving.request_log.reader import log_files
 from tests.e2e.conftest import CliRun, beamline
 from tests.serving.support import running_server
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
 from beamline.lineage import payloads
-from pipelines.penguin import default_data_root
+from beamline_pipelines.penguin import default_data_root
 from tests.e2e.conftest import beamline
 
 COMPONENT_NODES = {

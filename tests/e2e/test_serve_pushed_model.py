@@ -13,7 +13,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipelines.penguin import SAMPLE_INSTANCE
+from beamline_pipelines.penguin import SAMPLE_INSTANCE
 from tests.serving.support import make_example, running_server
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from serving.core.config import (
+from beamline_serving.core.config import (
     BatchingOptions,
     VersionPolicy,
     discover_models,
     parse_batching_parameters,
     parse_model_config_text,
 )
-from serving.core.errors import ConfigError
+from beamline_serving.core.errors import ConfigError
 from tests.serving.support import PROJECT_ROOT
 
 

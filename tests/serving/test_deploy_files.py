@@ -7,7 +7,7 @@ import shlex
 import yaml
 
 from beamline.commands.serve import serve
-from serving.core.config import (
+from beamline_serving.core.config import (
     parse_batching_parameters,
     parse_model_config_text,
     read_monitoring_config,

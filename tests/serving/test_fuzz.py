@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import predict_pb2
 
-from serving.core.tensors import make_tensor_proto
+from beamline_serving.core.tensors import make_tensor_proto
 from tests.serving.support import example_rows
 
 SEED = 20261126

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serving.workers import METRICS_SECONDS
+from beamline_serving.workers import METRICS_SECONDS
 from tests.serving.support import example_rows, start_server, write_test_model
 
 MODEL = "penguin"
@@ -123,8 +123,8 @@ def test_stopping_the_server_stops_its_worker_and_removes_the_shared_state(two_p
 
 
 def test_workers_need_the_serve_command_line():
-    from serving.core.errors import ConfigError
-    from serving.workers import SharedState, worker_command
+    from beamline_serving.core.errors import ConfigError
+    from beamline_serving.workers import SharedState, worker_command
 
     state = SharedState(Path("/nonexistent"))
     command = worker_command(["/usr/bin/beamline", "serve", "--port=9000"], state)

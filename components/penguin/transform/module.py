@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow_transform as tft
 
-from components.common.imputation import fill_categorical, impute_numeric, to_dense
+from beamline_components.common.imputation import fill_categorical, impute_numeric, to_dense
 
 LABEL_KEY = "species"
 LABEL_VOCABULARY = "species"

@@ -10,7 +10,12 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.common.imputation import as_float, fill_categorical, impute_numeric, to_dense
+from beamline_components.common.imputation import (
+    as_float,
+    fill_categorical,
+    impute_numeric,
+    to_dense,
+)
 
 LABEL_KEY = "big_tip"
 NUMERIC_FEATURES = (

@@ -134,7 +134,7 @@ def test_penguin_twice_at_once_on_mariadb(mariadb, tmp_path):
     """The real pipeline, two runs concurrently (original and trimmed data), read back."""
     pytest.importorskip("palmerpenguins")
     sys.path.insert(0, str(PROJECT))
-    from pipelines.penguin import default_data_root
+    from beamline_pipelines.penguin import default_data_root
 
     original = Path(default_data_root())
     trimmed = tmp_path / "trimmed" / "penguins.csv"

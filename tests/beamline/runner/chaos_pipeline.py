@@ -86,7 +86,7 @@ def default_data_root() -> str:
 
 def create_pipeline(settings):
     """The lineage tests' tiny pipeline, with the project's atomic pusher."""
-    from components.atomic_pusher import executor as atomic_pusher
+    from beamline_components.atomic_pusher import executor as atomic_pusher
 
     return tiny.create_pipeline(
         Path(settings.pipeline_root).parents[1],

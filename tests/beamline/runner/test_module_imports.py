@@ -29,10 +29,10 @@ def test_a_file_inside_an_importable_package_gets_its_dotted_name(package_tree):
 
 
 def test_the_projects_own_module_files_are_importable():
-    from pipelines import taxi
+    from beamline_pipelines import taxi
 
     assert importable_name(taxi.COMPONENTS / "transform" / "module.py") == (
-        "components.taxi.transform.module"
+        "beamline_components.taxi.transform.module"
     )
 
 
@@ -81,7 +81,7 @@ def test_compiled_penguin_pipeline_names_modules_a_fresh_worker_can_import(tmp_p
     from beamline.metadata.connection import sqlite_config
     from beamline.runner.tfx_nodes import compile_pipeline
     from beamline.settings import PipelineSettings, RootLayout
-    from pipelines import penguin
+    from beamline_pipelines import penguin
 
     layout = RootLayout(tmp_path)
     settings = PipelineSettings(

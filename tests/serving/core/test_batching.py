@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from serving.core.batching import QUEUE_FULL, BatchScheduler
-from serving.core.config import BatchingOptions
-from serving.core.errors import Code, ServingError
+from beamline_serving.core.batching import QUEUE_FULL, BatchScheduler
+from beamline_serving.core.config import BatchingOptions
+from beamline_serving.core.errors import Code, ServingError
 
 
 @pytest.fixture

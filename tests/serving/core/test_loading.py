@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from serving.core.model_manager import LOADER_NICENESS, call_at_low_priority
-from serving.core.servable import TensorInfo
-from serving.core.tensors import DT_FLOAT, DT_INT64, DT_STRING
-from serving.core.warmup import synthetic_inputs, warm_signatures
+from beamline_serving.core.model_manager import LOADER_NICENESS, call_at_low_priority
+from beamline_serving.core.servable import TensorInfo
+from beamline_serving.core.tensors import DT_FLOAT, DT_INT64, DT_STRING
+from beamline_serving.core.warmup import synthetic_inputs, warm_signatures
 
 
 def test_loads_run_on_another_thread_at_lower_priority():

@@ -8,8 +8,8 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import classification_pb2, predict_pb2
 
-from serving.core.jobs import Classifications
-from serving.core.logged import log_protos, tensor_bytes
+from beamline_serving.core.jobs import Classifications
+from beamline_serving.core.logged import log_protos, tensor_bytes
 
 
 @pytest.mark.parametrize(

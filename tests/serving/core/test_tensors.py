@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2
 
-from serving.core import tensors
-from serving.core.errors import Code, ServingError
-from serving.core.tensors import NUMPY_DTYPES, make_ndarray, make_tensor_proto
+from beamline_serving.core import tensors
+from beamline_serving.core.errors import Code, ServingError
+from beamline_serving.core.tensors import NUMPY_DTYPES, make_ndarray, make_tensor_proto
 
 NUMERIC = [d for d in NUMPY_DTYPES.values() if d != np.dtype(object)]
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,16 +13,16 @@ import time
 import pytest
 from tensorflow_serving.apis import classification_pb2, predict_pb2
 
-from serving.request_log.config import (
+from beamline_serving.request_log.config import (
     RequestLogConfig,
     RequestLogConfigError,
     RequestLogSettings,
     parse_model_config_text,
     settings_from_flags,
 )
-from serving.request_log.logger import RequestLogRouter
-from serving.request_log.reader import LogScan, log_files, read_prediction_logs
-from serving.request_log.tfrecord import ReadOutcome, frame, read_records
+from beamline_serving.request_log.logger import RequestLogRouter
+from beamline_serving.request_log.reader import LogScan, log_files, read_prediction_logs
+from beamline_serving.request_log.tfrecord import ReadOutcome, frame, read_records
 
 
 def _predict_pair(value: float):
@@ -178,8 +178,8 @@ def test_files_rotate_by_size_and_by_age(tmp_path):
 
 WRITER = """
 import sys
-from serving.request_log.config import RequestLogConfig, RequestLogSettings
-from serving.request_log.logger import RequestLogRouter
+from beamline_serving.request_log.config import RequestLogConfig, RequestLogSettings
+from beamline_serving.request_log.logger import RequestLogRouter
 from tensorflow_serving.apis import predict_pb2
 
 router = RequestLogRouter(RequestLogSettings(per_model={"m": RequestLogConfig(sys.argv[1])}))

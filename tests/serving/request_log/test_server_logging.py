@@ -12,7 +12,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.request_log.reader import LogScan, read_prediction_logs
+from beamline_serving.request_log.reader import LogScan, read_prediction_logs
 from tests.serving.support import example_rows, make_example, running_server, write_test_model
 
 LOGGED_METRIC = ':tensorflow:serving:request_log_count{model_name="penguin",outcome="logged"}'

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from serving.rest.http1 import HttpServer, Reply, Request
+from beamline_serving.rest.http1 import HttpServer, Reply, Request
 
 LIMIT = 1024
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.core.errors import Code, ServingError
-from serving.core.servable import TensorInfo
-from serving.core.tensors import DT_BOOL, DT_FLOAT, DT_INT32, DT_INT64, DT_STRING
-from serving.rest import json_decode
+from beamline_serving.core.errors import Code, ServingError
+from beamline_serving.core.servable import TensorInfo
+from beamline_serving.core.tensors import DT_BOOL, DT_FLOAT, DT_INT32, DT_INT64, DT_STRING
+from beamline_serving.rest import json_decode
 
 FLOAT_VEC = {"x": TensorInfo("x", DT_FLOAT, (-1, 2))}
 TWO_INPUTS = {"a": TensorInfo("a", DT_FLOAT, (-1,)), "s": TensorInfo("s", DT_STRING, (-1,))}

@@ -8,8 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
-from serving.core.errors import Code, ServingError
-from serving.rest import json_decode, json_encode
+from beamline_serving.core.errors import Code, ServingError
+from beamline_serving.rest import json_decode, json_encode
 
 
 def test_row_response_with_one_output_is_a_plain_list():

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from serving.core.errors import Code, ServingError, request_errors
-from serving.core.servable import TensorInfo
-from serving.core.tensors import DT_FLOAT, DT_INT64, DT_STRING
-from serving.rest import json_decode, json_encode
+from beamline_serving.core.errors import Code, ServingError, request_errors
+from beamline_serving.core.servable import TensorInfo
+from beamline_serving.core.tensors import DT_FLOAT, DT_INT64, DT_STRING
+from beamline_serving.rest import json_decode, json_encode
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INFOS = [
