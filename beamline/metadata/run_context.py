@@ -35,6 +35,10 @@ RUNNER_START = "beamline_runner_start"  # the process's start time (guards again
 HEARTBEAT_MS = "beamline_heartbeat_ms"  # string, ms since epoch
 CURRENT_NODES = "beamline_current_nodes"  # comma-separated nodes running at the last heartbeat
 LOG_PATH = "beamline_log"
+# What started the run (records.TriggerKind; absent means manual) and, for loop runs, the id of
+# the beamline.Trigger execution that decided it (beamline/metadata/records.py).
+TRIGGER = "beamline_trigger"
+TRIGGER_EXECUTION_ID = "beamline_trigger_execution"
 SUCCEEDED = "succeeded"
 
 # The `module_sha256` custom_config key (components/classifier_pipeline.py sets it, `why` reads it).
