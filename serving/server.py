@@ -25,6 +25,8 @@ from beamline_serving.core.dataplane import DataPlane
 from beamline_serving.core.errors import ConfigError
 from beamline_serving.core.metrics import Metrics
 from beamline_serving.core.model_manager import ModelManager, Periodic, call_at_low_priority
+from beamline_serving.core.root_files import RootFiles
+from beamline_serving.core.routing import Routing
 from beamline_serving.core.schema_contract import SchemaContract
 from beamline_serving.request_log.config import (
     RequestLogSettings,
@@ -76,6 +78,7 @@ class ModelServer:
             model: SchemaContract.from_file(path) for model, path in options.schema_files.items()
         }
         self._config_text: str | None = None
+        self.root_files: RootFiles | None = None
         self.manager = ModelManager(
             loader=lambda name, version, path: call_at_low_priority(
                 self.dataplane.load, name, version, path
@@ -83,7 +86,9 @@ class ModelServer:
             specs=self._initial_specs(),
             allow_unavailable_labels=options.allow_version_labels_for_unavailable_models,
             unloader=lambda servable: servable.close(),
+            unversioned_to_stable=options.unversioned_to_stable,
         )
+        self.manager.set_routing(self._routing())
         self.dataplane = DataPlane(
             self.manager,
             self.metrics,
@@ -97,6 +102,7 @@ class ModelServer:
         )
         self._set_request_log(self._request_log_settings(self._config_text))
         self._pollers: list[Periodic] = []
+        self._model_poller: Periodic | None = None
         self._grpc = None
         self._http = None
         self._reload_lock = threading.Lock()
@@ -114,6 +120,10 @@ class ModelServer:
 
     def _initial_specs(self):
         options = self.options
+        if options.labels_file is not None or options.routing_file is not None:
+            labels_file = options.labels_file if options.model_config_file is None else None
+            self.root_files = RootFiles(options.serving_root, labels_file, options.routing_file)
+            self.root_files.poll(strict=True)  # a bad file at start-up is a config error
         if options.model_config_file is not None:
             self._config_text = options.model_config_file.read_text(encoding="utf-8")
             specs = read_model_config_file(options.model_config_file)
@@ -121,8 +131,27 @@ class ModelServer:
         if options.models:
             specs = list(options.models)
             return lambda: specs
+        if self.root_files is not None:
+            return self.root_files.specs
         root = options.serving_root
         return lambda: discover_models(root)
+
+    def _routing(self) -> Routing:
+        percents = self.root_files.canary_percents if self.root_files is not None else {}
+        return Routing(self.options.canary_percent, dict(percents))
+
+    def _poll_root_files(self) -> None:
+        """Applies a changed labels or routing file: labels move at once onto versions already
+        loaded; a newly labelled version is loaded now and takes its label once AVAILABLE."""
+        labels_changed, routing_changed = self.root_files.poll()
+        if routing_changed:
+            self.manager.set_routing(self._routing())
+        if labels_changed:
+            self.manager.refresh()
+            if self._model_poller is not None and self._model_poller.running:
+                self._model_poller.trigger()
+            else:
+                self.manager.poll()  # --file_system_poll_wait_seconds 0: no poller to wake
 
     # -- request logging --------------------------------------------------------------------
 
@@ -210,18 +239,29 @@ class ModelServer:
     def start(self) -> None:
         options = self.options
         self.manager.poll()
-        try:
-            self.manager.check_labels()
-        except Exception as exc:
-            raise ConfigError(f"{exc}. Fix version_labels in the model config file.") from exc
+        if options.model_config_file is not None:
+            try:
+                self.manager.check_labels()
+            except Exception as exc:
+                raise ConfigError(f"{exc}. Fix version_labels in the model config file.") from exc
+        elif self.root_files is not None:
+            try:
+                self.manager.check_labels()
+            except Exception as exc:  # the labels file is promote's: serve what can be served
+                log.error("%s; the label stays unassigned until that version loads", exc)
         if not self.manager.model_names():
             where = options.serving_root or options.model_config_file
             log.warning(
                 "No models found under %s yet; serving them as soon as they are pushed.", where
             )
-        self._pollers.append(
-            Periodic(options.file_system_poll_wait_seconds, self.manager.poll, "model-poller")
+        self._model_poller = Periodic(
+            options.file_system_poll_wait_seconds, self.manager.poll, "model-poller"
         )
+        self._pollers.append(self._model_poller)
+        if self.root_files is not None:
+            self._pollers.append(
+                Periodic(options.root_files_poll_seconds, self._poll_root_files, "labels-poller")
+            )
         if options.model_config_file is not None:
             self._pollers.append(
                 Periodic(

@@ -1,8 +1,11 @@
 """`beamline serve`: a TensorFlow Serving-compatible model server (REST + gRPC).
 
 Flags are TF Serving's own names with TF Serving's meanings, so a command line written for
-`tensorflow_model_server` works unchanged; Beamline adds --host, --root, --schema_file and
---max_request_bytes. TensorFlow is imported only when the command runs.
+`tensorflow_model_server` works unchanged; Beamline adds --host, --root, --schema_file,
+--max_request_bytes and the version routing flags (--canary_percent, --unversioned_to_stable,
+--routing_file). With --root (no model flags) the server follows the labels `beamline promote`
+writes to <root>/serving/models.config and routing.json. TensorFlow is imported only when the
+command runs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from beamline_serving.core.config import (
     DEFAULT_GRPC_PORT,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_REST_PORT,
+    LABELS_FILE_NAME,
+    ROUTING_FILE_NAME,
 )
 
 # TF Serving bool flags accept both `--flag` and `--flag=true|false`.
@@ -101,6 +106,31 @@ PATH = click.Path(path_type=Path)
     "--allow_version_labels_for_unavailable_models",
     **BOOL_FLAG,
     help="Allow labels that point at versions not loaded yet.",
+)
+@click.option(
+    "--canary_percent",
+    type=click.FloatRange(0, 100),
+    default=0,
+    help="Beamline: percent of unversioned requests sent to the model's `canary` label "
+    "(by X-Beamline-Request-Key when the client sends one, else at random); routing.json's "
+    "per-model canary_percent overrides it.",
+)
+@click.option(
+    "--unversioned_to_stable",
+    type=click.BOOL,
+    is_flag=False,
+    flag_value=True,
+    default=None,
+    show_default="true with --root, false with model flags (TF Serving: the latest version)",
+    help="Beamline: send requests without a version or label to the `stable` label's version "
+    "when the model has one.",
+)
+@click.option(
+    "--routing_file",
+    type=PATH,
+    default=None,
+    help=f"Beamline: per-model canary percentages, JSON (default with --root: "
+    f"<root>/serving/{ROUTING_FILE_NAME}); re-read while serving.",
 )
 @click.option(
     "--enable_signature_method_name_check",
@@ -223,7 +253,10 @@ def build_options(**flags):
         ),
         rest_api_workers=flags["rest_api_workers"],
         rest_worker_state_dir=flags["rest_worker_state_dir"],
+        canary_percent=flags["canary_percent"],
     )
+    if flags["routing_file"] is not None:
+        options.routing_file = flags["routing_file"].resolve()
     if options.rest_api_workers > 1 and not options.rest_port:
         raise ConfigError("--rest_api_workers needs REST: --rest_api_port is 0.")
     if not 0.0 <= options.request_log_sample_rate <= 1.0:
@@ -262,6 +295,14 @@ def build_options(**flags):
     else:
         # The --root option hands over an absolute path; direct callers may pass None.
         options.serving_root = RootLayout(resolve_root(flags["root"])).serving_root
+        # What `beamline promote` writes: followed while serving, absent until the first one.
+        options.labels_file = options.serving_root / LABELS_FILE_NAME
+        if options.routing_file is None:
+            options.routing_file = options.serving_root / ROUTING_FILE_NAME
+    unversioned = flags["unversioned_to_stable"]
+    options.unversioned_to_stable = (
+        options.labels_file is not None if unversioned is None else unversioned
+    )
     if flags["enable_batching"]:
         options.batching = (
             read_batching_parameters(flags["batching_parameters_file"])

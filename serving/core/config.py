@@ -20,6 +20,11 @@ DEFAULT_GRPC_PORT = 8500
 DEFAULT_REST_PORT = 8501
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 PROMETHEUS_DEFAULT_PATH = "/monitoring/prometheus/metrics"
+# Under a run root's serving directory (`beamline serve --root`), written by `beamline promote`:
+# the version labels as a TF Serving ModelServerConfig, and what such a config cannot hold.
+LABELS_FILE_NAME = "models.config"
+ROUTING_FILE_NAME = "routing.json"
+ROOT_FILES_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,13 @@ class ServerOptions:
     cors: bool = False
     inter_op_threads: int = 1  # 0: TensorFlow's default
     intra_op_threads: int = 0
+    # Beamline: the labels file and routing file a run root's promotes write (polled; absent
+    # means discovery only), unversioned requests to `stable`, and the canary share.
+    labels_file: Path | None = None
+    routing_file: Path | None = None
+    root_files_poll_seconds: float = ROOT_FILES_POLL_SECONDS
+    unversioned_to_stable: bool = False
+    canary_percent: float = 0.0
     # Request logging (Beamline): --request_log_dir for every model, and logging_config entries.
     request_log_dir: Path | None = None
     request_log_sample_rate: float = 1.0

@@ -130,8 +130,16 @@ class DataPlane:
     def unload(self, servable: Servable) -> None:
         servable.close()
 
-    def servable(self, name: str, version: int | None = None, label: str | None = None):
-        return self.manager.get(name, version, label)
+    def servable(
+        self,
+        name: str,
+        version: int | None = None,
+        label: str | None = None,
+        key: str | None = None,
+    ):
+        """The servable that answers; `key` (the client's checked request key) picks the
+        canary share of unversioned requests (serving/core/routing.py)."""
+        return self.manager.get(name, version, label, key)
 
     def model_status(
         self, name: str, version: int | None = None, label: str | None = None

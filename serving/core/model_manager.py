@@ -4,8 +4,10 @@ Each poll lists `<base_path>/<int64 version>/` directories; a version counts onl
 `saved_model.pb` exists (TFX's Pusher copies it last). The version policy picks the aspired
 versions; new ones are loaded before old ones are unloaded, and an old version is unloaded only
 once an aspired version is AVAILABLE (or nothing is aspired any more), so a version that fails to
-load (state END with its error) leaves the previous one serving. Requests look servables up in
-an immutable routing snapshot that is swapped atomically, so lookups never take a lock.
+load (state END with its error) leaves the previous one serving. Version labels follow the rules
+of serving/core/routing.py: a label moves only onto an AVAILABLE version, and every version a
+label holds stays loaded. Requests look servables up in an immutable routing snapshot that is
+swapped atomically, so lookups never take a lock.
 
 Nothing here knows TensorFlow: loading is the `loader` callback's job.
 """
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from beamline_serving.core import storage
+from beamline_serving.core import routing, storage
 from beamline_serving.core.config import ModelSpec
 from beamline_serving.core.errors import (
     Code,
@@ -64,13 +67,28 @@ class _Version:
 class _Model:
     spec: ModelSpec
     versions: dict[int, _Version] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)  # the labels served now
 
 
 @dataclass(frozen=True)
 class _Route:
-    latest: object | None
+    default: object | None  # unversioned requests: `stable` (if routed so) or the latest
     by_version: dict[int, object]
     labels: dict[str, int]
+    canary: object | None = None  # the `canary` version, when a percentage goes to it
+    canary_buckets: int = 0  # of routing.BUCKETS
+
+
+def _choose(route: _Route, key: str | None):
+    """The servable of an unversioned request."""
+    if route.canary is not None:
+        if key is None:
+            drawn = random.random() * routing.BUCKETS
+        else:
+            drawn = routing.bucket(key)
+        if drawn < route.canary_buckets:
+            return route.canary
+    return route.default
 
 
 Loader = Callable[[str, int, str], object]
@@ -103,11 +121,14 @@ class ModelManager:
         *,
         allow_unavailable_labels: bool = False,
         unloader: Callable[[object], None] | None = None,
+        unversioned_to_stable: bool = False,
     ) -> None:
         self._loader = loader
         self._specs = specs
         self._unloader = unloader or (lambda servable: getattr(servable, "close", lambda: None)())
         self._allow_unavailable_labels = allow_unavailable_labels
+        self._unversioned_to_stable = unversioned_to_stable
+        self._routing = routing.Routing()
         self._models: dict[str, _Model] = {}
         self._lock = threading.Lock()  # guards _models and version records
         self._poll_lock = threading.RLock()  # one poll (load/unload pass) at a time
@@ -122,6 +143,33 @@ class ModelManager:
     def specs_source(self) -> Callable[[], list[ModelSpec]]:
         return self._specs
 
+    def set_routing(self, canary: routing.Routing) -> None:
+        """New canary percentages, applied at once."""
+        self._routing = canary
+        self._publish()
+
+    def refresh(self) -> bool:
+        """Applies the current model specs without loading anything: models added or dropped,
+        labels moved onto versions already AVAILABLE. Returns False if reading them failed.
+        New versions load at the next poll."""
+        try:
+            specs = {spec.name: spec for spec in self._specs()}
+        except Exception:
+            log.exception("Reading the model list failed; keeping the current models")
+            return False
+        with self._lock:
+            for name in list(self._models):
+                if name not in specs:
+                    self._remove_model(name)
+            for name, spec in specs.items():
+                model = self._models.get(name)
+                if model is None:
+                    self._models[name] = _Model(spec)
+                else:
+                    model.spec = spec
+        self._publish()
+        return True
+
     def model_names(self) -> list[str]:
         with self._lock:
             return sorted(self._models)
@@ -131,23 +179,10 @@ class ModelManager:
     def poll(self) -> None:
         """One pass: apply the model list, load new aspired versions, unload superseded ones."""
         with self._poll_lock:
-            try:
-                specs = {spec.name: spec for spec in self._specs()}
-            except Exception:
-                log.exception("Reading the model list failed; keeping the current models")
+            if not self.refresh():
                 return
             with self._lock:
-                for name in list(self._models):
-                    if name not in specs:
-                        self._remove_model(name)
-                for name, spec in specs.items():
-                    model = self._models.get(name)
-                    if model is None:
-                        self._models[name] = _Model(spec)
-                    else:
-                        model.spec = spec
                 models = list(self._models.values())
-            self._publish()
             for model in models:
                 try:
                     self._poll_model(model)
@@ -158,7 +193,10 @@ class ModelManager:
     def _poll_model(self, model: _Model) -> None:
         spec = model.spec
         present = list_versions(spec.base_path)
-        aspired = spec.policy.select(list(present))
+        with self._lock:
+            # Versions a label holds stay loaded (and load again if they were unloaded).
+            held = set(model.labels.values()) & set(present)
+        aspired = spec.policy.select(list(present)) | held
         for version in sorted(aspired, reverse=True):
             path, fingerprint = present[version]
             with self._lock:
@@ -204,7 +242,12 @@ class ModelManager:
             )
             return
         with self._lock:
-            record.state, record.servable = AVAILABLE, servable
+            dropped = self._models.get(name) is not model  # removed from the config meanwhile
+            if not dropped:
+                record.state, record.servable = AVAILABLE, servable
+        if dropped:
+            self._unloader(servable)
+            return
         self._publish()
         log.info(
             "Successfully loaded servable version {name: %s version: %d}", name, record.version
@@ -247,41 +290,79 @@ class ModelManager:
         """Builds a new routing snapshot and swaps it in (readers never lock)."""
         with self._lock:
             routes = {}
+            canary = self._routing
             for name, model in self._models.items():
                 by_version = {
                     v: r.servable
                     for v, r in model.versions.items()
                     if r.state == AVAILABLE and r.servable is not None
                 }
-                latest = by_version[max(by_version)] if by_version else None
-                routes[name] = _Route(latest, by_version, model.spec.label_map)
+                labels = routing.resolve_labels(
+                    model.spec.label_map,
+                    model.labels,
+                    set(by_version),
+                    self._allow_unavailable_labels,
+                )
+                if labels != model.labels:
+                    log.info("Model %s now serves labels %s", name, labels or "(none)")
+                model.labels = labels
+                routes[name] = self._route(name, by_version, labels, canary.percent(name))
             self._routes = routes
 
+    def _route(
+        self, name: str, by_version: dict[int, object], labels: dict[str, int], percent: float
+    ) -> _Route:
+        default = by_version[max(by_version)] if by_version else None
+        stable = by_version.get(labels.get(routing.STABLE, -1))
+        if self._unversioned_to_stable and stable is not None:
+            default = stable
+        canary = by_version.get(labels.get(routing.CANARY, -1))
+        buckets = round(percent * routing.BUCKETS / 100)
+        if canary is None or canary is default or buckets <= 0:
+            return _Route(default, by_version, labels)
+        return _Route(default, by_version, labels, canary, buckets)
+
     def check_labels(self) -> None:
-        """Raises FAILED_PRECONDITION if a version label points at a version that is not
-        AVAILABLE (TF Serving refuses such configs unless told to allow them)."""
-        if self._allow_unavailable_labels:
-            return
-        for name, route in self._routes.items():
-            for _label, version in sorted(route.labels.items()):
-                if version not in route.by_version:
-                    raise failed_precondition(
-                        f"Request to assign label to version {version} of model {name}, which "
-                        "is not currently available for inference"
-                    )
+        """Raises FAILED_PRECONDITION if a configured version label could not be served
+        (TF Serving refuses such configs unless told to allow them)."""
+        with self._lock:
+            problems = [
+                (name, version)
+                for name, model in sorted(self._models.items())
+                for label, version in sorted(model.spec.label_map.items())
+                if model.labels.get(label) != version
+            ]
+        for name, version in problems:
+            raise failed_precondition(
+                f"Request to assign label to version {version} of model {name}, which "
+                "is not currently available for inference"
+            )
+
+    def served_labels(self, name: str) -> dict[str, int]:
+        """The labels the model serves now (label -> version)."""
+        route = self._routes.get(name)
+        return dict(route.labels) if route is not None else {}
 
     # -- lookups --------------------------------------------------------------------------
 
-    def get(self, name: str, version: int | None = None, label: str | None = None):
-        """The servable for a request; raises NOT_FOUND / INVALID_ARGUMENT as TF Serving does."""
+    def get(
+        self,
+        name: str,
+        version: int | None = None,
+        label: str | None = None,
+        key: str | None = None,
+    ):
+        """The servable for a request; raises NOT_FOUND / INVALID_ARGUMENT as TF Serving does.
+        `key`: the client's request key (a checked one), for the canary choice."""
         route = self._routes.get(name)
         if label is not None:
             if route is None or label not in route.labels:
                 raise invalid_argument(f"Unrecognized servable version label: {label}")
             version = route.labels[label]
         if version is None:
-            if route is not None and route.latest is not None:
-                return route.latest
+            servable = _choose(route, key) if route is not None else None
+            if servable is not None:
+                return servable
             raise not_found(f"Servable not found for request: Latest({name})")
         servable = route.by_version.get(version) if route is not None else None
         if servable is None:
@@ -315,7 +396,8 @@ class ModelManager:
 
 
 class Periodic:
-    """Calls `action` every `interval` seconds on a daemon thread (interval <= 0: never).
+    """Calls `action` every `interval` seconds on a daemon thread (interval <= 0: never);
+    `trigger()` runs it at once (e.g. a config change that needs a version loaded now).
 
     TF Serving's poll flags: zero means poll exactly once (done at start-up), negative never.
     """
@@ -325,15 +407,27 @@ class Periodic:
         self._action = action
         self._name = name
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
 
     def start(self) -> None:
         if self._interval > 0:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
+    def trigger(self) -> None:
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self._action()
             except Exception:
@@ -341,6 +435,7 @@ class Periodic:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
 

@@ -40,7 +40,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from beamline_serving.core import proto_codec
+from beamline_serving.core import proto_codec, routing
 from beamline_serving.core.dataplane import DataPlane
 from beamline_serving.core.errors import (
     Code,
@@ -57,8 +57,9 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 
 
-def _servable(dataplane: DataPlane, spec):
-    """The servable a ModelSpec asks for (ServerCore::ServableRequestFromModelSpec)."""
+def _servable(dataplane: DataPlane, spec, key: str | None = None):
+    """The servable a ModelSpec asks for (ServerCore::ServableRequestFromModelSpec); `key`, the
+    client's request key, picks the canary share of unversioned requests."""
     if not spec.name:
         raise invalid_argument("ModelSpec has no name specified.")
     which = spec.WhichOneof("version_choice")
@@ -66,7 +67,16 @@ def _servable(dataplane: DataPlane, spec):
         return dataplane.servable(spec.name, spec.version.value, None)
     if which == "version_label":
         return dataplane.servable(spec.name, None, spec.version_label)
-    return dataplane.servable(spec.name)
+    return dataplane.servable(spec.name, key=key)
+
+
+def _request_key(context) -> str | None:
+    """The x-beamline-request-key metadata value, checked (INVALID_ARGUMENT if unusable)."""
+    for name, value in context.invocation_metadata() or ():
+        if name == routing.REQUEST_KEY_METADATA:
+            text = value if isinstance(value, str) else value.decode("latin-1")
+            return routing.check_request_key(text, routing.REQUEST_KEY_METADATA)
+    return None
 
 
 def _parse(request_class, raw: bytes):
@@ -94,7 +104,8 @@ def _rpc(api: str | None, request_class, response_class):
                 with request_errors("request message"):
                     request = _parse(request_class, raw)
                     model = getattr(getattr(request, "model_spec", None), "name", "")
-                response = await method(self, request)
+                    key = _request_key(context)
+                response = await method(self, request, key)
             except Exception as exc:
                 error = from_exception(exc)
                 if error.code == Code.INTERNAL:
@@ -137,9 +148,9 @@ class PredictionService:
         self.dataplane = dataplane
 
     @_rpc("Predict", predict_pb2.PredictRequest, predict_pb2.PredictResponse)
-    async def Predict(self, request):
+    async def Predict(self, request, key):
         with request_errors():
-            servable = _servable(self.dataplane, request.model_spec)
+            servable = _servable(self.dataplane, request.model_spec, key)
             job = self.dataplane.jobs.predict(
                 servable,
                 request.model_spec.signature_name,
@@ -158,9 +169,9 @@ class PredictionService:
         classification_pb2.ClassificationRequest,
         classification_pb2.ClassificationResponse,
     )
-    async def Classify(self, request):
+    async def Classify(self, request, key):
         with request_errors():
-            servable = _servable(self.dataplane, request.model_spec)
+            servable = _servable(self.dataplane, request.model_spec, key)
             job = self.dataplane.jobs.classify(
                 servable, request.model_spec.signature_name, request.input
             )
@@ -171,9 +182,9 @@ class PredictionService:
         return response
 
     @_rpc("Regress", regression_pb2.RegressionRequest, regression_pb2.RegressionResponse)
-    async def Regress(self, request):
+    async def Regress(self, request, key):
         with request_errors():
-            servable = _servable(self.dataplane, request.model_spec)
+            servable = _servable(self.dataplane, request.model_spec, key)
             job = self.dataplane.jobs.regress(
                 servable, request.model_spec.signature_name, request.input
             )
@@ -186,10 +197,10 @@ class PredictionService:
     @_rpc(
         "MultiInference", inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse
     )
-    async def MultiInference(self, request):
+    async def MultiInference(self, request, key):
         if not request.tasks:
             raise invalid_argument("Tasks field is empty")
-        servable = _servable(self.dataplane, request.tasks[0].model_spec)
+        servable = _servable(self.dataplane, request.tasks[0].model_spec, key)
         loop = asyncio.get_running_loop()
         # Rare and multi-step: run it whole on a thread rather than interleave its tasks here.
         results = await loop.run_in_executor(
@@ -212,7 +223,7 @@ class PredictionService:
         get_model_metadata_pb2.GetModelMetadataRequest,
         get_model_metadata_pb2.GetModelMetadataResponse,
     )
-    async def GetModelMetadata(self, request):
+    async def GetModelMetadata(self, request, key):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         if not request.metadata_field:
@@ -222,7 +233,7 @@ class PredictionService:
         for field in request.metadata_field:
             if field != SIGNATURE_DEF_FIELD:
                 raise invalid_argument(f"Metadata field {field} is not supported")
-        servable = _servable(self.dataplane, request.model_spec)
+        servable = _servable(self.dataplane, request.model_spec, key)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -240,7 +251,7 @@ class ModelService:
         get_model_status_pb2.GetModelStatusRequest,
         get_model_status_pb2.GetModelStatusResponse,
     )
-    async def GetModelStatus(self, request):
+    async def GetModelStatus(self, request, key):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         spec = request.model_spec
@@ -260,7 +271,7 @@ class ModelService:
         return response
 
     @_rpc(None, model_management_pb2.ReloadConfigRequest, model_management_pb2.ReloadConfigResponse)
-    async def HandleReloadConfigRequest(self, request):
+    async def HandleReloadConfigRequest(self, request, key):
         if request.config.WhichOneof("config") != "model_config_list":
             raise invalid_argument(
                 "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "

@@ -15,6 +15,7 @@ import urllib.parse
 
 import orjson
 
+from beamline_serving.core import routing
 from beamline_serving.core.dataplane import DataPlane
 from beamline_serving.core.errors import (
     HTTP_PAYLOAD_TOO_LARGE,
@@ -41,6 +42,8 @@ REST_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 ORIGIN = re.compile(r"https?://")
 MAX_INT64 = 2**63 - 1
 JSON = "application/json"
+REQUEST_KEY = routing.REQUEST_KEY_HEADER.lower()  # http1 keys headers by lower-case name
+VERSION_HEADER = routing.VERSION_HEADER.encode()
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET",
@@ -49,7 +52,7 @@ CORS_HEADERS = {
 
 
 class Response:
-    __slots__ = ("status", "body", "content_type", "model", "api", "code")
+    __slots__ = ("status", "body", "content_type", "model", "api", "code", "version")
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class Response:
         self.model = model
         self.api = api
         self.code = code
+        self.version: int | None = None  # the version that answered, when one did
 
 
 def error_response(error: ServingError, model: str = "", api: str = "") -> Response:
@@ -83,12 +87,28 @@ class RestApi:
 
     async def serve(self, request: Request) -> Reply:
         """The HTTP server's handler."""
+        headers = request.headers
         response = await self.handle(
-            request.method, request.target, request.body, request.headers.get("origin", "")
+            request.method,
+            request.target,
+            request.body,
+            headers.get("origin", ""),
+            headers.get(REQUEST_KEY),
         )
-        return Reply(response.status, response.body, response.content_type)
+        extra = b""
+        if response.version is not None:
+            extra = b"%s: %d\r\n" % (VERSION_HEADER, response.version)
+        return Reply(response.status, response.body, response.content_type, extra)
 
-    async def handle(self, method: str, target: str, body: bytes, origin: str = "") -> Response:
+    async def handle(
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        origin: str = "",
+        request_key: str | None = None,
+    ) -> Response:
+        """The answer to one request; `request_key` is the X-Beamline-Request-Key header."""
         path = target.split("?", 1)[0]
         if self.prometheus_path is not None and path == self.prometheus_path:
             if method != "GET":
@@ -110,7 +130,7 @@ class RestApi:
                     )
                 response = Response(200, b"")
             else:
-                response = await self._route(method, path, body)
+                response = await self._route(method, path, body, request_key)
                 model, api = response.model, response.api
         except Exception as exc:  # a bad request must be an answer, never a dead thread
             error = from_exception(exc)
@@ -124,7 +144,9 @@ class RestApi:
         )
         return response
 
-    async def _route(self, method: str, path: str, body: bytes) -> Response:
+    async def _route(
+        self, method: str, path: str, body: bytes, request_key: str | None
+    ) -> Response:
         malformed = ServingError(Code.INVALID_ARGUMENT, f"Malformed request: {method} {path}")
         if method == "POST":
             match = PREDICT_PATH.fullmatch(path)
@@ -137,12 +159,15 @@ class RestApi:
                 raise malformed  # TF Serving matches case-insensitively, dispatches exactly
             try:
                 with request_errors():
-                    job, encode = self._job(verb, name, version, label, body)
+                    key = routing.check_request_key(request_key)
+                    job, encode = self._job(verb, name, version, label, body, key)
                 body_out = encode(await self.dataplane.run_async(job))
             except ServingError as exc:
                 exc.model = name
                 raise
-            return Response(200, body_out, JSON, name, verb)
+            response = Response(200, body_out, JSON, name, verb)
+            response.version = job.servable.version
+            return response
         if method == "GET":
             match = STATUS_PATH.fullmatch(path)
             if match is None:
@@ -151,7 +176,12 @@ class RestApi:
                 name, version, label = _model_info(match)
             try:
                 if match.group(4) == "metadata":
-                    return Response(200, self._metadata(name, version, label), JSON, name)
+                    with request_errors():
+                        key = routing.check_request_key(request_key)
+                    servable_version, body_out = self._metadata(name, version, label, key)
+                    response = Response(200, body_out, JSON, name)
+                    response.version = servable_version
+                    return response
                 return Response(200, self._status(name, version, label), JSON, name)
             except ServingError as exc:
                 exc.model = name
@@ -160,13 +190,21 @@ class RestApi:
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _job(self, verb: str, name: str, version: int | None, label: str | None, body: bytes):
+    def _job(
+        self,
+        verb: str,
+        name: str,
+        version: int | None,
+        label: str | None,
+        body: bytes,
+        key: str | None,
+    ):
         """The checked job for a :predict / :classify / :regress body, and the encoder of its
         result. Runs inside `request_errors()`: any failure here is the request's fault."""
         doc = json_decode.parse_json(body)
         signature_name = json_decode.signature_name(doc)
         if verb == "predict":
-            servable = self.dataplane.servable(name, version, label)
+            servable = self.dataplane.servable(name, version, label, key)
             key = signature_name or "serving_default"
             signature = servable.signature(key)
             if signature is None:
@@ -178,7 +216,7 @@ class RestApi:
             job = self.dataplane.jobs.predict(servable, signature_name, inputs)
             return job, lambda result: json_encode.predict_response(result[1], fmt)
         request_input = json_decode.classify_regress_input(doc)
-        servable = self.dataplane.servable(name, version, label)
+        servable = self.dataplane.servable(name, version, label, key)
         if verb == "classify":
             job = self.dataplane.jobs.classify(servable, signature_name, request_input)
             return job, lambda result: json_encode.classify_response(
@@ -201,10 +239,13 @@ class RestApi:
         }
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
 
-    def _metadata(self, name: str, version: int | None, label: str | None) -> bytes:
+    def _metadata(
+        self, name: str, version: int | None, label: str | None, key: str | None
+    ) -> tuple[int, bytes]:
+        """(version that answered, GetModelMetadata body)."""
         if not name:
             raise ServingError(Code.INVALID_ARGUMENT, "Missing model name in request.")
-        servable = self.dataplane.servable(name, version, label)
+        servable = self.dataplane.servable(name, version, label, key)
         cached = getattr(servable, "_metadata_json", None)
         if cached is None:
             from google.protobuf import json_format
@@ -223,7 +264,7 @@ class RestApi:
                 "metadata": {"signature_def": signature_defs},
             }
             cached = servable._metadata_json = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
-        return cached
+        return servable.version, cached
 
 
 def _model_info(match: re.Match) -> tuple[str, int | None, str | None]:

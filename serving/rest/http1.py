@@ -67,12 +67,21 @@ class Request:
 
 
 class Reply:
-    __slots__ = ("status", "body", "content_type")
+    """An answer; `headers` are extra header lines, already formatted (b"Name: value\r\n")."""
 
-    def __init__(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    __slots__ = ("status", "body", "content_type", "headers")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: bytes = b"",
+    ) -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.headers = headers
 
 
 Handler = Callable[[Request], Awaitable[Reply]]
@@ -126,7 +135,7 @@ class HttpServer:
         ).encode()
         if not keep_alive:
             head += b"Connection: close\r\n"
-        return head + self.extra + b"\r\n" + reply.body
+        return head + self.extra + reply.headers + b"\r\n" + reply.body
 
 
 class _Connection(asyncio.Protocol):

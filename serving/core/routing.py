@@ -1,0 +1,121 @@
+"""Which version answers a request: effective labels, `stable` for unversioned requests, canary.
+
+Three rules, kept here as pure functions so the model manager only applies them:
+
+- A label moves only to an AVAILABLE version (TF Serving's rule). Until the version it is meant
+  for has loaded, a label keeps the version it held (every version a label holds stays
+  loaded): promoting a version that is still loading, or whose load failed, never leaves the
+  label without a servable. `--allow_version_labels_for_unavailable_models` lifts this, as in
+  TF Serving, only for a label that is new or already points at that version.
+- Unversioned requests go to the `stable` label's version when the model has one (Beamline;
+  TF Serving sends them to the highest loaded version).
+- `canary_percent` of unversioned requests go to the `canary` label's version instead: by a
+  hash of the client's request key when it sends one (the same key always gets the same
+  version, and raising the percentage only adds keys to the canary), at random otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+from beamline_serving.core.errors import ConfigError, invalid_argument
+
+STABLE = "stable"
+CANARY = "canary"
+REQUEST_KEY_HEADER = "X-Beamline-Request-Key"
+REQUEST_KEY_METADATA = "x-beamline-request-key"  # gRPC metadata keys are lower case
+VERSION_HEADER = "X-Beamline-Model-Version"
+MAX_REQUEST_KEY = 256
+BUCKETS = 10_000  # canary resolution: 0.01 %
+
+
+def resolve_labels(
+    desired: dict[str, int],
+    current: dict[str, int],
+    available: set[int],
+    allow_unavailable: bool = False,
+) -> dict[str, int]:
+    """The labels to serve now: `desired` (the config's), moved only onto available versions."""
+    labels: dict[str, int] = {}
+    for label, version in desired.items():
+        held = current.get(label)
+        if version in available:
+            labels[label] = version
+        elif held is not None and held in available:
+            labels[label] = held  # load before relabel: keep the old version until then
+        elif allow_unavailable and held in (None, version):
+            labels[label] = version
+    return labels
+
+
+def check_request_key(value: str | None, where: str = REQUEST_KEY_HEADER) -> str | None:
+    """The client's request key, None when it sent none; INVALID_ARGUMENT when unusable."""
+    if not value:
+        return None
+    if len(value) > MAX_REQUEST_KEY or not (value.isascii() and value.isprintable()):
+        raise invalid_argument(
+            f"{where} must be 1 to {MAX_REQUEST_KEY} printable ASCII characters (got "
+            f"{len(value)} characters); send a stable id such as a user or session id, or "
+            "leave it out to be routed at random."
+        )
+    return value
+
+
+def bucket(key: str) -> int:
+    """The key's canary bucket in [0, BUCKETS): the same on every server process and run."""
+    digest = hashlib.blake2b(key.encode("ascii"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def check_percent(value: object, where: str) -> float:
+    """A canary percentage in [0, 100], or a ConfigError naming where it came from."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a number from 0 to 100, got {value!r}.")
+    if not 0 <= value <= 100:
+        raise ConfigError(f"{where} is {value}, outside 0..100; give a percentage of requests.")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Canary percentages: `--canary_percent` for every model, routing.json's per model."""
+
+    default_percent: float = 0.0
+    per_model: dict[str, float] = field(default_factory=dict)
+
+    def percent(self, model: str) -> float:
+        return self.per_model.get(model, self.default_percent)
+
+
+def parse_routing_json(text: str, source: str) -> dict[str, float]:
+    """Per-model canary percentages from routing.json: {"models": {name: {"canary_percent": N}}}.
+
+    Keys other than `canary_percent` are left for other tools; a wrong value is a ConfigError
+    naming the file and field.
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Cannot parse {source} as JSON ({exc}). It must look like "
+            '{"models": {"penguin": {"canary_percent": 10}}}.'
+        ) from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f'{source}: the top level must be a JSON object with a "models" key.')
+    models = doc.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f'{source}: "models" must be an object of model name -> settings.')
+    percents: dict[str, float] = {}
+    for name, entry in models.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f'{source}: models.{name} must be an object such as {{"canary_percent": 10}}.'
+            )
+        if "canary_percent" in entry:
+            percents[name] = check_percent(
+                entry["canary_percent"], f"{source}: models.{name}.canary_percent"
+            )
+    return percents
