@@ -373,3 +373,17 @@ def test_request_log_records_name_the_version_that_answered(session, server, fil
 
     wait_for(lambda: len(logged()) == len(sent), "the log records", server, timeout=60)
     assert logged() == sent
+
+
+def test_removing_the_labels_file_goes_back_to_discovery(session, server, files):
+    apply_labels(session, server, files, [1, 2], {"stable": 1, "canary": 2})
+    files.write_routing({MODEL: 0})
+    files.labels_file.unlink()
+    wait_for(lambda: answered(session, server) == 3, "the latest version again", server)
+    resp = session.post(
+        f"{server.rest_url}/v1/models/{MODEL}/labels/stable:predict",
+        json={"instances": example_rows()[:1]},
+        timeout=TIMEOUT,
+    )
+    assert resp.status_code == 400
+    assert resp.json() == {"error": "Unrecognized servable version label: stable"}
