@@ -227,6 +227,7 @@ def build_options(**flags):
         read_batching_parameters,
         read_monitoring_config,
     )
+    from beamline_serving.core.routing import check_percent
 
     options = ServerOptions(
         host=flags["host"],
@@ -253,7 +254,8 @@ def build_options(**flags):
         ),
         rest_api_workers=flags["rest_api_workers"],
         rest_worker_state_dir=flags["rest_worker_state_dir"],
-        canary_percent=flags["canary_percent"],
+        # FloatRange lets NaN through (every comparison with it is false).
+        canary_percent=check_percent(flags["canary_percent"], "--canary_percent"),
     )
     if flags["routing_file"] is not None:
         options.routing_file = flags["routing_file"].resolve()

@@ -338,11 +338,6 @@ class ModelManager:
                 "is not currently available for inference"
             )
 
-    def served_labels(self, name: str) -> dict[str, int]:
-        """The labels the model serves now (label -> version)."""
-        route = self._routes.get(name)
-        return dict(route.labels) if route is not None else {}
-
     # -- lookups --------------------------------------------------------------------------
 
     def get(

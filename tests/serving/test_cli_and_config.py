@@ -125,3 +125,53 @@ def test_discovery_skips_hidden_and_unroutable_directories(tmp_path: Path):
     (tmp_path / "file.txt").write_text("x")
     assert [m.name for m in discover_models(tmp_path)] == ["penguin", "taxi"]
     assert discover_models(tmp_path / "missing") == []
+
+
+def serve_options(*args: str):
+    """The ServerOptions `beamline serve ARGS` would run with (parsed, not run)."""
+    from beamline.commands.serve import build_options, serve
+
+    with serve.make_context("serve", list(args)) as ctx:
+        return build_options(**ctx.params)
+
+
+def test_root_mode_follows_the_labels_and_routing_files(tmp_path: Path):
+    options = serve_options(f"--root={tmp_path}")
+    assert options.labels_file == tmp_path / "serving" / "models.config"
+    assert options.routing_file == tmp_path / "serving" / "routing.json"
+    assert options.unversioned_to_stable is True  # Beamline's rule with --root
+    assert options.canary_percent == 0
+    options = serve_options(
+        f"--root={tmp_path}", "--unversioned_to_stable=false", "--canary_percent=12.5"
+    )
+    assert (options.unversioned_to_stable, options.canary_percent) == (False, 12.5)
+
+
+def test_model_flags_keep_tf_servings_rule_for_unversioned_requests(tmp_path: Path):
+    config = tmp_path / "models.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "m" base_path: "{tmp_path}" }} }}', encoding="utf-8"
+    )
+    options = serve_options(f"--model_config_file={config}")
+    assert options.labels_file is None and options.routing_file is None
+    assert options.unversioned_to_stable is False  # TF Serving: the highest loaded version
+    options = serve_options(
+        f"--model_config_file={config}",
+        f"--routing_file={tmp_path / 'routing.json'}",
+        "--unversioned_to_stable",
+    )
+    assert options.routing_file == tmp_path / "routing.json"
+    assert options.unversioned_to_stable is True
+
+
+@pytest.mark.parametrize("value", ["150", "-1", "nan"])
+def test_canary_percent_out_of_range_is_a_usage_error(value):
+    result = subprocess.run(
+        [sys.executable, "-m", "beamline", "serve", f"--canary_percent={value}"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--canary_percent" in result.stderr and "Traceback" not in result.stderr
