@@ -182,6 +182,12 @@ class ModelServer:
         base = self._request_log_settings(None)
         logging = configs_from_model_server_config(config, "ReloadConfigRequest")
         self._apply(specs)
+        if self.options.labels_file is not None and self.options.model_config_file is None:
+            log.warning(
+                "A ReloadConfig request replaced the served models: %s and discovery are not "
+                "followed until the server restarts",
+                self.options.labels_file,
+            )
         self._set_request_log(
             RequestLogSettings(logging, base.directory, base.sample_rate, base.exclude_fields)
         )
