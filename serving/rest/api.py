@@ -47,7 +47,9 @@ VERSION_HEADER = routing.VERSION_HEADER.encode()
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET",
-    "Access-Control-Allow-Headers": "Content-Type",
+    # Beamline's routing headers, so browser clients can send a request key and read the version.
+    "Access-Control-Allow-Headers": f"Content-Type, {routing.REQUEST_KEY_HEADER}",
+    "Access-Control-Expose-Headers": routing.VERSION_HEADER,
 }
 
 

@@ -161,3 +161,15 @@ def test_a_failing_handler_is_answered(port):
     got = responses(exchange(port, b"GET /boom HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n"))
     assert got[0][0] == 500 and "error" in json.loads(got[0][2])
     assert json.loads(got[1][2])["target"] == "/next"
+
+
+def test_cors_lets_browsers_send_a_request_key_and_read_the_answering_version():
+    from beamline_serving.rest.api import RestApi, create_http_server
+    from beamline_serving.rest.http1 import Reply
+
+    server = create_http_server(RestApi(None), max_request_bytes=1024, cors=True)
+    reply = Reply(200, b"{}", headers=b"X-Beamline-Model-Version: 3\r\n")
+    head = server.serialize(reply, keep_alive=True).decode()
+    assert "Access-Control-Allow-Headers: Content-Type, X-Beamline-Request-Key\r\n" in head
+    assert "Access-Control-Expose-Headers: X-Beamline-Model-Version\r\n" in head
+    assert head.endswith("X-Beamline-Model-Version: 3\r\n\r\n{}")
