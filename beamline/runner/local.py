@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 from beamline import beam, registry
-from beamline.errors import AnomaliesFound, OutOfMemory, PipelineFailed
+from beamline.errors import AnomaliesFound, ConfigError, OutOfMemory, PipelineFailed
 from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
@@ -73,10 +73,10 @@ def prepare_environment() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*non-supported Python")
     apply_tf_environment()
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-        raise PipelineFailed(
-            "TF_USE_LEGACY_KERAS is set to something other than 1. Beamline's models use "
-            "tf_keras 2.16 (KerasTuner 1.3.5 and TFX 1.16 need it); unset the variable or set it "
-            "to 1."
+        raise ConfigError(
+            f"TF_USE_LEGACY_KERAS is set to {os.environ['TF_USE_LEGACY_KERAS']!r}, not 1. "
+            "Beamline's models use tf_keras 2.16 (KerasTuner 1.3.5 and TFX 1.16 need it); unset "
+            "the variable or set it to 1."
         )
 
 
@@ -100,7 +100,7 @@ def run_pipeline(
     `module` (tests, embedding): a pipeline module not in pipelines/, with the same interface
     (`create_pipeline(settings)`, `default_data_root()`, optional `SCHEMA_PATH`).
 
-    Guarantees (README, "Reliability: the runner"): one live run per pipeline and root (a lock);
+    Guarantees (docs/explanation/reliability.md): one live run per pipeline and root (a lock);
     the run's liveness is on its MLMD context; what killed runs left is cleaned first; all
     temporary files live under `<root>/tmp/` and are removed however the run ends.
     """
