@@ -20,7 +20,23 @@ from beamline.commands.options import (
 from beamline.errors import ThresholdCrossed
 
 
-@click.command(cls=Command)
+class MonitorCommand(Command):
+    """`monitor`, telling a user of the old `--json PATH` spelling what it is now."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for flag, value in zip(args, args[1:], strict=False):
+            if flag == "--json" and not value.startswith("-") and (
+                value.endswith(".json") or "/" in value
+            ):
+                raise click.UsageError(
+                    f"--json prints the result to stdout and takes no value; to write it to "
+                    f"{value}, use --json-out {value}.",
+                    ctx,
+                )
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=MonitorCommand)
 @click.argument("pipeline")
 @click.option(
     "--requests",

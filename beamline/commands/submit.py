@@ -117,7 +117,11 @@ def submit_command(
         return
     missing = [flag for flag, value in (("--project", project), ("--region", region)) if not value]
     if missing:
-        raise ConfigError(f"--target vertex needs {' and '.join(missing)}.")
+        raise ConfigError(
+            f"--target vertex needs {' and '.join(missing)}: the GCP project and region to run "
+            "in, e.g. --project my-project --region us-central1 (--project also from "
+            "$GOOGLE_CLOUD_PROJECT)."
+        )
     vertex_target = sub.VertexTarget(
         project=project,
         region=region,

@@ -164,7 +164,11 @@ def _read_config_file(path: Path) -> tuple[str, str | None]:
         with path.open(encoding="utf-8") as handle:
             parser.read_file(handle)
     except (OSError, configparser.Error) as exc:
-        raise ConfigError(f"Cannot read metadata config file {path}: {exc}.") from None
+        raise ConfigError(
+            f"Cannot read metadata config file {path}: {exc}. Point --metadata at a readable "
+            "INI file with a [metadata] section, or give a URI (sqlite:///PATH, "
+            "mysql://USER@HOST:PORT/DB)."
+        ) from None
     if not parser.has_option("metadata", "uri"):
         raise ConfigError(
             f"Metadata config file {path} needs a [metadata] section with `uri = mysql://USER@"

@@ -193,3 +193,9 @@ def test_a_wrong_tf_use_legacy_keras_is_a_configuration_error(tmp_path):
 def test_exit_codes_mean_one_thing_each():
     codes = {cls.__name__: cls.exit_code for cls in (RunInProgress, ThresholdCrossed, ConfigError)}
     assert codes == {"RunInProgress": 6, "ThresholdCrossed": 8, "ConfigError": 2}
+
+
+def test_monitor_json_with_a_path_says_to_use_json_out():
+    with pytest.raises(click.UsageError, match="use --json-out out/w.json"):
+        _parse("monitor", ["penguin", "--requests", "logs", "--json", "out/w.json"])
+    assert _parse("monitor", ["--json", "penguin", "--requests", "logs"]).params["as_json"]
