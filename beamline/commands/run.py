@@ -49,7 +49,7 @@ def run(
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
     Nodes whose inputs did not change come from the cache; a blessed model is pushed to
-    <root>/serving/PIPELINE/. Exit codes: docs/reference/exit-codes.md.
+    `<root>/serving/PIPELINE/`. Exit codes: docs/reference/exit-codes.md.
 
     Example:
 

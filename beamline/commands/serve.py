@@ -192,7 +192,7 @@ def serve(**flags) -> None:
     """Serve pushed models with TensorFlow Serving's REST and gRPC APIs.
 
     With no model flags, serves every model the Pusher delivered under
-    <root>/serving/<model>/<version>/ (latest version of each), picking up new pushes as they
+    `<root>/serving/<model>/<version>/` (latest version of each), picking up new pushes as they
     land. TF Serving's flags keep their names and meanings (docs/reference/serving-flags.md);
     dashed spellings (--rest-api-port) work too.
 

@@ -90,3 +90,13 @@ def test_the_extractor_reads_shell_blocks_only():
         ["beamline", "runs"],
         ["beamline", "gc", "--dry-run"],
     ]
+
+
+def test_command_help_renders_as_markdown_without_raw_tags():
+    """The CLI page renders each docstring as Markdown: a bare `<root>` would vanish as HTML."""
+    import re
+
+    for name in COMMANDS:
+        text = cli.get_command(None, name).help or ""
+        bare = [m for m in re.findall(r"`[^`]*`|<[A-Za-z][^>]*>", text) if m[0] == "<"]
+        assert not bare, f"`beamline {name}` help has {bare}: put paths in backticks"
