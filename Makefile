@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 ROOT ?= beamline_runs
 PIPELINE ?= penguin
 
-.PHONY: run test services lint lock bench clean
+.PHONY: run test services lint docs lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -21,11 +21,18 @@ services:
 test: $(STAMP) services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(MAKE) docs
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+# The documentation site (mkdocs.yml, docs/) into site/ (git-ignored). --strict: a broken link,
+# a page missing from the docs directory or a docstring mkdocstrings cannot render fails it
+# (NO_MKDOCS_2_WARNING: Material prints a banner about MkDocs 2.0 on every build otherwise).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:
@@ -36,4 +43,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/pipeline_e2e.py
 
 clean:
-	rm -rf $(ROOT)
+	rm -rf $(ROOT) site

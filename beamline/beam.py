@@ -150,7 +150,7 @@ def beam_args(
         raise ConfigError(
             f"The Beam profile {name!r} needs values Beamline cannot guess: "
             + "; ".join(missing)
-            + ". See the README's \"Beam runner profiles\" table for each profile's flags."
+            + ". docs/guides/beam-profiles.md lists each profile's flags."
         )
     return args
 

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from beamline.commands.help import ExampleLast
 from beamline.errors import BeamlineError
 
 # name -> "module:attribute" of a click.Command; short help shown without importing it.
@@ -20,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("beamline.commands.run:run", "Run a pipeline locally on Beam, recording MLMD."),
     "pipelines": ("beamline.commands.pipelines:pipelines", "List the pipelines in pipelines/."),
     "serve": ("beamline.commands.serve:serve", "Serve pushed models (TF Serving REST + gRPC API)."),
-    "compile": ("beamline.commands.compile:compile_command", "Compile for Kubeflow v2 / Vertex."),
+    "compile": (
+        "beamline.commands.compile:compile_command",
+        "Compile for Kubeflow v2 / Vertex, or an Airflow DAG.",
+    ),
     "submit": ("beamline.commands.submit:submit_command", "Submit a compiled pipeline to run."),
     "runs": ("beamline.commands.runs:runs", "List runs: state, duration, cache, blessing, push."),
     "lineage": ("beamline.commands.lineage:lineage", "Trace models to data, data to models."),
@@ -28,14 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
     "monitor": (
         "beamline.commands.monitor:monitor",
-        "Skew/drift of logged requests vs training data; exit 6 past a threshold.",
+        "Skew/drift of logged requests vs training data; exit 8 past a threshold.",
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(ExampleLast, click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -55,10 +59,37 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+OVERVIEW = """\
+Beamline: end-to-end TFX pipelines on Apache Beam, with lineage and a TF Serving-compatible
+model server.
+
+  beamline pipelines          list the pipelines you can run
+  beamline run penguin        run one locally; a blessed model is pushed
+  beamline serve              serve the pushed models (TF Serving REST :8501, gRPC :8500)
+
+Every command: beamline --help; one command: beamline COMMAND --help.
+Docs: docs/index.md in the Beamline source (the site: `make docs`, then open site/index.html)."""
+
+
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="beamline-tfx")
-def cli() -> None:
-    """Beamline: end-to-end TFX pipelines on Apache Beam."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Beamline: end-to-end TFX pipelines on Apache Beam.
+
+    Run `beamline` alone for a short overview with examples.
+
+    Example:
+
+    \b
+        beamline run penguin
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(OVERVIEW)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,27 +101,37 @@ def _exit_code(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="beamline", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo("error: interrupted.", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        _show_click_error(exc)
         return exc.exit_code
     except BeamlineError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo("error: interrupted.", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - last resort: one paragraph, traceback on request
         if os.environ.get("BEAMLINE_DEBUG"):
             raise
         click.echo(
-            f"internal error: {type(exc).__name__}: {exc}. This is a bug in Beamline, not in "
-            "your input; re-run with BEAMLINE_DEBUG=1 for the traceback and report it.",
+            f"error: internal error: {type(exc).__name__}: {exc}. This is a bug in Beamline, "
+            "not in your input; re-run with BEAMLINE_DEBUG=1 for the traceback and report it.",
             err=True,
         )
         return 70
     return 0
+
+
+def _show_click_error(exc: click.ClickException) -> None:
+    """Click's usage errors in Beamline's one style: usage, the help hint, `error: ...`."""
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        click.echo(ctx.get_usage(), err=True)
+        names = ctx.help_option_names[0] if ctx.help_option_names else "--help"
+        click.echo(f"Try '{ctx.command_path} {names}' for help.\n", err=True)
+    click.echo(f"error: {exc.format_message()}", err=True)
 
 
 def _finish(code: int) -> None:

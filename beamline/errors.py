@@ -2,14 +2,24 @@
 
 Every failure Beamline expects (bad data, bad flags, unreachable services) is raised as a
 `BeamlineError` whose message is one paragraph naming the file/field/request at fault and what
-to do. The CLI prints it without a traceback and exits with `exit_code`.
+to do. The CLI prints it as `error: <message>` without a traceback and exits with `exit_code`.
+Each exit code means one thing across all commands; docs/reference/exit-codes.md lists them
+(a test holds that table to the classes here).
 """
 
 from __future__ import annotations
 
 
 class BeamlineError(Exception):
-    """A failure with a message meant for the user, not a traceback."""
+    """A failure with a message meant for the user, not a traceback.
+
+    Args:
+        message: One paragraph: what is at fault (file, field, flag or request) and the fix.
+        exit_code: Overrides the class's exit code for this one error.
+
+    Attributes:
+        exit_code: The process exit code `beamline` ends with (1 unless a subclass says).
+    """
 
     exit_code: int = 1
 
@@ -59,3 +69,9 @@ class OutOfMemory(BeamlineError):
     """The run's processes were about to exhaust memory; the memory guard stopped the run."""
 
     exit_code = 7
+
+
+class ThresholdCrossed(BeamlineError):
+    """`beamline monitor`: skew, drift, schema or prediction checks crossed a threshold."""
+
+    exit_code = 8

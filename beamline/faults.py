@@ -1,7 +1,7 @@
 """Named fault points for the chaos tests: `BEAMLINE_FAULT=<point>[=SIGNAL]` kills the process
 there (SIGKILL unless another signal is named).
 
-The runner's guarantees under kill -9 (README, "Reliability: the runner") are tested by killing
+The runner's guarantees under kill -9 (docs/explanation/reliability.md) are tested by killing
 a real run at a chosen point. Timing a kill from outside cannot land reliably between two steps
 that take milliseconds (a push made visible, and recorded), so the few such points name
 themselves here. Unset (always, outside tests) a fault point does nothing.

@@ -53,7 +53,28 @@ TRANSFORM_FORCE_TF_COMPAT_V1 = True
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """What differs between classifier pipelines: modules, label, thresholds, step counts."""
+    """What differs between classifier pipelines: modules, label, thresholds, step counts.
+
+    A pipeline file returns `classifier_pipeline(settings, ClassifierSpec(...))` from its
+    `create_pipeline(settings)`; everything else (the DAG, caching, the Evaluator's baseline,
+    the atomic push) is shared.
+
+    Attributes:
+        transform_module: Path of the Transform module file (`preprocessing_fn`); each model
+            input is named `<raw feature>_xf`.
+        model_module: Path of the model module file (`run_fn`, and `tuner_fn` for the Tuner).
+        label_key: The label column; the serving signature does not take it.
+        slice_features: Features the Evaluator also reports metrics per value of.
+        accuracy_lower_bound: A model is blessed (and pushed) only at or above this accuracy.
+        max_accuracy_regression: How much accuracy a re-trained model may lose against the
+            baseline (the latest blessed model older than it) and still be blessed.
+        train_steps: Trainer steps.
+        eval_steps: Trainer evaluation steps.
+        tuner_train_steps: Steps per Tuner trial (skipped with `beamline run --no-tune`).
+        tuner_eval_steps: Evaluation steps per Tuner trial.
+        null_values: Cell values read as missing, besides an empty cell (default `NA`, `N/A`,
+            `NaN`, `nan`, `null`, `NULL`).
+    """
 
     transform_module: str
     model_module: str

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import click
 
-from beamline.beam import profile_names
-from beamline.commands.options import metadata_option, root_option
+from beamline.commands.help import Command
+from beamline.commands.options import (
+    beam_option,
+    deprecated_alias,
+    metadata_option,
+    new_or_deprecated,
+    root_option,
+)
 from beamline.errors import ConfigError
 
 
-@click.command("compile")
+@click.command("compile", cls=Command)
 @click.argument("pipeline")
 @click.option(
     "--target",
@@ -46,13 +52,9 @@ from beamline.errors import ConfigError
     "--retries", type=int, default=1, show_default=True, help="airflow: retries per task."
 )
 @click.option("--serving-dir", help="Push destination (default: PIPELINE_ROOT/serving/NAME).")
-@click.option(
-    "--beam",
-    "beam_profile",
-    type=click.Choice(profile_names()),
+@beam_option(
     default="direct",
-    show_default=True,
-    help="Beam profile every Beam-powered step runs with (airflow: also auto).",
+    help_text="Beam profile every Beam-powered step runs with (airflow: also auto).",
 )
 @click.option("--beam-arg", "beam_extra", multiple=True, help="Raw Beam flag (repeatable).")
 @click.option(
@@ -63,7 +65,8 @@ from beamline.errors import ConfigError
     help="Secret env var resolved at run time: k8s:SECRET/KEY, gcp:projects/P/secrets/S/"
     "versions/V or env. Refer to it in --beam-arg as ${secret:NAME}.",
 )
-@click.option("--no-tuning", is_flag=True, help="Build the pipeline without the Tuner.")
+@click.option("--no-tune", is_flag=True, help="Build the pipeline without the Tuner.")
+@deprecated_alias("--no-tuning", "--no-tune", is_flag=True)
 @click.option("--display-name", help="Display name of the job (default: the pipeline name).")
 def compile_command(
     pipeline: str,
@@ -81,7 +84,8 @@ def compile_command(
     beam_profile: str,
     beam_extra: tuple[str, ...],
     secret_specs: tuple[str, ...],
-    no_tuning: bool,
+    no_tune: bool,
+    no_tune_deprecated: bool,
     display_name: str | None,
 ) -> None:
     """Compile PIPELINE for --target: a PipelineJob JSON (TFX's KubeflowV2DagRunner) for
@@ -91,8 +95,15 @@ def compile_command(
     /pipeline there), so rebuild the image when they change. Airflow: workers import the
     installed project. No secret value is ever written: declare secrets with --secret and they
     are resolved where each step runs, at run time.
+
+    Example:
+
+    \b
+        beamline compile penguin --target airflow --schedule @daily --out dags/penguin.py
     """
     from beamline.deploy.secrets import parse_secret
+
+    no_tune = new_or_deprecated(no_tune, no_tune_deprecated)
 
     refs = tuple(parse_secret(s) for s in secret_specs)
     if target == "airflow":
@@ -106,7 +117,7 @@ def compile_command(
             schedule=schedule,
             start_date=start_date,
             retries=retries,
-            enable_tuning=not no_tuning,
+            enable_tuning=not no_tune,
             beam_profile=beam_profile,
             beam_extra=beam_extra,
             refs=refs,
@@ -114,7 +125,11 @@ def compile_command(
         return
     missing = [f for f, v in (("--image", image), ("--pipeline-root", pipeline_root)) if not v]
     if missing:
-        raise ConfigError(f"--target {target} needs {' and '.join(missing)}.")
+        raise ConfigError(
+            f"--target {target} needs {' and '.join(missing)}: the image every step runs in "
+            "(--image REGISTRY/beamline:TAG, built from the Dockerfile) and storage all steps "
+            "share (--pipeline-root gs://BUCKET/beamline or $BEAMLINE_PIPELINE_ROOT)."
+        )
     from beamline.deploy import compile as compiler
 
     options = compiler.CompileOptions(
@@ -126,7 +141,7 @@ def compile_command(
         beam=beam_profile,
         beam_extra=beam_extra,
         secrets=refs,
-        enable_tuning=not no_tuning,
+        enable_tuning=not no_tune,
         display_name=display_name,
     )
     compiler.check_options(options)  # fail on flags before paying for the TFX import

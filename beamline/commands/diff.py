@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, store_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run_a", required=False, default="previous")
 @click.argument("run_b", required=False, default="latest")
 @store_options
@@ -22,7 +23,13 @@ from beamline.commands.options import json_option, store_options
 @json_option
 def diff(run_a, run_b, root, metadata, pipeline, drift_threshold, as_json) -> None:
     """Compare RUN_A with RUN_B [default: previous latest]: inputs, parameters, module code,
-    statistics drift, anomalies, metrics, blessing and pushed version."""
+    statistics drift, anomalies, metrics, blessing and pushed version.
+
+    Example:
+
+    \b
+        beamline diff previous latest --pipeline penguin
+    """
     import json
 
     from beamline.lineage.access import open_graph

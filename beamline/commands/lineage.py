@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, store_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("ref")
 @store_options
 @click.option(
@@ -18,7 +19,13 @@ from beamline.commands.options import json_option, store_options
 @json_option
 def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     """Trace REF: a pushed version, a model or pushed-model path, an artifact id (`#12`), or a
-    source data file (then: every model and pushed version built from it)."""
+    source data file (then: every model and pushed version built from it).
+
+    Example:
+
+    \b
+        beamline lineage 1795681571
+    """
     import json
 
     from beamline.lineage import trace

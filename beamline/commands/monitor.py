@@ -1,5 +1,5 @@
 """`beamline monitor`: logged traffic against training data (skew), the previous window (drift)
-and the schema; records a monitoring execution; exits non-zero when a threshold is crossed."""
+and the schema; records a monitoring execution; exits 8 when a threshold is crossed."""
 
 from __future__ import annotations
 
@@ -7,17 +7,36 @@ from pathlib import Path
 
 import click
 
-from beamline.commands.options import metadata_option, root_option
-from beamline.errors import BeamlineError
+from beamline.beam import profile_names
+from beamline.commands.help import Command
+from beamline.commands.options import (
+    beam_option,
+    deprecated_alias,
+    json_option,
+    metadata_option,
+    new_or_deprecated,
+    root_option,
+)
+from beamline.errors import ThresholdCrossed
 
 
-class ThresholdCrossed(BeamlineError):
-    """Skew, drift, schema or prediction checks crossed a threshold: time to retrain."""
+class MonitorCommand(Command):
+    """`monitor`, telling a user of the old `--json PATH` spelling what it is now."""
 
-    exit_code = 6
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for flag, value in zip(args, args[1:], strict=False):
+            if flag == "--json" and not value.startswith("-") and (
+                value.endswith(".json") or "/" in value
+            ):
+                raise click.UsageError(
+                    f"--json prints the result to stdout and takes no value; to write it to "
+                    f"{value}, use --json-out {value}.",
+                    ctx,
+                )
+        return super().parse_args(ctx, args)
 
 
-@click.command()
+@click.command(cls=MonitorCommand)
 @click.argument("pipeline")
 @click.option(
     "--requests",
@@ -31,11 +50,13 @@ class ThresholdCrossed(BeamlineError):
 @metadata_option
 @click.option("--since", default=None, help="Window start, ISO 8601 (UTC if no offset).")
 @click.option("--until", default=None, help="Window end (exclusive), ISO 8601.")
+@json_option
 @click.option(
-    "--json",
+    "--json-out",
     "json_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    metavar="PATH",
     help="Also write the full result as JSON to this file.",
 )
 @click.option(
@@ -46,19 +67,22 @@ class ThresholdCrossed(BeamlineError):
     help="Override one feature's skew/drift threshold (repeatable; `prediction=V` for the "
     "predicted classes).",
 )
-@click.option(
-    "--beam-profile",
-    default="auto",
-    show_default=True,
-    help="Beam runner profile for the statistics job (as `beamline run`).",
-)
+@beam_option(help_text="Beam runner profile for the statistics job (as `beamline run`).")
+@deprecated_alias("--beam-profile", "--beam", type=click.Choice(profile_names()))
 def monitor(
-    pipeline, requests_dir, root, metadata, since, until, json_path, thresholds, beam_profile
+    pipeline, requests_dir, root, metadata, since, until, as_json, json_path, thresholds,
+    beam_profile, beam_deprecated,
 ) -> None:
     """Compare the traffic logged in --requests with the data that trained the served version:
     skew (L-infinity for categorical, Jensen-Shannon for numeric features), drift against the
-    previous window, schema checks and the predicted classes. Exit code 6 when a threshold is
-    crossed."""
+    previous window, schema checks and the predicted classes. Exit code 8 when a threshold is
+    crossed.
+
+    Example:
+
+    \b
+        beamline monitor penguin --requests logs/requests --since 2026-11-26T00:00:00Z
+    """
     import json
 
     from beamline.beam import beam_args
@@ -69,6 +93,7 @@ def monitor(
     from beamline.monitor.window import parse_time, read_window
     from beamline.settings import RootLayout
 
+    profile = new_or_deprecated(beam_profile, beam_deprecated, "auto")
     overrides = parse_overrides(thresholds)
     since_t = parse_time(since, "--since") if since else None
     until_t = parse_time(until, "--until") if until else None
@@ -83,17 +108,18 @@ def monitor(
         since_t,
         until_t,
         overrides,
-        lambda size: beam_args(beam_profile, size),
+        lambda size: beam_args(profile, size),
         window=window,
     )
+    data = json.dumps(report.to_json(), indent=2, default=str)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.to_json(), indent=2, default=str))
-    click.echo(report_text(report))
+        json_path.write_text(data)
+    click.echo(data if as_json else report_text(report))
     if report.crossed:
         crossed = sorted({f for v in report.versions for f in v.crossed})
         raise ThresholdCrossed(
-            f"Monitoring thresholds crossed for {', '.join(crossed)} (details above"
+            f"Monitoring thresholds crossed for {', '.join(crossed)} (details on stdout"
             + (f" and in {json_path}" if json_path else "")
             + "): the served traffic no longer looks like the training data. Retrain on "
             f"the newest data (beamline run {pipeline}), or raise a threshold with "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from beamline.beam import AUTO, profile_names
 from beamline.settings import DEFAULT_ROOT, DEFAULT_ROOT_ENV, resolve_root
 
 
@@ -49,3 +50,45 @@ def json_option(func):
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(
         func
     )
+
+
+def beam_option(default: str = AUTO, help_text: str | None = None):
+    """--beam PROFILE: the Beam runner profile, one checked choice for every command."""
+    return click.option(
+        "--beam",
+        "beam_profile",
+        type=click.Choice(profile_names()),
+        default=default,
+        show_default=True,
+        help=help_text
+        or "Beam runner profile; auto = in-process for small data, multi-processing for large "
+        "(docs/guides/beam-profiles.md).",
+    )
+
+
+def deprecated_alias(old: str, new: str, *, is_flag: bool = False, **attrs):
+    """A hidden option `old` that still works as `new` and says so on stderr.
+
+    The command receives it as the parameter `<new>_deprecated` and merges it with `new`
+    (`new_or_deprecated`); the note tells the user the one name to use from now on.
+    """
+
+    def note(ctx: click.Context, param: click.Parameter, value):
+        if value not in (None, False, ()):
+            click.echo(f"warning: {old} is deprecated; use {new}.", err=True)
+        return value
+
+    dest = new.lstrip("-").replace("-", "_") + "_deprecated"
+    return click.option(
+        old, dest, is_flag=is_flag, hidden=True, expose_value=True, callback=note,
+        default=False if is_flag else None, **attrs,
+    )
+
+
+def new_or_deprecated(value, deprecated, default=None):
+    """The value given with the current name, else with the deprecated one, else `default`."""
+    if value not in (None, False, default):
+        return value
+    if deprecated not in (None, False):
+        return deprecated
+    return value

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, store_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run_ref", metavar="[RUN]", required=False, default="latest")
 @store_options
 @click.option(
@@ -22,7 +23,13 @@ from beamline.commands.options import json_option, store_options
 @json_option
 def report(run_ref, root, metadata, pipeline, out, as_json) -> None:
     """Write an HTML report of RUN [default: latest]: DAG with states and durations, TFDV
-    statistics and anomalies, TFMA metrics against the baseline, lineage graph."""
+    statistics and anomalies, TFMA metrics against the baseline, lineage graph.
+
+    Example:
+
+    \b
+        beamline report latest --pipeline penguin --out penguin.html
+    """
     import json
 
     from beamline.lineage.access import open_graph_and_store

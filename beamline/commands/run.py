@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from beamline.beam import AUTO, profile_names
-from beamline.commands.options import root_option
+from beamline.beam import profile_names
+from beamline.commands.help import Command
+from beamline.commands.options import (
+    beam_option,
+    deprecated_alias,
+    metadata_option,
+    new_or_deprecated,
+    root_option,
+)
 from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("pipeline")
 @click.option("--data", type=click.Path(path_type=Path), help="CSV file or directory of CSVs "
               "(default: the pipeline's embedded data).")
@@ -22,13 +29,11 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
 @click.option("--span-range", default=None, metavar="FIRST:LAST",
               help="Read every span from FIRST to LAST (inclusive) in one ExampleGen.")
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
-@click.option("--beam", "--beam-mode", "beam_profile", type=click.Choice(profile_names()),
-              default=AUTO, show_default=True,
-              help="Beam profile; auto = in-process for small data, multi-processing for large.")
+@beam_option()
+@deprecated_alias("--beam-mode", "--beam", type=click.Choice(profile_names()))
 @click.option("--beam-arg", "beam_extra", multiple=True,
               help="Raw Beam pipeline arg, overriding the profile's (repeatable).")
-@click.option("--metadata", default=None,
-              help="MLMD store URI (default: SQLite under the run root).")
+@metadata_option
 @click.option("--no-fast-cache", is_flag=True,
               help="Always compile and ask TFX's cache node by node, even when nothing changed.")
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=DEFAULT_MAX_PARALLEL,
@@ -38,10 +43,19 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
               "included) hold more than SIZE (6GiB, 80%) [default: stop only when the "
               f"machine or cgroup is nearly out; env {MEMORY_LIMIT_ENV}].")
 def run(
-    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
-    no_fast_cache, max_parallel, memory_limit,
+    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_deprecated, beam_extra,
+    metadata, no_fast_cache, max_parallel, memory_limit,
 ) -> None:
-    """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
+    """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
+
+    Nodes whose inputs did not change come from the cache; a blessed model is pushed to
+    `<root>/serving/PIPELINE/`. Exit codes: docs/reference/exit-codes.md.
+
+    Example:
+
+    \b
+        beamline run penguin --no-tune
+    """
     from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
     from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
@@ -56,7 +70,7 @@ def run(
         root=root,
         data=data,
         enable_tuning=not no_tune,
-        beam_profile=beam_profile,
+        beam_profile=new_or_deprecated(beam_profile, beam_deprecated, "auto"),
         beam_extra=tuple(beam_extra),
         metadata=metadata,
         max_parallel=max_parallel,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, store_options
 
 
-@click.command()
+@click.command(cls=Command)
 @store_options
 @click.option(
     "--limit",
@@ -19,7 +20,13 @@ from beamline.commands.options import json_option, store_options
 )
 @json_option
 def runs(root, metadata, pipeline, limit, as_json) -> None:
-    """List runs: start time, state, duration, executed/cached nodes, blessing, pushed version."""
+    """List runs: start time, state, duration, executed/cached nodes, blessing, pushed version.
+
+    Example:
+
+    \b
+        beamline runs --pipeline penguin --limit 5
+    """
     import json
 
     from beamline.lineage.access import open_graph

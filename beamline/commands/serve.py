@@ -4,8 +4,9 @@ Flags are TF Serving's own names with TF Serving's meanings, so a command line w
 `tensorflow_model_server` works unchanged; Beamline adds --host, --root, --schema_file,
 --max_request_bytes and the version routing flags (--canary_percent, --unversioned_to_stable,
 --routing_file). With --root (no model flags) the server follows the labels `beamline promote`
-writes to <root>/serving/models.config and routing.json. TensorFlow is imported only when the
-command runs.
+writes to <root>/serving/models.config and routing.json. Like every other Beamline command's
+flags they may also be spelled with dashes (--rest-api-port), and boolean flags work bare
+(--enable_batching) or with =true/=false. TensorFlow is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import root_option
 from beamline.errors import ConfigError
 from beamline.settings import RootLayout, apply_tf_environment, is_uri, resolve_root
@@ -26,11 +28,29 @@ from beamline_serving.core.config import (
 )
 
 # TF Serving bool flags accept both `--flag` and `--flag=true|false`.
-BOOL_FLAG = {"type": click.BOOL, "is_flag": False, "flag_value": True, "default": False}
+BOOL_FLAG = {
+    "type": click.BOOL,
+    "is_flag": False,
+    "flag_value": True,
+    "default": False,
+    "metavar": "[=true|false]",
+}
+
+
+def dashes_as_underscores(token: str) -> str:
+    """Option names as click matches them: `--rest-api-port` is `--rest_api_port`.
+
+    TF Serving's flags use underscores (clients and deploy files depend on them), Beamline's
+    other commands use dashes; both spellings work here.
+    """
+    return token.replace("-", "_")
 PATH = click.Path(path_type=Path)
 
 
-@click.command(context_settings={"show_default": True})
+@click.command(
+    cls=Command,
+    context_settings={"show_default": True, "token_normalize_func": dashes_as_underscores}
+)
 @click.option("--port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (0 disables gRPC).")
 @click.option(
     "--rest_api_port", type=int, default=DEFAULT_REST_PORT, help="REST port (0 disables REST)."
@@ -90,10 +110,7 @@ PATH = click.Path(path_type=Path)
 )
 @click.option(
     "--enable_model_warmup",
-    type=click.BOOL,
-    is_flag=False,
-    flag_value=True,
-    default=True,
+    **{**BOOL_FLAG, "default": True},
     help="Replay assets.extra/tf_serving_warmup_requests at load.",
 )
 @click.option(
@@ -204,8 +221,15 @@ def serve(**flags) -> None:
     """Serve pushed models with TensorFlow Serving's REST and gRPC APIs.
 
     With no model flags, serves every model the Pusher delivered under
-    <root>/serving/<model>/<version>/ (latest version of each), picking up new pushes as they
-    land. Example: curl -d '{"instances": [...]}' localhost:8501/v1/models/penguin:predict
+    `<root>/serving/<model>/<version>/` (latest version of each), picking up new pushes as they
+    land. TF Serving's flags keep their names and meanings (docs/reference/serving-flags.md);
+    dashed spellings (--rest-api-port) work too.
+
+    Example:
+
+    \b
+        beamline serve --model_name=penguin --model_base_path=beamline_runs/serving/penguin
+        curl -d '{"instances": [...]}' localhost:8501/v1/models/penguin:predict
     """
     apply_tf_environment()
     from beamline_serving.core.errors import ConfigError as ServerConfigError

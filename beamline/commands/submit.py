@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.help import Command
 from beamline.errors import ConfigError
 
 
-@click.command("submit")
+@click.command("submit", cls=Command)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(["kubeflow", "vertex"]), required=True)
 @click.option("--host", envvar="KF_PIPELINES_ENDPOINT", help="Kubeflow Pipelines URL.")
@@ -66,7 +67,13 @@ def submit_command(
     dry_run: bool,
 ) -> None:
     """Submit FILE (from `beamline compile`) with kfp's Client or Vertex AI's PipelineJob; with
-    --schedule, create a KFP recurring run or a Vertex AI PipelineJobSchedule instead."""
+    --schedule, create a KFP recurring run or a Vertex AI PipelineJobSchedule instead.
+
+    Example:
+
+    \b
+        beamline submit penguin.json --target vertex --project P --region us-central1 --dry-run
+    """
     from beamline.deploy import schedule as sched
     from beamline.deploy import submit as sub
 
@@ -110,7 +117,11 @@ def submit_command(
         return
     missing = [flag for flag, value in (("--project", project), ("--region", region)) if not value]
     if missing:
-        raise ConfigError(f"--target vertex needs {' and '.join(missing)}.")
+        raise ConfigError(
+            f"--target vertex needs {' and '.join(missing)}: the GCP project and region to run "
+            "in, e.g. --project my-project --region us-central1 (--project also from "
+            "$GOOGLE_CLOUD_PROJECT)."
+        )
     vertex_target = sub.VertexTarget(
         project=project,
         region=region,

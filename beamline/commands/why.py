@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, store_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("component")
 @click.option(
     "--run",
@@ -18,7 +19,13 @@ from beamline.commands.options import json_option, store_options
 @store_options
 @json_option
 def why(component, run_ref, root, metadata, pipeline, as_json) -> None:
-    """Explain why COMPONENT (a node id such as Trainer) ran or came from the cache in a run."""
+    """Explain why COMPONENT (a node id such as Trainer) ran or came from the cache in a run.
+
+    Example:
+
+    \b
+        beamline why Trainer --run latest
+    """
     import json
 
     from beamline.lineage.access import open_graph_and_store

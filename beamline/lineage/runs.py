@@ -7,17 +7,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from beamline.errors import BeamlineError
+from beamline.errors import ConfigError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execution, Graph, Run
 from beamline.lineage.spans import span_of
 from beamline.metadata import run_context as rc
 from beamline.metadata.liveness import runner_alive
 
 
-class UnknownRun(BeamlineError):
-    """A run reference that matches no run (or several)."""
-
-    exit_code = 2
+class UnknownRun(ConfigError):
+    """A run reference that matches no run (or several) (exit code 2)."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from beamline.errors import BeamlineError
+from beamline.errors import ConfigError
 from beamline.lineage import payloads, tfma
 from beamline.lineage.model import CACHED, Artifact, Execution, Graph
 from beamline.lineage.sources import SourceData, file_matches, is_example_gen, source_data
@@ -23,8 +23,8 @@ BASELINE_KEYS = ("baseline_model",)
 MODEL_TYPES = ("Model",)
 
 
-class UnknownArtifact(BeamlineError):
-    exit_code = 2
+class UnknownArtifact(ConfigError):
+    """A lineage reference that matches no artifact, version or data file (exit code 2)."""
 
 
 @dataclass

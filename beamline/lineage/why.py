@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from beamline.errors import BeamlineError
+from beamline.errors import ConfigError
 from beamline.lineage.model import CACHED, COMPLETE, FAILED, FINISHED_STATES, Execution, Graph
 from beamline.lineage.push_notes import push_notes
 from beamline.lineage.sources import parse_fingerprint
@@ -37,8 +37,8 @@ VOLATILE_PREFIXES = ("__", "beamline_")
 VOLATILE = {"state"}
 
 
-class UnknownNode(BeamlineError):
-    exit_code = 2
+class UnknownNode(ConfigError):
+    """A node id that is not in the run (exit code 2, like other bad arguments)."""
 
 
 def module_fingerprint(value: Any) -> str | None:

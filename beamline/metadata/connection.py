@@ -75,7 +75,10 @@ def parse_mysql_uri(uri: str) -> MySQLTarget:
     """Parses `mysql://USER@HOST[:PORT]/DB[?socket=PATH&skip_db_creation=1]`."""
     parts = urlsplit(uri)
     if parts.scheme not in ("mysql", "mariadb"):
-        raise ConfigError(f"Not a mysql:// URI: {_redact(uri)!r}.")
+        raise ConfigError(
+            f"--metadata {_redact(uri)!r} is not a mysql:// URI. Give "
+            "mysql://USER@HOST:PORT/DATABASE, sqlite:///PATH, or a path to a metadata config file."
+        )
     if parts.password is not None:
         raise ConfigError(
             "The --metadata URI must not contain a password (it would show in shell history, "
@@ -87,7 +90,10 @@ def parse_mysql_uri(uri: str) -> MySQLTarget:
     try:
         port = parts.port or DEFAULT_MYSQL_PORT
     except ValueError as exc:
-        raise ConfigError(f"Bad port in --metadata {uri!r}: {exc}.") from None
+        raise ConfigError(
+            f"--metadata {uri!r} has a bad port ({exc}). Give a number from 1 to 65535, as in "
+            "mysql://USER@HOST:3306/DATABASE, or leave it out for 3306."
+        ) from None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(query) - {"socket", "skip_db_creation"}
     if not user or not database or "/" in database or unknown:
@@ -158,7 +164,11 @@ def _read_config_file(path: Path) -> tuple[str, str | None]:
         with path.open(encoding="utf-8") as handle:
             parser.read_file(handle)
     except (OSError, configparser.Error) as exc:
-        raise ConfigError(f"Cannot read metadata config file {path}: {exc}.") from None
+        raise ConfigError(
+            f"Cannot read metadata config file {path}: {exc}. Point --metadata at a readable "
+            "INI file with a [metadata] section, or give a URI (sqlite:///PATH, "
+            "mysql://USER@HOST:PORT/DB)."
+        ) from None
     if not parser.has_option("metadata", "uri"):
         raise ConfigError(
             f"Metadata config file {path} needs a [metadata] section with `uri = mysql://USER@"

@@ -5,7 +5,7 @@ distance of their value frequencies, numeric features by Jensen-Shannon divergen
 histograms, as TFDV's skew and drift comparators do. A threshold comes, in order, from a
 `--threshold FEATURE=VALUE` override, the schema's own `skew_comparator` / `drift_comparator`,
 else the defaults below (chosen so that a held-out sample of a few hundred rows of the training
-distribution passes and a shifted one fails; see the README).
+distribution passes and a shifted one fails; see docs/guides/monitoring.md).
 """
 
 from __future__ import annotations

@@ -36,15 +36,31 @@ class Cleanup:
     killed_runs: list[str] = field(default_factory=list)
     canceled_executions: list[int] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
+    # Find and report only: nothing is recorded in MLMD and nothing is removed (`gc --dry-run`).
+    dry_run: bool = False
 
     def describe(self) -> str:
         if not (self.killed_runs or self.removed):
             return "nothing to clean"
+        if self.dry_run:
+            return (
+                f"would record {len(self.killed_runs)} killed run(s) "
+                f"({', '.join(self.killed_runs)}), cancel {len(self.canceled_executions)} "
+                f"unfinished execution(s), remove {len(self.removed)} leftover director(ies)"
+            )
         return (
             f"{len(self.killed_runs)} killed run(s) recorded ({', '.join(self.killed_runs)}), "
             f"{len(self.canceled_executions)} unfinished execution(s) canceled, "
             f"{len(self.removed)} leftover director(ies) removed"
         )
+
+    def to_json(self) -> dict:
+        return {
+            "dry_run": self.dry_run,
+            "killed_runs": list(self.killed_runs),
+            "canceled_executions": list(self.canceled_executions),
+            "removed": [str(p) for p in self.removed],
+        }
 
 
 def _props(message) -> dict:
@@ -65,7 +81,8 @@ def dead_runs(store, pipeline: str) -> list:
 
 def _remove(path: Path, result: Cleanup) -> None:
     if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
+        if not result.dry_run:
+            shutil.rmtree(path, ignore_errors=True)
         result.removed.append(path)
 
 
@@ -110,7 +127,7 @@ def end_executions(
         execution.last_known_state = state
         execution.custom_properties[rc.REASON].string_value = reason[:500]
         result.canceled_executions.append(execution.id)
-    if executions:
+    if executions and not result.dry_run:
         store.put_executions(executions)
 
 
@@ -136,11 +153,14 @@ def record_failed(
     return True
 
 
-def record_and_clean_killed_runs(store, layout: RootLayout, pipeline: str) -> Cleanup:
-    """Records dead runs as killed and removes their unpublished outputs."""
+def record_and_clean_killed_runs(
+    store, layout: RootLayout, pipeline: str, dry_run: bool = False
+) -> Cleanup:
+    """Records dead runs as killed and removes their unpublished outputs (with `dry_run`, only
+    says what it would record and remove)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    result = Cleanup()
+    result = Cleanup(dry_run=dry_run)
     for ctx in dead_runs(store, pipeline):
         props = _props(ctx)
         stuck = unfinished_executions(store, ctx)
@@ -155,16 +175,19 @@ def record_and_clean_killed_runs(store, layout: RootLayout, pipeline: str) -> Cl
         ctx.custom_properties[rc.STATE].string_value = rc.RunState.KILLED
         ctx.custom_properties[rc.REASON].string_value = reason[:500]
         ctx.custom_properties[rc.END_MS].string_value = str(props.get(rc.HEARTBEAT_MS) or "0")
-        store.put_contexts([ctx])
+        if not dry_run:
+            store.put_contexts([ctx])
         result.killed_runs.append(ctx.name)
     return result
 
 
-def remove_leftover_files(layout: RootLayout, pipeline: str, keep: Path | None = None) -> Cleanup:
+def remove_leftover_files(
+    layout: RootLayout, pipeline: str, keep: Path | None = None, dry_run: bool = False
+) -> Cleanup:
     """Temporary directories of earlier runs and half-copied pushes of `pipeline`."""
     from beamline.runner.run_tmp import stale_tmp_dirs
 
-    result = Cleanup()
+    result = Cleanup(dry_run=dry_run)
     for path in stale_tmp_dirs(layout, pipeline):
         if path != keep:
             _remove(path, result)

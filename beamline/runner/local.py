@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 from beamline import beam, registry
-from beamline.errors import AnomaliesFound, OutOfMemory, PipelineFailed
+from beamline.errors import AnomaliesFound, ConfigError, OutOfMemory, PipelineFailed
 from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
@@ -45,6 +45,26 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunRequest:
+    """What `beamline run` asks for, as data: one local run of one pipeline.
+
+    Attributes:
+        pipeline: The pipeline's name (a file `pipelines/<name>.py`).
+        root: The run root, absolute: artifacts, MLMD, logs and pushed models live under it.
+        data: A CSV file or directory (spans allowed); None: the pipeline's own data.
+        enable_tuning: False skips the Tuner (`--no-tune`).
+        beam_profile: A name from `beamline.beam.profile_names()` (`--beam`).
+        beam_extra: Raw Beam flags overriding the profile's (`--beam-arg`).
+        metadata: MLMD store URI or config file; None: SQLite under `root`.
+        max_parallel: Nodes that may run at once when the DAG allows.
+        run_id: The run id to claim; None: a timestamp to the microsecond.
+        fast_cache: False always compiles and asks TFX's cache node by node.
+        span: The TFX span of `data` to read; None: the latest.
+        span_range: The spans to read together (`--span-range FIRST:LAST`).
+        memory_limit: An upper bound for the run's process tree ("6GiB", "80%"); None:
+            `$BEAMLINE_MEMORY_LIMIT`, else only what the machine or cgroup has left.
+        report_fd: Where to tell the watchdog parent which run this is (set by the CLI).
+    """
+
     pipeline: str
     root: Path  # absolute (the CLI's --root option resolves it)
     data: Path | None = None
@@ -73,10 +93,10 @@ def prepare_environment() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*non-supported Python")
     apply_tf_environment()
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-        raise PipelineFailed(
-            "TF_USE_LEGACY_KERAS is set to something other than 1. Beamline's models use "
-            "tf_keras 2.16 (KerasTuner 1.3.5 and TFX 1.16 need it); unset the variable or set it "
-            "to 1."
+        raise ConfigError(
+            f"TF_USE_LEGACY_KERAS is set to {os.environ['TF_USE_LEGACY_KERAS']!r}, not 1. "
+            "Beamline's models use tf_keras 2.16 (KerasTuner 1.3.5 and TFX 1.16 need it); unset "
+            "the variable or set it to 1."
         )
 
 
@@ -95,14 +115,31 @@ def _message(exc: BaseException) -> str:
 def run_pipeline(
     request: RunRequest, out: TextIO = sys.stdout, module: ModuleType | None = None
 ) -> RunOutcome:
-    """Runs a pipeline locally; raises BeamlineError subclasses for user-facing failures.
+    """Runs a pipeline locally, in this process, recording everything in MLMD.
 
-    `module` (tests, embedding): a pipeline module not in pipelines/, with the same interface
-    (`create_pipeline(settings)`, `default_data_root()`, optional `SCHEMA_PATH`).
-
-    Guarantees (README, "Reliability: the runner"): one live run per pipeline and root (a lock);
+    Guarantees (docs/explanation/reliability.md): one live run per pipeline and root (a lock);
     the run's liveness is on its MLMD context; what killed runs left is cleaned first; all
-    temporary files live under `<root>/tmp/` and are removed however the run ends.
+    temporary files live under `<root>/tmp/` and are removed however the run ends. In-process
+    callers get the memory guard as a thread (`beamline run` adds a watchdog process).
+
+    Args:
+        request: What to run (`RunRequest`).
+        out: Where progress lines and the end summary go.
+        module: A pipeline module not in `pipelines/` (tests, embedding), with the same
+            interface: `create_pipeline(settings)`, `default_data_root()`, optional
+            `SCHEMA_PATH`.
+
+    Returns:
+        The run's outcome: node states, blessing, pushed version and path, anomalies or the
+            error. A failed run is returned, not raised; `raise_for_outcome` turns it into
+            the matching `BeamlineError`.
+
+    Raises:
+        ConfigError: Bad settings (unknown pipeline, Beam profile, span range, Keras setting).
+        DataError: The input data cannot be used; nothing was run.
+        MetadataUnreachable: The MLMD store cannot be opened.
+        RunInProgress: Another live run of this pipeline holds the run root's lock.
+        OutOfMemory: The memory guard stopped the run (recorded as failed).
     """
     if not request.root.is_absolute():
         raise ValueError(f"RunRequest.root must be absolute, got {request.root}")

@@ -65,11 +65,15 @@ def parse_size(text: str, total: int | None = None, source: str = "--memory-limi
     value = float(match.group(1))
     if unit == "%":
         if not 0 < value <= 100:
-            raise ConfigError(f"{source} {text!r}: a percentage must be between 0 and 100.")
+            raise ConfigError(
+                f"{source} {text!r}: a percentage must be between 0 and 100, e.g. 80%."
+            )
         return int((total if total is not None else machine_total()) * value / 100)
     size = int(value * _UNITS[unit])
     if size <= 0:
-        raise ConfigError(f"{source} {text!r} must be more than zero bytes.")
+        raise ConfigError(
+            f"{source} {text!r} must be more than zero bytes; give a size such as 6GiB or 80%."
+        )
     return size
 
 

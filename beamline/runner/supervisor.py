@@ -290,7 +290,7 @@ def record_stopped(
             )
             cleanup.remove_leftover_files(layout, watched.pipeline)
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        sys.stderr.write(f"beamline: the stopped run was not recorded: {exc}\n")
+        sys.stderr.write(f"error: the stopped run was not recorded: {exc}\n")
         return running, False
     return running, True
 

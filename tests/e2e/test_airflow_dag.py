@@ -69,7 +69,7 @@ def airflow_session(tmp_path_factory) -> AirflowSession:
     try:
         compiled = beamline(
             "compile", "penguin", "--target", "airflow", "--schedule", "@daily",
-            "--start-date", START_DATE, "--no-tuning", "--root", str(root),
+            "--start-date", START_DATE, "--no-tune", "--root", str(root),
             "--out", str(dag_file),
             "--secret", f"{SECRET_NAME}=env",
             "--beam-arg", f"--experiments=beamline_token_${{secret:{SECRET_NAME}}}",

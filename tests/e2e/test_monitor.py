@@ -145,7 +145,7 @@ def monitored(penguin_run, tmp_path_factory) -> Monitored:
         str(logs),
         "--until",
         _iso(first_boundary),
-        "--json",
+        "--json-out",
         str(root / "held_out.json"),
         "--root",
         str(root),
@@ -162,6 +162,7 @@ def monitored(penguin_run, tmp_path_factory) -> Monitored:
         "--until",
         _iso(second_boundary),
         "--json",
+        "--json-out",
         str(root / "shifted.json"),
         "--root",
         str(root),
@@ -203,7 +204,7 @@ def test_held_out_traffic_passes(monitored):
 
 def test_shifted_traffic_is_flagged_naming_the_moved_features(monitored):
     run = monitored.shifted
-    assert run.returncode == 6, run.stdout + run.stderr
+    assert run.returncode == 8, run.stdout + run.stderr
     result = json.loads((monitored.root / "shifted.json").read_text())
     [version] = result["versions"]
     assert version["requests"] == monitored.sent[1]
@@ -219,7 +220,8 @@ def test_shifted_traffic_is_flagged_naming_the_moved_features(monitored):
     assert any("Unexpected string values" in s for s in island["schema"])
     assert any("Out-of-range" in s for s in mass["schema"])
     assert "body_mass_g" in run.stderr and "island" in run.stderr
-    assert "CROSSED" in run.stdout
+    # --json: the same result on stdout, as JSON only (the error paragraph goes to stderr).
+    assert json.loads(run.stdout) == result
 
 
 def test_lineage_and_report_show_the_monitoring(monitored, tmp_path):

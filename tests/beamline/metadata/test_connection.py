@@ -44,6 +44,20 @@ def test_mysql_uri_parsing():
             conn.parse_mysql_uri(bad)
 
 
+@pytest.mark.parametrize(
+    "uri, fix",
+    [
+        ("postgres://u@h/db", "Give mysql://USER@HOST:PORT/DATABASE"),
+        ("mysql://u@h:99999/db", "Give a number from 1 to 65535"),
+        ("mysql://u@h:port/db", "or leave it out for 3306"),
+    ],
+)
+def test_a_bad_uri_is_refused_naming_the_fix(uri, fix):
+    with pytest.raises(ConfigError, match="--metadata") as info:
+        conn.parse_mysql_uri(uri)
+    assert fix in str(info.value)
+
+
 def test_password_in_uri_is_refused_without_echoing_it():
     with pytest.raises(ConfigError) as info:
         conn.connection_config("mysql://u:hunter2@h/db", Path("/unused"), check=False)
