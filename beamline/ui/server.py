@@ -1,0 +1,88 @@
+"""Starting the UI's HTTP server (Werkzeug's threaded WSGI server) with its safety rules:
+loopback by default; any other address needs a token, checked on every request."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from beamline.errors import ConfigError
+
+TOKEN_ENV = "BEAMLINE_UI_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    root: Path
+    metadata: str | None
+    host: str = "127.0.0.1"
+    port: int = 8470
+    token_file: Path | None = None
+
+
+def resolve_token(settings: UiSettings) -> tuple[str | None, bool]:
+    """(token or None, whether it was generated here and must be printed)."""
+    if settings.token_file is not None:
+        try:
+            token = settings.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot read --token-file {settings.token_file} ({exc.strerror}): give a "
+                "readable file holding the token on one line."
+            ) from None
+        if len(token) < 16:
+            raise ConfigError(
+                f"The token in {settings.token_file} is shorter than 16 characters: use a long "
+                "random one, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`."
+            )
+        return token, False
+    if os.environ.get(TOKEN_ENV):
+        token = os.environ[TOKEN_ENV].strip()
+        if len(token) < 16:
+            raise ConfigError(f"${TOKEN_ENV} is shorter than 16 characters: use a long random one.")
+        return token, False
+    if settings.host in LOOPBACK:
+        return None, False
+    return secrets.token_urlsafe(24), True
+
+
+def make_app(settings: UiSettings, token: str | None):
+    from beamline.ui.app import UiApp
+    from beamline.ui.store import Reader
+
+    allowed = None
+    if settings.host in LOOPBACK and not token:
+        allowed = {"127.0.0.1", "localhost", "::1"}
+    return UiApp(Reader(settings.root, settings.metadata), token=token, allowed_hosts=allowed)
+
+
+def make_server(settings: UiSettings, app):
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        # The live pages poll every 2 s: log failures, not each poll and asset.
+        def log_request(self, code="-", size="-") -> None:
+            ok = str(code).startswith(("2", "3"))
+            if ok and self.path.startswith(("/api/", "/static/", "/healthz")):
+                return
+            super().log_request(code, size)
+
+    try:
+        return make_server(
+            settings.host, settings.port, app, threaded=True, request_handler=QuietHandler
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): pick "
+            "another --port (0 picks a free one) or stop what holds it."
+        ) from None
+
+
+def url_of(host: str, port: int, token: str | None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
