@@ -353,21 +353,34 @@ def sources(graph: Graph, execs: list[Execution]) -> str:
     )
 
 
+# An upstream node that ended this close to the latest blocker counts as the blocker.
+CRITICAL_SLACK_MS = 1000
+
+
 def critical_path(execs: list[Execution], edges: list[tuple[str, str]]) -> list[int]:
     """Execution ids of the chain that set the run's length: from the execution that ended last,
-    back through the upstream node that finished last before it started, to a node with none."""
+    back to what it waited for, the execution that ended last before it started (an upstream node
+    when one ended within CRITICAL_SLACK_MS of that: a dependency, else a runner slot)."""
     if not execs:
         return []
-    by_node = {ex.node_id: ex for ex in execs}
-    preds: dict[str, list[str]] = {}
+    preds: dict[str, set[str]] = {}
     for a, b in edges:
-        preds.setdefault(b, []).append(a)
-    node = max(execs, key=lambda e: (e.end_ms, e.id)).node_id
-    path: list[int] = []
-    while node is not None and by_node[node].id not in path:
-        path.append(by_node[node].id)
-        upstream = [by_node[p] for p in preds.get(node, []) if p in by_node]
-        node = max(upstream, key=lambda e: (e.end_ms, e.id)).node_id if upstream else None
+        preds.setdefault(b, set()).add(a)
+    current = max(execs, key=lambda e: (e.end_ms, e.id))
+    path = [current.id]
+    while True:
+        before = [e for e in execs if e.id not in path and e.end_ms <= current.start_ms + 50]
+        if not before:
+            break
+        latest = max(e.end_ms for e in before)
+        upstream = [
+            e
+            for e in before
+            if e.node_id in preds.get(current.node_id, ())
+            and e.end_ms >= latest - CRITICAL_SLACK_MS
+        ]
+        current = max(upstream or before, key=lambda e: (e.end_ms, e.id))
+        path.append(current.id)
     return list(reversed(path))
 
 

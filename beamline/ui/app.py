@@ -40,6 +40,12 @@ SECURITY_HEADERS = {
 }
 
 
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" '
+    b'rx="3" fill="#0969da"/><path d="M3 11h10M3 8h7M3 5h4" stroke="#fff" stroke-width="2"/></svg>'
+)
+
+
 class BadRequest(BeamlineError):
     """A query parameter or path segment the UI does not accept."""
 
@@ -51,6 +57,7 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return {
         "style.css": (STYLE.encode("utf-8"), "text/css; charset=utf-8"),
         "ui.js": (script, "text/javascript; charset=utf-8"),
+        "favicon.svg": (FAVICON, "image/svg+xml"),
     }
 
 
@@ -86,6 +93,7 @@ class UiApp:
                 Rule("/models/<pipeline>/<version>", endpoint="model"),
                 Rule("/static/<name>", endpoint="static"),
                 Rule("/healthz", endpoint="health"),
+                Rule("/favicon.ico", endpoint="favicon"),
             ],
             strict_slashes=False,
         )
@@ -291,6 +299,9 @@ class UiApp:
             raise NotFound()
         body, mimetype = self.static[name]
         return Response(body, mimetype=mimetype)
+
+    def on_favicon(self, request: Request) -> Response:
+        return self.on_static(request, "favicon.svg")
 
     def on_health(self, request: Request) -> Response:
         return self._json({"ok": True})

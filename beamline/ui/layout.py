@@ -10,12 +10,16 @@ from beamline.report.page import document
 
 # Nothing but the UI's own origin: no CDN, no font, no frame, no form posting elsewhere.
 # Inline style *attributes* are allowed (shared report pieces use a few); inline scripts are not.
-CSP = (
+META_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'"
 )
-HEAD = '<link rel="stylesheet" href="/static/style.css"><script src="/static/ui.js" defer></script>'
+# The header adds what a <meta> policy cannot carry.
+CSP = META_CSP + "; frame-ancestors 'none'"
+HEAD = (
+    '<link rel="icon" href="/static/favicon.svg"><link rel="stylesheet" href="/static/style.css">'
+    '<script src="/static/ui.js" defer></script>'
+)
 
 
 def q(value: str) -> str:
@@ -47,7 +51,7 @@ def page(title: str, body: str, source: str = "") -> str:
         + (f'<span class="muted">store <code>{escape(source)}</code></span>' if source else "")
         + '<span class="muted" id="live-status"></span></nav>'
     )
-    return document(title, nav + body, head=HEAD, csp=CSP, style=False)
+    return document(title, nav + body, head=HEAD, csp=META_CSP, style=False)
 
 
 def error_page(status: int, title: str, message: str, source: str = "") -> str:

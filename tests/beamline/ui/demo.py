@@ -7,6 +7,8 @@ Used by the UI tests' session fixture and by scripts/ui_screenshots.py.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +109,8 @@ def add_records(root: Path, data_file: Path, tmp_dir: Path) -> Demo:
         None,
         at_ms=start + 600_000,
     )
-    demo.failed = writer.failed_run(store, PIPELINE)
+    stats = next(a for a in graph.artifacts.values() if a.type == "ExampleStatistics")
+    demo.failed = writer.failed_run(store, PIPELINE, statistics_uri=stats.uri)
     demo.killed = writer.killed_run(store, PIPELINE)
     secs = start // 1000
     demo.monitor_ids = [
@@ -126,7 +129,17 @@ def add_records(root: Path, data_file: Path, tmp_dir: Path) -> Demo:
     return demo
 
 
+# To iterate on the UI tests without re-running TFX: a directory holding a finished tiny run
+# (root/ and data/, e.g. from an earlier build), copied afresh for each session.
+REUSE_ENV = "BEAMLINE_UI_TEST_TINY_RUN"
+
+
 def build(base: Path) -> Demo:
-    root, data = run_tiny(base)
+    reuse = os.environ.get(REUSE_ENV)
+    if reuse:
+        shutil.copytree(Path(reuse) / "root", base / "root")
+        root, data = base / "root", Path(reuse) / "data" / "data.csv"
+    else:
+        root, data = run_tiny(base)
     (base / "monitoring").mkdir(exist_ok=True)
     return add_records(root, data, base / "monitoring")

@@ -37,12 +37,23 @@ def _ex(eid, node, start, end, inputs=(), outputs=()):
 
 
 def test_critical_path_follows_the_upstream_that_finished_last():
-    gen = _ex(1, "Gen", 0, 10, outputs=[100])
-    stats = _ex(2, "Stats", 10, 15, inputs=[100], outputs=[101])
-    transform = _ex(3, "Transform", 10, 40, inputs=[100], outputs=[102])
-    trainer = _ex(4, "Trainer", 41, 60, inputs=[101, 102], outputs=[103])
+    s = 1000
+    gen = _ex(1, "Gen", 0, 10 * s, outputs=[100])
+    stats = _ex(2, "Stats", 10 * s, 15 * s, inputs=[100], outputs=[101])
+    transform = _ex(3, "Transform", 10 * s, 40 * s, inputs=[100], outputs=[102])
+    trainer = _ex(4, "Trainer", 41 * s, 60 * s, inputs=[101, 102], outputs=[103])
     execs = [gen, stats, transform, trainer]
     assert critical_path(execs, node_edges(execs)) == [1, 3, 4]
+
+
+def test_critical_path_through_a_runner_slot():
+    """A one-at-a-time runner: B waited for C (no dependency), not for its upstream A."""
+    s = 1000
+    a = _ex(1, "A", 0, 10 * s, outputs=[100])
+    c = _ex(2, "C", 10 * s, 30 * s)
+    b = _ex(3, "B", 30 * s, 35 * s, inputs=[100])
+    execs = [a, c, b]
+    assert critical_path(execs, node_edges(execs)) == [1, 2, 3]
 
 
 def test_gantt_bars_are_proportional_to_times():

@@ -52,8 +52,11 @@ def set_run_properties(store, run_id: str, **props: str | int) -> None:
     store.put_contexts([ctx])
 
 
-def put_node_execution(store, pipeline: str, run_id: str, node: str, type_name: str, state: str):
-    """An execution of `node` in run `run_id` (MLMD sets its times: now)."""
+def put_node_execution(
+    store, pipeline: str, run_id: str, node: str, type_name: str, state: str, outputs=None
+):
+    """An execution of `node` in run `run_id` (MLMD sets its times: now); `outputs`: key ->
+    (artifact type, uri) of new output artifacts."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     ex = pb.Execution(
@@ -64,7 +67,17 @@ def put_node_execution(store, pipeline: str, run_id: str, node: str, type_name: 
         store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id),
         _context(store, rc.NODE_CONTEXT, f"{pipeline}.{node}"),
     ]
-    ex_id, _, _ = store.put_execution(ex, [], contexts)
+    pairs = []
+    for key, (type_name_, uri) in (outputs or {}).items():
+        art = pb.Artifact(
+            type_id=store.get_artifact_type(type_name_).id, uri=uri, state=pb.Artifact.LIVE
+        )
+        art.properties["split_names"].string_value = '["train", "eval"]'
+        event = pb.Event(type=pb.Event.OUTPUT)
+        event.path.steps.add().key = key
+        event.path.steps.add().index = 0
+        pairs.append((art, event))
+    ex_id, _, _ = store.put_execution(ex, pairs, contexts)
     return ex_id
 
 
@@ -77,6 +90,7 @@ def set_execution_state(store, execution_id: int, state: str) -> None:
 
 
 TRAINER = "tfx.components.trainer.component.Trainer"
+STATISTICS_GEN = "tfx.components.statistics_gen.component.StatisticsGen"
 EXAMPLE_GEN = "tfx.components.example_gen.csv_example_gen.component.CsvExampleGen"
 
 
@@ -106,8 +120,20 @@ def killed_run(store, pipeline: str) -> str:
     return run_id
 
 
-def failed_run(store, pipeline: str) -> str:
+def failed_run(store, pipeline: str, statistics_uri: str | None = None) -> str:
+    """A run whose Trainer failed; with `statistics_uri`, its StatisticsGen first recorded an
+    ExampleStatistics artifact there (so `diff` has statistics to compare)."""
     run_id = claim_run_id(store, pipeline)
+    if statistics_uri:
+        put_node_execution(
+            store,
+            pipeline,
+            run_id,
+            "StatisticsGen",
+            STATISTICS_GEN,
+            "COMPLETE",
+            outputs={"statistics": ("ExampleStatistics", statistics_uri)},
+        )
     put_node_execution(store, pipeline, run_id, "Trainer", TRAINER, "FAILED")
     set_run_properties(
         store,
