@@ -30,6 +30,7 @@ class Demo:
     pushed_model_id: int = 0
     monitor_ids: list[int] = field(default_factory=list)
     trigger_id: int = 0
+    evaluated: list[str] = field(default_factory=list)  # runs with TFMA metrics, oldest first
 
     @property
     def db_path(self) -> Path:
@@ -110,6 +111,10 @@ def add_records(root: Path, data_file: Path, tmp_dir: Path) -> Demo:
         at_ms=start + 600_000,
     )
     stats = next(a for a in graph.artifacts.values() if a.type == "ExampleStatistics")
+    demo.evaluated = [
+        writer.evaluated_run(store, PIPELINE, tmp_dir / "eval-1", 0.71, blessed=False),
+        writer.evaluated_run(store, PIPELINE, tmp_dir / "eval-2", 0.83, blessed=True),
+    ]
     demo.failed = writer.failed_run(store, PIPELINE, statistics_uri=stats.uri)
     demo.killed = writer.killed_run(store, PIPELINE)
     secs = start // 1000

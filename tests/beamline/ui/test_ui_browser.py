@@ -185,6 +185,23 @@ def test_models_and_loop_page_draws_windows_triggers_and_labels(browser, ui, dem
     assert len(history) == 3
     versions = browser.find_element(By.ID, "versions-table").text
     assert demo.pushed_version in versions and "stable" in versions
+    # The metric over runs: one point per evaluated run, oldest first, the blessed one marked.
+    dots = browser.find_elements(By.CSS_SELECTOR, "#metric-svg circle.pt")
+    assert [float(d.get_attribute("data-y")) for d in dots] == [0.71, 0.83]
+    assert ["blessed" in d.get_attribute("class") for d in dots] == [False, True]
+
+
+def test_run_page_draws_tfma_metrics_per_slice(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + f"/runs/{demo.evaluated[1]}")
+    chart = browser.find_element(By.CSS_SELECTOR, "figure.slice-chart[data-metric='accuracy']")
+    rows = {
+        r.get_attribute("data-label"): float(r.get_attribute("data-value"))
+        for r in chart.find_elements(By.CSS_SELECTOR, "g.row")
+    }
+    assert rows == pytest.approx({"Overall": 0.83, "color=blue": 0.88, "color=red": 0.73})
+    assert "0.83" in browser.find_element(By.ID, "metrics-table").text
 
 
 def test_live_run_changes_state_without_a_reload(browser, ui, demo):

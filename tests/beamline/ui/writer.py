@@ -70,9 +70,10 @@ def put_node_execution(
     pairs = []
     for key, (type_name_, uri) in (outputs or {}).items():
         art = pb.Artifact(
-            type_id=store.get_artifact_type(type_name_).id, uri=uri, state=pb.Artifact.LIVE
+            type_id=_artifact_type(store, type_name_), uri=uri, state=pb.Artifact.LIVE
         )
-        art.properties["split_names"].string_value = '["train", "eval"]'
+        if type_name_ == "ExampleStatistics":
+            art.properties["split_names"].string_value = '["train", "eval"]'
         event = pb.Event(type=pb.Event.OUTPUT)
         event.path.steps.add().key = key
         event.path.steps.add().index = 0
@@ -264,3 +265,78 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+EVALUATOR = "tfx.components.evaluator.component.Evaluator"
+
+
+def write_tfma_metrics(directory, metrics: dict[str, dict[str, float]]) -> None:
+    """A TFMA `metrics` TFRecord file of MetricsForSlice messages (slice "Overall" or
+    "column=value"), as the Evaluator writes it; the reader does not check CRCs."""
+    import struct
+
+    from beamline.lineage.tfma import tfma_messages
+
+    message_class = tfma_messages()["MetricsForSlice"]
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "metrics-00000-of-00001.tfrecord", "wb") as handle:
+        for slice_name, values in metrics.items():
+            msg = message_class()
+            if slice_name != "Overall":
+                column, value = slice_name.split("=", 1)
+                key = msg.slice_key.single_slice_keys.add()
+                key.column = column
+                key.bytes_value = value.encode()
+            for name, number in values.items():
+                item = msg.metric_keys_and_values.add()
+                item.key.name = name
+                item.value.double_value.value = number
+            data = msg.SerializeToString()
+            handle.write(struct.pack("<Q", len(data)) + b"\0" * 4 + data + b"\0" * 4)
+
+
+def evaluated_run(store, pipeline: str, directory, accuracy: float, blessed: bool) -> str:
+    """A finished run whose Evaluator recorded TFMA metrics (overall and per color) and a
+    blessing."""
+    write_tfma_metrics(
+        directory,
+        {
+            "Overall": {"accuracy": accuracy, "auc": accuracy - 0.05},
+            "color=red": {"accuracy": accuracy - 0.1, "auc": accuracy - 0.12},
+            "color=blue": {"accuracy": accuracy + 0.05, "auc": accuracy},
+        },
+    )
+    run_id = claim_run_id(store, pipeline)
+    ex_id = put_node_execution(
+        store,
+        pipeline,
+        run_id,
+        "Evaluator",
+        EVALUATOR,
+        "COMPLETE",
+        outputs={"evaluation": ("ModelEvaluation", str(directory))},
+    )
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    blessing = pb.Artifact(
+        type_id=_artifact_type(store, rc.BLESSING_TYPE),
+        uri=str(directory / "blessing"),
+        state=pb.Artifact.LIVE,
+    )
+    blessing.custom_properties["blessed"].int_value = 1 if blessed else 0
+    event = pb.Event(type=pb.Event.OUTPUT)
+    event.path.steps.add().key = "blessing"
+    event.path.steps.add().index = 0
+    [ex] = store.get_executions_by_id([ex_id])
+    store.put_execution(ex, [(blessing, event)], [])
+    set_run_properties(store, run_id, **{rc.STATE: rc.RunState.COMPLETE, rc.END_MS: str(now_ms())})
+    return run_id
+
+
+def _artifact_type(store, name: str) -> int:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    try:
+        return store.get_artifact_type(name).id
+    except Exception:  # noqa: BLE001 - not registered yet
+        return store.put_artifact_type(pb.ArtifactType(name=name))
