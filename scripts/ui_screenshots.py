@@ -35,10 +35,15 @@ def pages(root: Path) -> dict[str, str]:
     first = summaries[0]
     out = {"runs": "/", "pipelines": "/pipelines", "loop": f"/pipelines/{first.pipeline}"}
     out["run"] = f"/runs/{by_state.get('complete', first.run_id)}"
-    if "killed" in by_state:
-        out["run-killed"] = f"/runs/{by_state['killed']}"
+    for state in ("running", "killed", "failed"):
+        if state in by_state:
+            out[f"run-{state}"] = f"/runs/{by_state[state]}"
+    evaluated = [s for s in summaries if s.blessed is not None]
+    if evaluated:
+        out["run-evaluated"] = f"/runs/{evaluated[-1].run_id}"
     if len(summaries) > 1:
-        out["compare"] = f"/compare?a={summaries[0].run_id}&b={summaries[-1].run_id}"
+        other = by_state.get("failed", summaries[-1].run_id)
+        out["compare"] = f"/compare?a={first.run_id}&b={other}"
     if pushed:
         out["model"] = f"/models/{pushed.pipeline}/{pushed.pushed_version}"
     out["error"] = "/runs/no-such-run"

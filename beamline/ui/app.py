@@ -229,11 +229,15 @@ class UiApp:
 
     def on_runs(self, request: Request) -> Response:
         flt = self._filter(request)
-        return self._html(runs_page.render(self.reader.graph(), flt))
+        graph = self.reader.graph()
+        every = self.reader.summaries(graph, flt.pipeline)
+        return self._html(runs_page.render(graph, flt, every))
 
     def on_api_runs(self, request: Request) -> Response:
         flt = self._filter(request)
-        return self._json(runs_page.fragment(self.reader.graph(), flt))
+        graph = self.reader.graph()
+        every = self.reader.summaries(graph, flt.pipeline)
+        return self._json(runs_page.fragment(graph, flt, every))
 
     def _run(self, run_id: str):
         _checked(run_id, "run id")

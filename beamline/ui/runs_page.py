@@ -34,9 +34,12 @@ class RunFilter:
     limit: int = DEFAULT_LIMIT
 
 
-def select(graph: Graph, flt: RunFilter) -> tuple[list[RunSummary], int]:
-    """(newest-first summaries shown, how many matched)."""
-    summaries = list(reversed(run_summaries(graph, flt.pipeline)))
+def select(
+    graph: Graph, flt: RunFilter, every: list[RunSummary] | None = None
+) -> tuple[list[RunSummary], int]:
+    """(newest-first summaries shown, how many matched); `every`: the summaries of every run
+    of flt.pipeline, oldest first, when already at hand."""
+    summaries = list(reversed(every if every is not None else run_summaries(graph, flt.pipeline)))
     if flt.state:
         summaries = [s for s in summaries if s.state == flt.state]
     return summaries[: flt.limit], len(summaries)
@@ -75,14 +78,17 @@ def tbody(graph: Graph, summaries: list[RunSummary]) -> str:
     return "".join(_row(graph, s) for s in summaries)
 
 
-def fragment(graph: Graph, flt: RunFilter) -> dict:
-    """The live part of the page, for /api/runs: the table body and the count line."""
-    summaries, total = select(graph, flt)
+def fragment(
+    graph: Graph, flt: RunFilter, every: list[RunSummary] | None = None, data: bool = True
+) -> dict:
+    """The live part of the page, for /api/runs: the table body and the count line (and, with
+    `data`, the runs as JSON)."""
+    summaries, total = select(graph, flt, every)
     body = tbody(graph, summaries)
     count = _count(len(summaries), total)
     return {
         "live": True,
-        "runs": [s.to_json() for s in summaries],
+        "runs": [s.to_json() for s in summaries] if data else [],
         "fragments": {
             "runs-body": {"html": body, "version": hashlib.sha1(body.encode()).hexdigest()},
             "runs-count": {"html": count, "version": count},
@@ -94,8 +100,8 @@ def _count(shown: int, total: int) -> str:
     return f"{shown} of {total} runs" if shown < total else f"{total} runs"
 
 
-def render(graph: Graph, flt: RunFilter) -> str:
-    live = fragment(graph, flt)["fragments"]
+def render(graph: Graph, flt: RunFilter, every: list[RunSummary] | None = None) -> str:
+    live = fragment(graph, flt, every, data=False)["fragments"]
     pipelines = "".join(
         f'<option value="{escape(p)}"{" selected" if p == flt.pipeline else ""}>{escape(p)}'
         "</option>"

@@ -9,6 +9,7 @@ MetadataStore is not thread-safe and the server answers requests from several th
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -17,11 +18,15 @@ from typing import Any
 
 from beamline.errors import MetadataUnreachable
 from beamline.lineage.model import Graph
+from beamline.lineage.runs import RunSummary, summarize
 from beamline.metadata import records
-from beamline.metadata.run_context import properties_of
+from beamline.metadata.run_context import RunState, properties_of
 
 # A MySQL store has no cheap change marker: its Graph is reloaded at most this often.
 MYSQL_CACHE_SECONDS = 2.0
+# After a load that took T seconds, the next starts no sooner than RELOAD_FACTOR * T later.
+RELOAD_FACTOR = 4.0
+MAX_RELOAD_WAIT_S = 30.0
 
 
 @dataclass
@@ -83,8 +88,15 @@ def open_readonly(root: Path, metadata: str | None):
 
 
 class Reader:
-    """The UI's one view of the store: a Graph of every pipeline, reloaded when the store
-    changes, and the records a Graph does not hold."""
+    """The UI's one view of the store: a Graph of every pipeline, and the records a Graph does
+    not hold.
+
+    The first request loads the Graph; later ones get the last loaded Graph at once, and a
+    change of the store starts a reload in the background (at most one at a time, and no sooner
+    than RELOAD_FACTOR times the last load's duration after it: a live run writing every few
+    seconds costs a large store's UI a bounded share of a core, not a reload per poll). Loads
+    and queries use separate connections, so a reload never blocks a page's queries.
+    """
 
     def __init__(self, root: Path, metadata: str | None) -> None:
         from beamline.metadata.connection import describe
@@ -94,11 +106,17 @@ class Reader:
         self.metadata = metadata
         self.layout = RootLayout(self.root)
         self.source = describe(metadata, self.layout.metadata_path)
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the query connection
+        self._load_lock = threading.Lock()  # the load connection
+        self._state_lock = threading.Lock()  # the fields below
         self._store = None
+        self._load_store = None
         self._graph: Graph | None = None
         self._marker: Any = None
-        self._loaded_at = 0.0
+        self._reloading = False
+        self._next_reload = 0.0
+        self._summaries: dict[str, Any] = {}
+        self.last_load_s = 0.0
 
     def _sqlite_path(self) -> Path | None:
         if self.metadata is None:
@@ -122,34 +140,78 @@ class Reader:
         return tuple(marker)
 
     def store(self):
+        """The connection for queries (hold `lock` while using it)."""
         with self.lock:
             if self._store is None:
                 self._store = open_readonly(self.root, self.metadata)
             return self._store
 
     def graph(self) -> Graph:
-        """Every pipeline's runs; a BeamlineError when the store cannot be read."""
+        """Every pipeline's runs; a BeamlineError when the store cannot be read (first load)."""
+        marker = self._change_marker()
+        with self._state_lock:
+            current = self._graph
+            if current is not None:
+                due = time.monotonic() >= self._next_reload
+                if marker != self._marker and due and not self._reloading:
+                    self._reloading = True
+                    threading.Thread(
+                        target=self._background_load, args=(marker,), daemon=True
+                    ).start()
+                return current
+        return self._load(marker)
+
+    def _background_load(self, marker: Any) -> None:
+        try:
+            self._load(marker)
+        except Exception as exc:  # noqa: BLE001 - keep serving the last Graph; say why once
+            print(f"beamline ui: reloading {self.source} failed: {exc}", file=sys.stderr)
+            with self._state_lock:
+                self._reloading = False
+                self._next_reload = time.monotonic() + MYSQL_CACHE_SECONDS
+
+    def _load(self, marker: Any) -> Graph:
         from beamline.lineage.load import load_graph
 
-        with self.lock:
-            marker = self._change_marker()
-            if self._graph is not None and marker == self._marker:
-                return self._graph
+        with self._load_lock:
+            start = time.monotonic()
             try:
-                graph = load_graph(self.store(), None, source=self.source)
+                if self._load_store is None:
+                    self._load_store = open_readonly(self.root, self.metadata)
+                graph = load_graph(self._load_store, None, source=self.source)
             except MetadataUnreachable:
-                self._store = None
+                self._load_store = None
                 raise
             except Exception as exc:  # noqa: BLE001 - MLMD raises bare RuntimeErrors
-                self._store = None  # reconnect next time (a restarted MySQL, a replaced file)
+                self._load_store = None  # reconnect next time (a restarted MySQL, a new file)
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise MetadataUnreachable(
                     f"Metadata store {self.source} could not be read: "
                     f"{first or type(exc).__name__}."
                     " Check that the store is reachable and was written by TFX/Beamline."
                 ) from None
-            self._graph, self._marker, self._loaded_at = graph, marker, time.time()
-            return graph
+            took = time.monotonic() - start
+        with self._state_lock:
+            self._graph, self._marker, self._summaries = graph, marker, {}
+            self._reloading = False
+            self.last_load_s = took
+            self._next_reload = time.monotonic() + min(MAX_RELOAD_WAIT_S, RELOAD_FACTOR * took)
+        return graph
+
+    def summaries(self, graph: Graph, pipeline: str | None = None) -> list[RunSummary]:
+        """`run_summaries`, oldest first, reusing the summaries of runs that ended (a running
+        run's liveness is checked on every call)."""
+        with self._state_lock:
+            cache = self._summaries if graph is self._graph else {}
+        out = []
+        for run in graph.sorted_runs(pipeline):
+            summary = cache.get(run.id)
+            if summary is None:
+                summary = summarize(graph, run)
+                if summary.state != RunState.RUNNING:
+                    cache[run.id] = summary
+            out.append(summary)
+        return out
 
     def _executions_of_type(self, type_name: str) -> list:
         with self.lock:
