@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,15 +71,26 @@ def make_server(settings: UiSettings, app):
                 return
             super().log_request(code, size)
 
+    def refused(reason: str) -> ConfigError:
+        return ConfigError(
+            f"Cannot listen on {settings.host}:{settings.port} ({reason}): pick another --port "
+            "(0 picks a free one) or stop what holds it."
+        )
+
+    # Werkzeug reports a taken port itself and exits; check first to say it in one paragraph.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise refused(exc.strerror or str(exc)) from None
     try:
         return make_server(
             settings.host, settings.port, app, threaded=True, request_handler=QuietHandler
         )
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): pick "
-            "another --port (0 picks a free one) or stop what holds it."
-        ) from None
+    except (OSError, SystemExit) as exc:
+        raise refused(getattr(exc, "strerror", None) or "the address is taken") from None
 
 
 def url_of(host: str, port: int, token: str | None) -> str:

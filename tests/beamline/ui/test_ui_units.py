@@ -251,3 +251,50 @@ def test_kubeflow_store_reads_as_runs_reads_it(tmp_path_factory, serve):
     assert page.text.count("state-CACHED") >= 4
     model = served.get(f"/models/penguin/{kfp.PUSHED_VERSION}")
     assert model.status_code == 200 and "model-lineage-svg" in model.text
+
+
+def test_help_stays_light():
+    from tests.beamline.test_cli import HEAVY, _modules_after
+
+    for args in (["--help"], ["ui", "--help"]):
+        proc, modules = _modules_after(args)
+        assert proc.returncode == 0 or "Usage" in proc.stdout
+        heavy = [m for m in modules if m.split(".")[0] in (*HEAVY, "werkzeug")]
+        assert not heavy, (args, heavy[:3])
+        assert "beamline.ui.app" not in modules
+
+
+def test_cli_on_all_interfaces_prints_and_requires_a_token(records_root, monkeypatch):
+    from tests.beamline.ui.conftest import start_ui, stop_ui
+
+    monkeypatch.delenv("BEAMLINE_UI_TOKEN", raising=False)
+    ui = start_ui("--root", str(records_root), "--host", "0.0.0.0")
+    try:
+        token = ui.url.split("?token=", 1)[1]
+        assert len(token) >= 24
+        assert requests.get(ui.base + "/", timeout=60).status_code == 401
+        assert requests.get(ui.url, timeout=60).status_code == 200
+        header = {"Authorization": f"Bearer {token}"}
+        assert requests.get(ui.base + "/api/runs", headers=header, timeout=60).status_code == 200
+    finally:
+        stop_ui(ui)
+
+
+def test_cli_refuses_a_taken_port(records_root):
+    import socket
+    import subprocess
+
+    from tests.beamline.ui.conftest import BEAMLINE
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = subprocess.run(
+            [str(BEAMLINE), "ui", "--root", str(records_root), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2
+    assert f"Cannot listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
