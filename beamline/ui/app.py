@@ -286,6 +286,7 @@ class UiApp:
                 self.reader.label_changes(pipeline),
                 self.reader.triggers(pipeline),
                 self.reader.monitoring(pipeline),
+                self.reader.summaries(graph, pipeline),
                 metric,
             )
         )

@@ -10,7 +10,7 @@ from html import escape
 from beamline.lineage import payloads, tfma
 from beamline.lineage.format import blessed_text, when
 from beamline.lineage.model import Graph, outputs_of_type
-from beamline.lineage.runs import summarize
+from beamline.lineage.runs import RunSummary, summarize
 from beamline.metadata import records
 from beamline.report.page import badge, table
 from beamline.report.svg import Point, Series, line_chart_svg
@@ -27,7 +27,9 @@ def _ms_text(value: float) -> str:
     return time.strftime("%m-%d %H:%M", time.localtime(value / 1000))
 
 
-def _versions(graph: Graph, pipeline: str, changes: list[LabelChange]) -> str:
+def _versions(
+    graph: Graph, pipeline: str, changes: list[LabelChange], summaries: dict[str, RunSummary]
+) -> str:
     held = current_labels(changes)
     by_version: dict[int, list[str]] = {}
     for label, version in held.items():
@@ -37,7 +39,7 @@ def _versions(graph: Graph, pipeline: str, changes: list[LabelChange]) -> str:
     for art in reversed(pushed_models(graph, pipeline)):
         version = str(art.prop("pushed_version"))
         producer = graph.producer(art.id)
-        summary = summarize(graph, graph.runs[producer.run_id]) if producer else None
+        summary = summaries.get(producer.run_id) if producer else None
         number = int(version) if version.isdigit() else records.NO_VERSION
         labels = " ".join(badge(lbl) for lbl in sorted(by_version.get(number, [])))
         rows.append(
@@ -62,7 +64,13 @@ def _versions(graph: Graph, pipeline: str, changes: list[LabelChange]) -> str:
     )
 
 
-def _metric_chart(graph: Graph, pipeline: str, changes: list[LabelChange], metric: str | None):
+def _metric_chart(
+    graph: Graph,
+    pipeline: str,
+    changes: list[LabelChange],
+    metric: str | None,
+    summaries: dict[str, RunSummary],
+):
     labelled = {c.to_version for c in changes}
     values: list[tuple[int, str, dict, bool | None, str | None]] = []
     for run in reversed(graph.sorted_runs(pipeline)):
@@ -75,7 +83,7 @@ def _metric_chart(graph: Graph, pipeline: str, changes: list[LabelChange], metri
         evaluation = payloads.safe(tfma.load_evaluation, graph.artifacts[ids[0]].uri)
         overall = evaluation.candidate().get("Overall", {}) if evaluation else {}
         if overall:
-            s = summarize(graph, run)
+            s = summaries[run.id]
             values.append((s.start_ms, run.id, overall, s.blessed, s.pushed_version))
     names = sorted({m for _, _, overall, _, _ in values for m in overall})
     if not names:
@@ -203,15 +211,18 @@ def render(
     changes: list[LabelChange],
     triggers: list[TriggerRecord],
     monitoring: list,
+    summaries: list[RunSummary],
     metric: str | None = None,
 ) -> str:
+    """`summaries`: the pipeline's run summaries (Reader.summaries)."""
+    by_run = {s.run_id: s for s in summaries}
     body = (
         f"<h1>{escape(pipeline)}: models and the loop</h1>"
         f'<p class="muted"><a href="{escape(url("/", pipeline=pipeline))}">its runs</a></p>'
         '<section id="versions"><h2>Versions</h2>'
-        + _versions(graph, pipeline, changes)
+        + _versions(graph, pipeline, changes, by_run)
         + '</section><section id="metric"><h2>A metric over runs</h2>'
-        + _metric_chart(graph, pipeline, changes, metric)
+        + _metric_chart(graph, pipeline, changes, metric, by_run)
         + '</section><section id="monitoring"><h2>Monitoring windows</h2>'
         + _monitoring(monitoring, triggers)
         + '</section><section id="triggers"><h2>Loop triggers</h2>'
