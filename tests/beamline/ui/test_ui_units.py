@@ -298,3 +298,44 @@ def test_cli_refuses_a_taken_port(records_root):
         )
     assert proc.returncode == 2
     assert f"Cannot listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_airflow_store_reads_as_runs_reads_it(tmp_path, serve):
+    """TFX's legacy launcher (AirflowDagRunner) layout: a `run` context per run, not a child of
+    the pipeline's, and executions carrying pipeline_name, run_id and component_id."""
+    from urllib.parse import quote
+
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from beamline.metadata.connection import open_store, sqlite_config
+
+    store = open_store(sqlite_config(tmp_path / "metadata.sqlite"))
+    airflow_id = "manual__2026-01-01T00:00:00+00:00"
+    run = pb.Context(
+        type_id=store.put_context_type(pb.ContextType(name="run")), name=f"tiny.{airflow_id}"
+    )
+    run.custom_properties["pipeline_name"].string_value = "tiny"
+    run.custom_properties["run_id"].string_value = airflow_id
+    [run.id] = store.put_contexts([run])
+    for node, state in (("CsvExampleGen", pb.Execution.COMPLETE), ("Trainer", pb.Execution.FAILED)):
+        ex = pb.Execution(
+            type_id=store.put_execution_type(pb.ExecutionType(name=f"tfx.{node}")),
+            last_known_state=state,
+        )
+        for key, value in (
+            ("pipeline_name", "tiny"),
+            ("run_id", airflow_id),
+            ("component_id", node),
+        ):
+            ex.custom_properties[key].string_value = value
+        store.put_execution(ex, [], [run])
+    served = serve(tmp_path)
+    [row] = served.get("/api/runs").json()["runs"]
+    assert (row["run_id"], row["pipeline"], row["state"]) == (
+        f"tiny.{airflow_id}",
+        "tiny",
+        "failed",
+    )
+    page = served.get("/runs/" + quote(row["run_id"], safe=""))
+    assert page.status_code == 200
+    assert 'data-node="CsvExampleGen"' in page.text and 'data-node="Trainer"' in page.text
