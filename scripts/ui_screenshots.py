@@ -50,6 +50,17 @@ def pages(root: Path) -> dict[str, str]:
     return out
 
 
+def shrink(path: Path) -> None:
+    """A 128-colour palette PNG (a third of the size; screenshots have few colours)."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow comes with the stack (matplotlib); without it keep full colour
+        return
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=128)
+    small.save(path, optimize=True)
+
+
 def shoot(base: str, paths: dict[str, str], out: Path) -> list[Path]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -70,6 +81,7 @@ def shoot(base: str, paths: dict[str, str], out: Path) -> list[Path]:
             driver.set_window_size(1280, min(max(int(height) + 40, 600), 2400))
             target = out / f"{name}.png"
             driver.save_screenshot(str(target))
+            shrink(target)
             written.append(target)
     finally:
         driver.quit()

@@ -88,12 +88,20 @@ def fragment(
     count = _count(len(summaries), total)
     return {
         "live": True,
-        "runs": [s.to_json() for s in summaries] if data else [],
+        "runs": [_json(s) for s in summaries] if data else [],
         "fragments": {
             "runs-body": {"html": body, "version": hashlib.sha1(body.encode()).hexdigest()},
             "runs-count": {"html": count, "version": count},
         },
     }
+
+
+def _json(summary: RunSummary) -> dict:
+    """RunSummary.to_json without dataclasses.asdict's deep copy (its fields are flat): the
+    live poll serialises up to `limit` of them every 2 s."""
+    data = dict(vars(summary))
+    data["duration_s"] = round(summary.duration_s, 3)
+    return data
 
 
 def _count(shown: int, total: int) -> str:
