@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import os
 import statistics
 import subprocess
@@ -231,8 +232,9 @@ def live_cost_benchmark() -> None:
         stop.set()
         poller.join()
         stop_ui(ui)
-    ok = sum(1 for p in polls if p == 200)
-    print(f"tiny pipeline, UI open and polling: {opened:.1f} s ({ok}/{len(polls)} polls 200)")
+    codes = ", ".join(f"{n} x {code or 'no answer'}" for code, n in Counter(polls).most_common())
+    # 503 before the pipeline created its store (nothing to show yet), 200 after.
+    print(f"tiny pipeline, UI open and polling: {opened:.1f} s (polls: {codes})")
     print(f"ratio open/closed: {opened / closed:.3f}")
 
 

@@ -73,9 +73,18 @@ def _metric_chart(
 ):
     labelled = {c.to_version for c in changes}
     values: list[tuple[int, str, dict, bool | None, str | None]] = []
+    # Only runs that output an evaluation (one pass over the artifacts, not over every run).
+    evaluated = {
+        ex.run_id
+        for art in graph.artifacts.values()
+        if art.type == "ModelEvaluation"
+        for ex in graph.output_events(art.id)
+    }
     for run in reversed(graph.sorted_runs(pipeline)):
         if len(values) >= MAX_EVALUATED_RUNS:
             break
+        if run.id not in evaluated:
+            continue
         execs = graph.run_executions(run.id)
         ids = outputs_of_type(graph, execs, "ModelEvaluation")
         if not ids:
