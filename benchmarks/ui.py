@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import os
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
