@@ -205,7 +205,6 @@ def test_run_page_draws_tfma_metrics_per_slice(browser, ui, demo):
 
 
 def test_live_run_changes_state_without_a_reload(browser, ui, demo):
-    from selenium.webdriver.common.by import By
 
     store = demo.writer_store()
     # The run page: the running Trainer turns complete in the DAG.
@@ -215,9 +214,7 @@ def test_live_run_changes_state_without_a_reload(browser, ui, demo):
     browser.execute_script("window.__notReloaded = true;")
     writer.set_execution_state(store, demo.live_execution, "COMPLETE")
     writer.wait_for(
-        lambda: (
-            "state-COMPLETE" in browser.find_element(By.CSS_SELECTOR, node).get_attribute("class")
-        ),
+        lambda: "state-COMPLETE" in attribute(browser, node, "class"),
         what="the Trainer node to turn complete",
     )
     assert browser.execute_script("return window.__notReloaded === true;")
@@ -229,10 +226,7 @@ def test_live_run_changes_state_without_a_reload(browser, ui, demo):
     browser.execute_script("window.__notReloaded = true;")
     writer.finish_run(store, demo.live, demo.live_execution)
     writer.wait_for(
-        lambda: (
-            browser.find_element(By.CSS_SELECTOR, row).get_attribute("data-state")
-            == rc.RunState.COMPLETE
-        ),
+        lambda: attribute(browser, row, "data-state") == rc.RunState.COMPLETE,
         what="the live run's row to turn complete",
     )
     assert browser.execute_script("return window.__notReloaded === true;")
