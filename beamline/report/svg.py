@@ -179,7 +179,7 @@ def gantt_svg(bars: Sequence[Bar], width: int = 900, row_h: int = 22, element_id
         out.append(
             f'<line class="tick" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 18}"/>'
             f'<text class="axis" x="{x:.1f}" y="{height - 4}" text-anchor="middle">'
-            f"{span * tick / 4 / 1000:.1f}s</text>"
+            f"{_seconds(span * tick / 4)}</text>"
         )
     for i, bar in enumerate(bars):
         y = 4 + i * row_h
@@ -199,6 +199,10 @@ def gantt_svg(bars: Sequence[Bar], width: int = 900, row_h: int = 22, element_id
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.1f}s" if ms >= 1000 or ms == 0 else f"{ms:.0f}ms"
 
 
 @dataclass
