@@ -13,9 +13,11 @@ import re
 import sys
 import traceback
 from importlib import resources
+from urllib.parse import urlencode
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from beamline.errors import BeamlineError, ConfigError, MetadataUnreachable
@@ -114,7 +116,12 @@ class UiApp:
             self._check_host(request)
             set_cookie = self._check_token(request)
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
-            response = getattr(self, "on_" + endpoint)(request, **args)
+            if set_cookie and not api:
+                # Keep the token out of the address bar and history: cookie, then the same URL.
+                rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
+                response = redirect(request.path + ("?" + urlencode(rest) if rest else ""), 303)
+            else:
+                response = getattr(self, "on_" + endpoint)(request, **args)
             if set_cookie:
                 response.set_cookie(
                     TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/"

@@ -3,7 +3,9 @@ loopback by default; any other address needs a token, checked on every request."
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from pathlib import Path
 from beamline.errors import ConfigError
 
 TOKEN_ENV = "BEAMLINE_UI_TOKEN"
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]*")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -71,6 +74,11 @@ def make_server(settings: UiSettings, app):
                 return
             super().log_request(code, size)
 
+        def log(self, type: str, message: str, *args) -> None:  # noqa: A002 - Werkzeug's name
+            # Never write the access token to the terminal or a log file.
+            text = _TOKEN_IN_URL.sub(r"\1***", message % args if args else message)
+            super().log(type, "%s", text)
+
     def refused(reason: str) -> ConfigError:
         return ConfigError(
             f"Cannot listen on {settings.host}:{settings.port} ({reason}): pick another --port "
@@ -85,6 +93,8 @@ def make_server(settings: UiSettings, app):
             probe.bind((settings.host, settings.port))
         except OSError as exc:
             raise refused(exc.strerror or str(exc)) from None
+    # One line per request: Werkzeug's own handler, not a second copy through the root logger.
+    logging.getLogger("werkzeug").propagate = False
     try:
         return make_server(
             settings.host, settings.port, app, threaded=True, request_handler=QuietHandler

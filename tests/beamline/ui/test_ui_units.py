@@ -214,10 +214,11 @@ def test_a_token_guards_every_page(records_root, serve):
         assert response.status_code == 401, path
         assert "token" in response.text.lower()
     assert served.get("/?token=wrong-token-000000000").status_code == 401
-    first = served.get("/?token=s3cret-token-0123456789")
-    assert first.status_code == 200
+    first = served.get("/?state=failed&token=s3cret-token-0123456789")
+    assert first.status_code == 303 and first.headers["Location"].endswith("/?state=failed")
     cookie = first.cookies.get("beamline_ui_token")
     assert cookie and "HttpOnly" in first.headers["Set-Cookie"]
+    assert served.get("/?state=failed", cookies={"beamline_ui_token": cookie}).status_code == 200
     assert served.get("/api/runs", cookies={"beamline_ui_token": cookie}).status_code == 200
     bearer = {"Authorization": "Bearer s3cret-token-0123456789"}
     assert served.get("/pipelines", headers=bearer).status_code == 200
@@ -278,6 +279,10 @@ def test_cli_on_all_interfaces_prints_and_requires_a_token(records_root, monkeyp
         assert requests.get(ui.base + "/api/runs", headers=header, timeout=60).status_code == 200
     finally:
         stop_ui(ui)
+    printed = ui.process.stdout.read().splitlines()  # after its URL: the token, then requests
+    assert printed[0] == f"Access token (every page checks it): {token}"
+    log = "\n".join(printed[1:])
+    assert "GET /?token=*** " in log and token not in log
 
 
 def test_cli_refuses_a_taken_port(records_root):
