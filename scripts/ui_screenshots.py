@@ -76,9 +76,11 @@ def shoot(base: str, paths: dict[str, str], out: Path) -> list[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name, path in paths.items():
+            driver.set_window_size(1280, 500)  # small first: scrollHeight is at least the window
             driver.get(base + path)
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(1280, min(max(int(height) + 40, 600), 2400))
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            chrome = driver.execute_script("return window.outerHeight - window.innerHeight")
+            driver.set_window_size(1280, min(max(int(height) + 24, 500), 2400) + int(chrome))
             target = out / f"{name}.png"
             driver.save_screenshot(str(target))
             shrink(target)

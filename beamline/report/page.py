@@ -77,6 +77,7 @@ nav.top { display: flex; gap: 16px; align-items: baseline; border-bottom: 1px so
 nav.top a { text-decoration: none; color: var(--cache); } nav.top b { margin-right: 12px; }
 form.filters { display: flex; gap: 10px; align-items: center; margin: 8px 0; }
 .legend span { margin-right: 12px; }
+#runs-table code { white-space: nowrap; }
 """
 
 
