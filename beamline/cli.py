@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
+    "ui": ("beamline.commands.ui:ui", "Web UI: runs (live), DAG, Gantt, lineage, models, loop."),
 }
 
 

@@ -1,4 +1,5 @@
-"""Inline SVG pieces for the HTML report: a layered DAG and small histograms (no scripts)."""
+"""Inline SVG pieces shared by the HTML report and `beamline ui`: a layered DAG, a Gantt
+timeline, line and bar charts, small histograms (no scripts)."""
 
 from __future__ import annotations
 
@@ -138,3 +139,201 @@ def histogram_svg(counts: Sequence[float], width: int = 160, height: int = 36) -
         + "".join(bars)
         + "</svg>"
     )
+
+
+@dataclass
+class Bar:
+    """One row of a Gantt chart: [start_ms, end_ms] of an execution."""
+
+    id: str
+    label: str
+    start_ms: int
+    end_ms: int
+    css: str = ""
+    tooltip: str = ""
+    critical: bool = False
+
+
+def gantt_svg(bars: Sequence[Bar], width: int = 900, row_h: int = 22, element_id: str = "") -> str:
+    """Horizontal timeline: one row per bar in the given order, x proportional to time.
+
+    Each bar carries its times (data-start-ms, data-end-ms) so a reader can check it against the
+    store; critical bars get class `critical`.
+    """
+    if not bars:
+        return '<p class="muted">No executions to draw.</p>'
+    label_w = 170
+    t0 = min(b.start_ms for b in bars)
+    t1 = max(max(b.end_ms, b.start_ms) for b in bars)
+    span = max(t1 - t0, 1)
+    plot_w = width - label_w - 70
+    height = len(bars) * row_h + 28
+    attr = f' id="{escape(element_id)}"' if element_id else ""
+    out = [
+        f'<svg{attr} class="gantt" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" data-t0-ms="{t0}" data-span-ms="{span}" '
+        f'data-plot-x="{label_w}" data-plot-w="{plot_w}">'
+    ]
+    for tick in range(5):
+        x = label_w + plot_w * tick / 4
+        out.append(
+            f'<line class="tick" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 18}"/>'
+            f'<text class="axis" x="{x:.1f}" y="{height - 4}" text-anchor="middle">'
+            f"{_seconds(span * tick / 4)}</text>"
+        )
+    for i, bar in enumerate(bars):
+        y = 4 + i * row_h
+        x = label_w + plot_w * (bar.start_ms - t0) / span
+        w = max(plot_w * max(bar.end_ms - bar.start_ms, 0) / span, 1.0)
+        css = f"bar {bar.css}" + (" critical" if bar.critical else "")
+        tip = f"<title>{escape(bar.tooltip)}</title>" if bar.tooltip else ""
+        label = bar.label if len(bar.label) <= 24 else bar.label[:23] + "…"
+        out.append(
+            f'<g class="{escape(css)}" data-bar="{escape(bar.id)}" data-start-ms="{bar.start_ms}" '
+            f'data-end-ms="{bar.end_ms}">{tip}'
+            f'<text class="label" x="{label_w - 6}" y="{y + row_h * 0.65:.1f}" '
+            f'text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row_h - 6}" rx="3"/>'
+            f'<text class="dur" x="{x + w + 4:.1f}" y="{y + row_h * 0.65:.1f}">'
+            f"{(bar.end_ms - bar.start_ms) / 1000:.1f}s</text></g>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _seconds(ms: float) -> str:
+    return f"{ms / 1000:.1f}s" if ms >= 1000 or ms == 0 else f"{ms:.0f}ms"
+
+
+@dataclass
+class Point:
+    """One point of a line chart; `css` marks it (blessed, pushed, crossed...)."""
+
+    x: float
+    y: float
+    label: str = ""
+    css: str = ""
+    href: str = ""
+
+
+@dataclass
+class Series:
+    name: str
+    points: list[Point]
+    css: str = ""
+
+
+def line_chart_svg(
+    series: Sequence[Series],
+    width: int = 640,
+    height: int = 200,
+    threshold: float | None = None,
+    x_format=None,
+    element_id: str = "",
+    y_label: str = "",
+) -> str:
+    """Lines over x (e.g. ms since epoch), optional horizontal threshold line, marked points."""
+    points = [p for s in series for p in s.points]
+    if not points:
+        return '<p class="muted">Nothing to draw yet.</p>'
+    left, right, top, bottom = 54, 14, 12, 30
+    xs = [p.x for p in points]
+    ys = [p.y for p in points] + ([threshold] if threshold is not None else [])
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(0.0, min(ys)), max(ys)
+    if y1 == y0:
+        y1 = y0 + 1.0
+    y1 += (y1 - y0) * 0.08
+    pw, ph = width - left - right, height - top - bottom
+
+    def sx(x: float) -> float:
+        return left + (pw * (x - x0) / (x1 - x0) if x1 > x0 else pw / 2)
+
+    def sy(y: float) -> float:
+        return top + ph - ph * (y - y0) / (y1 - y0)
+
+    attr = f' id="{escape(element_id)}"' if element_id else ""
+    out = [
+        f'<svg{attr} class="chart" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">',
+        f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>',
+        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}"/>',
+    ]
+    for frac in (0.0, 0.5, 1.0):
+        value = y0 + (y1 - y0) * frac
+        out.append(
+            f'<text class="axis" x="{left - 4}" y="{sy(value) + 4:.1f}" text-anchor="end">'
+            f"{value:.3g}</text>"
+        )
+    if y_label:
+        out.append(f'<text class="axis" x="{left}" y="{top - 2}">{escape(y_label)}</text>')
+    fmt = x_format or (lambda v: f"{v:g}")
+    for value, anchor in ((x0, "start"), (x1, "end")):
+        out.append(
+            f'<text class="axis" x="{sx(value):.1f}" y="{height - 8}" text-anchor="{anchor}">'
+            f"{escape(fmt(value))}</text>"
+        )
+    if threshold is not None:
+        out.append(
+            f'<line class="threshold" x1="{left}" y1="{sy(threshold):.1f}" x2="{left + pw}" '
+            f'y2="{sy(threshold):.1f}"><title>threshold {threshold:g}</title></line>'
+        )
+    for s in series:
+        ordered = sorted(s.points, key=lambda p: p.x)
+        path = " ".join(
+            f"{'M' if i == 0 else 'L'}{sx(p.x):.1f},{sy(p.y):.1f}" for i, p in enumerate(ordered)
+        )
+        out.append(
+            f'<path class="line {escape(s.css)}" d="{path}"><title>{escape(s.name)}</title></path>'
+        )
+        for p in ordered:
+            dot = (
+                f'<circle class="pt {escape(p.css)}" cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" '
+                f'r="4" data-y="{p.y:g}"><title>{escape(p.label)}</title></circle>'
+            )
+            if p.href:
+                dot = f'<a href="{escape(p.href)}">{dot}</a>'
+            out.append(dot)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bars_svg(
+    rows: Sequence[tuple[str, float, float | None, str]],
+    width: int = 520,
+    row_h: int = 20,
+    element_id: str = "",
+) -> str:
+    """Horizontal bars (label, value, threshold or None, css) on one scale; a tick per threshold."""
+    if not rows:
+        return '<p class="muted">Nothing to draw.</p>'
+    label_w, value_w = 160, 70
+    top = max(max(v, t or 0.0) for _, v, t, _ in rows) or 1.0
+    plot_w = width - label_w - value_w
+    height = len(rows) * row_h + 6
+    attr = f' id="{escape(element_id)}"' if element_id else ""
+    out = [
+        f'<svg{attr} class="bars" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">'
+    ]
+    for i, (label, value, limit, css) in enumerate(rows):
+        y = 3 + i * row_h
+        w = max(plot_w * max(value, 0.0) / top, 1.0)
+        name = label if len(label) <= 24 else label[:23] + "…"
+        out.append(
+            f'<g class="row {escape(css)}" data-label="{escape(label)}" data-value="{value:g}">'
+            f'<text class="label" x="{label_w - 6}" y="{y + row_h * 0.7:.1f}" '
+            f'text-anchor="end">{escape(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row_h - 5}"/>'
+            f'<text class="value" x="{label_w + w + 4:.1f}" y="{y + row_h * 0.7:.1f}">'
+            f"{value:.4g}</text>"
+        )
+        if limit is not None:
+            tx = label_w + plot_w * limit / top
+            out.append(
+                f'<line class="threshold" x1="{tx:.1f}" y1="{y - 1}" x2="{tx:.1f}" '
+                f'y2="{y + row_h - 3}"><title>threshold {limit:g}</title></line>'
+            )
+        out.append("</g>")
+    out.append("</svg>")
+    return "".join(out)

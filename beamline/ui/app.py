@@ -1,0 +1,325 @@
+"""The UI's WSGI application (Werkzeug): routes, the token check, security headers, and the
+mapping of every failure to a clear page with a 4xx/5xx status, never a traceback.
+
+Only GET and HEAD exist; nothing a request carries reaches the filesystem (static files are a
+fixed table) or the store other than as a lookup key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import sys
+import traceback
+from importlib import resources
+from urllib.parse import urlencode
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from beamline.errors import BeamlineError, ConfigError, MetadataUnreachable
+from beamline.lineage.runs import UnknownRun
+from beamline.report.page import STYLE
+from beamline.ui import compare_page, loop_page, model_page, run_page, runs_page
+from beamline.ui.layout import CSP, error_page
+from beamline.ui.store import Reader
+
+TOKEN_COOKIE = "beamline_ui_token"
+# Run ids are timestamps or orchestrator run names; anything else is refused before any lookup.
+_SAFE = re.compile(r"^[A-Za-z0-9_.:+@=~\-]{1,256}$")
+_METRIC = re.compile(r"^[A-Za-z0-9_./\[\]=\-]{1,128}$")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" '
+    b'rx="3" fill="#0969da"/><path d="M3 11h10M3 8h7M3 5h4" stroke="#fff" stroke-width="2"/></svg>'
+)
+
+
+class BadRequest(BeamlineError):
+    """A query parameter or path segment the UI does not accept."""
+
+    exit_code = 2
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    script = resources.files("beamline.ui").joinpath("static/ui.js").read_bytes()
+    return {
+        "style.css": (STYLE.encode("utf-8"), "text/css; charset=utf-8"),
+        "ui.js": (script, "text/javascript; charset=utf-8"),
+        "favicon.svg": (FAVICON, "image/svg+xml"),
+    }
+
+
+def _checked(value: str | None, what: str, pattern: re.Pattern = _SAFE) -> str | None:
+    if value is None or value == "":
+        return None
+    if not pattern.match(value):
+        raise BadRequest(
+            f"The {what} {value[:80]!r} is not valid here: use the links the UI shows (run ids, "
+            "pipeline names and versions are letters, digits and . : _ - + only)."
+        )
+    return value
+
+
+class UiApp:
+    """A WSGI callable over one Reader. `token`: when set, every request must carry it (the
+    `token` query parameter once, then a cookie, or an `Authorization: Bearer` header)."""
+
+    def __init__(self, reader: Reader, token: str | None = None, allowed_hosts=None) -> None:
+        self.reader = reader
+        self.token = token
+        self.allowed_hosts = allowed_hosts  # None: any Host header (a token guards the UI)
+        self.static = _static_files()
+        self.url_map = Map(
+            [
+                Rule("/", endpoint="runs"),
+                Rule("/api/runs", endpoint="api_runs"),
+                Rule("/runs/<path:run_id>", endpoint="run"),
+                Rule("/api/runs/<path:run_id>", endpoint="api_run"),
+                Rule("/compare", endpoint="compare"),
+                Rule("/pipelines", endpoint="pipelines"),
+                Rule("/pipelines/<path:pipeline>", endpoint="pipeline"),
+                Rule("/models/<pipeline>/<version>", endpoint="model"),
+                Rule("/static/<name>", endpoint="static"),
+                Rule("/healthz", endpoint="health"),
+                Rule("/favicon.ico", endpoint="favicon"),
+            ],
+            strict_slashes=False,
+        )
+
+    # ------------------------------------------------------------------ WSGI
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        response = self.respond(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response(environ, start_response)
+
+    def respond(self, request: Request) -> Response:
+        api = request.path.startswith("/api/")
+        try:
+            if request.method not in ("GET", "HEAD"):
+                raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+            self._check_host(request)
+            set_cookie = self._check_token(request)
+            endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+            if set_cookie and not api:
+                # Keep the token out of the address bar and history: cookie, then the same URL.
+                rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
+                response = redirect(request.path + ("?" + urlencode(rest) if rest else ""), 303)
+            else:
+                response = getattr(self, "on_" + endpoint)(request, **args)
+            if set_cookie:
+                response.set_cookie(
+                    TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/"
+                )
+            return response
+        except _Refused as refused:
+            return self._error(refused.status, refused.title, refused.message, api)
+        except HTTPException as exc:
+            status = exc.code or 400
+            title = {404: "Not found", 405: "Method not allowed"}.get(status, exc.name)
+            message = {
+                404: f"Nothing at {request.path[:200]!r}. The runs page links every page.",
+                405: "This UI is read-only: only GET requests are served.",
+            }.get(status, exc.description or exc.name)
+            response = self._error(status, title, message, api)
+            if status == 405:
+                response.headers["Allow"] = "GET, HEAD"
+            return response
+        except (UnknownRun, model_page.UnknownVersion) as exc:
+            return self._error(404, "Not found", str(exc), api)
+        except BadRequest as exc:
+            return self._error(400, "Bad request", str(exc), api)
+        except MetadataUnreachable as exc:
+            return self._error(503, "Metadata store unavailable", str(exc), api)
+        except ConfigError as exc:
+            return self._error(400, "Cannot show this", str(exc), api)
+        except BeamlineError as exc:
+            return self._error(422, "Cannot show this", str(exc), api)
+        except Exception:  # noqa: BLE001 - a bug: log it, show a page, keep serving
+            traceback.print_exc(file=sys.stderr)
+            return self._error(
+                500,
+                "Internal error",
+                "The UI failed to render this page (the traceback is in the terminal running "
+                "`beamline ui`). Other pages still work; please report it.",
+                api,
+            )
+
+    def _error(self, status: int, title: str, message: str, api: bool) -> Response:
+        if api:
+            return Response(
+                json.dumps({"error": title, "message": message}),
+                status=status,
+                mimetype="application/json",
+            )
+        return Response(
+            error_page(status, title, message, self.reader.source),
+            status=status,
+            mimetype="text/html",
+        )
+
+    def _check_host(self, request: Request) -> None:
+        # Bound to loopback without a token: refuse other Host names (DNS rebinding).
+        if self.allowed_hosts is None:
+            return
+        host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
+        if host not in self.allowed_hosts:
+            raise _Refused(
+                421,
+                "Wrong host",
+                f"This UI answers on {', '.join(sorted(self.allowed_hosts))} only, not "
+                f"{host[:100]!r}.",
+            )
+
+    def _check_token(self, request: Request) -> bool:
+        """True when the token came in the query (then it is set as a cookie)."""
+        if not self.token:
+            return False
+        given = request.args.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
+            return True
+        cookie = request.cookies.get(TOKEN_COOKIE, "")
+        if cookie and hmac.compare_digest(cookie.encode(), self.token.encode()):
+            return False
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and hmac.compare_digest(
+            auth[7:].strip().encode(), self.token.encode()
+        ):
+            return False
+        raise _Refused(
+            401,
+            "Token required",
+            "This UI is shared beyond this machine, so every page needs its access token: open "
+            "the URL `beamline ui` printed (…/?token=…), or send `Authorization: Bearer TOKEN`.",
+        )
+
+    # ------------------------------------------------------------------ pages
+
+    def _html(self, text: str) -> Response:
+        return Response(text, mimetype="text/html")
+
+    def _json(self, data) -> Response:
+        return Response(json.dumps(data, default=str), mimetype="application/json")
+
+    def _filter(self, request: Request) -> runs_page.RunFilter:
+        graph = self.reader.graph()
+        pipeline = _checked(request.args.get("pipeline"), "pipeline")
+        if pipeline and pipeline not in graph.pipelines():
+            raise BadRequest(
+                f"No pipeline {pipeline!r} in {graph.source}; pipelines with runs: "
+                f"{', '.join(graph.pipelines()) or 'none'}."
+            )
+        state = request.args.get("state") or None
+        if state and state not in runs_page.STATES:
+            raise BadRequest(
+                f"Unknown state {state[:40]!r}: use one of {', '.join(runs_page.STATES)}."
+            )
+        raw = request.args.get("limit") or str(runs_page.DEFAULT_LIMIT)
+        if not raw.isdigit() or not 1 <= int(raw) <= runs_page.MAX_LIMIT:
+            raise BadRequest(f"limit must be a number from 1 to {runs_page.MAX_LIMIT}.")
+        return runs_page.RunFilter(pipeline, state, int(raw))
+
+    def on_runs(self, request: Request) -> Response:
+        flt = self._filter(request)
+        graph = self.reader.graph()
+        every = self.reader.summaries(graph, flt.pipeline)
+        return self._html(runs_page.render(graph, flt, every))
+
+    def on_api_runs(self, request: Request) -> Response:
+        flt = self._filter(request)
+        graph = self.reader.graph()
+        every = self.reader.summaries(graph, flt.pipeline)
+        return self._json(runs_page.fragment(graph, flt, every))
+
+    def _run(self, run_id: str):
+        _checked(run_id, "run id")
+        graph = self.reader.graph()
+        if run_id not in graph.runs:
+            raise UnknownRun(
+                f"No run {run_id!r} in {graph.source}. The runs page lists the runs there are."
+            )
+        return graph, graph.runs[run_id]
+
+    def on_run(self, request: Request, run_id: str) -> Response:
+        graph, run = self._run(run_id)
+        monitoring = self.reader.run_monitoring(graph, run)
+        return self._html(run_page.render(graph, run, self.reader.layout, monitoring))
+
+    def on_api_run(self, request: Request, run_id: str) -> Response:
+        graph, run = self._run(run_id)
+        return self._json(run_page.fragment(graph, run, self.reader.layout))
+
+    def on_compare(self, request: Request) -> Response:
+        graph = self.reader.graph()
+        a = _checked(request.args.get("a"), "run id")
+        b = _checked(request.args.get("b"), "run id")
+        if not a and not b:
+            return self._html(compare_page.render_picker(graph))
+        if not (a and b):
+            raise BadRequest("Compare needs two runs: /compare?a=RUN&b=RUN.")
+        _, run_a = self._run(a)
+        _, run_b = self._run(b)
+        return self._html(compare_page.render(graph, run_a, run_b))
+
+    def on_pipelines(self, request: Request) -> Response:
+        graph = self.reader.graph()
+        return self._html(loop_page.render_index(graph, self.reader.label_changes()))
+
+    def on_pipeline(self, request: Request, pipeline: str) -> Response:
+        _checked(pipeline, "pipeline")
+        graph = self.reader.graph()
+        if pipeline not in graph.pipelines():
+            raise NotFound()
+        metric = _checked(request.args.get("metric"), "metric", _METRIC)
+        return self._html(
+            loop_page.render(
+                graph,
+                pipeline,
+                self.reader.label_changes(pipeline),
+                self.reader.triggers(pipeline),
+                self.reader.monitoring(pipeline),
+                self.reader.summaries(graph, pipeline),
+                metric,
+            )
+        )
+
+    def on_model(self, request: Request, pipeline: str, version: str) -> Response:
+        _checked(pipeline, "pipeline")
+        _checked(version, "version")
+        graph = self.reader.graph()
+        return self._html(
+            model_page.render(graph, pipeline, version, self.reader.label_changes(pipeline))
+        )
+
+    def on_static(self, request: Request, name: str) -> Response:
+        if name not in self.static:
+            raise NotFound()
+        body, mimetype = self.static[name]
+        return Response(body, mimetype=mimetype)
+
+    def on_favicon(self, request: Request) -> Response:
+        return self.on_static(request, "favicon.svg")
+
+    def on_health(self, request: Request) -> Response:
+        return self._json({"ok": True})
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message

@@ -1,0 +1,294 @@
+"""What the UI reads from ML Metadata, read-only: the lineage Graph (cached until the store
+changes), label changes and loop triggers (beamline.metadata.records), monitoring windows.
+
+SQLite stores are opened in MLMD's READONLY mode, so no page can change them; a MySQL store is
+only ever queried (the UI calls no MLMD put_* method). One lock serialises MLMD calls: a
+MetadataStore is not thread-safe and the server answers requests from several threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from beamline.errors import MetadataUnreachable
+from beamline.lineage.model import Graph
+from beamline.lineage.runs import RunSummary, summarize
+from beamline.metadata import records
+from beamline.metadata.run_context import RunState, properties_of
+
+# A MySQL store has no cheap change marker: its Graph is reloaded at most this often.
+MYSQL_CACHE_SECONDS = 2.0
+# After a load that took T seconds, the next starts no sooner than RELOAD_FACTOR * T later.
+RELOAD_FACTOR = 4.0
+MAX_RELOAD_WAIT_S = 30.0
+
+
+@dataclass
+class LabelChange:
+    execution_id: int
+    pipeline: str
+    label: str
+    from_version: int
+    to_version: int
+    action: str
+    reason: str
+    user: str
+    time_ms: int
+
+
+@dataclass
+class TriggerRecord:
+    execution_id: int
+    pipeline: str
+    kind: str
+    decision: str
+    reason: str
+    window_first_secs: int
+    window_last_secs: int
+    monitor_execution_id: int
+    run_id: str
+    span: int
+    time_ms: int
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def open_readonly(root: Path, metadata: str | None):
+    """A MetadataStore that can only read (SQLite: READONLY mode; a missing file is an error)."""
+    from beamline.metadata.connection import open_existing, open_store
+    from beamline.settings import RootLayout
+
+    default = RootLayout(Path(root)).metadata_path
+    if metadata is None or metadata.startswith("sqlite:///"):
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        path = Path(default if metadata is None else metadata[len("sqlite:///") :])
+        if not path.is_file():
+            raise MetadataUnreachable(
+                f"No metadata store at {path}: nothing has run under this root yet. Run a "
+                "pipeline first, or start the UI with --root / --metadata pointing at an "
+                "existing store."
+            )
+        config = pb.ConnectionConfig()
+        config.sqlite.filename_uri = str(path)
+        config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
+        return open_store(config)
+    return open_existing(metadata, default)
+
+
+class Reader:
+    """The UI's one view of the store: a Graph of every pipeline, and the records a Graph does
+    not hold.
+
+    The first request loads the Graph; later ones get the last loaded Graph at once, and a
+    change of the store starts a reload in the background (at most one at a time, and no sooner
+    than RELOAD_FACTOR times the last load's duration after it: a live run writing every few
+    seconds costs a large store's UI a bounded share of a core, not a reload per poll). Loads
+    and queries use separate connections, so a reload never blocks a page's queries.
+    """
+
+    def __init__(self, root: Path, metadata: str | None) -> None:
+        from beamline.metadata.connection import describe
+        from beamline.settings import RootLayout
+
+        self.root = Path(root)
+        self.metadata = metadata
+        self.layout = RootLayout(self.root)
+        self.source = describe(metadata, self.layout.metadata_path)
+        self.lock = threading.RLock()  # the query connection
+        self._load_lock = threading.Lock()  # the load connection
+        self._state_lock = threading.Lock()  # the fields below
+        self._store = None
+        self._load_store = None
+        self._graph: Graph | None = None
+        self._marker: Any = None
+        self._reloading = False
+        self._next_reload = 0.0
+        self._summaries: dict[str, Any] = {}
+        self.last_load_s = 0.0
+
+    def _sqlite_path(self) -> Path | None:
+        if self.metadata is None:
+            return self.layout.metadata_path
+        if self.metadata.startswith("sqlite:///"):
+            return Path(self.metadata[len("sqlite:///") :])
+        return None
+
+    def _change_marker(self) -> Any:
+        """Something that differs whenever the store may have changed."""
+        path = self._sqlite_path()
+        if path is None:
+            return int(time.monotonic() / MYSQL_CACHE_SECONDS)
+        marker = []
+        for name in (str(path), f"{path}-wal", f"{path}-journal"):
+            try:
+                st = os.stat(name)
+                marker.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                marker.append(None)
+        return tuple(marker)
+
+    def store(self):
+        """The connection for queries (hold `lock` while using it)."""
+        with self.lock:
+            if self._store is None:
+                self._store = open_readonly(self.root, self.metadata)
+            return self._store
+
+    def graph(self) -> Graph:
+        """Every pipeline's runs; a BeamlineError when the store cannot be read (first load)."""
+        marker = self._change_marker()
+        with self._state_lock:
+            current = self._graph
+            if current is not None:
+                due = time.monotonic() >= self._next_reload
+                if marker != self._marker and due and not self._reloading:
+                    self._reloading = True
+                    threading.Thread(
+                        target=self._background_load, args=(marker,), daemon=True
+                    ).start()
+                return current
+        return self._load(marker)
+
+    def _background_load(self, marker: Any) -> None:
+        try:
+            self._load(marker)
+        except Exception as exc:  # noqa: BLE001 - keep serving the last Graph; say why once
+            print(f"beamline ui: reloading {self.source} failed: {exc}", file=sys.stderr)
+            with self._state_lock:
+                self._reloading = False
+                self._next_reload = time.monotonic() + MYSQL_CACHE_SECONDS
+
+    def _load(self, marker: Any) -> Graph:
+        from beamline.lineage.load import load_graph
+
+        with self._load_lock:
+            start = time.monotonic()
+            try:
+                if self._load_store is None:
+                    self._load_store = open_readonly(self.root, self.metadata)
+                graph = load_graph(self._load_store, None, source=self.source)
+            except MetadataUnreachable:
+                self._load_store = None
+                raise
+            except Exception as exc:  # noqa: BLE001 - MLMD raises bare RuntimeErrors
+                self._load_store = None  # reconnect next time (a restarted MySQL, a new file)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise MetadataUnreachable(
+                    f"Metadata store {self.source} could not be read: "
+                    f"{first or type(exc).__name__}."
+                    " Check that the store is reachable and was written by TFX/Beamline."
+                ) from None
+            took = time.monotonic() - start
+        with self._state_lock:
+            self._graph, self._marker, self._summaries = graph, marker, {}
+            self._reloading = False
+            self.last_load_s = took
+            self._next_reload = time.monotonic() + min(MAX_RELOAD_WAIT_S, RELOAD_FACTOR * took)
+        return graph
+
+    def summaries(self, graph: Graph, pipeline: str | None = None) -> list[RunSummary]:
+        """`run_summaries`, oldest first, reusing the summaries of runs that ended (a running
+        run's liveness is checked on every call)."""
+        with self._state_lock:
+            cache = self._summaries if graph is self._graph else {}
+        out = []
+        for run in graph.sorted_runs(pipeline):
+            summary = cache.get(run.id)
+            if summary is None:
+                summary = summarize(graph, run)
+                if summary.state != RunState.RUNNING:
+                    cache[run.id] = summary
+            out.append(summary)
+        return out
+
+    def _executions_of_type(self, type_name: str) -> list:
+        with self.lock:
+            try:
+                return list(self.store().get_executions_by_type(type_name))
+            except Exception:  # noqa: BLE001 - type not registered yet: no such records
+                return []
+
+    def label_changes(self, pipeline: str | None = None) -> list[LabelChange]:
+        """Label changes (oldest first) as `beamline promote|rollback` and the push record them."""
+        found = []
+        for ex in self._executions_of_type(records.LABEL_CHANGE_EXECUTION):
+            p = properties_of(ex)
+            change = LabelChange(
+                execution_id=ex.id,
+                pipeline=str(p.get(records.LABEL_PIPELINE) or ""),
+                label=str(p.get(records.LABEL_NAME) or ""),
+                from_version=_int(p.get(records.LABEL_FROM_VERSION), records.NO_VERSION),
+                to_version=_int(p.get(records.LABEL_TO_VERSION), records.NO_VERSION),
+                action=str(p.get(records.LABEL_ACTION) or ""),
+                reason=str(p.get(records.LABEL_REASON) or ""),
+                user=str(p.get(records.LABEL_USER) or ""),
+                time_ms=_int(p.get(records.LABEL_TIME_MS), ex.create_time_since_epoch),
+            )
+            if pipeline is None or change.pipeline == pipeline:
+                found.append(change)
+        return sorted(found, key=lambda c: (c.time_ms, c.execution_id))
+
+    def triggers(self, pipeline: str | None = None) -> list[TriggerRecord]:
+        """Loop step decisions (oldest first) as `beamline loop` records them."""
+        found = []
+        for ex in self._executions_of_type(records.TRIGGER_EXECUTION):
+            p = properties_of(ex)
+            trigger = TriggerRecord(
+                execution_id=ex.id,
+                pipeline=str(p.get(records.TRIGGER_PIPELINE) or ""),
+                kind=str(p.get(records.TRIGGER_KIND) or ""),
+                decision=str(p.get(records.TRIGGER_DECISION) or ""),
+                reason=str(p.get(records.TRIGGER_REASON) or ""),
+                window_first_secs=_int(p.get(records.TRIGGER_WINDOW_FIRST_SECS)),
+                window_last_secs=_int(p.get(records.TRIGGER_WINDOW_LAST_SECS)),
+                monitor_execution_id=_int(p.get(records.TRIGGER_MONITOR_EXECUTION_ID), -1),
+                run_id=str(p.get(records.TRIGGER_RUN_ID) or ""),
+                span=_int(p.get(records.TRIGGER_SPAN), -1),
+                time_ms=_int(p.get(records.TRIGGER_TIME_MS), ex.create_time_since_epoch),
+            )
+            if pipeline is None or trigger.pipeline == pipeline:
+                found.append(trigger)
+        return sorted(found, key=lambda t: (t.time_ms, t.execution_id))
+
+    def monitoring(self, pipeline: str | None = None) -> list:
+        from beamline.monitor.record import monitoring_records
+
+        with self.lock:
+            try:
+                return monitoring_records(self.store(), pipeline)
+            except MetadataUnreachable:
+                raise
+            except Exception:  # noqa: BLE001 - records of another shape: none shown
+                return []
+
+    def run_monitoring(self, graph: Graph, run) -> list:
+        from beamline.monitor.report import run_monitoring
+
+        with self.lock:
+            try:
+                return run_monitoring(self.store(), graph, run)
+            except Exception:  # noqa: BLE001 - records of another shape: none shown
+                return []
+
+
+def current_labels(changes: list[LabelChange]) -> dict[str, int]:
+    """label -> the version it holds now (labels whose last change set none are left out)."""
+    held: dict[str, int] = {}
+    for change in changes:
+        if change.to_version == records.NO_VERSION:
+            held.pop(change.label, None)
+        else:
+            held[change.label] = change.to_version
+    return held

@@ -1,0 +1,235 @@
+"""`beamline ui` in headless Chromium (network blocked: no name but 127.0.0.1 resolves) over the
+demo store: one real tiny TFX run plus failed, killed and live runs, labels, monitoring windows
+and a trigger written with the MLMD API (tests/beamline/ui/demo.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from beamline.metadata import run_context as rc
+from tests.beamline.ui import writer
+
+INTERNAL = ("chrome://", "chrome-untrusted://", "devtools://", "about:", "data:")
+
+
+def _drain(browser) -> None:
+    browser.get_log("performance")
+    browser.get_log("browser")
+
+
+def load(browser, url: str) -> dict:
+    """Opens `url`; returns what the page requested, what failed and what the console said."""
+    browser.get("about:blank")
+    _drain(browser)
+    browser.get(url)
+    writer.wait_for(
+        lambda: browser.execute_script("return document.readyState") == "complete",
+        what=f"{url} to load",
+    )
+    requested, failed, statuses = [], [], {}
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Network.requestWillBeSent":
+            requested.append(params["request"]["url"])
+        elif method == "Network.loadingFailed":
+            failed.append(params)
+        elif method == "Network.responseReceived":
+            statuses[params["response"]["url"]] = params["response"]["status"]
+    console = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    return {"requested": requested, "failed": failed, "statuses": statuses, "console": console}
+
+
+def attribute(browser, selector: str, name: str) -> str:
+    """An attribute read in one step (the live script may swap the element in between)."""
+    return browser.execute_script(
+        "var el = document.querySelector(arguments[0]);"
+        "return el ? el.getAttribute(arguments[1]) || '' : '';",
+        selector,
+        name,
+    )
+
+
+@pytest.fixture(scope="module")
+def pages(demo, ui) -> dict[str, str]:
+    return {
+        "runs": "/",
+        "runs filtered": "/?pipeline=tiny&state=killed",
+        "finished run": f"/runs/{demo.finished}",
+        "failed run": f"/runs/{demo.failed}",
+        "killed run": f"/runs/{demo.killed}",
+        "live run": f"/runs/{demo.live}",
+        "compare": f"/compare?a={demo.finished}&b={demo.failed}",
+        "compare picker": "/compare",
+        "model version": f"/models/tiny/{demo.pushed_version}",
+        "pipelines": "/pipelines",
+        "models and loop": "/pipelines/tiny",
+    }
+
+
+def test_every_page_loads_offline_with_no_failed_request_or_console_error(browser, ui, pages):
+    for name, path in pages.items():
+        seen = load(browser, ui.base + path)
+        assert seen["requested"], name
+        outside = [u for u in seen["requested"] if not u.startswith((ui.base, *INTERNAL))]
+        assert not outside, (name, outside)
+        assert not seen["failed"], (name, seen["failed"])
+        bad = {u: s for u, s in seen["statuses"].items() if s >= 400}
+        assert not bad, (name, bad)
+        assert not seen["console"], (name, seen["console"])
+        assert "/static/style.css" in " ".join(seen["requested"]), name
+        assert "Traceback" not in browser.page_source
+
+
+def test_runs_page_shows_each_state_and_the_trigger(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + "/")
+    # Read in one step: the live script may swap the table body at any poll.
+    rows = browser.execute_script(
+        "var out = {};"
+        "document.querySelectorAll('#runs-body tr[data-run]').forEach(function (r) {"
+        "  out[r.getAttribute('data-run')] = [r.getAttribute('data-state'), r.innerText]; });"
+        "return out;"
+    )
+    states = {run: state for run, (state, _) in rows.items()}
+    assert states[demo.finished] == "complete"
+    assert states[demo.failed] == "failed"
+    assert states[demo.killed] == "killed"
+    assert states[demo.live] in ("running", "complete")  # the live test may have finished it
+    assert "drift" in rows[demo.live][1]  # the trigger that started it
+    assert demo.pushed_version in rows[demo.finished][1]
+    load(browser, ui.base + f"/runs/{demo.killed}")
+    assert "killed: runner pid" in browser.find_element(By.ID, "run-reason").text
+
+
+def test_gantt_bars_match_mlmd_execution_times(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + f"/runs/{demo.finished}")
+    svg = browser.find_element(By.ID, "gantt-svg")
+    plot_w = float(svg.get_attribute("data-plot-w"))
+    plot_x = float(svg.get_attribute("data-plot-x"))
+    bars = svg.find_elements(By.CSS_SELECTOR, "g.bar")
+    ids = [int(b.get_attribute("data-bar")) for b in bars]
+    executions = demo.writer_store().get_executions_by_id(ids)
+    times = {e.id: (e.create_time_since_epoch, e.last_update_time_since_epoch) for e in executions}
+    assert len(times) == 6
+    assert ids == sorted(ids, key=lambda i: (times[i][0], i))  # start order, as MLMD has it
+    t0 = min(s for s, _ in times.values())
+    span = max(e for _, e in times.values()) - t0
+    for bar, eid in zip(bars, ids, strict=True):
+        rect = bar.find_element(By.TAG_NAME, "rect")
+        start, end = times[eid]
+        want_x = plot_x + plot_w * (start - t0) / span
+        want_w = max(plot_w * (end - start) / span, 1.0)
+        assert float(rect.get_attribute("x")) == pytest.approx(want_x, abs=0.05)
+        assert float(rect.get_attribute("width")) == pytest.approx(want_w, abs=0.05)
+        assert int(bar.get_attribute("data-start-ms")) == start
+    critical = [b.get_attribute("data-bar") for b in bars if "critical" in b.get_attribute("class")]
+    last = max(times, key=lambda i: times[i][1])
+    assert str(last) in critical and len(critical) >= 2
+    assert browser.find_element(By.ID, "critical-path").text.startswith("Critical path:")
+
+
+def test_pushed_version_lineage_reaches_its_span_files(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + f"/models/tiny/{demo.pushed_version}")
+    sources = browser.find_elements(By.CSS_SELECTOR, "#model-lineage-svg g.source")
+    assert [s.get_attribute("data-node") for s in sources] == [f"f{demo.data_file}"]
+    titles = [
+        t.text for t in browser.find_elements(By.CSS_SELECTOR, "#model-lineage-svg g.node text.t")
+    ]
+    assert {"data.csv", "CsvExampleGen", "Examples", "Trainer", "Model", "Pusher"} <= set(titles)
+    digest = hashlib.sha256(demo.data_file.read_bytes()).hexdigest()[:16]
+    table = browser.find_element(By.ID, "sources-table").text
+    assert str(demo.data_file) in table and digest in table
+    # Edges lead from the file to the pushed model: a path through the drawn graph.
+    edges = browser.find_elements(By.CSS_SELECTOR, "#model-lineage-svg path.edge")
+    assert len(edges) >= len(titles) - 2
+    labels = browser.find_element(By.ID, "labels-table").text
+    assert "stable" in labels and "canary" in labels
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#labels-svg g.bar")) == 2
+
+
+def test_compare_draws_drift_per_feature(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + f"/compare?a={demo.finished}&b={demo.failed}")
+    charts = browser.find_elements(By.CSS_SELECTOR, "figure.drift-chart")
+    assert charts
+    features = {
+        r.get_attribute("data-label").split(" ")[0]
+        for r in browser.find_elements(By.CSS_SELECTOR, "figure.drift-chart g.row")
+    }
+    assert features == {"x", "color", "label"}
+    assert "Trainer" in browser.find_element(By.ID, "diff-text").text
+
+
+def test_models_and_loop_page_draws_windows_triggers_and_labels(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + "/pipelines/tiny")
+    x = browser.find_element(By.CSS_SELECTOR, "figure.monitor-chart[data-feature='x']")
+    assert x.find_elements(By.CSS_SELECTOR, "line.threshold")
+    points = x.find_elements(By.CSS_SELECTOR, "circle.pt")
+    assert len(points) == 4  # skew and drift of two windows
+    assert len(x.find_elements(By.CSS_SELECTOR, "circle.trigger")) == 2  # the second window's
+    triggers = browser.find_element(By.ID, "triggers-table").text
+    assert demo.live in triggers and "retrain" in triggers
+    history = browser.find_elements(By.CSS_SELECTOR, "#label-history tbody tr")
+    assert len(history) == 3
+    versions = browser.find_element(By.ID, "versions-table").text
+    assert demo.pushed_version in versions and "stable" in versions
+    # The metric over runs: one point per evaluated run, oldest first, the blessed one marked.
+    dots = browser.find_elements(By.CSS_SELECTOR, "#metric-svg circle.pt")
+    assert [float(d.get_attribute("data-y")) for d in dots] == [0.71, 0.83]
+    assert ["blessed" in d.get_attribute("class") for d in dots] == [False, True]
+
+
+def test_run_page_draws_tfma_metrics_per_slice(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + f"/runs/{demo.evaluated[1]}")
+    chart = browser.find_element(By.CSS_SELECTOR, "figure.slice-chart[data-metric='accuracy']")
+    rows = {
+        r.get_attribute("data-label"): float(r.get_attribute("data-value"))
+        for r in chart.find_elements(By.CSS_SELECTOR, "g.row")
+    }
+    assert rows == pytest.approx({"Overall": 0.83, "color=blue": 0.88, "color=red": 0.73})
+    assert "0.83" in browser.find_element(By.ID, "metrics-table").text
+
+
+def test_live_run_changes_state_without_a_reload(browser, ui, demo):
+
+    store = demo.writer_store()
+    # The run page: the running Trainer turns complete in the DAG.
+    load(browser, ui.base + f"/runs/{demo.live}")
+    node = "#dag-svg g.node[data-node='Trainer']"
+    assert "state-RUNNING" in attribute(browser, node, "class")
+    browser.execute_script("window.__notReloaded = true;")
+    writer.set_execution_state(store, demo.live_execution, "COMPLETE")
+    writer.wait_for(
+        lambda: "state-COMPLETE" in attribute(browser, node, "class"),
+        what="the Trainer node to turn complete",
+    )
+    assert browser.execute_script("return window.__notReloaded === true;")
+
+    # The runs page: the run's row turns complete when the runner records its end.
+    load(browser, ui.base + "/")
+    row = f"#runs-body tr[data-run='{demo.live}']"
+    assert attribute(browser, row, "data-state") == "running"
+    browser.execute_script("window.__notReloaded = true;")
+    writer.finish_run(store, demo.live, demo.live_execution)
+    writer.wait_for(
+        lambda: attribute(browser, row, "data-state") == rc.RunState.COMPLETE,
+        what="the live run's row to turn complete",
+    )
+    assert browser.execute_script("return window.__notReloaded === true;")
+    assert "complete" in browser.execute_script(
+        "return document.querySelector(arguments[0]).innerText;", f"{row} td.state"
+    )
