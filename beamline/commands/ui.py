@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import metadata_option, root_option
 
 
-@click.command()
+@click.command(cls=Command)
 @root_option("Run root whose metadata.sqlite, logs and pushed models to show.")
 @metadata_option
 @click.option(
@@ -35,7 +36,11 @@ from beamline.commands.options import metadata_option, root_option
 def ui(root, metadata, host, port, token_file) -> None:
     """Serve the UI: runs (live), a run's DAG, Gantt, why, artifacts and log, run comparison,
     model versions with lineage, metrics and labels, and the loop's monitoring and triggers.
-    Read-only: nothing it serves can change the store. Ctrl-C stops it."""
+    Read-only: nothing it serves can change the store. Ctrl-C stops it.
+
+    Example:
+        beamline ui --root beamline_runs --port 8470
+    """
     from beamline.ui.server import UiSettings, make_app, make_server, resolve_token, url_of
 
     settings = UiSettings(Path(root), metadata, host, port, token_file)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from html import escape
 
-from beamline.errors import BeamlineError
+from beamline.errors import ConfigError
 from beamline.lineage.format import when
 from beamline.lineage.model import Artifact, Graph
 from beamline.lineage.runs import summarize
@@ -20,10 +20,8 @@ from beamline.ui.layout import model_url, page, pipeline_url, run_url
 from beamline.ui.store import LabelChange
 
 
-class UnknownVersion(BeamlineError):
+class UnknownVersion(ConfigError):
     """No run of the pipeline pushed that version."""
-
-    exit_code = 2
 
 
 def pushed_models(graph: Graph, pipeline: str) -> list[Artifact]:
