@@ -59,3 +59,10 @@ class OutOfMemory(BeamlineError):
     """The run's processes were about to exhaust memory; the memory guard stopped the run."""
 
     exit_code = 7
+
+
+class PromoteRefused(BeamlineError):
+    """`beamline promote`/`rollback` refused: the version is not on disk, no run recorded it as
+    pushed, it was not blessed, or the label has no earlier holder to go back to."""
+
+    exit_code = 10

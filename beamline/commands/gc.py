@@ -17,18 +17,29 @@ from beamline.commands.options import metadata_option, root_option
     help="Also remove model versions under <root>/serving/ that no run recorded (a push killed "
     "between making the version visible and recording it).",
 )
-def gc(root, metadata, pipeline, unrecorded_versions) -> None:
+@click.option(
+    "--keep-versions", type=click.IntRange(1), default=None, metavar="N",
+    help="Also remove recorded versions older than the newest N; a version holding a label, "
+    "or the one a label's rollback returns to, is always kept.",
+)
+def gc(root, metadata, pipeline, unrecorded_versions, keep_versions) -> None:
     """Record runs whose runner died as killed, cancel their unfinished executions, and remove
-    their unpublished outputs, .temp dirs, run temp dirs and half-copied pushes. Pipelines with
-    a live run are skipped."""
+    their unpublished outputs, .temp dirs and run temp dirs; finish recorded pushes a kill left
+    invisible and remove staged copies no push recorded. A version holding a label is never
+    removed. Pipelines with a live run are skipped."""
     import shutil
 
     from beamline.errors import RunInProgress
     from beamline.lineage.load import load_graph
     from beamline.lineage.runs import unrecorded_versions as find_unrecorded
+    from beamline.metadata import labels as history
+    from beamline.metadata import labels_file
     from beamline.metadata import run_context as rc
     from beamline.metadata.connection import open_existing
+    from beamline.models import retention
+    from beamline.models.pushed import on_disk
     from beamline.runner import cleanup
+    from beamline.runner.push import recover as recover_pushes
     from beamline.runner.run_lock import PipelineLock
     from beamline.settings import RootLayout
 
@@ -47,19 +58,36 @@ def gc(root, metadata, pipeline, unrecorded_versions) -> None:
                 done.killed_runs += killed.killed_runs
                 done.canceled_executions += killed.canceled_executions
                 done.removed += killed.removed
-                orphans = find_unrecorded(load_graph(store, name), layout.serving_root)
+                recovered = recover_pushes(store, layout, name)
+                changes = history.history(store, name)
+                orphans, kept = retention.split(
+                    find_unrecorded(load_graph(store, name), layout.serving_root), changes
+                )
+                old: list = []
+                if keep_versions is not None:
+                    recorded = [p for p in on_disk(layout, name) if p not in orphans
+                                and all(p != k for k, _ in kept)]
+                    old, kept_old = retention.split(recorded[:-keep_versions], changes)
+                    kept += kept_old
+                for version in old + (orphans if unrecorded_versions else []):
+                    shutil.rmtree(version)
+                    done.removed.append(version)
                 if unrecorded_versions:
-                    for version in orphans:
-                        shutil.rmtree(version)
-                        done.removed.append(version)
                     orphans = []
         except RunInProgress:
             click.echo(f"{name}: a run is in progress; skipped")
             continue
         click.echo(f"{name}: {done.describe()}")
+        for line in recovered.describe():
+            click.echo(f"  {line}")
         for path in done.removed:
             click.echo(f"  removed {path}")
+        for version, why in kept:
+            click.echo(f"  kept {version}: it {'; '.join(why)}")
         for version in orphans:
             click.echo(
                 f"  unrecorded version {version} (no lineage; --unrecorded-versions removes it)"
             )
+    if history.pipelines_with_labels(store):
+        with labels_file.labels_lock(layout):
+            click.echo(f"labels: {labels_file.sync(store, layout)} agrees with the history")
