@@ -40,11 +40,14 @@ class Recovery:
     finished: list[str] = field(default_factory=list)  # versions renamed into place
     undone: list[Path] = field(default_factory=list)  # staged copies no push recorded
     labelled: list[str] = field(default_factory=list)  # "label -> version" changes recorded
+    rewrote: Path | None = None  # models.config, when it disagreed with the history
 
     def describe(self) -> list[str]:
         lines = [f"finished the recorded push of version {v}" for v in self.finished]
         lines += [f"removed {p} (a push that was never recorded)" for p in self.undone]
         lines += [f"applied the push policy: {c}" for c in self.labelled]
+        if self.rewrote is not None:
+            lines.append(f"rewrote {self.rewrote} from the label history")
         return lines
 
 
@@ -230,7 +233,26 @@ def recover(store, layout: RootLayout, pipeline: str, port: int | None = None) -
             and newest.artifact_id not in _labelled_pushes(store, pipeline)
         ):
             result.labelled += apply_policy(store, layout, pipeline, newest, newest.policy, port)
+    if not result.labelled:
+        result.rewrote = resync(store, layout)
     return result
+
+
+def resync(store, layout: RootLayout) -> Path | None:
+    """Rewrites models.config when it disagrees with the label history (a kill between the
+    record and the write); returns its path then."""
+    if not label_history.pipelines_with_labels(store):
+        return None
+    with labels_file.labels_lock(layout):
+        path = labels_file.models_config_path(layout)
+        wanted = labels_file.render(layout, labels_file.current_labels(store))
+        try:
+            if path.read_text(encoding="utf-8") == wanted:
+                return None
+        except OSError:
+            pass
+        labels_file.write_atomically(path, wanted)
+        return path
 
 
 def policy_of(module, requested: str | None) -> str:
