@@ -161,13 +161,6 @@ def after_versions(labels: Mapping[str, Mapping[str, int]]) -> dict[str, set[int
     return {p: set(held.values()) for p, held in labels.items()}
 
 
-def version_state(pipeline: str, version: int, rest_port: int | None, timeout_s: float = 0.5):
-    """The state a server on 127.0.0.1:`rest_port` reports for a version ("AVAILABLE", ...),
-    "" when it does not know the version, None when no server answers."""
-    states = model_states(pipeline, rest_port, timeout_s)
-    return None if states is None else states.get(int(version), "")
-
-
 def model_states(pipeline: str, rest_port: int | None, timeout_s: float = 0.5
                  ) -> dict[int, str] | None:
     """version -> state a live server reports for the model; None when no server answers
@@ -195,14 +188,18 @@ def model_states(pipeline: str, rest_port: int | None, timeout_s: float = 0.5
 def wait_until_available(
     pipeline: str, version: int, rest_port: int | None, timeout_s: float
 ) -> bool:
-    """Polls a live server until it has `version` AVAILABLE; False when none answers, the
-    version failed to load (END) or `timeout_s` passed."""
+    """Polls a live server until it has `version` AVAILABLE; False when none answers, when the
+    one answering does not serve this model at all (another root's server), when the version
+    failed to load (END) or `timeout_s` passed."""
     import time
 
     deadline = time.monotonic() + timeout_s
     while True:
-        state = version_state(pipeline, version, rest_port)
-        if state is None or state == "END":
+        states = model_states(pipeline, rest_port)
+        if not states:
+            return False
+        state = states.get(int(version), "")
+        if state == "END":
             return False
         if state == "AVAILABLE":
             return True
