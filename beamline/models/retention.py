@@ -9,13 +9,16 @@ from beamline.metadata.labels import LabelChange, holder_stack, holders
 
 
 def protected(changes: list[LabelChange]) -> dict[int, list[str]]:
-    """version -> why it must stay ("holds stable", "stable rolls back to it")."""
+    """version -> why it must stay ("holds stable", "a rollback of canary returns to it"),
+    the labels it holds first."""
     out: dict[int, list[str]] = {}
-    for label, version in sorted(holders(changes).items()):
+    held = sorted(holders(changes).items())
+    for label, version in held:
         out.setdefault(version, []).append(f"holds {label}")
+    for label, _ in held:
         stack = holder_stack(changes, label)
         if len(stack) >= 2:
-            out.setdefault(stack[-2], []).append(f"{label} rolls back to it")
+            out.setdefault(stack[-2], []).append(f"a rollback of {label} returns to it")
     return out
 
 

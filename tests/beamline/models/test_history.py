@@ -52,8 +52,8 @@ def test_holders_now_and_at_a_past_time_and_the_rollback_stack(mlmd):
     assert [(p["label"], p["since_ms"], p["until_ms"]) for p in periods] == [
         ("canary", 1000, 5000), ("stable", 2000, 3000), ("stable", 4000, None)]
     assert retention.protected(changes) == {
-        3: ["holds canary"], 2: ["canary rolls back to it", "holds stable"],
-        1: ["stable rolls back to it"],
+        3: ["holds canary"], 2: ["holds stable", "a rollback of canary returns to it"],
+        1: ["a rollback of stable returns to it"],
     }
 
 
