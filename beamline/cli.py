@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
     "ui": ("beamline.commands.ui:ui", "Web UI: runs (live), DAG, Gantt, lineage, models, loop."),
+    "models": ("beamline.commands.models:models", "Model versions on disk: run, blessing, labels."),
+    "promote": ("beamline.commands.promote:promote", "Give a version a label (stable, canary)."),
+    "rollback": ("beamline.commands.promote:rollback", "Move a label back to its last version."),
+    "labels": ("beamline.commands.labels:labels", "Which version held each label, now or then."),
 }
 
 

@@ -75,3 +75,8 @@ class ThresholdCrossed(BeamlineError):
     """`beamline monitor`: skew, drift, schema or prediction checks crossed a threshold."""
 
     exit_code = 8
+class PromoteRefused(BeamlineError):
+    """`beamline promote`/`rollback` refused: the version is not on disk, no run recorded it as
+    pushed, it was not blessed, or the label has no earlier holder to go back to."""
+
+    exit_code = 10

@@ -52,6 +52,33 @@ NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 PUSH_INCOMING_PREFIX = ".incoming-"
 # TF Serving's REST port, which `beamline serve` also listens on by default.
 DEFAULT_REST_PORT = 8501
+# Where `models`, `promote` and a push look for a live server (its REST port), if not 8501.
+REST_PORT_ENV = "BEAMLINE_REST_PORT"
+# Set by Beamline's runner while it runs nodes: the atomic Pusher then only stages the version
+# (`.incoming-*`) and the runner renames it into place once TFX has recorded the push.
+DEFERRED_PUSH_ENV = "BEAMLINE_DEFERRED_PUSH"
+
+
+class PushPolicy:
+    """What a blessed push does to the labels (docs/guides/model-versions.md, "Push policy").
+
+    A pipeline module sets `PUSH_POLICY = "canary"`; `beamline run --push-policy` overrides it.
+    """
+
+    LIVE = "live"  # the push takes `stable`: unversioned requests get it at once
+    CANARY = "canary"  # the push takes `canary`; `stable` stays until promoted
+    ALL = (LIVE, CANARY)
+
+
+DEFAULT_PUSH_POLICY = PushPolicy.LIVE
+
+
+def rest_port(value: int | None = None) -> int:
+    """The REST port of the local server: `value`, else $BEAMLINE_REST_PORT, else 8501."""
+    if value is not None:
+        return value
+    env = os.environ.get(REST_PORT_ENV, "")
+    return int(env) if env.isdigit() else DEFAULT_REST_PORT
 
 
 def apply_tf_environment(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -19,13 +19,19 @@ from beamline.commands.options import json_option, metadata_option, root_option
     "between making the version visible and recording it).",
 )
 @click.option(
+    "--keep-versions", type=click.IntRange(1), default=None, metavar="N",
+    help="Also remove recorded versions older than the newest N; a version holding a label, "
+    "or the one a label's rollback returns to, is always kept.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Say what would be recorded and removed; change nothing."
 )
 @json_option
-def gc(root, metadata, pipeline, unrecorded_versions, dry_run, as_json) -> None:
+def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as_json) -> None:
     """Record runs whose runner died as killed, cancel their unfinished executions, and remove
-    their unpublished outputs, .temp dirs, run temp dirs and half-copied pushes. Pipelines with
-    a live run are skipped.
+    their unpublished outputs, .temp dirs and run temp dirs; finish recorded pushes a kill left
+    invisible and remove staged copies no push recorded. A version holding a label is never
+    removed. Pipelines with a live run are skipped.
 
     Example:
 
@@ -34,16 +40,25 @@ def gc(root, metadata, pipeline, unrecorded_versions, dry_run, as_json) -> None:
     """
     import json
 
-    layout_store = _open(root, metadata)
+    from beamline.metadata import labels as history
+    from beamline.metadata import labels_file
+
+    layout, store = _open(root, metadata)
     results = [
-        _collect(name, layout_store, unrecorded_versions, dry_run)
-        for name in _pipelines(*layout_store, pipeline)
+        _collect(name, layout, store, unrecorded_versions, keep_versions, dry_run)
+        for name in _pipelines(layout, store, pipeline)
     ]
+    labels_line = None
+    if not dry_run and history.pipelines_with_labels(store):
+        with labels_file.labels_lock(layout):
+            labels_line = f"labels: {labels_file.sync(store, layout)} agrees with the history"
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps({"pipelines": results, "labels": labels_line}, indent=2))
         return
     for entry in results:
         _print(entry)
+    if labels_line:
+        click.echo(labels_line)
 
 
 def _open(root, metadata):
@@ -66,17 +81,22 @@ def _pipelines(layout, store, pipeline: str | None) -> list[str]:
     return sorted(recorded | on_disk)
 
 
-def _collect(name: str, layout_store, remove_unrecorded: bool, dry_run: bool) -> dict:
+def _collect(
+    name: str, layout, store, remove_unrecorded: bool, keep_versions: int | None, dry_run: bool
+) -> dict:
     """One pipeline's clean-up (or, with `dry_run`, what it would be) as plain data."""
     import shutil
 
     from beamline.errors import RunInProgress
     from beamline.lineage.load import load_graph
     from beamline.lineage.runs import unrecorded_versions as find_unrecorded
+    from beamline.metadata import labels as history
+    from beamline.models import retention
+    from beamline.models.pushed import on_disk
     from beamline.runner import cleanup
+    from beamline.runner.push import recover as recover_pushes
     from beamline.runner.run_lock import PipelineLock
 
-    layout, store = layout_store
     try:
         with PipelineLock(layout, name, "gc"):
             done = cleanup.remove_leftover_files(layout, name, dry_run=dry_run)
@@ -84,12 +104,26 @@ def _collect(name: str, layout_store, remove_unrecorded: bool, dry_run: bool) ->
             done.killed_runs += killed.killed_runs
             done.canceled_executions += killed.canceled_executions
             done.removed += killed.removed
-            orphans = find_unrecorded(load_graph(store, name), layout.serving_root)
+            recovery = recover_pushes(store, layout, name, dry_run=dry_run)
+            done.removed += recovery.undone
+            recovered = recovery.describe(with_undone=False)  # listed with `removed`
+            changes = history.history(store, name)
+            orphans, kept = retention.split(
+                find_unrecorded(load_graph(store, name), layout.serving_root), changes
+            )
+            old: list = []
+            if keep_versions is not None:
+                recorded = [
+                    p for p in on_disk(layout, name)
+                    if p not in orphans and all(p != k for k, _ in kept)
+                ]
+                old, kept_old = retention.split(recorded[:-keep_versions], changes)
+                kept += kept_old
+            for version in old + (orphans if remove_unrecorded else []):
+                if not dry_run:
+                    shutil.rmtree(version)
+                done.removed.append(version)
             if remove_unrecorded:
-                for version in orphans:
-                    if not dry_run:
-                        shutil.rmtree(version)
-                    done.removed.append(version)
                 orphans = []
     except RunInProgress:
         return {"pipeline": name, "skipped": "a run is in progress"}
@@ -97,6 +131,8 @@ def _collect(name: str, layout_store, remove_unrecorded: bool, dry_run: bool) ->
         "pipeline": name,
         "summary": done.describe(),
         **done.to_json(),
+        "recovered": recovered,
+        "kept": [{"version": str(v), "why": why} for v, why in kept],
         "unrecorded_versions": [str(v) for v in orphans],
     }
 
@@ -107,9 +143,13 @@ def _print(entry: dict) -> None:
         click.echo(f"{name}: {entry['skipped']}; skipped")
         return
     click.echo(f"{name}: {entry['summary']}")
+    for line in entry["recovered"]:
+        click.echo(f"  {line}")
     verb = "would remove" if entry["dry_run"] else "removed"
     for path in entry["removed"]:
         click.echo(f"  {verb} {path}")
+    for kept in entry["kept"]:
+        click.echo(f"  kept {kept['version']}: it {'; '.join(kept['why'])}")
     for version in entry["unrecorded_versions"]:
         click.echo(
             f"  unrecorded version {version} (no lineage; --unrecorded-versions removes it)"

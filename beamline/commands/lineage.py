@@ -31,6 +31,7 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     from beamline.lineage import trace
     from beamline.lineage.access import open_graph_and_store
     from beamline.lineage.format import lineage_text
+    from beamline.models.view import label_periods, label_periods_text
     from beamline.monitor.lineage import monitored_by_json, monitored_by_text
 
     graph, store = open_graph_and_store(root, metadata, pipeline)
@@ -41,8 +42,11 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     else:
         result = trace.upstream(graph, target.artifacts[0].id, payload=not no_payloads)
     watched = [a.id for a in target.artifacts] + list(result.models)
+    held = label_periods(graph, store, target.artifacts)
     if as_json:
-        data = {**result.to_json(), "monitored_by": monitored_by_json(store, watched)}
+        data = {**result.to_json(), "monitored_by": monitored_by_json(store, watched),
+                "labels": held}
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(lineage_text(result) + monitored_by_text(store, watched))
+        click.echo(lineage_text(result) + monitored_by_text(store, watched)
+                   + label_periods_text(held))

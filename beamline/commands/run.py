@@ -15,7 +15,7 @@ from beamline.commands.options import (
     new_or_deprecated,
     root_option,
 )
-from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
+from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV, PushPolicy
 
 
 @click.command(cls=Command)
@@ -42,9 +42,13 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
               help="Stop the run, recorded as failed, once its processes (Beam workers "
               "included) hold more than SIZE (6GiB, 80%) [default: stop only when the "
               f"machine or cgroup is nearly out; env {MEMORY_LIMIT_ENV}].")
+@click.option("--push-policy", type=click.Choice(PushPolicy.ALL), default=None,
+              help="live: a blessed push takes the stable label (served at once); canary: it "
+              "takes the canary label and stable stays until promoted [default: the pipeline's "
+              "PUSH_POLICY, else live].")
 def run(
     pipeline, data, root, span, span_range, no_tune, beam_profile, beam_deprecated, beam_extra,
-    metadata, no_fast_cache, max_parallel, memory_limit,
+    metadata, no_fast_cache, max_parallel, memory_limit, push_policy,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
@@ -79,6 +83,7 @@ def run(
         span_range=parse_span_range(span_range) if span_range is not None else None,
         memory_limit=memory_limit,
         report_fd=report_fd,
+        push_policy=push_policy,
     )
     outcome = run_pipeline(request)
     click.echo(format_summary(outcome))

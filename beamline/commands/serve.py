@@ -236,11 +236,41 @@ def serve(**flags) -> None:
 
     try:
         options = build_options(**flags)
+        if options.serving_root is not None:
+            recover_pushes(options.serving_root.parent)
         from beamline_serving.server import run
 
         run(options)
     except ServerConfigError as exc:  # the server's own error, as this CLI's usage error
         raise ConfigError(str(exc)) from exc
+
+
+def recover_pushes(root: Path) -> None:
+    """Before serving a run root: finish or undo the pushes killed runs left half-done, and
+    bring models.config in line with the label history (beamline.runner.push). Pipelines with
+    a live run are left to it; a store that cannot be read is reported, not fatal."""
+    from beamline.errors import BeamlineError, RunInProgress
+
+    layout = RootLayout(root)
+    if not layout.metadata_path.is_file() or not layout.serving_root.is_dir():
+        return
+    from beamline.metadata.connection import open_existing
+    from beamline.runner.push import recover
+    from beamline.runner.run_lock import PipelineLock
+
+    try:
+        store = open_existing(None, layout.metadata_path)
+        for model_dir in sorted(p for p in layout.serving_root.iterdir() if p.is_dir()):
+            if model_dir.name.startswith("."):
+                continue
+            try:
+                with PipelineLock(layout, model_dir.name, "serve"):
+                    for line in recover(store, layout, model_dir.name).describe():
+                        click.echo(f"beamline serve: {model_dir.name}: {line}", err=True)
+            except RunInProgress:
+                continue
+    except BeamlineError as exc:
+        click.echo(f"beamline serve: pushes not checked against the record: {exc}", err=True)
 
 
 def build_options(**flags):

@@ -45,6 +45,11 @@ class LabelAction:
     ROLLBACK = "rollback"
 
 
+# On a pipeline_run context: the push policy the run applied (settings.PushPolicy), so that
+# recovery can finish a push's label step the run did not live to record.
+RUN_PUSH_POLICY = "beamline_push_policy"
+
+
 # Labels with a meaning of their own (any other name is a user's label).
 STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"

@@ -9,8 +9,9 @@ its identity and that process no longer runs (beamline.metadata.liveness); runs 
 - its unfinished executions are recorded as CANCELED (MLMD's word for "will never finish");
 - their output directories, `.system/executor_execution/<id>` (with `.temp`) and stateful working
   directories are removed: nothing was published from them;
-- temporary directories of earlier runs (`<root>/tmp/<pipeline>-*`) and half-copied push
-  directories (`<serving dir>/.incoming-*`) are removed.
+- temporary directories of earlier runs (`<root>/tmp/<pipeline>-*`) are removed; staged push
+  copies (`<serving dir>/.incoming-*`) are finished or removed from the record by
+  beamline.runner.push.recover.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 
 from beamline.metadata import run_context as rc
 from beamline.metadata.liveness import runner_alive
-from beamline.settings import PUSH_INCOMING_PREFIX as INCOMING_PREFIX
 from beamline.settings import RootLayout
 
 # TFX's names (tfx.orchestration.portable.outputs_utils).
@@ -184,15 +184,11 @@ def record_and_clean_killed_runs(
 def remove_leftover_files(
     layout: RootLayout, pipeline: str, keep: Path | None = None, dry_run: bool = False
 ) -> Cleanup:
-    """Temporary directories of earlier runs and half-copied pushes of `pipeline`."""
+    """Temporary directories of earlier runs of `pipeline`."""
     from beamline.runner.run_tmp import stale_tmp_dirs
 
     result = Cleanup(dry_run=dry_run)
     for path in stale_tmp_dirs(layout, pipeline):
         if path != keep:
-            _remove(path, result)
-    serving = layout.serving_dir(pipeline)
-    if serving.is_dir():
-        for path in serving.glob(INCOMING_PREFIX + "*"):
             _remove(path, result)
     return result

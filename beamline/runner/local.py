@@ -82,6 +82,8 @@ class RunRequest:
     memory_limit: str | None = None
     # Where to tell the watchdog parent which run this is (beamline.runner.supervisor).
     report_fd: int | None = None
+    # settings.PushPolicy; None: the pipeline module's PUSH_POLICY, else live.
+    push_policy: str | None = None
 
 
 def prepare_environment() -> None:
@@ -158,6 +160,9 @@ def run_pipeline(
     )
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
     budget = memory_budget(request.memory_limit)
+    from beamline.runner.push import policy_of
+
+    push_policy = policy_of(module, request.push_policy)
 
     from beamline.metadata.connection import connection_config
 
@@ -197,7 +202,7 @@ def run_pipeline(
     )
     with PipelineLock(layout, request.pipeline, "starting") as lock:
         _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
-        run_id = _claim_run_id(mlmd_config, request)
+        run_id = _claim_run_id(mlmd_config, request, push_policy)
         lock.record_run(run_id)
         report_run(request.report_fd, RunReport(run_id, digest, advice_for(beam_args)))
         if request.fast_cache:
@@ -213,7 +218,7 @@ def run_pipeline(
             end = _RunEnd(layout, request.pipeline, digest, tmp_dir, console_err)
             try:
                 outcome = _run_nodes(module, settings, request, run_id, log_path, console, end,
-                                     budget)
+                                     budget, push_policy)
             finally:
                 # The caller's relative paths must keep their meaning whatever a node did.
                 os.chdir(cwd)
@@ -261,18 +266,24 @@ def _module_source(module: ModuleType) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _claim_run_id(mlmd_config, request: RunRequest) -> str:
-    """A run id no other run in the store holds, its context created and stamped `running`."""
+def _claim_run_id(mlmd_config, request: RunRequest, push_policy: str) -> str:
+    """A run id no other run in the store holds, its context created and stamped `running`
+    (and with the push policy it applies)."""
     from beamline.metadata.connection import open_store
     from beamline.metadata.run_claim import claim_run_id
+    from beamline.runner.push import stamp_policy
 
-    return claim_run_id(open_store(mlmd_config), request.pipeline, request.run_id)
+    store = open_store(mlmd_config)
+    run_id = claim_run_id(store, request.pipeline, request.run_id)
+    stamp_policy(store, run_id, push_policy)
+    return run_id
 
 
 def _clean_after_killed_runs(mlmd_config, layout: RootLayout, pipeline: str, out: TextIO) -> None:
     """Under the pipeline's lock: record dead runs as killed, remove what they left."""
     from beamline.metadata.connection import open_store
     from beamline.runner import cleanup
+    from beamline.runner.push import recover as recover_pushes
 
     done = cleanup.remove_leftover_files(layout, pipeline)
     try:
@@ -284,8 +295,11 @@ def _clean_after_killed_runs(mlmd_config, layout: RootLayout, pipeline: str, out
     done.killed_runs += killed.killed_runs
     done.canceled_executions += killed.canceled_executions
     done.removed += killed.removed
+    recovered = recover_pushes(store, layout, pipeline)
     if done.killed_runs or done.removed:
         out.write(f"beamline: cleaned up after earlier runs: {done.describe()}\n")
+    for line in recovered.describe():
+        out.write(f"beamline: {line}\n")
 
 
 def _with_serving(outcome: RunOutcome, settings: PipelineSettings, module) -> RunOutcome:
@@ -327,7 +341,7 @@ def _try_replay(
 
 def _run_nodes(
     module, settings, request, run_id: str, log_path: Path, console: TextIO, end: _RunEnd,
-    budget,
+    budget, push_policy: str,
 ) -> RunOutcome:
     from beamline.runner import tfx_nodes
 
@@ -368,12 +382,13 @@ def _run_nodes(
                             "node %s failed", event.node_id, exc_info=event.error
                         )
 
-                events = run_dag(
-                    compiled.upstream(),
-                    lambda node_id: tfx_nodes.launch_node(compiled, node_id),
-                    request.max_parallel,
-                    on_event,
-                )
+                with _deferred_push():
+                    events = run_dag(
+                        compiled.upstream(),
+                        lambda node_id: _launch(compiled, node_id, end.layout, push_policy),
+                        request.max_parallel,
+                        on_event,
+                    )
         except BaseException as exc:  # Ctrl-C: the record says so before the run ends
             _mark_interrupted(compiled, request.pipeline, digest, exc)
             raise
@@ -407,6 +422,42 @@ def _run_nodes(
             reason=outcome.anomalies or outcome.error or "",
         )
     return outcome
+
+
+@contextlib.contextmanager
+def _deferred_push():
+    """While nodes run, the atomic Pusher stages versions and this runner makes them visible
+    once recorded (beamline.runner.push)."""
+    from beamline.settings import DEFERRED_PUSH_ENV
+
+    before = os.environ.get(DEFERRED_PUSH_ENV)
+    os.environ[DEFERRED_PUSH_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DEFERRED_PUSH_ENV, None)
+        else:
+            os.environ[DEFERRED_PUSH_ENV] = before
+
+
+def _launch(compiled, node_id: str, layout: RootLayout, push_policy: str) -> str:
+    """One node through TFX's launcher; after a Pusher, its push made visible and labelled."""
+    from beamline.runner import tfx_nodes
+    from beamline.runner.scheduler import COMPLETE
+
+    state = tfx_nodes.launch_node(compiled, node_id)
+    if state == COMPLETE and tfx_nodes.is_pusher(compiled, node_id):
+        from beamline.runner.push import finish_run_push
+        from beamline.runner.serialized_mlmd import SerializedMetadata
+
+        pipeline = compiled.ir.pipeline_info.id
+        with SerializedMetadata(compiled.connection_config) as handle:
+            for line in finish_run_push(
+                handle.store, layout, pipeline, compiled.run_id, push_policy
+            ):
+                logging.getLogger("beamline").info("push policy %s: %s", push_policy, line)
+    return state
 
 
 def _mark_interrupted(compiled, pipeline: str, digest: str, exc: BaseException) -> None:

@@ -25,6 +25,8 @@ class RunOutcome:
     # Where the Pusher delivers and an example request: for the summary's "serve it" lines.
     serving_dir: str | None = None
     sample_instance: dict | None = None
+    # The label changes this run's push made ("canary -> 1764633300"; beamline.runner.push).
+    labels: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,13 @@ def fill_from_mlmd(outcome: RunOutcome, store) -> RunOutcome:
     )
     push = rc.push_from(rc.properties_of(pushed[0])) if pushed else None
     if push is not None:
+        from beamline.metadata.labels import history
+        from beamline.metadata.records import LabelAction
+
         outcome.pushed = True
         outcome.pushed_version, outcome.pushed_path = push
+        outcome.labels = [
+            f"{c.label} -> {c.to_version}" for c in history(store, outcome.pipeline_name)
+            if c.pushed_model_id == pushed[0].id and c.action == LabelAction.PUSH
+        ]
     return outcome

@@ -38,6 +38,9 @@ def format_summary(outcome: RunOutcome) -> str:
         )
     elif outcome.pushed:
         lines.append(f"  pushed: version {outcome.pushed_version} -> {outcome.pushed_path}")
+        if outcome.labels:
+            lines.append(f"  labels: {', '.join(outcome.labels)} (`beamline labels "
+                         f"{outcome.pipeline_name}`)")
     elif outcome.blessed is not None or outcome.ok:
         lines.append("  pushed: nothing (model not blessed)" if outcome.blessed is False
                      else "  pushed: nothing")

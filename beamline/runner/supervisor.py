@@ -269,6 +269,7 @@ def record_stopped(
     from beamline.metadata import run_context as rc
     from beamline.metadata.connection import connection_config, open_store
     from beamline.runner import cleanup
+    from beamline.runner.push import recover as recover_pushes
     from beamline.runner.run_lock import PipelineLock
     from beamline.runner.run_tmp import run_tmp_dir
 
@@ -289,6 +290,7 @@ def record_stopped(
                 int(props.get(rc.NODES_TOTAL) or 0),
             )
             cleanup.remove_leftover_files(layout, watched.pipeline)
+            recover_pushes(store, layout, watched.pipeline)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         sys.stderr.write(f"error: the stopped run was not recorded: {exc}\n")
         return running, False

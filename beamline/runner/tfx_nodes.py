@@ -80,6 +80,11 @@ def launch_node(compiled: CompiledPipeline, node_id: str) -> str:
     return COMPLETE
 
 
+def is_pusher(compiled: CompiledPipeline, node_id: str) -> bool:
+    """Whether the node is a Pusher (TFX's, or a subclass named so)."""
+    return compiled.nodes[node_id].node_info.type.name.rsplit(".", 1)[-1].endswith("Pusher")
+
+
 _LOCAL_RUNNERS = {"", "directrunner", "direct", "fnapirunner", "bundlebasedirectrunner"}
 
 

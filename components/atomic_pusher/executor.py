@@ -1,12 +1,17 @@
-"""TFX's Pusher, made atomic: a version becomes visible to model servers only once complete.
+"""TFX's Pusher, made atomic: a version becomes visible to model servers only once complete,
+and, under Beamline's runner, only once recorded.
 
 Stock TFX copies the SavedModel straight into `<base>/<version>/` (saved_model.pb last), so a
 push killed half-way leaves a partial version a server may try to load, and a version that
 exists on disk but nowhere in MLMD. Here the model is copied to `<base>/.incoming-<version>-<pid>/`
-(servers, like TF Serving, only look at numeric directory names), then renamed into
-`<base>/<version>/` in one step, and only then does TFX record the push. A kill before the rename
-leaves an `.incoming-*` directory that the next run or `beamline gc` removes; a kill between the
-rename and the record leaves a complete version without lineage, which `beamline runs` reports.
+(servers, like TF Serving, only look at numeric directory names).
+
+- Under Beamline's runner ($BEAMLINE_DEFERRED_PUSH set) this executor stops there: the
+  PushedModel names `<base>/<version>/` as its destination, TFX records the push, and the runner
+  then renames the staged copy into place (beamline.runner.push). Recovery finishes a recorded
+  push whose rename did not happen and removes a staged copy that no push recorded.
+- Elsewhere (Airflow, Kubeflow) the copy is renamed into place here, before TFX records it:
+  a kill between the two leaves a complete version without lineage (`beamline runs` reports it).
 
 Remote destinations (gs://, s3://) have no atomic rename: they keep TFX's own behaviour.
 """
@@ -23,8 +28,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from beamline.faults import fault_point
+from beamline.settings import DEFERRED_PUSH_ENV, is_uri
 from beamline.settings import PUSH_INCOMING_PREFIX as INCOMING_PREFIX
-from beamline.settings import is_uri
 
 
 def next_version(base_directory: str, now: float | None = None) -> str:
@@ -61,6 +66,13 @@ class Executor(tfx_pusher.Executor):
         serving_path = os.path.join(base, version)
         io_utils.copy_dir(model_path, incoming)
         fault_point("push:copied")
+        if os.environ.get(DEFERRED_PUSH_ENV):
+            # The archive copy TFX keeps with the PushedModel artifact.
+            io_utils.copy_dir(model_path, model_push.uri)
+            self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+            logging.info("Model version %s staged in %s; visible once recorded.", version, incoming)
+            fault_point("push:staged")
+            return None
         os.rename(incoming, serving_path)  # atomic on one filesystem; fails if it exists
         logging.info("Model version %s written to serving path %s.", version, serving_path)
         fault_point("push:visible")

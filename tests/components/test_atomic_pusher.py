@@ -46,3 +46,18 @@ def test_versions_increase_within_one_second(tmp_path):
     second = _push(tmp_path, serving_dir).get_string_custom_property("pushed_version")
     assert int(second) > int(first)
     assert atomic_pusher.next_version(str(serving_dir), now=0) == str(int(second) + 1)
+
+
+def test_under_beamlines_runner_the_push_is_only_staged_until_recorded(tmp_path, monkeypatch):
+    from beamline.settings import DEFERRED_PUSH_ENV
+
+    monkeypatch.setenv(DEFERRED_PUSH_ENV, "1")
+    serving_dir = tmp_path / "serving"
+    pushed = _push(tmp_path, serving_dir)
+    version = pushed.get_string_custom_property("pushed_version")
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("pushed_destination") == str(serving_dir / version)
+    # Nothing a server would load: only the staged copy, renamed by the runner once recorded.
+    [staged] = os.listdir(serving_dir)
+    assert staged.startswith(f".incoming-{version}-")
+    assert (serving_dir / staged / "saved_model.pb").read_bytes() == b"pb"

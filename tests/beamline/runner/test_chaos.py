@@ -3,8 +3,7 @@
 One module-scoped sequence on the tiny chaos pipeline (tests/beamline/runner/chaos_pipeline.py),
 each step a separate process, as an operator would see it:
 1. killed inside the Trainer's executor;  2. re-run: completes, cleans up after 1;
-3. module changed, killed after the push became visible and before it was recorded;
-4. re-run: completes; the unrecorded version is reported, then removed by `beamline gc`;
+(kills at every step of a push: test_push_chaos.py)
 5. module changed, Ctrl-C (SIGINT) while the Trainer runs: recorded as interrupted;
 6. module changed, the Trainer outgrows --memory-limit: the memory guard stops the run, says so
    and records it failed (test_memory_guard.py has the guard's parts);
@@ -104,11 +103,6 @@ def chaos(tmp_path_factory) -> Chaos:
     )
     state.steps["rerun"] = _run(root, files, tmpdir)
     state.steps["tmpdir_after_rerun"] = sorted(os.listdir(tmpdir))
-    chaos_pipeline.write_files(files, scale=2)  # Trainer and Pusher must run again
-    state.steps["push_killed"] = _run(root, files, tmpdir, "push:visible")
-    state.steps["runs_after_push_kill"] = state.cli("runs", "--json")
-    state.steps["rerun_after_push_kill"] = _run(root, files, tmpdir)
-    state.steps["runs_after_push_rerun"] = state.runs()
     chaos_pipeline.write_files(files, scale=3)
     state.steps["interrupted"] = _run(root, files, tmpdir, "trainer:run_fn=SIGINT")
     state.steps["tmpdir_after_interrupt"] = sorted(os.listdir(tmpdir))
@@ -159,34 +153,6 @@ def test_the_rerun_completes_and_cleans_up_after_the_killed_run(chaos):
 def test_runs_leave_nothing_in_tmpdir_or_under_the_root_tmp(chaos):
     assert chaos.steps["tmpdir_after_rerun"] == []
     assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
-
-
-def test_a_push_killed_before_it_was_recorded_is_never_complete_and_is_reported(chaos):
-    killed = chaos.steps["push_killed"]
-    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    runs = chaos.steps["runs_after_push_kill"]
-    assert "no run recorded" in runs.stderr and "beamline gc" in runs.stderr
-    latest = json.loads(runs.stdout)[0]
-    assert latest["state"] == "killed" and "Pusher" in latest["reason"]
-    assert latest["pushed_version"] is None
-    unrecorded = [line for line in runs.stderr.splitlines() if "no run recorded" in line]
-    version = Path(unrecorded[0].split()[1])
-    assert version.parent == chaos.layout.serving_dir("chaos") and version.is_dir()
-    lineage = chaos.cli("lineage", version.name)
-    assert lineage.returncode != 0
-
-
-def test_after_a_push_kill_the_rerun_pushes_and_gc_removes_the_unrecorded_version(chaos):
-    rerun = chaos.steps["rerun_after_push_kill"]
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    states = [r["state"] for r in chaos.steps["runs_after_push_rerun"]]
-    assert states == ["complete", "killed", "complete", "killed"], states
-    gc = chaos.cli("gc", "--unrecorded-versions")
-    assert gc.returncode == 0 and "removed" in gc.stdout, gc.stdout + gc.stderr
-    after = chaos.cli("runs")
-    assert "no run recorded" not in after.stderr
-    versions = [p.name for p in chaos.layout.serving_dir("chaos").iterdir()]
-    assert len(versions) == 2 and all(v.isdigit() for v in versions), versions
 
 
 def test_ctrl_c_records_the_run_as_interrupted_and_removes_its_temp_files(chaos):

@@ -1,0 +1,61 @@
+"""`beamline labels PIPELINE [--at TIME]`: which version held each label, now or then."""
+
+from __future__ import annotations
+
+import click
+
+from beamline.commands.options import json_option, metadata_option, root_option
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--at", "at", default=None, metavar="TIME",
+              help="A past time: ISO (2026-12-01T14:30, ...Z) or ago (30m, 2h, 1d).")
+@click.option("--history", "show_history", is_flag=True, help="Also list every recorded change.")
+@root_option()
+@metadata_option
+@json_option
+def labels(pipeline, at, show_history, root, metadata, as_json) -> None:
+    """Which version of PIPELINE held each label, now or at a past time (--at)."""
+    import json
+
+    from beamline.metadata import labels as history
+    from beamline.metadata.connection import open_existing
+    from beamline.models.when import format_ms, parse_time_ms
+    from beamline.settings import RootLayout
+
+    at_ms = parse_time_ms(at) if at is not None else None
+    store = open_existing(metadata, RootLayout(root).metadata_path)
+    changes = history.history(store, pipeline)
+    held = history.holders(changes, at_ms)
+    since = {}
+    for change in changes:
+        if at_ms is not None and change.time_ms > at_ms:
+            break
+        since[change.label] = change
+    if as_json:
+        click.echo(json.dumps({
+            "pipeline": pipeline,
+            "at_ms": at_ms,
+            "labels": held,
+            "since": {k: v.to_json() for k, v in since.items()},
+            "history": [c.to_json() for c in changes] if show_history else None,
+        }, indent=2))
+        return
+    when = f" at {format_ms(at_ms)}" if at_ms is not None else ""
+    if not held:
+        click.echo(f"No labels of {pipeline!r}{when}" + (
+            "" if changes else " (no label was ever recorded)") + ".")
+    else:
+        click.echo(f"Labels of {pipeline!r}{when}:")
+        for label in sorted(held):
+            change = since[label]
+            click.echo(f"  {label:<10} {held[label]}   since {format_ms(change.time_ms)} "
+                       f"({change.action} by {change.user}@{change.host}"
+                       + (f": {change.reason}" if change.reason else "") + ")")
+    if show_history:
+        click.echo("History:")
+        for c in changes:
+            frm = "none" if c.from_version == -1 else str(c.from_version)
+            click.echo(f"  {format_ms(c.time_ms)}  {c.label:<10} {frm} -> {c.to_version}  "
+                       f"{c.action} by {c.user}@{c.host}" + (f": {c.reason}" if c.reason else ""))

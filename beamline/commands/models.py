@@ -1,0 +1,83 @@
+"""`beamline models PIPELINE`: one row per model version on disk."""
+
+from __future__ import annotations
+
+import click
+
+from beamline.commands.options import json_option, metadata_option, root_option
+
+
+def rest_port_option(func):
+    return click.option(
+        "--rest-port", type=int, default=None,
+        help="REST port of the local model server to ask [default: $BEAMLINE_REST_PORT or "
+        "8501].",
+    )(func)
+
+
+@click.command()
+@click.argument("pipeline")
+@root_option()
+@metadata_option
+@rest_port_option
+@json_option
+def models(pipeline, root, metadata, rest_port, as_json) -> None:
+    """Versions of PIPELINE on disk: the run that pushed each (run id, span), its blessing and
+    headline metric, the labels it holds, and whether a live server has it AVAILABLE."""
+    import json
+
+    from beamline.lineage.access import open_graph_and_store
+    from beamline.metadata import labels as history
+    from beamline.metadata.labels_file import model_states
+    from beamline.models.pushed import versions
+    from beamline.settings import RootLayout
+    from beamline.settings import rest_port as port_of
+
+    layout = RootLayout(root)
+    graph, store = open_graph_and_store(root, metadata, pipeline)
+    held = history.holders(history.history(store, pipeline))
+    by_version = history.labels_by_version(held)
+    port = port_of(rest_port)
+    states = model_states(pipeline, port)
+    rows = []
+    for found in versions(graph, layout, pipeline):
+        headline = found.headline()
+        rows.append({
+            "version": found.version,
+            "path": str(found.path),
+            "recorded": found.recorded,
+            "run_id": found.run_id,
+            "span": found.span,
+            "blessed": found.blessed,
+            "metric": headline[0] if headline else None,
+            "value": headline[1] if headline else None,
+            "labels": by_version.get(found.version, []),
+            "server_state": None if states is None else states.get(found.version, "NOT LOADED"),
+        })
+    server = (f"no server answers on 127.0.0.1:{port}" if states is None
+              else f"server on 127.0.0.1:{port}")
+    if as_json:
+        click.echo(json.dumps({"pipeline": pipeline, "server": server, "versions": rows,
+                               "labels": held}, indent=2))
+        return
+    if not rows:
+        click.echo(f"No versions of {pipeline!r} on disk under {layout.serving_dir(pipeline)}.")
+        return
+    header = ("VERSION", "RUN", "SPAN", "BLESSED", "METRIC", "LABELS", "SERVER")
+    table = [header]
+    for row in rows:
+        blessed = {True: "yes", False: "NO", None: "-"}[row["blessed"]]
+        metric = f"{row['metric']}={row['value']:.4f}" if row["metric"] else "-"
+        table.append((
+            str(row["version"]),
+            row["run_id"] or "(not recorded)",
+            row["span"] or "-",
+            blessed,
+            metric,
+            ",".join(row["labels"]) or "-",
+            row["server_state"] or "-",
+        ))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    click.echo(f"({server}" + (")" if states is not None else "; SERVER shows '-')"))

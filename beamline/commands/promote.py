@@ -1,0 +1,80 @@
+"""`beamline promote` and `beamline rollback`: move a version label, recorded in MLMD."""
+
+from __future__ import annotations
+
+import click
+
+from beamline.commands.models import rest_port_option
+from beamline.commands.options import metadata_option, root_option
+
+
+def _open(root, metadata, pipeline):
+    from beamline.lineage.access import open_graph_and_store
+
+    return open_graph_and_store(root, metadata, pipeline)
+
+
+def _say(outcome) -> None:
+    click.echo(outcome.message)
+    if outcome.change is not None:
+        click.echo(f"recorded as LabelChange #{outcome.change.execution_id} "
+                   f"({outcome.change.action} by {outcome.change.user}@{outcome.change.host})")
+    click.echo(f"wrote {outcome.config_path}")
+
+
+@click.command()
+@click.argument("pipeline")
+@click.argument("version", type=int)
+@click.option("--label", required=True, help="The label to move (stable, canary, ...).")
+@click.option("--reason", default="", help="Why: kept with the record.")
+@click.option(
+    "--canary-percent", type=click.FloatRange(0, 100), default=None,
+    help="With --label canary: the share of unversioned requests `beamline serve` sends to the "
+    "canary (routing.json).",
+)
+@root_option()
+@metadata_option
+@rest_port_option
+def promote(pipeline, version, label, reason, canary_percent, root, metadata, rest_port) -> None:
+    """Give VERSION of PIPELINE the label (stable, canary, ...): refused (exit 10) for a version
+    not on disk, not recorded as pushed, or not blessed."""
+    from beamline.errors import ConfigError
+    from beamline.metadata import labels_file
+    from beamline.metadata import records as r
+    from beamline.models.changes import promote as do_promote
+    from beamline.settings import RootLayout
+    from beamline.settings import rest_port as port_of
+
+    if canary_percent is not None and label != r.CANARY_LABEL:
+        raise ConfigError(
+            f"--canary-percent sets the share of the canary label; it cannot go with --label "
+            f"{label}. Use --label {r.CANARY_LABEL}."
+        )
+    layout = RootLayout(root)
+    graph, store = _open(root, metadata, pipeline)
+    outcome = do_promote(store, graph, layout, pipeline, version, label, reason,
+                         port_of(rest_port))
+    _say(outcome)
+    if canary_percent is not None:
+        with labels_file.labels_lock(layout):
+            path = labels_file.set_canary_percent(layout, pipeline, canary_percent)
+        click.echo(f"canary share {canary_percent:g}% written to {path}")
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--label", required=True, help="The label to move back.")
+@click.option("--reason", default="", help="Why: kept with the record.")
+@root_option()
+@metadata_option
+@rest_port_option
+def rollback(pipeline, label, reason, root, metadata, rest_port) -> None:
+    """Move the label of PIPELINE back to the version that held it before (from the recorded
+    history); exit 10 when no earlier version held it."""
+    from beamline.models.changes import rollback as do_rollback
+    from beamline.settings import RootLayout
+    from beamline.settings import rest_port as port_of
+
+    graph, store = _open(root, metadata, pipeline)
+    _say(do_rollback(store, graph, RootLayout(root), pipeline, label, reason,
+                     port_of(rest_port)))

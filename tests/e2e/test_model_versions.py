@@ -1,0 +1,202 @@
+"""Model versions on real runs: two blessed pushes under the canary policy, an unblessed run,
+then promote, `labels --at`, rollback, refusals, lineage and gc, through the real CLI.
+
+One module-scoped sequence (three penguin runs without tuning, in one root); each test reads
+what one step left.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from beamline.metadata.labels_file import models_config_path
+from beamline.settings import RootLayout
+from tests.e2e.conftest import CliRun, beamline, penguin_rows, write_csv
+
+# No server listens here: `models` must say so, and label moves must not wait for one.
+NO_SERVER_PORT = "9"
+
+
+@dataclass
+class Versions:
+    root: Path
+    runs: dict[str, CliRun]
+    steps: dict[str, CliRun] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+    v1: int = 0
+    v2: int = 0
+
+    @property
+    def layout(self) -> RootLayout:
+        return RootLayout(self.root)
+
+    def cli(self, *args: str) -> CliRun:
+        return beamline(*args, "--root", str(self.root),
+                        env={"BEAMLINE_REST_PORT": NO_SERVER_PORT})
+
+    def json(self, *args: str):
+        step = self.cli(*args, "--json")
+        assert step.returncode == 0, step.stdout + step.stderr
+        return json.loads(step.stdout)
+
+
+def _pushed_version(run: CliRun) -> int:
+    for line in run.stdout.splitlines():
+        if "pushed" in line.lower():
+            digits = [w for w in line.replace("/", " ").split() if w.isdigit() and len(w) >= 9]
+            if digits:
+                return int(digits[-1])
+    raise AssertionError(f"no pushed version in:\n{run.stdout}")
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory) -> Versions:
+    base = tmp_path_factory.mktemp("versions")
+    root = base / "root"
+    header, rows = penguin_rows()
+    first = write_csv(base / "d1" / "penguins.csv", header, rows)
+    # Other data, same population: every row once more, in another order (blessed again).
+    second = write_csv(base / "d2" / "penguins.csv", header,
+                       rows + random.Random(3).sample(rows, len(rows)))
+    labels = [r["species"] for r in rows]
+    random.Random(7).shuffle(labels)
+    shuffled = write_csv(base / "d3" / "penguins.csv", header,
+                         [{**r, "species": s} for r, s in zip(rows, labels, strict=True)])
+    state = Versions(root, {})
+
+    def run(name: str, data: Path) -> None:
+        state.runs[name] = beamline("run", "penguin", "--data", str(data.parent), "--root",
+                                    str(root), "--no-tune", "--push-policy", "canary",
+                                    env={"BEAMLINE_REST_PORT": NO_SERVER_PORT})
+        assert state.runs[name].returncode == 0, state.runs[name].stdout + state.runs[
+            name].stderr
+
+    run("first", first)
+    state.v1 = _pushed_version(state.runs["first"])
+    state.steps["labels_after_first"] = state.cli("labels", "penguin", "--json")
+    run("second", second)
+    state.v2 = _pushed_version(state.runs["second"])
+    state.steps["labels_after_second"] = state.cli("labels", "penguin", "--json")
+    state.steps["config_after_second"] = CliRun([], 0, models_config_path(
+        state.layout).read_text(), "")
+    run("unblessed", shuffled)
+    time.sleep(0.01)  # label times are ms: the mark must fall strictly between two changes
+    state.marks["before_promote"] = time.time()
+    time.sleep(0.01)
+    state.steps["promote"] = state.cli("promote", "penguin", str(state.v2), "--label", "stable",
+                                       "--reason", "canary looked good")
+    state.steps["models_after_promote"] = state.cli("models", "penguin", "--json")
+    state.steps["labels_before_promote"] = state.cli(
+        "labels", "penguin", "--at",
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(state.marks["before_promote"]))
+        + f".{int(state.marks['before_promote'] * 1000) % 1000:03d}Z", "--json")
+    state.steps["rollback"] = state.cli("rollback", "penguin", "--label", "stable",
+                                        "--reason", "latency")
+    state.steps["rollback_again"] = state.cli("rollback", "penguin", "--label", "stable")
+    state.steps["history"] = state.cli("labels", "penguin", "--history", "--json")
+    state.steps["lineage_v2"] = state.cli("lineage", str(state.v2), "--json")
+    # An operator copies the unblessed run's model into the serving directory by hand.
+    trainer_models = sorted((root / "pipelines" / "penguin" / "Trainer" / "model").iterdir(),
+                            key=lambda p: int(p.name))
+    state.marks["copied"] = state.v2 + 10
+    shutil.copytree(trainer_models[-1] / "Format-Serving",
+                    state.layout.serving_dir("penguin") / str(state.v2 + 10))
+    state.steps["promote_copied"] = state.cli("promote", "penguin", str(state.v2 + 10),
+                                              "--label", "stable")
+    state.steps["promote_missing"] = state.cli("promote", "penguin", "12345", "--label",
+                                               "stable")
+    state.steps["gc"] = state.cli("gc", "--keep-versions", "1", "--unrecorded-versions")
+    return state
+
+
+def test_under_canary_the_first_push_takes_both_labels_and_the_second_only_canary(versions):
+    first = json.loads(versions.steps["labels_after_first"].stdout)
+    assert first["labels"] == {"stable": versions.v1, "canary": versions.v1}
+    second = json.loads(versions.steps["labels_after_second"].stdout)
+    assert second["labels"] == {"stable": versions.v1, "canary": versions.v2}
+    assert second["since"]["canary"]["action"] == "push"
+    assert "not blessed" in versions.runs["unblessed"].stdout.lower() or "NOT" in versions.runs[
+        "unblessed"].stdout
+
+
+def test_the_labels_file_is_a_model_server_config_tf_serving_parses(versions):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse(versions.steps["config_after_second"].stdout,
+                               model_server_config_pb2.ModelServerConfig())
+    [model] = config.model_config_list.config
+    assert model.name == "penguin" and model.model_platform == "tensorflow"
+    assert model.base_path == str(versions.layout.serving_dir("penguin"))
+    assert sorted(model.model_version_policy.specific.versions) == [versions.v1, versions.v2]
+    assert dict(model.version_labels) == {"stable": versions.v1, "canary": versions.v2}
+
+
+def test_promote_records_the_change_and_models_shows_it(versions):
+    promote = versions.steps["promote"]
+    assert promote.returncode == 0, promote.stdout + promote.stderr
+    assert f"stable: {versions.v1} -> {versions.v2}" in promote.stdout
+    listing = json.loads(versions.steps["models_after_promote"].stdout)
+    assert "no server answers" in listing["server"]
+    rows = {row["version"]: row for row in listing["versions"]}
+    assert set(rows) == {versions.v1, versions.v2}
+    assert rows[versions.v2]["labels"] == ["canary", "stable"] and rows[versions.v1]["labels"] == []
+    for row in rows.values():
+        assert row["blessed"] is True and row["run_id"] and row["server_state"] is None
+        assert "accuracy" in row["metric"] and 0.5 < row["value"] <= 1.0
+    assert rows[versions.v1]["run_id"] == versions.runs["first"].run_id
+
+
+def test_labels_at_a_past_time_shows_the_holder_then(versions):
+    then = json.loads(versions.steps["labels_before_promote"].stdout)
+    assert then["labels"] == {"stable": versions.v1, "canary": versions.v2}
+
+
+def test_rollback_returns_to_the_recorded_previous_holder_then_refuses(versions):
+    rollback = versions.steps["rollback"]
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    assert f"stable: {versions.v2} -> {versions.v1}" in rollback.stdout
+    again = versions.steps["rollback_again"]
+    assert again.returncode == 10 and "no earlier holder" in again.stderr, again.stderr
+    changes = json.loads(versions.steps["history"].stdout)["history"]
+    stable = [(c["action"], c["from_version"], c["to_version"], c["reason"])
+              for c in changes if c["label"] == "stable"]
+    assert stable == [
+        ("push", None, versions.v1, stable[0][3]),
+        ("promote", versions.v1, versions.v2, "canary looked good"),
+        ("rollback", versions.v2, versions.v1, "latency"),
+    ]
+    assert all(c["user"] and c["host"] and c["time_ms"] > 0 for c in changes)
+
+
+def test_lineage_of_a_version_shows_the_labels_it_held_and_when(versions):
+    lineage = json.loads(versions.steps["lineage_v2"].stdout)
+    held = [(p["label"], p["how"], p["ended_by"]) for p in lineage["labels"]]
+    assert held == [("canary", "push", None), ("stable", "promote", "rollback")]
+
+
+def test_promote_refuses_an_unblessed_model_naming_the_failed_check(versions):
+    copied = versions.steps["promote_copied"]
+    assert copied.returncode == 10, copied.stdout + copied.stderr
+    assert "not recorded as pushed" in copied.stderr
+    assert versions.runs["unblessed"].run_id in copied.stderr
+    assert "NOT blessed" in copied.stderr and "failed checks" in copied.stderr
+    assert "accuracy" in copied.stderr
+    missing = versions.steps["promote_missing"]
+    assert missing.returncode == 10 and "is not on disk" in missing.stderr
+
+
+def test_gc_keeps_every_labelled_version_and_says_which_label_holds_it(versions):
+    gc = versions.steps["gc"]
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    serving = versions.layout.serving_dir("penguin")
+    assert f"kept {serving / str(versions.v1)}: it holds stable" in gc.stdout, gc.stdout
+    assert (serving / str(versions.v1)).is_dir() and (serving / str(versions.v2)).is_dir()
+    assert not (serving / str(versions.v2 + 10)).exists()  # unrecorded, unlabelled: removed
