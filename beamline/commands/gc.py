@@ -53,7 +53,7 @@ def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as
         with labels_file.labels_lock(layout):
             labels_line = f"labels: {labels_file.sync(store, layout)} agrees with the history"
     if as_json:
-        click.echo(json.dumps({"pipelines": results, "labels": labels_line}, indent=2))
+        click.echo(json.dumps(results, indent=2))
         return
     for entry in results:
         _print(entry)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, metadata_option, root_option
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("pipeline")
 @click.option("--at", "at", default=None, metavar="TIME",
               help="A past time: ISO (2026-12-01T14:30, ...Z) or ago (30m, 2h, 1d).")
@@ -16,7 +17,13 @@ from beamline.commands.options import json_option, metadata_option, root_option
 @metadata_option
 @json_option
 def labels(pipeline, at, show_history, root, metadata, as_json) -> None:
-    """Which version of PIPELINE held each label, now or at a past time (--at)."""
+    """Which version of PIPELINE held each label, now or at a past time (--at).
+
+    Example:
+
+    \b
+        beamline labels penguin --at "2h ago"
+    """
     import json
 
     from beamline.metadata import labels as history

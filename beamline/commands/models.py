@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.options import json_option, metadata_option, root_option
 
 
@@ -15,7 +16,7 @@ def rest_port_option(func):
     )(func)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("pipeline")
 @root_option()
 @metadata_option
@@ -23,7 +24,13 @@ def rest_port_option(func):
 @json_option
 def models(pipeline, root, metadata, rest_port, as_json) -> None:
     """Versions of PIPELINE on disk: the run that pushed each (run id, span), its blessing and
-    headline metric, the labels it holds, and whether a live server has it AVAILABLE."""
+    headline metric, the labels it holds, and whether a live server has it AVAILABLE.
+
+    Example:
+
+    \b
+        beamline models penguin --json
+    """
     import json
 
     from beamline.lineage.access import open_graph_and_store

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Command
 from beamline.commands.models import rest_port_option
 from beamline.commands.options import metadata_option, root_option
 
@@ -22,7 +23,7 @@ def _say(outcome) -> None:
     click.echo(f"wrote {outcome.config_path}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("pipeline")
 @click.argument("version", type=int)
 @click.option("--label", required=True, help="The label to move (stable, canary, ...).")
@@ -37,7 +38,13 @@ def _say(outcome) -> None:
 @rest_port_option
 def promote(pipeline, version, label, reason, canary_percent, root, metadata, rest_port) -> None:
     """Give VERSION of PIPELINE the label (stable, canary, ...): refused (exit 10) for a version
-    not on disk, not recorded as pushed, or not blessed."""
+    not on disk, not recorded as pushed, or not blessed.
+
+    Example:
+
+    \b
+        beamline promote penguin 1764633600 --label stable --reason "canary healthy"
+    """
     from beamline.errors import ConfigError
     from beamline.metadata import labels_file
     from beamline.metadata import records as r
@@ -61,7 +68,7 @@ def promote(pipeline, version, label, reason, canary_percent, root, metadata, re
         click.echo(f"canary share {canary_percent:g}% written to {path}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("pipeline")
 @click.option("--label", required=True, help="The label to move back.")
 @click.option("--reason", default="", help="Why: kept with the record.")
@@ -70,7 +77,13 @@ def promote(pipeline, version, label, reason, canary_percent, root, metadata, re
 @rest_port_option
 def rollback(pipeline, label, reason, root, metadata, rest_port) -> None:
     """Move the label of PIPELINE back to the version that held it before (from the recorded
-    history); exit 10 when no earlier version held it."""
+    history); exit 10 when no earlier version held it.
+
+    Example:
+
+    \b
+        beamline rollback penguin --label stable --reason "accuracy fell"
+    """
     from beamline.models.changes import rollback as do_rollback
     from beamline.settings import RootLayout
     from beamline.settings import rest_port as port_of
