@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
     "monitor": (
         "beamline.commands.monitor:monitor",
-        "Skew/drift of logged requests vs training data; exit 6 past a threshold.",
+        "Skew/drift of logged requests vs training data; exit 8 drift, 9 data quality.",
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),

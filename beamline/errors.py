@@ -59,3 +59,25 @@ class OutOfMemory(BeamlineError):
     """The run's processes were about to exhaust memory; the memory guard stopped the run."""
 
     exit_code = 7
+
+
+class ThresholdCrossed(BeamlineError):
+    """`beamline monitor`: a distribution moved past its threshold (skew, drift, predictions) in
+    the requests that match the schema: time to retrain on newer data."""
+
+    exit_code = 8
+
+
+class DataQualityVerdict(BeamlineError):
+    """`beamline monitor`: more request rows than allowed violate the schema (out of range,
+    unknown categories, missing/extra features, wrong types), and no distribution moved: fix
+    the clients; retraining cannot fix bad requests."""
+
+    exit_code = 9
+
+
+class LoopAlert(BeamlineError):
+    """`beamline loop --once`: drift was found but no span newer than the served model's
+    training span exists, so nothing was retrained (add the new span, or retrain by hand)."""
+
+    exit_code = 12

@@ -8,13 +8,8 @@ from pathlib import Path
 import click
 
 from beamline.commands.options import metadata_option, root_option
-from beamline.errors import BeamlineError
-
-
-class ThresholdCrossed(BeamlineError):
-    """Skew, drift, schema or prediction checks crossed a threshold: time to retrain."""
-
-    exit_code = 6
+from beamline.errors import DataQualityVerdict, ThresholdCrossed
+from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 
 
 @click.command()
@@ -47,18 +42,28 @@ class ThresholdCrossed(BeamlineError):
     "predicted classes).",
 )
 @click.option(
+    "--max-invalid-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_MAX_INVALID_FRACTION,
+    show_default=True,
+    help="Share of request rows that may violate the schema (out of range, unknown category, "
+    "missing/extra feature, wrong type) before the verdict is `data quality` (exit 9).",
+)
+@click.option(
     "--beam-profile",
     default="auto",
     show_default=True,
     help="Beam runner profile for the statistics job (as `beamline run`).",
 )
 def monitor(
-    pipeline, requests_dir, root, metadata, since, until, json_path, thresholds, beam_profile
+    pipeline, requests_dir, root, metadata, since, until, json_path, thresholds,
+    max_invalid_fraction, beam_profile,
 ) -> None:
     """Compare the traffic logged in --requests with the data that trained the served version:
     skew (L-infinity for categorical, Jensen-Shannon for numeric features), drift against the
-    previous window, schema checks and the predicted classes. Exit code 6 when a threshold is
-    crossed."""
+    previous window and the predicted classes, over the request rows that match the schema;
+    schema violations are counted row by row as data quality. Exit code 8 when a distribution
+    moved past its threshold, 9 when only data quality failed."""
     import json
 
     from beamline.beam import beam_args
@@ -85,6 +90,7 @@ def monitor(
         overrides,
         lambda size: beam_args(beam_profile, size),
         window=window,
+        max_invalid_fraction=max_invalid_fraction,
     )
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +102,18 @@ def monitor(
             f"Monitoring thresholds crossed for {', '.join(crossed)} (details above"
             + (f" and in {json_path}" if json_path else "")
             + "): the served traffic no longer looks like the training data. Retrain on "
-            f"the newest data (beamline run {pipeline}), or raise a threshold with "
-            "--threshold FEATURE=VALUE if the change is expected."
+            f"the newest data (beamline run {pipeline}, or beamline loop {pipeline}), or raise "
+            "a threshold with --threshold FEATURE=VALUE if the change is expected."
+        )
+    if report.data_quality:
+        summaries = "; ".join(
+            f"version {v.version}: {v.quality.summary()}" for v in report.versions
+            if v.data_quality
+        )
+        raise DataQualityVerdict(
+            f"Requests violate the schema ({summaries}; example rows above"
+            + (f" and in {json_path}" if json_path else "")
+            + "). This is data quality, not drift: retraining cannot fix bad requests. Fix the "
+            "clients that send them, or change the schema if the new values are valid; "
+            "--max-invalid-fraction sets how many bad rows a window may hold."
         )
