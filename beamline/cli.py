@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
+    "loop": (
+        "beamline.commands.loop:loop",
+        "Continuous training: monitor, decide, retrain on new spans, record why.",
+    ),
 }
 
 

@@ -24,6 +24,7 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     from beamline.lineage import trace
     from beamline.lineage.access import open_graph_and_store
     from beamline.lineage.format import lineage_text
+    from beamline.loop.lineage import triggered_by_json, triggered_by_text
     from beamline.monitor.lineage import monitored_by_json, monitored_by_text
 
     graph, store = open_graph_and_store(root, metadata, pipeline)
@@ -35,7 +36,15 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
         result = trace.upstream(graph, target.artifacts[0].id, payload=not no_payloads)
     watched = [a.id for a in target.artifacts] + list(result.models)
     if as_json:
-        data = {**result.to_json(), "monitored_by": monitored_by_json(store, watched)}
+        data = {
+            **result.to_json(),
+            "monitored_by": monitored_by_json(store, watched),
+            "triggered_by": triggered_by_json(store, graph, watched),
+        }
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(lineage_text(result) + monitored_by_text(store, watched))
+        click.echo(
+            lineage_text(result)
+            + triggered_by_text(store, graph, watched)
+            + monitored_by_text(store, watched)
+        )

@@ -8,7 +8,12 @@ import click
 
 from beamline.beam import AUTO, profile_names
 from beamline.commands.options import root_option
+from beamline.metadata.records import TriggerKind
 from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
+
+TRIGGER_KINDS = (
+    TriggerKind.MANUAL, TriggerKind.SCHEDULE, TriggerKind.DRIFT, TriggerKind.NEW_DATA,
+)
 
 
 @click.command()
@@ -37,9 +42,17 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
               help="Stop the run, recorded as failed, once its processes (Beam workers "
               "included) hold more than SIZE (6GiB, 80%) [default: stop only when the "
               f"machine or cgroup is nearly out; env {MEMORY_LIMIT_ENV}].")
+@click.option("--run-id", default=None, metavar="ID",
+              help="Use this run id (must be new in the store) [default: the start time].")
+@click.option("--trigger", type=click.Choice(TRIGGER_KINDS), default=None,
+              help="What started this run, for the TRIGGER column of `beamline runs` "
+              "[default: manual]; a cron job passes `schedule`.")
+@click.option("--trigger-execution", type=int, default=None, hidden=True,
+              help="The beamline.Trigger execution that decided this run (set by `beamline "
+              "loop`).")
 def run(
     pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
-    no_fast_cache, max_parallel, memory_limit,
+    no_fast_cache, max_parallel, memory_limit, run_id, trigger, trigger_execution,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
     from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
@@ -65,6 +78,9 @@ def run(
         span_range=parse_span_range(span_range) if span_range is not None else None,
         memory_limit=memory_limit,
         report_fd=report_fd,
+        run_id=run_id,
+        trigger=trigger,
+        trigger_execution_id=trigger_execution,
     )
     outcome = run_pipeline(request)
     click.echo(format_summary(outcome))

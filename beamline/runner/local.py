@@ -62,6 +62,10 @@ class RunRequest:
     memory_limit: str | None = None
     # Where to tell the watchdog parent which run this is (beamline.runner.supervisor).
     report_fd: int | None = None
+    # What started the run (records.TriggerKind; None: manual) and, for runs a `beamline loop`
+    # step decided, the id of its beamline.Trigger execution: stamped on the run's context.
+    trigger: str | None = None
+    trigger_execution_id: int | None = None
 
 
 def prepare_environment() -> None:
@@ -229,7 +233,13 @@ def _claim_run_id(mlmd_config, request: RunRequest) -> str:
     from beamline.metadata.connection import open_store
     from beamline.metadata.run_claim import claim_run_id
 
-    return claim_run_id(open_store(mlmd_config), request.pipeline, request.run_id)
+    return claim_run_id(
+        open_store(mlmd_config),
+        request.pipeline,
+        request.run_id,
+        trigger=request.trigger,
+        trigger_execution_id=request.trigger_execution_id,
+    )
 
 
 def _clean_after_killed_runs(mlmd_config, layout: RootLayout, pipeline: str, out: TextIO) -> None:
