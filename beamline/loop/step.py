@@ -153,7 +153,11 @@ def _result_artifact(store, monitor_execution_id: int) -> int | None:
     return None
 
 
-def _watch(config: LoopConfig, store, since: int, until: int) -> _Watched:
+def _watch(
+    config: LoopConfig, store, since: int, until: int, timings: dict[str, float]
+) -> _Watched:
+    import time
+
     from beamline import registry
     from beamline.beam import beam_args
     from beamline.lineage.access import open_graph_and_store
@@ -161,6 +165,7 @@ def _watch(config: LoopConfig, store, since: int, until: int) -> _Watched:
     from beamline.monitor.window import MonitorInputError, read_window
     from beamline.runner.spans import span_pattern_of
 
+    clock = time.perf_counter()
     graph, store = open_graph_and_store(config.root, config.metadata, config.pipeline)
     served = served_version(graph)
     if served is None:
@@ -178,15 +183,20 @@ def _watch(config: LoopConfig, store, since: int, until: int) -> _Watched:
             f"The request log directory {config.requests} does not exist. Point --requests at "
             "the directory given to `beamline serve --request_log_dir`."
         )
+    timings["lineage and spans"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     try:
         window = read_window(config.requests, since_t, until_t)
     except MonitorInputError:
+        timings["request logs"] = time.perf_counter() - clock
         since_text = _utc(since) if since >= 0 else "the start"
         return _Watched(
             Signals([], "", "", served.span, newest,
                     no_traffic=f"no requests logged between {since_text} and {_utc(until)}"),
             None, None, served,
         )
+    timings["request logs"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     report = run_monitor(
         config.pipeline,
         config.requests,
@@ -199,6 +209,9 @@ def _watch(config: LoopConfig, store, since: int, until: int) -> _Watched:
         lambda size: beam_args(config.beam_profile, size),
         window=window,
         max_invalid_fraction=config.max_invalid_fraction,
+    )
+    timings["monitoring (TFDV statistics job, comparisons, record)"] = (
+        time.perf_counter() - clock
     )
     moved = [v for v in report.versions if v.crossed]
     # The decision reads the window of the version that moved (else the newest one served).
@@ -218,9 +231,13 @@ def _watch(config: LoopConfig, store, since: int, until: int) -> _Watched:
 
 
 def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextIO) -> StepResult:
+    import time
+
     from ml_metadata import errors as mlmd_errors
 
-    watched = _watch(config, store, since, until)
+    timings: dict[str, float] = {}
+    watched = _watch(config, store, since, until, timings)
+    clock = time.perf_counter()
     verdict: Verdict = decide(config.policy, watched.signals)
     run_id = ""
     span = -1
@@ -245,6 +262,8 @@ def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextI
         message = f"the window up to {_utc(until)} was decided by another loop just now"
         _say(out, message)
         return StepResult(Decision.NOTHING, message)
+    timings["decision record"] = time.perf_counter() - clock
+    _say(out, "step timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     monitor = (
         f" (monitoring #{watched.monitor_execution_id})" if watched.monitor_execution_id else ""
     )
