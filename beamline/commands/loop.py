@@ -31,6 +31,9 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
               help="live: a blessed push serves as the newest version; canary: label, watch, "
               "promote.")
 @click.option("--no-tune", is_flag=True, help="Runs skip the Tuner (as `beamline run --no-tune`).")
+@click.option("--tune", "retune", is_flag=True,
+              help="Runs search hyperparameters again (default: reuse the last search while the "
+              "model module and schema are unchanged).")
 @click.option("--until", default=None, metavar="TIME",
               help="End the window at TIME (ISO 8601) instead of now (an Airflow data interval).")
 @click.option("--threshold", "thresholds", multiple=True, metavar="FEATURE=VALUE",
@@ -43,7 +46,8 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 @root_option()
 @metadata_option
 def loop(
-    pipeline, data, requests_dir, every, once, policy, on_failure, push_policy, no_tune, until,
+    pipeline, data, requests_dir, every, once, policy, on_failure, push_policy, no_tune, retune,
+    until,
     thresholds, max_invalid_fraction, beam_profile, root, metadata,
 ) -> None:
     """Continuous training: each step monitors the traffic logged since the last step against
@@ -69,6 +73,7 @@ def loop(
         metadata=metadata,
         policy=policy,
         tune=not no_tune,
+        retune=retune,
         push_policy=push_policy,
         on_failure=on_failure,
         thresholds=parse_overrides(thresholds),

@@ -27,6 +27,9 @@ TRIGGER_KINDS = (
 @click.option("--span-range", default=None, metavar="FIRST:LAST",
               help="Read every span from FIRST to LAST (inclusive) in one ExampleGen.")
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
+@click.option("--tune", "retune", is_flag=True,
+              help="Search hyperparameters again, even when the last search could be reused "
+              "(by default a run reuses it while the model module and schema are unchanged).")
 @click.option("--beam", "--beam-mode", "beam_profile", type=click.Choice(profile_names()),
               default=AUTO, show_default=True,
               help="Beam profile; auto = in-process for small data, multi-processing for large.")
@@ -51,7 +54,7 @@ TRIGGER_KINDS = (
               help="The beamline.Trigger execution that decided this run (set by `beamline "
               "loop`).")
 def run(
-    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
+    pipeline, data, root, span, span_range, no_tune, retune, beam_profile, beam_extra, metadata,
     no_fast_cache, max_parallel, memory_limit, run_id, trigger, trigger_execution,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
@@ -69,6 +72,7 @@ def run(
         root=root,
         data=data,
         enable_tuning=not no_tune,
+        retune=retune,
         beam_profile=beam_profile,
         beam_extra=tuple(beam_extra),
         metadata=metadata,

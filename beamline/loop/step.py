@@ -50,6 +50,7 @@ class LoopConfig:
     metadata: str | None = None
     policy: str = DRIFT_OR_NEW_DATA
     tune: bool = True
+    retune: bool = False  # --tune: a new hyperparameter search instead of reusing the last one
     push_policy: str = "live"
     on_failure: str | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
@@ -325,6 +326,8 @@ def _run_command(config: LoopConfig, trigger: tr.TriggerRecord) -> list[str]:
         command += ["--metadata", config.metadata]
     if not config.tune:
         command.append("--no-tune")
+    elif config.retune:
+        command.append("--tune")
     return command
 
 

@@ -3,10 +3,10 @@
 One module fixture makes the whole story with two pipeline runs (no tuning):
 - span 1 trained and pushed (run 1), served with request logging, held-out traffic sent:
   step 1 decides nothing (no drift, no new data);
-- span 2 lands (body mass +700 g) and shifted traffic is sent: step 2 records its decision
-  (retrain) and is killed (SIGKILL, a fault point) before starting the run; the restarted step
-  carries the recorded decision out (run 2 on span 2, trigger `drift`), and the server loads
-  the new version;
+- span 2 lands (body mass +700 g, bills +10 mm), shifted traffic is sent: step 2 records its
+  decision (retrain) and is killed (SIGKILL, a fault point) before starting the run; the
+  restarted step carries the recorded decision out (run 2 on span 2, trigger `drift`), and the
+  server loads the new version;
 - the same window again: nothing, no run;
 - shifted traffic with 10% out-of-range body masses: data quality (exit 9), no run;
 - a broken span 3 under --retrain-on new-data: the run fails fast (bad CSV), is recorded, and
@@ -29,6 +29,10 @@ from tests.e2e.test_monitor import _held_out_rows, _iso, _next_second
 from tests.serving.support import running_server
 
 SHIFT_G = 700  # JSD ~0.2 against the shipped data; the heaviest penguin stays at the max 7000
+# Longer bills too: the span-1 model then mistakes many Adelies for Chinstraps on span-2 data,
+# so the retrained model beats it on every island slice and the Evaluator blesses it (with mass
+# alone, both models are about as good, and a one-example difference in a slice decided).
+SHIFT_BILL_MM = 10.0
 
 
 @dataclass
@@ -73,7 +77,24 @@ class LoopStory:
 
 
 def _shifted(rows: list[dict]) -> list[dict]:
-    return [dict(r, body_mass_g=min(int(r["body_mass_g"]) + SHIFT_G, 7000)) for r in rows]
+    """Request instances as span 2 shifts the data."""
+    return [
+        dict(
+            r,
+            body_mass_g=min(int(r["body_mass_g"]) + SHIFT_G, 7000),
+            bill_length_mm=float(r["bill_length_mm"]) + SHIFT_BILL_MM,
+        )
+        for r in rows
+    ]
+
+
+def _shifted_csv_row(row: dict[str, str]) -> dict[str, str]:
+    shifted = dict(row)
+    if row["body_mass_g"] != "NA":
+        shifted["body_mass_g"] = str(int(row["body_mass_g"]) + SHIFT_G)
+    if row["bill_length_mm"] != "NA":
+        shifted["bill_length_mm"] = f"{float(row['bill_length_mm']) + SHIFT_BILL_MM:.1f}"
+    return shifted
 
 
 def _send(url: str, rows: list[dict]) -> None:
@@ -122,12 +143,7 @@ def story(tmp_path_factory) -> LoopStory:
         _send(url, held_out)
         s.steps["normal"] = s.loop(_next_second())
 
-        shifted_rows = [
-            dict(r, body_mass_g=str(int(r["body_mass_g"]) + SHIFT_G))
-            if r["body_mass_g"] != "NA" else r
-            for r in rows
-        ]
-        write_csv(data / "span-2" / "penguins.csv", header, shifted_rows)
+        write_csv(data / "span-2" / "penguins.csv", header, [_shifted_csv_row(r) for r in rows])
         _send(url, _shifted(held_out))
         drift_until = _next_second()
         s.steps["killed"] = s.loop(drift_until, env={"BEAMLINE_FAULT": "loop-after-decision"})
