@@ -9,7 +9,7 @@ One module fixture makes the whole story with two pipeline runs (no tuning):
   server loads the new version;
 - the same window again: nothing, no run;
 - shifted traffic with 10% out-of-range body masses: data quality (exit 9), no run;
-- a broken span 3 under --retrain-on new-data: the run fails fast (bad CSV), is recorded, and
+- a broken span 3 under --retrain-on new-data: the run fails fast (no rows), is recorded, and
   --on-failure gets its run id.
 """
 
@@ -162,7 +162,7 @@ def story(tmp_path_factory) -> LoopStory:
         s.steps["quality"] = s.loop(_next_second())
         s.runs_after["quality"] = len(s.runs())
 
-    write_csv(data / "span-3" / "penguins.csv", ["nonsense"], [{"nonsense": "1"}])
+    write_csv(data / "span-3" / "penguins.csv", header, [])  # a header, no rows: run fails
     s.on_failure_file = base / "failed_run.txt"
     s.steps["failed"] = s.loop(
         _next_second(), "--retrain-on", "new-data",
@@ -189,7 +189,7 @@ def test_a_decision_survives_kill_9_and_is_carried_out_exactly_once(story):
     resumed = story.steps["resumed"]
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "never started: starting it now" in resumed.stdout
-    loop_runs = [r for r in story.runs() if r["trigger"] != "manual"]
+    loop_runs = [r for r in story.runs() if r["trigger"] == "drift"]
     assert len(loop_runs) == 1, loop_runs
     [run] = loop_runs
     assert run["run_id"] == pending["run_id"] and run["span"] == "2"
@@ -230,4 +230,6 @@ def test_a_failed_run_is_recorded_and_reported_and_the_loop_goes_on(story):
     assert step.returncode == 1, step.stdout + step.stderr
     [failed] = [t for t in story.triggers() if t["kind"] == "new data"]
     assert failed["state"] == 4 and failed["run_id"]  # FAILED
+    assert "did not start: exit code 3" in failed["outcome"]
+    assert "holds no file" in step.stderr or "no data rows" in step.stderr
     assert story.on_failure_file.read_text().strip() == failed["run_id"]
