@@ -38,10 +38,9 @@ def describe(trigger: TriggerRecord) -> str:
         if trigger.monitor_execution_id is not None and trigger.kind == "drift"
         else trigger.kind or "the loop"
     )
-    return (
-        f"Triggered by {source}: {trigger.reason} (loop trigger #{trigger.execution_id}, "
-        f"run {trigger.run_id}{', ' + trigger.outcome if trigger.outcome else ''})"
-    )
+    # The outcome names the run ("run ID: blessed and pushed as version N ...").
+    what = trigger.outcome or f"run {trigger.run_id}"
+    return f"Triggered by {source}: {trigger.reason} (loop trigger #{trigger.execution_id}: {what})"
 
 
 def triggered_by_text(store, graph: Graph, artifact_ids: list[int]) -> str:

@@ -16,6 +16,7 @@ One module fixture makes the whole story with two pipeline runs (no tuning):
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -206,8 +207,10 @@ def test_the_retrained_version_serves_and_lineage_names_the_trigger(story):
     assert lineage.returncode == 0, lineage.stderr
     [line] = [x for x in lineage.stdout.splitlines() if x.startswith("Triggered by")]
     assert line.startswith("Triggered by monitoring #")
-    assert "body_mass_g JSD" in line and "> 0.10 (window " in line, line
-    assert "span 2 is newer than span 1" in line
+    # e.g. "bill_length_mm JSD 0.52 > 0.10, body_mass_g JSD 0.29 > 0.10, ... (window ...)"
+    assert re.search(r"body_mass_g JSD \d\.\d\d > 0\.10\b", line), line
+    assert "(window " in line and "span 2 is newer than span 1" in line
+    assert f"blessed and pushed as version {new_version}" in line
 
 
 def test_the_same_window_again_decides_nothing(story):
