@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
     "monitor": (
         "beamline.commands.monitor:monitor",
-        "Skew/drift of logged requests vs training data; exit 8 past a threshold.",
+        "Skew/drift of logged requests vs training data; exit 8 drift, 9 data quality.",
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("beamline.commands.promote:promote", "Give a version a label (stable, canary)."),
     "rollback": ("beamline.commands.promote:rollback", "Move a label back to its last version."),
     "labels": ("beamline.commands.labels:labels", "Which version held each label, now or then."),
+    "loop": (
+        "beamline.commands.loop:loop",
+        "Continuous training: monitor, decide, retrain on new spans, record why.",
+    ),
 }
 
 

@@ -72,9 +72,27 @@ class OutOfMemory(BeamlineError):
 
 
 class ThresholdCrossed(BeamlineError):
-    """`beamline monitor`: skew, drift, schema or prediction checks crossed a threshold."""
+    """`beamline monitor`: a distribution moved past its threshold (skew, drift, predictions) in
+    the requests that match the schema: time to retrain on newer data."""
 
     exit_code = 8
+
+
+class DataQualityVerdict(BeamlineError):
+    """`beamline monitor`: more request rows than allowed violate the schema (out of range,
+    unknown categories, missing/extra features, wrong types), and no distribution moved: fix
+    the clients; retraining cannot fix bad requests."""
+
+    exit_code = 9
+
+
+class LoopAlert(BeamlineError):
+    """`beamline loop --once`: drift was found but no span newer than the served model's
+    training span exists, so nothing was retrained (add the new span, or retrain by hand)."""
+
+    exit_code = 12
+
+
 class PromoteRefused(BeamlineError):
     """`beamline promote`/`rollback` refused: the version is not on disk, no run recorded it as
     pushed, it was not blessed, or the label has no earlier holder to go back to."""

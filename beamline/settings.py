@@ -187,6 +187,9 @@ class PipelineSettings:
     # The earlier spans of a --span-range, (span, data_pattern filled in), read with `span`.
     extra_spans: tuple[tuple[int, str], ...] = ()
     enable_tuning: bool = True
+    # An earlier Tuner's best_hyperparameters directory: the Trainer reuses it (through an
+    # Importer) instead of a new search (beamline.runner.tuned decides when that is safe).
+    hyperparameters_uri: str | None = None
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.
     metadata_connection_config: object | None = None

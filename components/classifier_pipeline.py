@@ -26,6 +26,7 @@ from tfx.components import (
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.common.importer import Importer
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
@@ -108,6 +109,9 @@ def module_sha256(module_file: str) -> str:
     return h.hexdigest()
 
 
+HYPERPARAMETERS_IMPORTER = "hyperparameters_importer"
+
+
 def eval_config(spec: ClassifierSpec) -> tfma.EvalConfig:
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
@@ -146,8 +150,11 @@ def classifier_components(
     enable_tuning: bool,
     span: int | None = None,
     extra_spans: tuple[tuple[int, str], ...] = (),
+    hyperparameters_uri: str | None = None,
 ) -> list:
-    """The pipeline's nodes, in a valid topological order."""
+    """The pipeline's nodes, in a valid topological order. With `hyperparameters_uri` (an
+    earlier Tuner's best_hyperparameters directory) the Trainer gets those through an Importer
+    instead of a new search."""
     example_gen = null_aware_csv_example_gen(
         data_root, data_pattern, spec.null_values, span, extra_spans
     ).with_id("CsvExampleGen")
@@ -172,7 +179,14 @@ def classifier_components(
     nodes = [example_gen, statistics_gen, schema_gen, example_validator, transform]
 
     hyperparameters = None
-    if enable_tuning:
+    if enable_tuning and hyperparameters_uri:
+        # The directory, not best_hyperparameters.txt: the Trainer lists the artifact's URI.
+        importer = Importer(
+            source_uri=hyperparameters_uri, artifact_type=standard_artifacts.HyperParameters
+        ).with_id(HYPERPARAMETERS_IMPORTER)
+        hyperparameters = importer.outputs["result"]
+        nodes.append(importer)
+    elif enable_tuning:
         tuner = Tuner(
             module_file=spec.model_module,
             custom_config={MODULE_SHA256_KEY: module_sha256(spec.model_module)},
@@ -235,6 +249,7 @@ def classifier_pipeline(settings, spec: ClassifierSpec) -> Pipeline:
         enable_tuning=settings.enable_tuning,
         span=settings.span,
         extra_spans=settings.extra_spans,
+        hyperparameters_uri=getattr(settings, "hyperparameters_uri", None),
     )
     return build_pipeline(settings, nodes)
 

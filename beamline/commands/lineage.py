@@ -31,6 +31,7 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     from beamline.lineage import trace
     from beamline.lineage.access import open_graph_and_store
     from beamline.lineage.format import lineage_text
+    from beamline.loop.lineage import triggered_by_json, triggered_by_text
     from beamline.models.view import label_periods, label_periods_text
     from beamline.monitor.lineage import monitored_by_json, monitored_by_text
 
@@ -44,9 +45,17 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     watched = [a.id for a in target.artifacts] + list(result.models)
     held = label_periods(graph, store, target.artifacts)
     if as_json:
-        data = {**result.to_json(), "monitored_by": monitored_by_json(store, watched),
-                "labels": held}
+        data = {
+            **result.to_json(),
+            "monitored_by": monitored_by_json(store, watched),
+            "triggered_by": triggered_by_json(store, graph, watched),
+            "labels": held,
+        }
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(lineage_text(result) + monitored_by_text(store, watched)
-                   + label_periods_text(held))
+        click.echo(
+            lineage_text(result)
+            + triggered_by_text(store, graph, watched)
+            + monitored_by_text(store, watched)
+            + label_periods_text(held)
+        )

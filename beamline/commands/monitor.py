@@ -17,7 +17,8 @@ from beamline.commands.options import (
     new_or_deprecated,
     root_option,
 )
-from beamline.errors import ThresholdCrossed
+from beamline.errors import DataQualityVerdict, ThresholdCrossed
+from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 
 
 class MonitorCommand(Command):
@@ -67,16 +68,25 @@ class MonitorCommand(Command):
     help="Override one feature's skew/drift threshold (repeatable; `prediction=V` for the "
     "predicted classes).",
 )
+@click.option(
+    "--max-invalid-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_MAX_INVALID_FRACTION,
+    show_default=True,
+    help="Share of request rows that may violate the schema (out of range, unknown category, "
+    "missing/extra feature, wrong type) before the verdict is `data quality` (exit 9).",
+)
 @beam_option(help_text="Beam runner profile for the statistics job (as `beamline run`).")
 @deprecated_alias("--beam-profile", "--beam", type=click.Choice(profile_names()))
 def monitor(
     pipeline, requests_dir, root, metadata, since, until, as_json, json_path, thresholds,
-    beam_profile, beam_deprecated,
+    max_invalid_fraction, beam_profile, beam_deprecated,
 ) -> None:
     """Compare the traffic logged in --requests with the data that trained the served version:
     skew (L-infinity for categorical, Jensen-Shannon for numeric features), drift against the
-    previous window, schema checks and the predicted classes. Exit code 8 when a threshold is
-    crossed.
+    previous window and the predicted classes, over the request rows that match the schema;
+    schema violations are counted row by row as data quality. Exit code 8 when a distribution
+    moved past its threshold, 9 when only data quality failed.
 
     Example:
 
@@ -110,6 +120,7 @@ def monitor(
         overrides,
         lambda size: beam_args(profile, size),
         window=window,
+        max_invalid_fraction=max_invalid_fraction,
     )
     data = json.dumps(report.to_json(), indent=2, default=str)
     if json_path is not None:
@@ -122,6 +133,18 @@ def monitor(
             f"Monitoring thresholds crossed for {', '.join(crossed)} (details on stdout"
             + (f" and in {json_path}" if json_path else "")
             + "): the served traffic no longer looks like the training data. Retrain on "
-            f"the newest data (beamline run {pipeline}), or raise a threshold with "
-            "--threshold FEATURE=VALUE if the change is expected."
+            f"the newest data (beamline run {pipeline}, or beamline loop {pipeline}), or raise "
+            "a threshold with --threshold FEATURE=VALUE if the change is expected."
+        )
+    if report.data_quality:
+        summaries = "; ".join(
+            f"version {v.version}: {v.quality.summary()}" for v in report.versions
+            if v.data_quality
+        )
+        raise DataQualityVerdict(
+            f"Requests violate the schema ({summaries}; example rows above"
+            + (f" and in {json_path}" if json_path else "")
+            + "). This is data quality, not drift: retraining cannot fix bad requests. Fix the "
+            "clients that send them, or change the schema if the new values are valid; "
+            "--max-invalid-fraction sets how many bad rows a window may hold."
         )

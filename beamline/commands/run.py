@@ -15,7 +15,12 @@ from beamline.commands.options import (
     new_or_deprecated,
     root_option,
 )
+from beamline.metadata.records import TriggerKind
 from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV, PushPolicy
+
+TRIGGER_KINDS = (
+    TriggerKind.MANUAL, TriggerKind.SCHEDULE, TriggerKind.DRIFT, TriggerKind.NEW_DATA,
+)
 
 
 @click.command(cls=Command)
@@ -29,6 +34,9 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV, PushPolicy
 @click.option("--span-range", default=None, metavar="FIRST:LAST",
               help="Read every span from FIRST to LAST (inclusive) in one ExampleGen.")
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
+@click.option("--tune", "retune", is_flag=True,
+              help="Search hyperparameters again, even when the last search could be reused "
+              "(by default a run reuses it while the model module and schema are unchanged).")
 @beam_option()
 @deprecated_alias("--beam-mode", "--beam", type=click.Choice(profile_names()))
 @click.option("--beam-arg", "beam_extra", multiple=True,
@@ -46,9 +54,18 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV, PushPolicy
               help="live: a blessed push takes the stable label (served at once); canary: it "
               "takes the canary label and stable stays until promoted [default: the pipeline's "
               "PUSH_POLICY, else live].")
+@click.option("--run-id", default=None, metavar="ID",
+              help="Use this run id (must be new in the store) [default: the start time].")
+@click.option("--trigger", type=click.Choice(TRIGGER_KINDS), default=None,
+              help="What started this run, for the TRIGGER column of `beamline runs` "
+              "[default: manual]; a cron job passes `schedule`.")
+@click.option("--trigger-execution", type=int, default=None, hidden=True,
+              help="The beamline.Trigger execution that decided this run (set by `beamline "
+              "loop`).")
 def run(
-    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_deprecated, beam_extra,
-    metadata, no_fast_cache, max_parallel, memory_limit, push_policy,
+    pipeline, data, root, span, span_range, no_tune, retune, beam_profile, beam_deprecated,
+    beam_extra, metadata, no_fast_cache, max_parallel, memory_limit, push_policy, run_id,
+    trigger, trigger_execution,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
@@ -74,6 +91,7 @@ def run(
         root=root,
         data=data,
         enable_tuning=not no_tune,
+        retune=retune,
         beam_profile=new_or_deprecated(beam_profile, beam_deprecated, "auto"),
         beam_extra=tuple(beam_extra),
         metadata=metadata,
@@ -84,6 +102,9 @@ def run(
         memory_limit=memory_limit,
         report_fd=report_fd,
         push_policy=push_policy,
+        run_id=run_id,
+        trigger=trigger,
+        trigger_execution_id=trigger_execution,
     )
     outcome = run_pipeline(request)
     click.echo(format_summary(outcome))

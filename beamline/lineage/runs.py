@@ -12,6 +12,7 @@ from beamline.lineage.model import CACHED, COMPLETE, FAILED, NEW, RUNNING, Execu
 from beamline.lineage.spans import span_of
 from beamline.metadata import run_context as rc
 from beamline.metadata.liveness import runner_alive
+from beamline.metadata.records import TriggerKind
 
 
 class UnknownRun(ConfigError):
@@ -34,6 +35,8 @@ class RunSummary:
     pushed_destination: str | None
     reason: str = ""
     span: str | None = None  # the TFX span ExampleGen read ("1-3" for a range)
+    trigger: str = TriggerKind.MANUAL  # what started it (records.TriggerKind)
+    trigger_execution_id: int | None = None  # the loop's beamline.Trigger execution
 
     @property
     def duration_s(self) -> float:
@@ -135,6 +138,12 @@ def summarize(
         pushed_destination=destination,
         reason=reason,
         span=span_of(graph, execs),
+        trigger=str(run.properties.get(rc.TRIGGER) or TriggerKind.MANUAL),
+        trigger_execution_id=(
+            int(run.properties[rc.TRIGGER_EXECUTION_ID])
+            if run.properties.get(rc.TRIGGER_EXECUTION_ID) is not None
+            else None
+        ),
     )
 
 

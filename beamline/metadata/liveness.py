@@ -29,16 +29,29 @@ class ProcessIdentity:
     start: str  # the process's start time in clock ticks since boot ("" where unknown)
 
 
-def process_start(pid: int) -> str:
-    """Start time of `pid` (Linux /proc; "" elsewhere or when the process does not exist)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the parenthesised command name (which may hold spaces): field 3
+    (state) first. None when the process does not exist or there is no /proc."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             stat = handle.read()
     except OSError:
-        return ""
-    # Field 22 (starttime), counted after the parenthesised command name, which may hold spaces.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else ""
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def process_start(pid: int) -> str:
+    """Start time of `pid` (Linux /proc; "" elsewhere or when the process does not exist)."""
+    fields = _stat_fields(pid)
+    # Field 22 (starttime).
+    return fields[19] if fields is not None and len(fields) > 19 else ""
+
+
+def _exited(pid: int) -> bool:
+    """True for a process that has exited and waits to be reaped (Z, zombie) or is being torn
+    down (X, dead): its pid still answers kill(0), but nothing runs any more."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in ("Z", "X", "x")
 
 
 def this_process() -> ProcessIdentity:
@@ -47,7 +60,8 @@ def this_process() -> ProcessIdentity:
 
 
 def pid_alive(pid: int, start: str) -> bool:
-    """True when `pid` runs and (if known) started at `start`."""
+    """True when `pid` runs and (if known) started at `start`. A process that has exited but
+    is not yet reaped (a zombie: right after kill -9, until its parent waits) is not alive."""
     if pid <= 0:
         return False
     try:
@@ -56,6 +70,8 @@ def pid_alive(pid: int, start: str) -> bool:
         return False
     except PermissionError:
         pass
+    if _exited(pid):
+        return False
     return not start or process_start(pid) == start
 
 

@@ -67,7 +67,8 @@ TRIGGER_WINDOW_LAST_SECS = "window_last_secs"
 TRIGGER_MONITOR_EXECUTION_ID = "monitor_execution_id"
 TRIGGER_RUN_ID = "run_id"  # the run it started, "" when none
 TRIGGER_SPAN = "span"  # the span the run trained on, -1 when none
-TRIGGER_TIME_MS = "time_ms"
+TRIGGER_TIME_MS = "time_ms"  # string (MySQL's int_value is 32 bits), ms since epoch
+TRIGGER_OUTCOME = "outcome"  # what the decided run led to: "pushed version N", "not blessed..."
 TRIGGER_INPUT_KEY = "monitoring_result"
 
 

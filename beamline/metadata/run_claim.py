@@ -28,11 +28,14 @@ def claim_run_id(
     pipeline: str,
     requested: str | None = None,
     now: Callable[[], datetime.datetime] = datetime.datetime.now,
+    trigger: str | None = None,
+    trigger_execution_id: int | None = None,
 ) -> str:
     """Creates the run's `pipeline_run` context and returns its name (the run id).
 
     With `requested`, that exact id or a ConfigError; otherwise the current time, moved on by
-    a microsecond while another run holds it.
+    a microsecond while another run holds it. `trigger` (records.TriggerKind) and
+    `trigger_execution_id` (the loop's beamline.Trigger execution) are stamped on it too.
     """
     from ml_metadata import errors as mlmd_errors
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -44,6 +47,10 @@ def claim_run_id(
         run_id = requested or stamp.isoformat()
         context = pb.Context(type_id=type_id, name=run_id)
         stamp_runner(context, pipeline)
+        if trigger:
+            context.custom_properties[rc.TRIGGER].string_value = trigger
+        if trigger_execution_id is not None:
+            context.custom_properties[rc.TRIGGER_EXECUTION_ID].int_value = trigger_execution_id
         try:
             [context_id] = store.put_contexts([context])
             # TFX links a run to its pipeline only when it creates the run's context itself.

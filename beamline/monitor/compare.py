@@ -50,9 +50,9 @@ class FeatureResult:
 
     @property
     def crossed(self) -> bool:
-        return bool(
-            (self.skew and self.skew.crossed) or (self.drift and self.drift.crossed) or self.schema
-        )
+        """A distribution moved (skew or drift past its threshold). Schema findings are data
+        quality (beamline.monitor.quality), not drift: they never make a feature crossed."""
+        return bool((self.skew and self.skew.crossed) or (self.drift and self.drift.crossed))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

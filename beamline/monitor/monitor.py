@@ -21,9 +21,16 @@ from beamline.errors import DataError
 from beamline.monitor.compare import (
     FeatureResult,
     compare,
+    in_environment,
     label_features,
     monitored_features,
     prediction_result,
+)
+from beamline.monitor.quality import (
+    DEFAULT_MAX_INVALID_FRACTION,
+    QualityResult,
+    check_rows,
+    serving_inputs,
 )
 from beamline.monitor.record import SERVING_SPLIT, previous_window, record_monitoring
 from beamline.monitor.trained import (
@@ -37,6 +44,11 @@ from beamline.monitor.trained import (
 from beamline.monitor.window import VersionTraffic, Window, read_window, write_examples
 
 STATS_FILE = "FeatureStats.pb"
+
+# A window's verdict (also the `verdict` of its monitoring execution in MLMD).
+OK = "ok"
+THRESHOLD_CROSSED = "threshold crossed"  # a distribution moved: skew, drift, predictions
+DATA_QUALITY = "data quality"  # too many requests violate the schema (nothing moved)
 
 
 class UnknownVersion(DataError):
@@ -55,10 +67,24 @@ class VersionReport:
     previous_execution: int | None = None
     execution_id: int | None = None
     directory: str = ""
+    quality: QualityResult | None = None
 
     @property
     def crossed(self) -> list[str]:
+        """Features whose distribution moved (skew/drift), over the valid request rows."""
         return [f.feature for f in self.features if f.crossed]
+
+    @property
+    def data_quality(self) -> bool:
+        return self.quality is not None and self.quality.crossed
+
+    @property
+    def verdict(self) -> str:
+        """Drift first: it is measured on the rows that match the schema, so it is real; a
+        window with both is reported with both (`data_quality` stays true)."""
+        if self.crossed:
+            return THRESHOLD_CROSSED
+        return DATA_QUALITY if self.data_quality else OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +98,8 @@ class VersionReport:
             "execution_id": self.execution_id,
             "directory": self.directory,
             "crossed": self.crossed,
+            "verdict": self.verdict,
+            "data_quality": self.quality.to_json() if self.quality else None,
             "features": [f.to_json() for f in self.features],
         }
 
@@ -89,7 +117,19 @@ class MonitorReport:
 
     @property
     def crossed(self) -> bool:
+        """A distribution moved in some version's traffic (exit 8 in `monitor`)."""
         return any(v.crossed for v in self.versions)
+
+    @property
+    def data_quality(self) -> bool:
+        """Too many schema violations in some version's traffic (exit 9 when nothing moved)."""
+        return any(v.data_quality for v in self.versions)
+
+    @property
+    def verdict(self) -> str:
+        if self.crossed:
+            return THRESHOLD_CROSSED
+        return DATA_QUALITY if self.data_quality else OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +140,7 @@ class MonitorReport:
             "log_files": self.files,
             "log_records": self.records,
             "damaged_files": self.damaged,
-            "verdict": "threshold crossed" if self.crossed else "ok",
+            "verdict": self.verdict,
             "versions": [v.to_json() for v in self.versions],
         }
 
@@ -180,6 +220,7 @@ def run_monitor(
     overrides: dict[str, float],
     beam_args_for,
     window: Window | None = None,
+    max_invalid_fraction: float = DEFAULT_MAX_INVALID_FRACTION,
 ) -> MonitorReport:
     """Monitors the window; returns the report (records it in MLMD)."""
     import tensorflow_data_validation as tfdv
@@ -204,9 +245,21 @@ def run_monitor(
             if not os.path.isfile(schema_path):
                 raise DataError(f"The schema {schema_path} recorded in MLMD is missing.")
             schema = tfdv.load_schema_text(schema_path)
-            features = monitored_features(
-                schema, window.inputs_sent[(traffic.model_name, traffic.version)]
+            sent = window.inputs_sent[(traffic.model_name, traffic.version)]
+            features = monitored_features(schema, sent)
+            quality, valid = check_rows(
+                traffic.rows,
+                traffic.stamps,
+                schema,
+                lambda f, schema=schema: in_environment(f, schema, "SERVING"),
+                _model_inputs(trained),
+                sent,
+                max_invalid_fraction,
             )
+            # Distributions are compared over the rows that match the schema: bad requests are
+            # data quality, never drift. A window of nothing but bad rows keeps them all (its
+            # statistics still describe the window) and claims no drift.
+            valid_rows = [r for r, ok in zip(traffic.rows, valid, strict=True) if ok]
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             name = "-".join(
                 map(str, (traffic.model_name, traffic.version, traffic.first_secs, stamp))
@@ -216,7 +269,7 @@ def run_monitor(
             (work / f"Split-{SERVING_SPLIT}").mkdir(parents=True, exist_ok=True)
             staged.append((None, work, final, trained, {}))
             examples = work / "requests.tfrecord"
-            write_examples(traffic.rows, examples)
+            write_examples(valid_rows or traffic.rows, examples)
             logged = _statistics(
                 examples,
                 work / f"Split-{SERVING_SPLIT}" / STATS_FILE,
@@ -231,11 +284,19 @@ def run_monitor(
                 )
             results = compare(training, logged, previous_stats, schema, features, overrides)
             labels = label_features(schema)
+            predicted_classes = (
+                [p for p, ok in zip(traffic.predicted, valid, strict=True) if ok]
+                if len(traffic.predicted) == len(valid)
+                else []
+            )
             predicted = prediction_result(
-                traffic.predicted, evaluation, labels[0] if len(labels) == 1 else None, overrides
+                predicted_classes, evaluation, labels[0] if len(labels) == 1 else None, overrides
             )
             if predicted is not None:
                 results.append(predicted)
+            if not valid_rows:
+                for result in results:
+                    result.skew = result.drift = None
             version_report = VersionReport(
                 model_name=traffic.model_name,
                 version=traffic.version,
@@ -246,6 +307,7 @@ def run_monitor(
                 features=results,
                 previous_execution=previous.execution_id if previous else None,
                 directory=str(final),
+                quality=quality,
             )
             inputs = {
                 "model": trained.model.id,
@@ -272,8 +334,11 @@ def run_monitor(
                     "first_secs": version_report.first_secs,
                     "last_secs": version_report.last_secs,
                     "requests": version_report.requests,
-                    "verdict": "threshold crossed" if version_report.crossed else "ok",
+                    "verdict": version_report.verdict,
                     "crossed": version_report.crossed,
+                    "invalid_rows": (
+                        version_report.quality.invalid_rows if version_report.quality else 0
+                    ),
                     "result": version_report.to_json(),
                 },
             )
@@ -285,6 +350,12 @@ def run_monitor(
                 shutil.rmtree(final, ignore_errors=True)
         raise
     return report
+
+
+def _model_inputs(trained: Trained) -> set[str] | None:
+    """The inputs of the pushed SavedModel's serving signature: the features it needs."""
+    destination = trained.pushed.prop("pushed_destination")
+    return serving_inputs(str(destination)) if destination else None
 
 
 def _artifact_of(store, uri: str) -> int | None:

@@ -92,6 +92,7 @@ def record_monitoring(
     props["requests"].int_value = int(summary["requests"])
     props["verdict"].string_value = summary["verdict"]
     props["crossed"].string_value = ",".join(summary["crossed"])
+    props["invalid_rows"].int_value = int(summary.get("invalid_rows", 0))
     props["result"].string_value = json.dumps(summary["result"], default=str)
 
     statistics = pb.Artifact(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from beamline.monitor.compare import Measure
 from beamline.monitor.monitor import MonitorReport
+from beamline.monitor.quality import QualityResult
 
 SHORT = {"infinity_norm": "L-inf", "jensen_shannon_divergence": "JSD"}
 
@@ -67,10 +70,42 @@ def report_text(report: MonitorReport) -> str:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         if version.crossed:
             lines.append(f"  thresholds crossed: {', '.join(version.crossed)}")
+        lines.extend(quality_lines(version.quality))
     lines.append("")
-    lines.append(
-        "verdict: THRESHOLD CROSSED (retrain: beamline run on the newest data)"
-        if report.crossed
-        else "verdict: ok"
-    )
+    lines.append(verdict_line(report))
     return "\n".join(lines)
+
+
+def quality_lines(quality: QualityResult | None) -> list[str]:
+    """The data-quality part of one version's section: summary, example rows, never sent."""
+    if quality is None:
+        return []
+    mark = "  DATA QUALITY" if quality.crossed else ""
+    lines = [f"  data quality: {quality.summary()}{mark}"]
+    for example in quality.examples:
+        why = "; ".join(
+            f"{v['feature']} {v['kind']} ({v['detail']})" for v in example["violations"]
+        )
+        lines.append(
+            f"    request at {example['request_secs']}: {why}: "
+            f"{json.dumps(example['row'], sort_keys=True)[:200]}"
+        )
+    if quality.never_sent:
+        lines.append(
+            "  never sent: the model takes "
+            + ", ".join(quality.never_sent)
+            + ", which no logged request carried (it answers with their defaults)"
+        )
+    return lines
+
+
+def verdict_line(report: MonitorReport) -> str:
+    if report.crossed:
+        also = " (and data quality: see the violations above)" if report.data_quality else ""
+        return f"verdict: THRESHOLD CROSSED (retrain: beamline run on the newest data){also}"
+    if report.data_quality:
+        return (
+            "verdict: DATA QUALITY (requests violate the schema; fix the clients - retraining "
+            "cannot fix bad requests)"
+        )
+    return "verdict: ok"

@@ -57,7 +57,7 @@ def pushed_versions(graph: Graph, model_name: str | None = None) -> dict[int, Ar
     return found
 
 
-def _upstream_examples(graph: Graph, artifact_id: int) -> list[Artifact]:
+def upstream_examples(graph: Graph, artifact_id: int) -> list[Artifact]:
     """The Examples produced by an ExampleGen (no Examples input) upstream of an artifact."""
     seen: set[int] = set()
     stack = [artifact_id]
@@ -96,7 +96,7 @@ def trained_for(graph: Graph, pushed: Artifact, version: int) -> Trained | None:
         return None
     schema_ids = trainer.inputs.get("schema", [])
     statistics = None
-    for examples in _upstream_examples(graph, model.id):
+    for examples in upstream_examples(graph, model.id):
         stats_gens = [e for e in graph.consumers(examples.id) if e.component == "StatisticsGen"]
         ids = outputs_of_type(graph, stats_gens, "ExampleStatistics")
         if ids:

@@ -34,6 +34,7 @@ class VersionTraffic:
     version: int
     rows: list[Row] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)  # predicted class per row, when known
+    stamps: list[int] = field(default_factory=list)  # logged time (unix s) per row
     first_secs: int = 0
     last_secs: int = 0
 
@@ -100,6 +101,7 @@ def read_window(
         if traffic is None:
             traffic = window.traffic[key] = VersionTraffic(*key, first_secs=stamp)
         traffic.rows.extend(rows)
+        traffic.stamps.extend([stamp] * len(rows))
         if len(predicted) == len(rows):
             traffic.predicted.extend(predicted)
         traffic.first_secs = min(traffic.first_secs, stamp)

@@ -84,6 +84,12 @@ class RunRequest:
     report_fd: int | None = None
     # settings.PushPolicy; None: the pipeline module's PUSH_POLICY, else live.
     push_policy: str | None = None
+    # What started the run (records.TriggerKind; None: manual) and, for runs a `beamline loop`
+    # step decided, the id of its beamline.Trigger execution: stamped on the run's context.
+    trigger: str | None = None
+    trigger_execution_id: int | None = None
+    # Search hyperparameters again even when the last search can be reused (beamline.runner.tuned).
+    retune: bool = False
 
 
 def prepare_environment() -> None:
@@ -274,7 +280,13 @@ def _claim_run_id(mlmd_config, request: RunRequest, push_policy: str) -> str:
     from beamline.runner.push import stamp_policy
 
     store = open_store(mlmd_config)
-    run_id = claim_run_id(store, request.pipeline, request.run_id)
+    run_id = claim_run_id(
+        store,
+        request.pipeline,
+        request.run_id,
+        trigger=request.trigger,
+        trigger_execution_id=request.trigger_execution_id,
+    )
     stamp_policy(store, run_id, push_policy)
     return run_id
 
@@ -350,6 +362,8 @@ def _run_nodes(
     # their content digest is in the components' custom_config, so caching still sees edits.
     os.environ.setdefault(NO_USER_MODULE_WHEELS, "1")
     pipeline = module.create_pipeline(settings)
+    if settings.enable_tuning:
+        pipeline = _reuse_tuned(module, settings, request, pipeline, console)
     compiled = tfx_nodes.compile_pipeline(pipeline, run_id)
     outcome = RunOutcome(request.pipeline, compiled.run_id, log_path=str(log_path))
     console.write(f"beamline: run id {compiled.run_id}\n")
@@ -458,6 +472,30 @@ def _launch(compiled, node_id: str, layout: RootLayout, push_policy: str) -> str
             ):
                 logging.getLogger("beamline").info("push policy %s: %s", push_policy, line)
     return state
+
+
+def _reuse_tuned(module, settings, request: RunRequest, pipeline, console: TextIO):
+    """The pipeline with the last search's hyperparameters imported instead of a Tuner, when
+    they still fit (same model module and schema) and --tune did not ask for a new search."""
+    import dataclasses
+
+    from beamline.metadata.connection import open_store
+    from beamline.runner.tuned import earlier_search, module_sha_of
+
+    if request.retune:
+        console.write("beamline: tuning: --tune asks for a new search\n")
+        return pipeline
+    module_sha = module_sha_of(pipeline)
+    if module_sha is None:  # this pipeline has no Tuner
+        return pipeline
+    reuse = earlier_search(
+        open_store(settings.metadata_connection_config), request.pipeline, module_sha,
+        settings.schema_path,
+    )
+    console.write(f"beamline: {reuse.why}\n")
+    if reuse.uri is None:
+        return pipeline
+    return module.create_pipeline(dataclasses.replace(settings, hyperparameters_uri=reuse.uri))
 
 
 def _mark_interrupted(compiled, pipeline: str, digest: str, exc: BaseException) -> None:

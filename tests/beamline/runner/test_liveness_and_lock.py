@@ -40,6 +40,45 @@ def test_liveness_from_pid_start_time_and_heartbeat():
     assert runner_alive(remote, at_ms=1_000_000 + int(STALE_AFTER_SECONDS * 1000) + 1) is False
 
 
+def test_an_exited_runner_not_yet_reaped_is_not_alive():
+    """kill -9 of a runner whose parent has not waited yet leaves a zombie: the pid exists (kill
+    0 succeeds) with the same start time, but the run is over."""
+    import signal
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        start = _start_of(child.pid)
+        assert runner_alive(_stamped(child.pid, start)) is True
+        os.kill(child.pid, signal.SIGKILL)
+        # Wait (bounded) for the kernel to make it a zombie; do not reap it.
+        deadline = time.monotonic() + 30
+        while _state(child.pid) != "Z":
+            assert time.monotonic() < deadline, f"state {_state(child.pid)!r}, never Z"
+            time.sleep(0.01)
+        os.kill(child.pid, 0)  # the pid still answers: this is what used to read as alive
+        assert _start_of(child.pid) == start
+        assert runner_alive(_stamped(child.pid, start)) is False
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _stamped(pid: int, start: str) -> dict:
+    return {rc.RUNNER_PID: pid, rc.RUNNER_HOST: this_process().host, rc.RUNNER_START: start}
+
+
+def _start_of(pid: int) -> str:
+    from beamline.metadata.liveness import process_start
+
+    return process_start(pid)
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[-1].split()[0]
+
+
 def test_one_live_run_per_pipeline_and_root(tmp_path):
     layout = RootLayout(tmp_path)
     with PipelineLock(layout, "penguin", "run-1"):

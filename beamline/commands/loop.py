@@ -1,0 +1,91 @@
+"""`beamline loop`: continuous training (beamline/loop/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from beamline.commands.options import metadata_option, root_option
+from beamline.loop.delivery import LIVE, PUSH_POLICIES
+from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
+from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="The data directory new spans land in (span-N/ or the SPAN_PATTERN).")
+@click.option("--requests", "requests_dir", required=True, type=click.Path(path_type=Path),
+              help="Request log directory of the server (`beamline serve --request_log_dir`).")
+@click.option("--every", default=None, metavar="DURATION",
+              help="Step every DURATION (90s, 15m, 6h, 1d) until SIGTERM.")
+@click.option("--once", is_flag=True, help="One step; the exit code says what it decided.")
+@click.option("--retrain-on", "policy", type=click.Choice(POLICIES), default=DRIFT_OR_NEW_DATA,
+              show_default=True, help="What retrains (always on a span newer than the served "
+              "model's): drift, a new span, or either.")
+@click.option("--on-failure", default=None, metavar="CMD",
+              help="Shell command run when a run the loop started fails; {run_id} is replaced "
+              "(else the run id is appended); $BEAMLINE_RUN_ID is set.")
+@click.option("--push-policy", type=click.Choice(PUSH_POLICIES), default=LIVE, show_default=True,
+              help="live: a blessed push serves as the newest version; canary: label, watch, "
+              "promote.")
+@click.option("--no-tune", is_flag=True, help="Runs skip the Tuner (as `beamline run --no-tune`).")
+@click.option("--tune", "retune", is_flag=True,
+              help="Runs search hyperparameters again (default: reuse the last search while the "
+              "model module and schema are unchanged).")
+@click.option("--until", default=None, metavar="TIME",
+              help="End the window at TIME (ISO 8601) instead of now (an Airflow data interval).")
+@click.option("--threshold", "thresholds", multiple=True, metavar="FEATURE=VALUE",
+              help="Skew/drift threshold override, as `beamline monitor --threshold`.")
+@click.option("--max-invalid-fraction", type=click.FloatRange(0.0, 1.0),
+              default=DEFAULT_MAX_INVALID_FRACTION, show_default=True,
+              help="Share of request rows that may violate the schema (as `beamline monitor`).")
+@click.option("--beam", "beam_profile", default="auto", show_default=True,
+              help="Beam profile for the statistics job and the runs.")
+@root_option()
+@metadata_option
+def loop(
+    pipeline, data, requests_dir, every, once, policy, on_failure, push_policy, no_tune, retune,
+    until,
+    thresholds, max_invalid_fraction, beam_profile, root, metadata,
+) -> None:
+    """Continuous training: each step monitors the traffic logged since the last step against
+    the data that trained the served version, decides by --retrain-on, runs PIPELINE on the
+    newest span of --data and pushes a blessed model; every decision is a beamline.Trigger
+    execution in MLMD. --once exits 0 (nothing to do, or retrained), 1 (its run failed), 6
+    (a run is live), 9 (data quality), 12 (drift, no new data)."""
+    import sys
+
+    from beamline.errors import ConfigError, LoopAlert
+    from beamline.loop.loop import one_step, parse_duration, run_loop
+    from beamline.loop.step import EXIT_ALERT, EXIT_OK, LoopConfig, check_config
+    from beamline.monitor.thresholds import parse_overrides
+    from beamline.monitor.window import parse_time
+
+    if once == (every is not None):
+        raise ConfigError("Give exactly one of --once (one step) and --every DURATION.")
+    config = LoopConfig(
+        pipeline=pipeline,
+        data=data.expanduser().resolve(),
+        requests=requests_dir.expanduser().resolve(),
+        root=root,
+        metadata=metadata,
+        policy=policy,
+        tune=not no_tune,
+        retune=retune,
+        push_policy=push_policy,
+        on_failure=on_failure,
+        thresholds=parse_overrides(thresholds),
+        max_invalid_fraction=max_invalid_fraction,
+        beam_profile=beam_profile,
+        until=parse_time(until, "--until") if until else None,
+    )
+    check_config(config)
+    if every is not None:
+        sys.exit(run_loop(config, parse_duration(every), sys.stdout))
+    result = one_step(config, sys.stdout)
+    if result.exit_code == EXIT_ALERT:
+        raise LoopAlert(result.message)
+    if result.exit_code != EXIT_OK:
+        sys.exit(result.exit_code)

@@ -1,0 +1,431 @@
+"""One loop step: resume an unfinished decision, else monitor the new window, decide, record the
+decision, run the pipeline on the newest span and deliver what it blessed.
+
+Order matters for the guarantees (docs/guides/continuous-training.md):
+1. a decision whose run never finished is carried out first (its run id was recorded with it,
+   so a run that started is found, never started twice);
+2. a window is [end of the last decided window, now): decided once (the Trigger execution's
+   name is the window, unique in MLMD);
+3. the decision is written before the run starts; the run gets the trigger on its context.
+The pipeline run is `beamline run` in a child process (the watchdog, the pipeline lock, the
+same records): a run that fails is recorded failed by it, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from beamline.errors import ConfigError, DataError
+from beamline.faults import fault_point
+from beamline.loop import triggers as tr
+from beamline.loop.delivery import deliver
+from beamline.loop.policy import DRIFT_OR_NEW_DATA, Signals, Verdict, decide
+from beamline.loop.served import Served, newest_span, served_version
+from beamline.metadata import run_context as rc
+from beamline.metadata.records import Decision
+from beamline.settings import RootLayout
+
+# Exit codes of `beamline loop --once` by what the step did (beamline/errors.py has the table).
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_LOCKED = 6
+EXIT_DATA_QUALITY = 9
+EXIT_ALERT = 12
+SHORT = {"infinity_norm": "L-inf", "jensen_shannon_divergence": "JSD"}
+
+
+@dataclass
+class LoopConfig:
+    pipeline: str
+    data: Path
+    requests: Path
+    root: Path
+    metadata: str | None = None
+    policy: str = DRIFT_OR_NEW_DATA
+    tune: bool = True
+    retune: bool = False  # --tune: a new hyperparameter search instead of reusing the last one
+    push_policy: str = "live"
+    on_failure: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    max_invalid_fraction: float = 0.02
+    beam_profile: str = "auto"
+    until: dt.datetime | None = None  # the window's end (None: now)
+
+    @property
+    def layout(self) -> RootLayout:
+        return RootLayout(self.root)
+
+
+@dataclass
+class StepResult:
+    decision: str
+    message: str
+    exit_code: int = EXIT_OK
+    trigger_id: int | None = None
+    run_id: str | None = None
+
+
+def _say(out: TextIO, text: str) -> None:
+    out.write(f"beamline loop: {text}\n")
+    out.flush()
+
+
+def _open_store(config: LoopConfig):
+    from beamline.metadata.connection import open_existing
+
+    return open_existing(config.metadata, config.layout.metadata_path)
+
+
+def _utc(secs: int) -> str:
+    return dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_step(config: LoopConfig, out: TextIO) -> StepResult:
+    store = _open_store(config)
+    decided = tr.triggers(store, config.pipeline)
+    pending = [t for t in decided if t.pending]
+    if pending:
+        return _resume(config, store, pending[0], out)
+    until = int((config.until or dt.datetime.now(dt.timezone.utc)).timestamp())
+    since = decided[-1].until_secs if decided else -1
+    same = [t for t in decided if t.until_secs == until]
+    if same or until <= since:
+        t = same[0] if same else decided[-1]
+        message = (
+            f"the window up to {_utc(until)} was decided already by trigger #{t.execution_id} "
+            f"({t.decision}{', run ' + t.run_id if t.run_id else ''}): nothing to do"
+        )
+        _say(out, message)
+        return StepResult(Decision.NOTHING, message, trigger_id=t.execution_id)
+    from beamline.runner.run_lock import is_held
+
+    if is_held(config.layout, config.pipeline):
+        message = (
+            f"a run of {config.pipeline} is live in {config.root} (its lock is held): this step "
+            "is skipped; the next step covers its window"
+        )
+        _say(out, message)
+        return StepResult(Decision.NOTHING, message, exit_code=EXIT_LOCKED)
+    return _decide_window(config, store, since, until, out)
+
+
+# --------------------------------------------------------------------------- monitor + decide
+
+
+@dataclass
+class _Watched:
+    signals: Signals
+    monitor_execution_id: int | None
+    monitoring_result_id: int | None
+    served: Served | None
+
+
+def _drift_detail(version_report) -> str:
+    parts = []
+    for f in version_report.features:
+        if not f.crossed:
+            continue
+        measures = [m for m in (f.skew, f.drift) if m is not None and m.crossed]
+        worst = max(measures, key=lambda m: m.value - m.threshold)
+        parts.append(
+            f"{f.feature} {SHORT.get(worst.measure, worst.measure)} {worst.value:.2f} > "
+            f"{worst.threshold:.2f}"
+        )
+    return (
+        ", ".join(parts)
+        + f" (window {_utc(version_report.first_secs)} .. {_utc(version_report.last_secs)}, "
+        f"{version_report.requests} request rows, version {version_report.version})"
+    )
+
+
+def _result_artifact(store, monitor_execution_id: int) -> int | None:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    for event in store.get_events_by_execution_ids([monitor_execution_id]):
+        if event.type == pb.Event.OUTPUT and event.path.steps[0].key == "result":
+            return event.artifact_id
+    return None
+
+
+def _watch(
+    config: LoopConfig, store, since: int, until: int, timings: dict[str, float]
+) -> _Watched:
+    import time
+
+    from beamline import registry
+    from beamline.beam import beam_args
+    from beamline.lineage.access import open_graph_and_store
+    from beamline.monitor.monitor import run_monitor
+    from beamline.monitor.window import MonitorInputError, read_window
+    from beamline.runner.spans import span_pattern_of
+
+    clock = time.perf_counter()
+    graph, store = open_graph_and_store(config.root, config.metadata, config.pipeline)
+    served = served_version(graph)
+    if served is None:
+        raise DataError(
+            f"No version of pipeline {config.pipeline!r} was ever pushed in {graph.source}: the "
+            "loop watches a served model. Run the pipeline once (beamline run "
+            f"{config.pipeline} --data {config.data}) and serve it with --request_log_dir."
+        )
+    pattern = span_pattern_of(registry.load_module(config.pipeline))
+    newest = newest_span(config.data, pattern)
+    since_t = dt.datetime.fromtimestamp(since, dt.timezone.utc) if since >= 0 else None
+    until_t = dt.datetime.fromtimestamp(until, dt.timezone.utc)
+    if not os.path.isdir(config.requests):
+        raise DataError(
+            f"The request log directory {config.requests} does not exist. Point --requests at "
+            "the directory given to `beamline serve --request_log_dir`."
+        )
+    timings["lineage and spans"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    try:
+        window = read_window(config.requests, since_t, until_t)
+    except MonitorInputError:
+        timings["request logs"] = time.perf_counter() - clock
+        since_text = _utc(since) if since >= 0 else "the start"
+        return _Watched(
+            Signals([], "", "", served.span, newest,
+                    no_traffic=f"no requests logged between {since_text} and {_utc(until)}"),
+            None, None, served,
+        )
+    timings["request logs"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    report = run_monitor(
+        config.pipeline,
+        config.requests,
+        config.layout.monitoring_dir,
+        graph,
+        store,
+        since_t,
+        until_t,
+        config.thresholds,
+        lambda size: beam_args(config.beam_profile, size),
+        window=window,
+        max_invalid_fraction=config.max_invalid_fraction,
+    )
+    timings["monitoring (TFDV statistics job, comparisons, record)"] = (
+        time.perf_counter() - clock
+    )
+    moved = [v for v in report.versions if v.crossed]
+    # The decision reads the window of the version that moved (else the newest one served).
+    chosen = moved[-1] if moved else max(report.versions, key=lambda v: v.version)
+    drifted = sorted({f for v in moved for f in v.crossed})
+    quality = (
+        "; ".join(v.quality.summary() for v in report.versions if v.data_quality)
+        if not moved
+        else ""
+    )
+    return _Watched(
+        Signals(drifted, _drift_detail(chosen) if moved else "", quality, served.span, newest),
+        chosen.execution_id,
+        _result_artifact(store, chosen.execution_id) if chosen.execution_id else None,
+        served,
+    )
+
+
+def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextIO) -> StepResult:
+    import time
+
+    from ml_metadata import errors as mlmd_errors
+
+    timings: dict[str, float] = {}
+    watched = _watch(config, store, since, until, timings)
+    clock = time.perf_counter()
+    verdict: Verdict = decide(config.policy, watched.signals)
+    run_id = ""
+    span = -1
+    if verdict.decision == Decision.RETRAIN:
+        run_id = dt.datetime.now().isoformat()
+        span = watched.signals.newest_span if watched.signals.newest_span is not None else -1
+    try:
+        trigger_id = tr.record_decision(
+            store,
+            config.pipeline,
+            kind=verdict.kind,
+            decision=verdict.decision,
+            reason=verdict.reason,
+            since=since,
+            until=until,
+            monitoring_result_id=watched.monitoring_result_id,
+            monitor_execution_id=watched.monitor_execution_id,
+            run_id=run_id,
+            span=span,
+        )
+    except mlmd_errors.AlreadyExistsError:
+        message = f"the window up to {_utc(until)} was decided by another loop just now"
+        _say(out, message)
+        return StepResult(Decision.NOTHING, message)
+    timings["decision record"] = time.perf_counter() - clock
+    _say(out, "step timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    monitor = (
+        f" (monitoring #{watched.monitor_execution_id})" if watched.monitor_execution_id else ""
+    )
+    _say(out, f"trigger #{trigger_id}{monitor}: {verdict.decision}: {verdict.reason}")
+    fault_point("loop-after-decision")
+    if verdict.decision == Decision.RETRAIN:
+        trigger = tr.trigger_by_id(store, trigger_id)
+        return _carry_out(config, store, trigger, out)
+    code = {Decision.ALERT: EXIT_ALERT, Decision.DATA_QUALITY: EXIT_DATA_QUALITY}.get(
+        verdict.decision, EXIT_OK
+    )
+    return StepResult(verdict.decision, verdict.reason, code, trigger_id)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _run_context(store, run_id: str):
+    return store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+
+
+def _resume(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -> StepResult:
+    """A decision whose run did not finish when its loop stopped (killed, power loss)."""
+    context = _run_context(store, trigger.run_id)
+    if context is None:
+        _say(
+            out,
+            f"trigger #{trigger.execution_id} decided {trigger.decision} ({trigger.reason}) and "
+            f"its run {trigger.run_id} never started: starting it now",
+        )
+        return _carry_out(config, store, trigger, out)
+    from beamline.metadata.liveness import runner_alive
+
+    props = rc.properties_of(context)
+    if props.get(rc.STATE) == rc.RunState.RUNNING and runner_alive(props) is not False:
+        message = (
+            f"run {trigger.run_id} of trigger #{trigger.execution_id} is still running: "
+            "this step waits for it"
+        )
+        _say(out, message)
+        return StepResult(Decision.RETRAIN, message, EXIT_LOCKED, trigger.execution_id,
+                          trigger.run_id)
+    _say(out, f"trigger #{trigger.execution_id}: its run {trigger.run_id} ended while the loop "
+              "was down; recording how")
+    return _conclude(config, store, trigger, None, out)
+
+
+def _run_command(config: LoopConfig, trigger: tr.TriggerRecord) -> list[str]:
+    command = [
+        sys.executable, "-m", "beamline", "run", config.pipeline,
+        "--data", str(config.data), "--root", str(config.root),
+        "--run-id", trigger.run_id, "--trigger", trigger.kind,
+        "--trigger-execution", str(trigger.execution_id),
+        "--beam", config.beam_profile,
+    ]
+    if trigger.span >= 0:
+        command += ["--span", str(trigger.span)]
+    if config.metadata:
+        command += ["--metadata", config.metadata]
+    if not config.tune:
+        command.append("--no-tune")
+    elif config.retune:
+        command.append("--tune")
+    return command
+
+
+def _carry_out(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -> StepResult:
+    """Runs the decided run (as `beamline run`, in a child process) and concludes it."""
+    _say(out, f"run {trigger.run_id} on span {trigger.span} ({trigger.kind}): "
+              + shlex.join(_run_command(config, trigger)[2:]))
+    out.flush()
+    proc = subprocess.run(_run_command(config, trigger), stdin=subprocess.DEVNULL)
+    if proc.returncode == EXIT_LOCKED and _run_context(store, trigger.run_id) is None:
+        message = (
+            f"a run of {config.pipeline} is live (lock held): trigger #{trigger.execution_id}'s "
+            f"run {trigger.run_id} starts at the next step"
+        )
+        _say(out, message)
+        return StepResult(Decision.RETRAIN, message, EXIT_LOCKED, trigger.execution_id)
+    return _conclude(config, store, trigger, proc.returncode, out)
+
+
+def _conclude(
+    config: LoopConfig, store, trigger: tr.TriggerRecord, returncode: int | None, out: TextIO
+) -> StepResult:
+    from beamline.runner.outcome import RunOutcome, fill_from_mlmd
+
+    context = _run_context(store, trigger.run_id)
+    if context is not None:
+        tr.link_run(store, trigger.execution_id, trigger.run_id)
+    props = rc.properties_of(context) if context is not None else {}
+    state = props.get(rc.STATE)
+    if context is None or state != rc.RunState.COMPLETE or returncode not in (None, 0):
+        if state == rc.RunState.RUNNING:
+            state = rc.RunState.KILLED
+        why = str(props.get(rc.REASON) or "") or (
+            f"exit code {returncode}" if returncode is not None else "no end recorded"
+        )
+        message = f"run {trigger.run_id} {state or 'did not start'}: {why}"
+        tr.finish(store, trigger.execution_id, message, failed=True)
+        _say(out, f"trigger #{trigger.execution_id}: {message}; nothing serves differently")
+        _on_failure(config, trigger, out)
+        return StepResult(Decision.RETRAIN, message, EXIT_RUN_FAILED, trigger.execution_id,
+                          trigger.run_id)
+    outcome = fill_from_mlmd(RunOutcome(config.pipeline, trigger.run_id), store)
+    delivery = deliver(config.push_policy, outcome, store, config.pipeline)
+    tr.finish(store, trigger.execution_id, delivery.message)
+    _say(out, f"trigger #{trigger.execution_id}: {delivery.message}")
+    return StepResult(Decision.RETRAIN, delivery.message, EXIT_OK, trigger.execution_id,
+                      trigger.run_id)
+
+
+def _on_failure(config: LoopConfig, trigger: tr.TriggerRecord, out: TextIO) -> None:
+    """--on-failure CMD: `{run_id}` in CMD is replaced, else the run id is its last argument;
+    $BEAMLINE_RUN_ID, $BEAMLINE_PIPELINE and $BEAMLINE_TRIGGER_EXECUTION are set."""
+    if not config.on_failure:
+        return
+    command = config.on_failure
+    command = (
+        command.replace("{run_id}", shlex.quote(trigger.run_id))
+        if "{run_id}" in command
+        else f"{command} {shlex.quote(trigger.run_id)}"
+    )
+    env = {
+        **os.environ,
+        "BEAMLINE_RUN_ID": trigger.run_id,
+        "BEAMLINE_PIPELINE": config.pipeline,
+        "BEAMLINE_TRIGGER_EXECUTION": str(trigger.execution_id),
+    }
+    try:
+        done = subprocess.run(command, shell=True, env=env, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        _say(out, f"--on-failure {config.on_failure!r} could not start: {exc}")
+        return
+    if done.returncode:
+        _say(out, f"--on-failure command exited {done.returncode}")
+
+
+def check_config(config: LoopConfig) -> None:
+    """Bad flags, before any step: one paragraph each."""
+    from beamline.loop.delivery import check_policy
+
+    if not config.data.is_dir():
+        raise ConfigError(
+            f"--data {config.data} is not a directory. The loop reads spans from it "
+            "(span-1/, span-2/ ... or the pipeline's SPAN_PATTERN); point it at the directory "
+            "new spans are added to."
+        )
+    check_policy(config.push_policy)
+    sqlite = (
+        config.layout.metadata_path
+        if config.metadata is None
+        else Path(config.metadata[len("sqlite:///") :])
+        if config.metadata.startswith("sqlite:///")
+        else None
+    )
+    if sqlite is not None and not sqlite.is_file():
+        # Not a transient error to retry: nothing ever ran there.
+        raise DataError(
+            f"No metadata store at {sqlite}: the loop watches a model a pipeline run trained and "
+            f"pushed. Run it once (beamline run {config.pipeline} --data {config.data} --root "
+            f"{config.root}), or point --root / --metadata at its store."
+        )
+
