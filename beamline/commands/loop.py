@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from beamline.commands.options import metadata_option, root_option
+from beamline.commands.help import Command
+from beamline.commands.options import beam_option, metadata_option, root_option
 from beamline.loop.delivery import LIVE, PUSH_POLICIES
 from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("pipeline")
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="The data directory new spans land in (span-N/ or the SPAN_PATTERN).")
@@ -41,8 +42,7 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 @click.option("--max-invalid-fraction", type=click.FloatRange(0.0, 1.0),
               default=DEFAULT_MAX_INVALID_FRACTION, show_default=True,
               help="Share of request rows that may violate the schema (as `beamline monitor`).")
-@click.option("--beam", "beam_profile", default="auto", show_default=True,
-              help="Beam profile for the statistics job and the runs.")
+@beam_option(help_text="Beam profile for the statistics job and the runs.")
 @root_option()
 @metadata_option
 def loop(
@@ -54,7 +54,13 @@ def loop(
     the data that trained the served version, decides by --retrain-on, runs PIPELINE on the
     newest span of --data and pushes a blessed model; every decision is a beamline.Trigger
     execution in MLMD. --once exits 0 (nothing to do, or retrained), 1 (its run failed), 6
-    (a run is live), 9 (data quality), 12 (drift, no new data)."""
+    (a run is live), 9 (data quality), 12 (drift, no new data).
+
+    Example:
+
+    \b
+        beamline loop penguin --data data/ --requests logs/requests --every 6h --no-tune
+    """
     import sys
 
     from beamline.errors import ConfigError, LoopAlert
