@@ -163,3 +163,6 @@ class PipelineSettings:
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.
     metadata_connection_config: object | None = None
+    # The project's components directory (its module files), absolute; "" when the caller
+    # has no project (the bundled examples find theirs inside beamline_components).
+    components_dir: str = ""

@@ -1,4 +1,4 @@
-"""`beamline pipelines`: the pipelines in pipelines/, read without importing TFX."""
+"""`beamline pipelines`: the current project's pipelines, read without importing TFX."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import click
 
 @click.command()
 def pipelines() -> None:
-    """List the pipelines Beamline can run."""
-    from beamline import registry
+    """List the pipelines Beamline can run in this project."""
+    from beamline import project, registry
 
-    entries = registry.discover()
+    current = project.current()
+    entries = registry.discover(current)
+    click.echo(f"# {current.describe()}", err=True)
     width = max((len(n) for n in entries), default=4)
     for name, entry in entries.items():
         click.echo(f"{name:<{width}}  {entry.summary}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beamline import beam, registry
+from beamline import beam, project, registry
 from beamline.deploy import secrets as secrets_mod
 from beamline.errors import BeamlineError, ConfigError
 from beamline.settings import (
@@ -111,6 +111,7 @@ def pipeline_settings(
         enable_tuning=options.enable_tuning,
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=None,
+        components_dir=str(project.current().components_dir),
     )
 
 
@@ -153,9 +154,13 @@ def compile_settings(
     options: CompileOptions,
     beam_args: list[str],
     *,
-    project_root: Path = registry.PROJECT_ROOT,
+    project_root: Path | None = None,
 ) -> Compiled:
-    """Builds the TFX pipeline from `settings` and compiles it (module files stay in the image)."""
+    """Builds the TFX pipeline from `settings` and compiles it (module files stay in the image).
+
+    Paths under `project_root` (default: the current project's root) become image paths."""
+    if project_root is None:
+        project_root = project.current().root
     with _env(NO_USER_MODULE_WHEELS, "1"):
         pipeline = create_pipeline(settings)
     warnings = _to_image_paths(pipeline, project_root, IMAGE_PROJECT_ROOT)

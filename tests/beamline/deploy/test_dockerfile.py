@@ -4,9 +4,11 @@ with what compiled pipelines expect inside the image."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from beamline.deploy.compile import IMAGE_PROJECT_ROOT
-from beamline.registry import PROJECT_ROOT
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 LOCK = (PROJECT_ROOT / "requirements.lock").read_text()
