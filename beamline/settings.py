@@ -156,6 +156,8 @@ class PipelineSettings:
     # Glob of the CSV files under data_root, relative to it; may hold a TFX span spec
     # ({SPAN}, {YYYY}{MM}{DD}), read with `span` (None: ExampleGen takes the latest span).
     data_pattern: str = "*.csv"
+    # What the files under data_root are: "csv", "tfrecord" (tf.Example) or "parquet".
+    data_format: str = "csv"
     span: int | None = None
     # The earlier spans of a --span-range, (span, data_pattern filled in), read with `span`.
     extra_spans: tuple[tuple[int, str], ...] = ()

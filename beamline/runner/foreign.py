@@ -18,9 +18,12 @@ read the file's syntax tree only: an unchanged re-run is replayed without import
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import inspect
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -220,15 +223,39 @@ def pipeline_module(target: Target) -> ModuleType:
 
 
 def _import(target: Target) -> ModuleType:
+    """The target's module. What importing it prints on stderr (TensorFlow's C++ start-up
+    lines, deprecation warnings: it runs before the run's log takes over) is shown only if
+    the import fails."""
     from beamline.registry import import_file
 
-    if target.module_name is not None:
-        return importlib.import_module(target.module_name)
-    # The file's own directory first, as `python FILE.py` would have it.
-    parent = str(target.path.parent)
-    if parent not in sys.path:
-        sys.path.insert(0, parent)
-    return import_file(target.path)
+    with _stderr_held():
+        if target.module_name is not None:
+            return importlib.import_module(target.module_name)
+        # The file's own directory first, as `python FILE.py` would have it.
+        parent = str(target.path.parent)
+        if parent not in sys.path:
+            sys.path.insert(0, parent)
+        return import_file(target.path)
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            held.seek(0)
+            os.write(2, held.read())
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _module_value(module: ModuleType, name: str):

@@ -132,6 +132,7 @@ def run_pipeline(
         pipeline_root=str(layout.pipeline_root(request.pipeline)),
         data_root=str(data.root),
         data_pattern=data.pattern,
+        data_format=data.format,
         span=data.span,
         extra_spans=data.extra_spans,
         serving_dir=str(layout.serving_dir(request.pipeline)),
@@ -141,8 +142,8 @@ def run_pipeline(
         metadata_connection_config=mlmd_config,
         components_dir=str(project.components_dir),
     )
-    kind = "CSV" if data.pattern.endswith(".csv") else "data"
-    if project.bundled:
+    kind = {"csv": "CSV", "tfrecord": "TFRecord", "parquet": "Parquet"}.get(data.format, "data")
+    if project.bundled and not hasattr(module, "TARGET"):
         out.write(f"beamline: {project.describe()}\n")
     out.write(
         f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} {kind} file(s) "
