@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
     "init": ("beamline.commands.init:init_command", "Create a project of your own in DIR."),
+    "schema": ("beamline.commands.schema:schema", "Infer a first schema.pbtxt from data."),
 }
 
 

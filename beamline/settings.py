@@ -19,6 +19,9 @@ TF_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
+# CSV cells that mean "no value" (read as absent features, as TFX reads an empty cell).
+CSV_NULL_VALUES = ("NA", "N/A", "NaN", "nan", "null", "NULL")
+
 DEFAULT_ROOT_ENV = "BEAMLINE_ROOT"
 DEFAULT_ROOT = Path("beamline_runs")
 

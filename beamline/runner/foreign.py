@@ -330,8 +330,8 @@ def _checked(pipeline, target: Target):
 
 
 def override(pipeline, settings) -> list[str]:
-    """Gives a stock pipeline Beamline's name, root, MLMD connection and Beam args; returns one
-    line per value that differed from the pipeline's own."""
+    """Gives a stock pipeline Beamline's name, root, MLMD connection, Beam args and caching;
+    returns one line per value that differed from the pipeline's own."""
     lines = []
     info = pipeline.pipeline_info
     if info.pipeline_name != settings.pipeline_name:
@@ -346,6 +346,11 @@ def override(pipeline, settings) -> list[str]:
         was = _describe_connection(pipeline.metadata_connection_config)
         lines.append(f"MLMD connection: Beamline's store (was {was})")
         pipeline.metadata_connection_config = settings.metadata_connection_config
+    if not pipeline.enable_cache:
+        # Caching is part of what Beamline gives a pipeline (and its fast cache replays only
+        # runs that TFX's cache would have reused); TFX's Pipeline defaults it to off.
+        lines.append("enable_cache True (was False, TFX's default)")
+        pipeline.enable_cache = True
     args = list(settings.beam_pipeline_args)
     if list(pipeline.beam_pipeline_args) != args:
         was = " ".join(pipeline.beam_pipeline_args) or "none"

@@ -77,6 +77,7 @@ def test_beamline_says_what_it_supplied_and_overrode(stock_runs):
     assert f"beamline: supplied {supplied} to create_pipeline()" in out
     assert "took module_file from penguin_stock.py's module-level variables" in out
     assert "beamline: overrode Beam args" in out
+    assert "beamline: overrode enable_cache True (was False, TFX's default)" in out
     assert "defines no SAMPLE_INSTANCE" in out  # one line, and the run carried on
 
 
