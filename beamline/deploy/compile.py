@@ -158,9 +158,11 @@ def compile_settings(
 ) -> Compiled:
     """Builds the TFX pipeline from `settings` and compiles it (module files stay in the image).
 
-    Paths under `project_root` (default: the current project's root) become image paths."""
+    Paths under `project_root` (default: the current project's root; none for the bundled
+    examples, which the image has installed) become image paths."""
     if project_root is None:
-        project_root = project.current().root
+        current = project.current()
+        project_root = None if current.bundled else current.root
     with _env(NO_USER_MODULE_WHEELS, "1"):
         pipeline = create_pipeline(settings)
     warnings = _to_image_paths(pipeline, project_root, IMAGE_PROJECT_ROOT)
@@ -228,17 +230,16 @@ def write_job(job: dict[str, Any], out: Path) -> None:
     tmp.replace(out)
 
 
-def _to_image_paths(pipeline: Any, project_root: Path, image_root: str) -> list[str]:
+def _to_image_paths(pipeline: Any, project_root: Path | None, image_root: str) -> list[str]:
     """Rewrites project paths in exec properties to image paths; warns about other local paths."""
-    prefix = str(project_root).rstrip("/") + "/"
-    venv = prefix + ".venv/"
+    prefix = str(project_root).rstrip("/") + "/" if project_root is not None else None
     warnings = []
     for component in pipeline.components:
         props = component.exec_properties
         for key, value in list(props.items()):
             if not isinstance(value, str):
                 continue
-            if prefix in value and venv not in value:
+            if prefix is not None and prefix in value and prefix + ".venv/" not in value:
                 props[key] = value.replace(prefix, image_root.rstrip("/") + "/")
             elif value.startswith("/") and "\n" not in value and os.path.exists(value):
                 warnings.append(
