@@ -94,7 +94,7 @@ def parse_target(text: str) -> Target:
     node = functions[function]
     params = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
     project_form = params == ["settings"]
-    literals = _literal_values(tree, node)
+    literals = _literal_values(tree, node, path)
     name = path.stem if project_form else _pipeline_name(literals, path)
     return Target(
         path=path,
@@ -129,14 +129,21 @@ def _parse(path: Path) -> ast.Module:
         ) from exc
 
 
-def _literal_values(tree: ast.Module, function: ast.FunctionDef) -> dict[str, object]:
-    """String literals the file gives: module-level `NAME = "..."`, then parameter defaults."""
+def _literal_values(
+    tree: ast.Module, function: ast.FunctionDef, path: Path | None = None
+) -> dict[str, object]:
+    """Strings the file gives without running it: module-level `NAME = ...` built from string
+    literals, `__file__` and os.path calls (`os.path.join(os.path.dirname(__file__), "data")`,
+    as TFX's examples write them), then parameter defaults."""
     values: dict[str, object] = {}
+    known: dict[str, str] = {"__file__": str(path)} if path is not None else {}
     for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant):
+        if isinstance(stmt, ast.Assign):
+            value = _static_string(stmt.value, known)
             for t in stmt.targets:
-                if isinstance(t, ast.Name) and isinstance(stmt.value.value, str):
-                    values[t.id.lstrip("_").lower()] = stmt.value.value
+                if isinstance(t, ast.Name) and value is not None:
+                    known[t.id] = value
+                    values[t.id.lstrip("_").lower()] = value
     args = function.args.posonlyargs + function.args.args
     defaults = [None] * (len(args) - len(function.args.defaults)) + function.args.defaults
     pairs = list(zip(args, defaults, strict=True)) + list(
@@ -146,6 +153,34 @@ def _literal_values(tree: ast.Module, function: ast.FunctionDef) -> dict[str, ob
         if isinstance(default, ast.Constant) and isinstance(default.value, str):
             values[arg.arg] = default.value
     return values
+
+
+_OS_PATH_CALLS = {
+    "join": os.path.join,
+    "dirname": os.path.dirname,
+    "abspath": os.path.abspath,
+    "realpath": os.path.realpath,
+}
+
+
+def _static_string(node: ast.expr, known: dict[str, str]) -> str | None:
+    """The string `node` evaluates to, if it is made only of literals, known names and
+    os.path.join/dirname/abspath/realpath; else None (the file is imported instead)."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.Name):
+        return known.get(node.id)
+    if (
+        isinstance(node, ast.Call)
+        and not node.keywords
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _OS_PATH_CALLS
+        and ast.unparse(node.func.value) in ("os.path", "path")
+    ):
+        args = [_static_string(a, known) for a in node.args]
+        if args and all(a is not None for a in args):
+            return _OS_PATH_CALLS[node.func.attr](*args)
+    return None
 
 
 def _first(values: dict[str, object], keys: tuple[str, ...]) -> str | None:

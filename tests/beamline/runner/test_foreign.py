@@ -122,3 +122,19 @@ def test_cli_missing_function(stock_file, tmp_path):
     )
     assert proc.returncode == 2
     assert "has no function 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_data_location_read_without_importing_tfx_style_paths(tmp_path):
+    """TFX's examples build paths from __file__ with os.path: read from the syntax tree, so an
+    unchanged re-run is replayed without importing the file (and TensorFlow)."""
+    path = tmp_path / "pipe.py"
+    path.write_text(
+        "import os\nimport tensorflow_not_importable_here\n"
+        "_here = os.path.dirname(os.path.abspath(__file__))\n"
+        "_data_root = os.path.join(_here, 'data', 'penguins')\n"
+        "def create_pipeline(pipeline_name, data_root):\n    pass\n"
+    )
+    target = foreign.parse_target(str(path))
+    assert target.data_default == str(tmp_path / "data" / "penguins")
+    module = foreign.pipeline_module(target)
+    assert module.default_data_root() == str(tmp_path / "data" / "penguins")  # no import
