@@ -29,7 +29,7 @@ def test_project_lands_where_compiled_pipelines_look_for_it():
     assert f"WORKDIR {IMAGE_PROJECT_ROOT}\n" in DOCKERFILE
     # Installed in place, so the beamline_* import names map onto these directories.
     assert "pip install --no-deps --no-build-isolation -e ." in DOCKERFILE
-    assert "COPY pyproject.toml README.md ./\n" in DOCKERFILE
+    assert "COPY pyproject.toml README.md LICENSE ./\n" in DOCKERFILE
     for directory in ("beamline", "serving", "pipelines", "components", "schemas"):
         assert f"COPY {directory} ./{directory}\n" in DOCKERFILE
     assert "TF_USE_LEGACY_KERAS=1" in DOCKERFILE
