@@ -35,7 +35,7 @@ COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 # The project, installed in place (editable, no dependencies: the lock has them all), so its
 # import names (beamline, beamline_serving, beamline_components, beamline_pipelines) resolve to
 # the files under /pipeline that compiled pipelines reference.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY beamline ./beamline
 COPY serving ./serving
 COPY pipelines ./pipelines

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,7 +20,7 @@ from beamline.errors import BeamlineError
 # name -> "module:attribute" of a click.Command; short help shown without importing it.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("beamline.commands.run:run", "Run a pipeline locally on Beam, recording MLMD."),
-    "pipelines": ("beamline.commands.pipelines:pipelines", "List the pipelines in pipelines/."),
+    "pipelines": ("beamline.commands.pipelines:pipelines", "List the project's pipelines."),
     "serve": ("beamline.commands.serve:serve", "Serve pushed models (TF Serving REST + gRPC API)."),
     "compile": (
         "beamline.commands.compile:compile_command",
@@ -45,6 +46,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "beamline.commands.loop:loop",
         "Continuous training: monitor, decide, retrain on new spans, record why.",
     ),
+    "init": ("beamline.commands.init:init_command", "Create a project of your own in DIR."),
+    "schema": ("beamline.commands.schema:schema", "Infer a first schema.pbtxt from data."),
 }
 
 
@@ -80,12 +83,28 @@ Every command: beamline --help; one command: beamline COMMAND --help.
 Docs: docs/index.md in the Beamline source (the site: `make docs`, then open site/index.html)."""
 
 
+def _use_project(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--project DIR: checked now, then handed to every command (and child process) through
+    $BEAMLINE_PROJECT, which beamline.project.current() reads."""
+    if value is not None:
+        from beamline import project
+
+        found = project.load(Path(value), source="--project")
+        os.environ[project.PROJECT_ENV] = str(found.root)
+    return value
+
+
 @click.group(
     cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="beamline-tfx")
+@click.option("--project", metavar="DIR", default=None, callback=_use_project, expose_value=False,
+              is_eager=True, help="The Beamline project to work in (a directory whose "
+              "pyproject.toml has [tool.beamline]) [default: $BEAMLINE_PROJECT, else the "
+              "nearest such pyproject.toml above the working directory, else the bundled "
+              "examples].")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Beamline: end-to-end TFX pipelines on Apache Beam.

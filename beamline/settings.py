@@ -19,6 +19,9 @@ TF_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
+# CSV cells that mean "no value" (read as absent features, as TFX reads an empty cell).
+CSV_NULL_VALUES = ("NA", "N/A", "NaN", "nan", "null", "NULL")
+
 DEFAULT_ROOT_ENV = "BEAMLINE_ROOT"
 DEFAULT_ROOT = Path("beamline_runs")
 
@@ -183,6 +186,8 @@ class PipelineSettings:
     # Glob of the CSV files under data_root, relative to it; may hold a TFX span spec
     # ({SPAN}, {YYYY}{MM}{DD}), read with `span` (None: ExampleGen takes the latest span).
     data_pattern: str = "*.csv"
+    # What the files under data_root are: "csv", "tfrecord" (tf.Example) or "parquet".
+    data_format: str = "csv"
     span: int | None = None
     # The earlier spans of a --span-range, (span, data_pattern filled in), read with `span`.
     extra_spans: tuple[tuple[int, str], ...] = ()
@@ -193,3 +198,6 @@ class PipelineSettings:
     beam_pipeline_args: tuple[str, ...] = ()
     # A tfx/mlmd ConnectionConfig for local runs; None when the orchestrator provides one.
     metadata_connection_config: object | None = None
+    # The project's components directory (its module files), absolute; "" when the caller
+    # has no project (the bundled examples find theirs inside beamline_components).
+    components_dir: str = ""

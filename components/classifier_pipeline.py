@@ -112,6 +112,33 @@ def module_sha256(module_file: str) -> str:
 HYPERPARAMETERS_IMPORTER = "hyperparameters_importer"
 
 
+def example_gen_for(data_format: str, data_root: str, pattern: str, span: int | None):
+    """TFX's own ExampleGen for TFRecord files of tf.Example (ImportExampleGen) or Parquet
+    (FileBasedExampleGen with TFX's Parquet executor): one split, hashed 2:1 into train/eval."""
+    from tfx.components import FileBasedExampleGen, ImportExampleGen
+    from tfx.components.example_gen.custom_executors import parquet_executor
+    from tfx.proto import example_gen_pb2, range_config_pb2
+
+    input_config = example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
+    )
+    range_config = None if span is None else range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span)
+    )
+    if data_format == "tfrecord":
+        return ImportExampleGen(
+            input_base=data_root, input_config=input_config, range_config=range_config
+        )
+    if data_format == "parquet":
+        return FileBasedExampleGen(
+            input_base=data_root,
+            input_config=input_config,
+            range_config=range_config,
+            custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor),
+        ).with_id("ParquetExampleGen")
+    raise ValueError(f"no ExampleGen for data format {data_format!r}")
+
+
 def eval_config(spec: ClassifierSpec) -> tfma.EvalConfig:
     accuracy = tfma.MetricConfig(
         class_name="SparseCategoricalAccuracy",
@@ -151,13 +178,17 @@ def classifier_components(
     span: int | None = None,
     extra_spans: tuple[tuple[int, str], ...] = (),
     hyperparameters_uri: str | None = None,
+    data_format: str = "csv",
 ) -> list:
     """The pipeline's nodes, in a valid topological order. With `hyperparameters_uri` (an
     earlier Tuner's best_hyperparameters directory) the Trainer gets those through an Importer
     instead of a new search."""
-    example_gen = null_aware_csv_example_gen(
-        data_root, data_pattern, spec.null_values, span, extra_spans
-    ).with_id("CsvExampleGen")
+    if data_format == "csv":
+        example_gen = null_aware_csv_example_gen(
+            data_root, data_pattern, spec.null_values, span, extra_spans
+        ).with_id("CsvExampleGen")
+    else:
+        example_gen = example_gen_for(data_format, data_root, data_pattern, span)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = ImportSchemaGen(schema_file=schema_path)
     example_validator = StrictExampleValidator(
@@ -250,6 +281,7 @@ def classifier_pipeline(settings, spec: ClassifierSpec) -> Pipeline:
         span=settings.span,
         extra_spans=settings.extra_spans,
         hyperparameters_uri=getattr(settings, "hyperparameters_uri", None),
+        data_format=settings.data_format,
     )
     return build_pipeline(settings, nodes)
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from beamline.registry import package_path
 from beamline.settings import PipelineSettings
-
-COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "penguin"
 
 # One row of raw features, as a JSON client sends it to the pushed model's serving_default.
 SAMPLE_INSTANCE = {
@@ -31,9 +27,11 @@ def default_data_root() -> str:
 def create_pipeline(settings: PipelineSettings):
     from beamline_components.classifier_pipeline import ClassifierSpec, classifier_pipeline
 
+    # This example's module files ship inside the installed beamline_components package.
+    components = package_path("beamline_components", "penguin")
     spec = ClassifierSpec(
-        transform_module=str(COMPONENTS / "transform" / "module.py"),
-        model_module=str(COMPONENTS / "model" / "module.py"),
+        transform_module=str(components / "transform" / "module.py"),
+        model_module=str(components / "model" / "module.py"),
         label_key="species",
         slice_features=("island",),
         accuracy_lower_bound=0.8,

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from beamline.registry import package_path
 from beamline.settings import PipelineSettings
-
-COMPONENTS = Path(__file__).resolve().parent.parent / "components" / "taxi"
 
 SAMPLE_INSTANCE = {
     "fare": 12.45,
@@ -33,9 +29,11 @@ def default_data_root() -> str:
 def create_pipeline(settings: PipelineSettings):
     from beamline_components.classifier_pipeline import ClassifierSpec, classifier_pipeline
 
+    # This example's module files ship inside the installed beamline_components package.
+    components = package_path("beamline_components", "taxi")
     spec = ClassifierSpec(
-        transform_module=str(COMPONENTS / "transform" / "module.py"),
-        model_module=str(COMPONENTS / "model" / "module.py"),
+        transform_module=str(components / "transform" / "module.py"),
+        model_module=str(components / "model" / "module.py"),
         label_key="big_tip",
         slice_features=("payment_type",),
         # Roughly half of all trips tip over 20%: the bound rejects a coin flip, not a model.

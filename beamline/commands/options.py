@@ -11,19 +11,24 @@ from beamline.settings import DEFAULT_ROOT, DEFAULT_ROOT_ENV, resolve_root
 
 
 def _resolve_root(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:
+        from beamline import project
+
+        return project.current().runs_root
     return resolve_root(value)
 
 
 def root_option(help_text: str = "Run root: artifacts, MLMD, logs, reports, pushed models."):
-    """--root (or $BEAMLINE_ROOT, else ./beamline_runs), handed to the command absolute."""
+    """--root (or $BEAMLINE_ROOT, else the project's run root), handed to the command absolute."""
     return click.option(
         "--root",
         type=click.Path(path_type=Path),
         envvar=DEFAULT_ROOT_ENV,
-        default=DEFAULT_ROOT,
+        default=None,
         callback=_resolve_root,
         show_envvar=True,
-        help=f"{help_text} [default: ${DEFAULT_ROOT_ENV} or ./{DEFAULT_ROOT}]",
+        help=f"{help_text} [default: ${DEFAULT_ROOT_ENV}, else the project's {DEFAULT_ROOT}/ "
+        f"(outside a project: ./{DEFAULT_ROOT})]",
     )
 
 

@@ -1,4 +1,4 @@
-"""`beamline pipelines`: the pipelines in pipelines/, read without importing TFX."""
+"""`beamline pipelines`: the current project's pipelines, read without importing TFX."""
 
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ def pipelines(as_json: bool) -> None:
     """
     import json
 
-    from beamline import registry
+    from beamline import project, registry
 
-    entries = registry.discover()
+    current = project.current()
+    entries = registry.discover(current)
     if as_json:
         rows = [
             {"name": name, "summary": e.summary, "path": str(e.path), "schema": str(e.schema_path)}
             for name, e in entries.items()
         ]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps({"project": current.describe(), "pipelines": rows}, indent=2))
         return
+    click.echo(f"# {current.describe()}", err=True)
     width = max((len(n) for n in entries), default=4)
     for name, entry in entries.items():
         click.echo(f"{name:<{width}}  {entry.summary}")

@@ -69,6 +69,11 @@ def run(
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
+    PIPELINE is a pipeline of the project (`beamline pipelines` lists them), a file
+    FILE.py[:FUNCTION] or a module:function. The function is either the project form,
+    create_pipeline(settings), or a stock-TFX function returning a tfx.dsl.Pipeline: Beamline
+    fills its pipeline root, metadata and Beam arguments and says what it overrode.
+
     Nodes whose inputs did not change come from the cache; a blessed model is pushed to
     `<root>/serving/PIPELINE/`. Exit codes: docs/reference/exit-codes.md.
 
@@ -83,6 +88,7 @@ def run(
     from beamline.runner.supervisor import Watched, supervise
     from beamline.settings import RootLayout
 
+    pipeline, module = resolve_target(pipeline)
     budget = memory_budget(memory_limit)
     # From here on this code runs in a child; the parent watches its memory (exits with it).
     report_fd = supervise(Watched(pipeline, RootLayout(root), metadata, budget))
@@ -106,6 +112,28 @@ def run(
         trigger=trigger,
         trigger_execution_id=trigger_execution,
     )
-    outcome = run_pipeline(request)
+    outcome = run_pipeline(request, module=module)
     click.echo(format_summary(outcome))
     raise_for_outcome(outcome)
+
+
+def resolve_target(text: str):
+    """(pipeline name, pipeline module or None) for a name, FILE.py[:FUNCTION] or module:function.
+
+    A project-form file that is one of the project's own pipelines runs under its name."""
+    from beamline import project, registry
+    from beamline.runner import foreign
+
+    if not foreign.is_target(text):
+        registry.get(text)  # a clear error before the run's child process starts
+        return text, None
+    target = foreign.parse_target(text)
+    current = project.current()
+    entry = registry.discover(current).get(target.path.stem)
+    if target.project_form and entry is not None and entry.path == target.path:
+        if target.function == foreign.DEFAULT_FUNCTION:
+            return entry.name, None
+    module = foreign.pipeline_module(target)
+    if target.project_form and current.schema_path(target.pipeline_name).is_file():
+        module.SCHEMA_PATH = str(current.schema_path(target.pipeline_name))
+    return target.pipeline_name, module

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from beamline import beam, registry
+from beamline import project as project_mod
 from beamline.deploy import secrets as secrets_mod
 from beamline.errors import BeamlineError, ConfigError
 from beamline.settings import (
@@ -73,6 +74,8 @@ class DagSettings:
     enable_tuning: bool = True
     beam_args: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # NAME -> source (no values)
+    # The Beamline project whose pipeline this is (None: the bundled examples).
+    project: str | None = None
 
 
 def require_airflow() -> None:
@@ -150,7 +153,8 @@ def dag_settings(
 ) -> DagSettings:
     """Checks every flag (no TFX, no Airflow import) and resolves the defaults."""
     require_airflow()
-    registry.get(pipeline)
+    current = project_mod.current()
+    registry.get(pipeline, current)
     schedule = check_schedule(schedule)
     start = check_start_date(start_date)
     if retries < 0:
@@ -175,12 +179,13 @@ def dag_settings(
         enable_tuning=enable_tuning,
         beam_args=args,
         secrets={s.name: s.source for s in refs},
+        project=None if current.bundled else str(current.root),
     )
 
 
-def _default_data_root(pipeline: str) -> str:
+def _default_data_root(pipeline: str, proj: project_mod.Project | None = None) -> str:
     # The pipeline file imports TFX only inside create_pipeline(); default_data_root is light.
-    return registry.load_module(pipeline).default_data_root()
+    return registry.load_module(pipeline, proj).default_data_root()
 
 
 def _local_data(data: str):
@@ -274,9 +279,10 @@ def _tfx_pipeline(s: DagSettings):
     from beamline.deploy.compile import _data_location
     from beamline.metadata.connection import connection_config
 
-    entry = registry.get(s.pipeline)
+    proj = project_mod.load(Path(s.project), "the DAG's project") if s.project else None
+    entry = registry.get(s.pipeline, proj)
     layout = RootLayout(Path(s.root))
-    data_root, pattern = _data_location(s.data_root or _default_data_root(s.pipeline))
+    data_root, pattern = _data_location(s.data_root or _default_data_root(s.pipeline, proj))
     settings = PipelineSettings(
         pipeline_name=s.pipeline,
         pipeline_root=str(layout.pipeline_root(s.pipeline)),
@@ -287,10 +293,11 @@ def _tfx_pipeline(s: DagSettings):
         enable_tuning=s.enable_tuning,
         beam_pipeline_args=tuple(s.beam_args),
         metadata_connection_config=connection_config(s.metadata, layout.metadata_path, check=False),
+        components_dir=str(entry.project.components_dir),
     )
     # Module files are imported in place: no wheel built into the pipeline root at every parse.
     os.environ[NO_USER_MODULE_WHEELS] = "1"
-    return registry.load_module(s.pipeline).create_pipeline(settings)
+    return registry.load_module(s.pipeline, proj).create_pipeline(settings)
 
 
 def resolve_secrets_hook(sources: Mapping[str, str], context: Mapping[str, Any]) -> None:

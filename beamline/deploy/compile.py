@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beamline import beam, registry
+from beamline import beam, project, registry
 from beamline.deploy import secrets as secrets_mod
 from beamline.errors import BeamlineError, ConfigError
 from beamline.settings import (
@@ -111,6 +111,7 @@ def pipeline_settings(
         enable_tuning=options.enable_tuning,
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=None,
+        components_dir=str(project.current().components_dir),
     )
 
 
@@ -153,9 +154,15 @@ def compile_settings(
     options: CompileOptions,
     beam_args: list[str],
     *,
-    project_root: Path = registry.PROJECT_ROOT,
+    project_root: Path | None = None,
 ) -> Compiled:
-    """Builds the TFX pipeline from `settings` and compiles it (module files stay in the image)."""
+    """Builds the TFX pipeline from `settings` and compiles it (module files stay in the image).
+
+    Paths under `project_root` (default: the current project's root; none for the bundled
+    examples, which the image has installed) become image paths."""
+    if project_root is None:
+        current = project.current()
+        project_root = None if current.bundled else current.root
     with _env(NO_USER_MODULE_WHEELS, "1"):
         pipeline = create_pipeline(settings)
     warnings = _to_image_paths(pipeline, project_root, IMAGE_PROJECT_ROOT)
@@ -223,17 +230,16 @@ def write_job(job: dict[str, Any], out: Path) -> None:
     tmp.replace(out)
 
 
-def _to_image_paths(pipeline: Any, project_root: Path, image_root: str) -> list[str]:
+def _to_image_paths(pipeline: Any, project_root: Path | None, image_root: str) -> list[str]:
     """Rewrites project paths in exec properties to image paths; warns about other local paths."""
-    prefix = str(project_root).rstrip("/") + "/"
-    venv = prefix + ".venv/"
+    prefix = str(project_root).rstrip("/") + "/" if project_root is not None else None
     warnings = []
     for component in pipeline.components:
         props = component.exec_properties
         for key, value in list(props.items()):
             if not isinstance(value, str):
                 continue
-            if prefix in value and venv not in value:
+            if prefix is not None and prefix in value and prefix + ".venv/" not in value:
                 props[key] = value.replace(prefix, image_root.rstrip("/") + "/")
             elif value.startswith("/") and "\n" not in value and os.path.exists(value):
                 warnings.append(

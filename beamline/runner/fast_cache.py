@@ -33,9 +33,9 @@ FINGERPRINT_KEY = rc.FINGERPRINT
 PIPELINE_KEY = rc.PIPELINE
 STATUS_KEY = rc.STATUS
 SUCCEEDED = rc.SUCCEEDED
-# What shapes the compiled pipeline: its definitions, module files, custom components, schemas,
-# and the framework files that turn settings into a pipeline (not the CLI, server or reports).
-SOURCE_DIRS = ("pipelines", "components", "schemas")
+# What shapes the compiled pipeline besides the project's own sources (pipeline definitions,
+# module files, custom components, schemas: `project_sources`): the framework files that turn
+# settings into a pipeline (not the CLI, server or reports), relative to FRAMEWORK_ROOT.
 FRAMEWORK_FILES = (
     "beamline/__init__.py",
     "beamline/settings.py",
@@ -43,7 +43,21 @@ FRAMEWORK_FILES = (
     "beamline/runner/tfx_nodes.py",
     "beamline/runner/local.py",
     "beamline/runner/spans.py",
+    "beamline/runner/foreign.py",
 )
+FRAMEWORK_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_sources(project) -> tuple[Path, ...]:
+    """The directories whose .py/.pbtxt files shape a project's pipelines: its own, and the
+    installed beamline_components (the shared classifier DAG, custom components)."""
+    from beamline.project import BUNDLED_COMPONENTS, package_dir
+
+    dirs = [project.pipelines_dir, project.components_dir, project.schemas_dir]
+    installed = package_dir(BUNDLED_COMPONENTS)
+    if installed is not None and installed not in dirs:
+        dirs.append(installed)
+    return tuple(dirs)
 
 
 def is_resolver_type(type_name: str) -> bool:
@@ -61,8 +75,10 @@ def _source_files(dirs: Iterable[Path]) -> list[Path]:
 def fingerprint(
     pipeline: str,
     data: DataInput,
-    project_root: Path,
+    source_dirs: Iterable[Path],
     settings: dict[str, object],
+    framework_root: Path = FRAMEWORK_ROOT,
+    lock: Path | None = None,
 ) -> str:
     """A digest of everything an unchanged re-run must share with the run it replays."""
     h = hashlib.sha256()
@@ -82,16 +98,28 @@ def fingerprint(
         add("data_file", f"{f.relative_to(data.root)}:{st.st_size}:{st.st_mtime_ns}")
     for key in sorted(settings):
         add(f"setting:{key}", repr(settings[key]))
-    for f in _source_files(project_root / d for d in SOURCE_DIRS) + [
-        project_root / f for f in FRAMEWORK_FILES
-    ]:
-        add(f"source:{f.relative_to(project_root)}", f.read_bytes())
-    lock = project_root / "requirements.lock"
-    if lock.exists():
+    for d in source_dirs:
+        for f in _source_files([d]):
+            add(f"source:{d.name}/{f.relative_to(d)}", f.read_bytes())
+    for name in FRAMEWORK_FILES:
+        f = framework_root / name
+        add(f"framework:{name}", f.read_bytes() if f.is_file() else b"")
+    if lock is not None and lock.is_file():
         add("lock", lock.read_bytes())
+    add("version", _installed_version())
     for key in ("TF_USE_LEGACY_KERAS",):
         add(f"env:{key}", os.environ.get(key, ""))
     return h.hexdigest()
+
+
+def _installed_version() -> str:
+    """The installed beamline-tfx (and so its locked stack) version: an upgrade is a change."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("beamline-tfx")
+    except PackageNotFoundError:
+        return ""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 from beamline import beam, registry
+from beamline import project as project_mod
 from beamline.errors import AnomaliesFound, ConfigError, OutOfMemory, PipelineFailed
 from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
@@ -90,6 +91,8 @@ class RunRequest:
     trigger_execution_id: int | None = None
     # Search hyperparameters again even when the last search can be reused (beamline.runner.tuned).
     retune: bool = False
+    # Whose pipelines, module files and schemas (None: beamline.project.current()).
+    project: project_mod.Project | None = None
 
 
 def prepare_environment() -> None:
@@ -125,6 +128,11 @@ def run_pipeline(
 ) -> RunOutcome:
     """Runs a pipeline locally, in this process, recording everything in MLMD.
 
+    `module` (FILE.py targets, tests, embedding): a pipeline module not in the project's
+    pipelines, with the same interface (`create_pipeline(settings)`, `default_data_root()`,
+    optional `SCHEMA_PATH`, `SAMPLE_INSTANCE`, `SPAN_PATTERN`); beamline.runner.foreign builds
+    one around a stock-TFX pipeline function.
+
     Guarantees (docs/explanation/reliability.md): one live run per pipeline and root (a lock);
     the run's liveness is on its MLMD context; what killed runs left is cleaned first; all
     temporary files live under `<root>/tmp/` and are removed however the run ends. In-process
@@ -153,17 +161,14 @@ def run_pipeline(
         raise ValueError(f"RunRequest.root must be absolute, got {request.root}")
     layout = RootLayout(request.root)
     prepare_environment()
+    project = request.project or project_mod.current()
+    project_mod.activate(project)
     if module is None:
-        schema_path = str(registry.get(request.pipeline).schema_path)
-        module = registry.load_module(request.pipeline)
+        schema_path = str(registry.get(request.pipeline, project).schema_path)
+        module = registry.load_module(request.pipeline, project)
     else:
         schema_path = str(getattr(module, "SCHEMA_PATH", ""))
-    data = resolve_input(
-        request.data or Path(module.default_data_root()),
-        span_pattern_of(module),
-        request.span,
-        request.span_range,
-    )
+    data = _data_input(request, module)
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
     budget = memory_budget(request.memory_limit)
     from beamline.runner.push import policy_of
@@ -178,6 +183,7 @@ def run_pipeline(
         pipeline_root=str(layout.pipeline_root(request.pipeline)),
         data_root=str(data.root),
         data_pattern=data.pattern,
+        data_format=data.format,
         span=data.span,
         extra_spans=data.extra_spans,
         serving_dir=str(layout.serving_dir(request.pipeline)),
@@ -185,9 +191,13 @@ def run_pipeline(
         enable_tuning=request.enable_tuning,
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=mlmd_config,
+        components_dir=str(project.components_dir),
     )
+    kind = {"csv": "CSV", "tfrecord": "TFRecord", "parquet": "Parquet"}.get(data.format, "data")
+    if project.bundled and not hasattr(module, "TARGET"):
+        out.write(f"beamline: {project.describe()}\n")
     out.write(
-        f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} CSV file(s) "
+        f"beamline: running pipeline '{request.pipeline}' on {len(data.files)} {kind} file(s) "
         f"({data.total_bytes:,} bytes{', span ' + data.span_label if data.span_label else ''})"
         f" under {layout.root}\n"
         f"beamline: beam args {' '.join(beam_args)}\n"
@@ -196,15 +206,16 @@ def run_pipeline(
     digest = fast_cache.fingerprint(
         request.pipeline,
         data,
-        registry.PROJECT_ROOT,
+        fast_cache.project_sources(project),
         {
             "pipeline_root": settings.pipeline_root,
             "serving_dir": settings.serving_dir,
             "schema_path": settings.schema_path,
             "enable_tuning": settings.enable_tuning,
             "beam_args": settings.beam_pipeline_args,
-            "module": _module_source(module),
+            "module": _module_source(module, project),
         },
+        lock=project.root / "requirements.lock",
     )
     with PipelineLock(layout, request.pipeline, "starting") as lock:
         _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
@@ -264,10 +275,28 @@ class _RunEnd:
         os._exit(OutOfMemory.exit_code)
 
 
-def _module_source(module: ModuleType) -> str:
-    """A pipeline module outside pipelines/ (not in the fingerprint's source files) by content."""
+def _data_input(request: RunRequest, module: ModuleType):
+    """What the run reads: CSVs (and spans) for Beamline's pipelines; a stock pipeline's own
+    ExampleGen may read any format, so its data directory's files are taken as they are."""
+    source = request.data or Path(module.default_data_root())
+    target = getattr(module, "TARGET", None)
+    if target is not None and not target.project_form:
+        from beamline.runner.foreign import data_input
+
+        return data_input(source, request.span, request.span_range)
+    return resolve_input(source, span_pattern_of(module), request.span, request.span_range)
+
+
+def _module_source(module: ModuleType, project: project_mod.Project) -> str:
+    """A pipeline module outside the project's pipelines (not in the fingerprint's source
+    files) by content: a FILE.py target's whole directory (its module files live there)."""
+    target = getattr(module, "TARGET", None)
+    if target is not None:
+        from beamline.runner.foreign import source_digest
+
+        return source_digest(target)
     path = Path(getattr(module, "__file__", "") or "")
-    if not path.is_file() or path.parent == registry.PIPELINES_DIR:
+    if not path.is_file() or path.parent == project.pipelines_dir:
         return ""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -361,10 +390,18 @@ def _run_nodes(
     # wheel at compile time and pip-installed by every executor that uses them (~3 s each);
     # their content digest is in the components' custom_config, so caching still sees edits.
     os.environ.setdefault(NO_USER_MODULE_WHEELS, "1")
-    pipeline = module.create_pipeline(settings)
-    if settings.enable_tuning:
-        pipeline = _reuse_tuned(module, settings, request, pipeline, console)
-    compiled = tfx_nodes.compile_pipeline(pipeline, run_id)
+    try:
+        pipeline = module.create_pipeline(settings)
+        for line in getattr(module, "RUN_NOTES", ()):
+            console.write(line + "\n")
+        if settings.enable_tuning:
+            pipeline = _reuse_tuned(module, settings, request, pipeline, console)
+        compiled = tfx_nodes.compile_pipeline(pipeline, run_id)
+    except BaseException as exc:
+        # The claimed run must not stay `running`: nothing of it will ever run.
+        unbuilt = _Unbuilt(settings.metadata_connection_config, run_id)
+        _record_failed(unbuilt, request.pipeline, end.digest, f"not built: {_message(exc)}")
+        raise
     outcome = RunOutcome(request.pipeline, compiled.run_id, log_path=str(log_path))
     console.write(f"beamline: run id {compiled.run_id}\n")
 
@@ -496,6 +533,15 @@ def _reuse_tuned(module, settings, request: RunRequest, pipeline, console: TextI
     if reuse.uri is None:
         return pipeline
     return module.create_pipeline(dataclasses.replace(settings, hyperparameters_uri=reuse.uri))
+
+
+@dataclass
+class _Unbuilt:
+    """A run whose pipeline could not be built or compiled, as _record_failed reads it."""
+
+    connection_config: object
+    run_id: str
+    nodes: tuple = ()
 
 
 def _mark_interrupted(compiled, pipeline: str, digest: str, exc: BaseException) -> None:

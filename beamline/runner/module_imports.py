@@ -14,6 +14,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from beamline.registry import module_origin
+
 MODULE_FILE_KEY = "module_file"
 MODULE_PATH_KEY = "module_path"
 # How many directories above a module file may belong to its package name.
@@ -42,7 +44,7 @@ def importable_name(module_file: str | Path) -> str | None:
         rest = [d.name for d in dirs[start + 1 :]] + [path.stem]
         for top_name in (*_import_names_of(top), top.name):
             name = ".".join([top_name, *rest])
-            if _origin(name) == path:
+            if module_origin(name) == path:
                 return name
     return None
 
@@ -70,16 +72,6 @@ def _import_names_of(directory: Path) -> list[str]:
             if Path(entry).resolve() == directory:
                 names.append(name)
     return names
-
-
-def _origin(name: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin:
-        return None
-    return Path(spec.origin).resolve()
 
 
 def use_module_paths(ir) -> dict[str, str]:

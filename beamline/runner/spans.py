@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beamline.errors import ConfigError, DataError
-from beamline.runner.preflight import DataInput, check_csv_files, resolve_data
+from beamline.runner.preflight import (
+    FORMAT_PATTERNS,
+    DataInput,
+    check_files,
+    format_of,
+    resolve_data,
+)
 
 DEFAULT_SPAN_PATTERN = "span-{SPAN}/*.csv"
 _EPOCH = datetime.date(1970, 1, 1)
@@ -196,10 +202,16 @@ def resolve_input(
 ) -> DataInput:
     """What a run reads from `--data`: its selected span(s), or (no spans) the plain CSVs."""
     path = path.expanduser().resolve()
-    spans = find_spans(path, pattern) if path.is_dir() else {}
+    pattern, spans = _spans_in_any_format(path, pattern) if path.is_dir() else (pattern, {})
     if spans:
         selection = select_spans(path, pattern, spans, span, span_range)
-        check_csv_files(selection.files)
+        fmt = format_of(Path(pattern)) or "csv"
+        if selection.extra and fmt != "csv":
+            raise ConfigError(
+                f"--span-range reads several spans in one run only from CSV files; {path} holds "
+                f"{fmt} spans. Run one span at a time with --span N."
+            )
+        check_files(selection.files, fmt)
         return DataInput(
             path,
             pattern,
@@ -207,6 +219,7 @@ def resolve_input(
             span=selection.span,
             extra_spans=selection.extra_patterns,
             span_label=selection.label,
+            format=fmt,
         )
     if span is not None or span_range is not None:
         raise DataError(
@@ -215,3 +228,18 @@ def resolve_input(
             f"{path / fill_span(pattern, 1)}, or drop the flag to read {path} as plain CSVs."
         )
     return resolve_data(path)
+
+
+def _spans_in_any_format(path: Path, pattern: str) -> tuple[str, dict[int, list[Path]]]:
+    """Spans of `pattern`; a pattern for CSV files (`.../*.csv`) also finds spans of TFRecord or
+    Parquet files (the same pattern with their file names)."""
+    spans = find_spans(path, pattern)
+    if any(spans.values()) or not pattern.endswith("*.csv"):
+        return pattern, spans
+    for fmt, patterns in FORMAT_PATTERNS.items():
+        for name in patterns if fmt != "csv" else ():
+            candidate = pattern[: -len("*.csv")] + name
+            found = find_spans(path, candidate)
+            if any(found.values()):
+                return candidate, found
+    return pattern, spans

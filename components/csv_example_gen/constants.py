@@ -1,7 +1,9 @@
 """Keys shared by the component declaration and its executor."""
 
+from beamline.settings import CSV_NULL_VALUES
+
 CUSTOM_CONFIG_NULL_VALUES = "null_values"
-DEFAULT_NULL_VALUES = ("NA", "N/A", "NaN", "nan", "null", "NULL")
+DEFAULT_NULL_VALUES = CSV_NULL_VALUES
 # A --span-range: the earlier spans' file patterns (relative to input_base), read together with
 # the span TFX's driver resolved; their files' names, sizes and times (so caching sees them);
 # and the range's label, recorded on the Examples artifact as custom property SPAN_RANGE.

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from beamline import registry
+from beamline import project, registry
 from beamline.deploy import compile as compiler
 from beamline.deploy.secrets import SOURCES_ENV, parse_secret
 from beamline.errors import ConfigError
@@ -44,7 +44,7 @@ def test_every_pipeline_compiles_with_every_node_as_a_task(name, options_fn):
     for node, tasks in _task_ids(node_ids, spec.root.dag.tasks).items():
         assert tasks, f"{name}: node {node} has no task"
     assert compiled.tasks == sorted(spec.root.dag.tasks)
-    assert str(registry.PROJECT_ROOT) not in json.dumps(compiled.job)  # no path of this machine
+    assert str(project.current().root) not in json.dumps(compiled.job)  # no path of this machine
 
 
 def test_beam_steps_carry_the_profile_args_and_image(penguin_kubeflow):
@@ -68,7 +68,7 @@ def test_module_and_schema_paths_point_into_the_image(penguin_kubeflow):
     assert "/pipeline/components/penguin/transform/module.py" in text
     assert "/pipeline/components/penguin/model/module.py" in text
     assert "/pipeline/schemas/penguin/schema.pbtxt" in text
-    assert str(registry.PROJECT_ROOT) not in text
+    assert str(project.current().root) not in text
     assert "_wheels" not in text  # module files are not packaged and uploaded at compile time
     assert penguin_kubeflow.job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
 

@@ -4,9 +4,11 @@ with what compiled pipelines expect inside the image."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from beamline.deploy.compile import IMAGE_PROJECT_ROOT
-from beamline.registry import PROJECT_ROOT
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 LOCK = (PROJECT_ROOT / "requirements.lock").read_text()
@@ -27,7 +29,7 @@ def test_project_lands_where_compiled_pipelines_look_for_it():
     assert f"WORKDIR {IMAGE_PROJECT_ROOT}\n" in DOCKERFILE
     # Installed in place, so the beamline_* import names map onto these directories.
     assert "pip install --no-deps --no-build-isolation -e ." in DOCKERFILE
-    assert "COPY pyproject.toml README.md ./\n" in DOCKERFILE
+    assert "COPY pyproject.toml README.md LICENSE ./\n" in DOCKERFILE
     for directory in ("beamline", "serving", "pipelines", "components", "schemas"):
         assert f"COPY {directory} ./{directory}\n" in DOCKERFILE
     assert "TF_USE_LEGACY_KERAS=1" in DOCKERFILE

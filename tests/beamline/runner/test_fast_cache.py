@@ -16,6 +16,7 @@ def project(tmp_path):
     (root / "schemas" / "s.pbtxt").write_text("feature {}\n")
     for f in FRAMEWORK_FILES:
         (root / f).write_text("")
+    (root / "requirements.lock").write_text("tfx==1.16.0\n")
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.csv").write_text("x\n1\n")
@@ -24,7 +25,10 @@ def project(tmp_path):
 
 def _digest(project, settings=None):
     root, data = project
-    return fingerprint("p", resolve_data(data), root, settings or {"tune": True})
+    dirs = [root / d for d in ("pipelines", "components", "schemas")]
+    return fingerprint(
+        "p", resolve_data(data), dirs, settings or {"tune": True}, root, root / "requirements.lock"
+    )
 
 
 def test_same_inputs_same_digest(project):

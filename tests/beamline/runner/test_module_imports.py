@@ -29,11 +29,27 @@ def test_a_file_inside_an_importable_package_gets_its_dotted_name(package_tree):
 
 
 def test_the_projects_own_module_files_are_importable():
-    from beamline_pipelines import taxi
+    from beamline.registry import package_path
 
-    assert importable_name(taxi.COMPONENTS / "transform" / "module.py") == (
+    components = package_path("beamline_components", "taxi")
+    assert importable_name(components / "transform" / "module.py") == (
         "beamline_components.taxi.transform.module"
     )
+
+
+def test_a_user_projects_module_files_import_as_components(tmp_path, monkeypatch):
+    """`beamline init`'s layout: components/ at the project root, the root on sys.path."""
+    module = tmp_path / "components" / "churn" / "transform" / "module.py"
+    module.parent.mkdir(parents=True)
+    (tmp_path / "components" / "__init__.py").write_text("")
+    (tmp_path / "components" / "churn" / "__init__.py").write_text("")
+    module.write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert importable_name(module) == "components.churn.transform.module"
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "components"]:
+            del sys.modules[name]
 
 
 def test_a_loose_file_keeps_its_module_file(tmp_path):

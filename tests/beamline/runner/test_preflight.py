@@ -22,7 +22,7 @@ def test_single_file_becomes_its_directory_and_name(tmp_path):
 @pytest.mark.parametrize(
     "setup, fragment",
     [
-        (lambda d: None, "holds no *.csv files"),
+        (lambda d: None, "holds no *.csv, *.tfrecord(.gz) or *.parquet files"),
         (lambda d: (d / "e.csv").write_text(""), "empty or has no header"),
         (lambda d: (d / "h.csv").write_text("x,y\n"), "no data rows"),
         (
@@ -41,3 +41,40 @@ def test_bad_data_directories_name_the_problem(tmp_path, setup, fragment):
 def test_missing_path(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         resolve_data(tmp_path / "nope")
+
+
+def test_tfrecord_and_parquet_directories_are_recognised(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "tf").mkdir()
+    (tmp_path / "tf" / "part-0.tfrecord.gz").write_bytes(b"\x1f\x8b not checked further")
+    data = resolve_data(tmp_path / "tf")
+    assert (data.format, data.pattern) == ("tfrecord", "*.tfrecord.gz")
+    (tmp_path / "pq").mkdir()
+    pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "pq" / "a.parquet")
+    data = resolve_data(tmp_path / "pq")
+    assert (data.format, data.pattern, len(data.files)) == ("parquet", "*.parquet", 1)
+
+
+def test_parquet_files_must_share_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"y": [1]}), tmp_path / "b.parquet")
+    with pytest.raises(DataError, match="Parquet files disagree on columns"):
+        resolve_data(tmp_path)
+    (tmp_path / "b.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="b.parquet cannot be read"):
+        resolve_data(tmp_path)
+
+
+def test_tfrecord_spans_follow_the_csv_span_pattern(tmp_path):
+    from beamline.runner.spans import resolve_input
+
+    for span in (1, 2):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "data.tfrecord").write_bytes(b"x")
+    data = resolve_input(tmp_path)
+    assert (data.format, data.pattern, data.span) == ("tfrecord", "span-{SPAN}/*.tfrecord", 2)
