@@ -42,3 +42,7 @@ class ExampleLast:
 
 class Command(ExampleLast, click.Command):
     """Every `beamline` subcommand: `@click.command(cls=Command)`."""
+
+
+class Group(ExampleLast, click.Group):
+    """A `beamline` command with subcommands: `@click.group(cls=Group)`."""

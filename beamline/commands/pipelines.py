@@ -29,7 +29,7 @@ def pipelines(as_json: bool) -> None:
             {"name": name, "summary": e.summary, "path": str(e.path), "schema": str(e.schema_path)}
             for name, e in entries.items()
         ]
-        click.echo(json.dumps({"project": current.describe(), "pipelines": rows}, indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"# {current.describe()}", err=True)
     width = max((len(n) for n in entries), default=4)

@@ -6,13 +6,21 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.help import Command, Group
 
-@click.group()
+
+@click.group(cls=Group)
 def schema() -> None:
-    """Schemas: the data contracts pipelines enforce."""
+    """Schemas: the data contracts pipelines enforce.
+
+    Example:
+
+    \b
+        beamline schema infer --data data/penguins.csv --label species --pipeline penguin
+    """
 
 
-@schema.command("infer")
+@schema.command("infer", cls=Command)
 @click.option("--data", "data", type=click.Path(path_type=Path), required=True,
               help="CSV, TFRecord (tf.Example) or Parquet file, or a directory of them.")
 @click.option("--label", required=True, help="The column the model predicts: required in "
@@ -25,7 +33,13 @@ def schema() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing schema file.")
 def infer_command(data: Path, label: str, pipeline: str | None, out: Path | None,
                   force: bool) -> None:
-    """Infer a schema from DATA with TFDV, ready to curate."""
+    """Infer a schema from DATA with TFDV, ready to curate.
+
+    Example:
+
+    \b
+        beamline schema infer --data data/penguins.csv --label species --pipeline penguin
+    """
     from beamline import project
     from beamline.schema_infer import infer
     from beamline.settings import apply_tf_environment
