@@ -25,7 +25,7 @@ from typing import TextIO
 from beamline.errors import ConfigError, DataError
 from beamline.faults import fault_point
 from beamline.loop import triggers as tr
-from beamline.loop.delivery import deliver
+from beamline.loop.delivery import CANARY, deliver
 from beamline.loop.policy import DRIFT_OR_NEW_DATA, Signals, Verdict, decide
 from beamline.loop.served import Served, newest_span, served_version
 from beamline.metadata import run_context as rc
@@ -125,6 +125,7 @@ class _Watched:
     monitor_execution_id: int | None
     monitoring_result_id: int | None
     served: Served | None
+    canary_note: str | None = None
 
 
 def _drift_detail(version_report) -> str:
@@ -214,6 +215,14 @@ def _watch(
     timings["monitoring (TFDV statistics job, comparisons, record)"] = (
         time.perf_counter() - clock
     )
+    canary_note = None
+    if config.push_policy == CANARY:
+        from beamline.loop.delivery import review_canary
+
+        canary_note = review_canary(
+            store, graph, config.layout, config.pipeline, report.versions,
+            f"{_utc(since) if since >= 0 else 'the start'} .. {_utc(until)}",
+        )
     moved = [v for v in report.versions if v.crossed]
     # The decision reads the window of the version that moved (else the newest one served).
     chosen = moved[-1] if moved else max(report.versions, key=lambda v: v.version)
@@ -228,6 +237,7 @@ def _watch(
         chosen.execution_id,
         _result_artifact(store, chosen.execution_id) if chosen.execution_id else None,
         served,
+        canary_note,
     )
 
 
@@ -238,6 +248,8 @@ def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextI
 
     timings: dict[str, float] = {}
     watched = _watch(config, store, since, until, timings)
+    if watched.canary_note:
+        _say(out, watched.canary_note)
     clock = time.perf_counter()
     verdict: Verdict = decide(config.policy, watched.signals)
     run_id = ""
@@ -318,7 +330,7 @@ def _run_command(config: LoopConfig, trigger: tr.TriggerRecord) -> list[str]:
         "--data", str(config.data), "--root", str(config.root),
         "--run-id", trigger.run_id, "--trigger", trigger.kind,
         "--trigger-execution", str(trigger.execution_id),
-        "--beam", config.beam_profile,
+        "--beam", config.beam_profile, "--push-policy", config.push_policy,
     ]
     if trigger.span >= 0:
         command += ["--span", str(trigger.span)]
