@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("beamline.commands.report:report", "Write a self-contained HTML report of a run."),
     "gc": ("beamline.commands.gc:gc", "Clean up what killed runs left behind."),
+    "flink": ("beamline.commands.flink:flink", "A local Flink cluster for --beam flink."),
 }
 
 

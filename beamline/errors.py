@@ -59,3 +59,11 @@ class OutOfMemory(BeamlineError):
     """The run's processes were about to exhaust memory; the memory guard stopped the run."""
 
     exit_code = 7
+
+
+class FlinkPreflightFailed(BeamlineError):
+    """The Flink cluster `--beam flink` would run on cannot take the run's Beam jobs: its REST
+    API does not answer, it has no free slot, the runner jar is missing, or its worker pool
+    cannot start a worker that imports apache_beam and TFX. Raised before any node runs."""
+
+    exit_code = 13

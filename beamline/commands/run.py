@@ -27,6 +27,13 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
               help="Beam profile; auto = in-process for small data, multi-processing for large.")
 @click.option("--beam-arg", "beam_extra", multiple=True,
               help="Raw Beam pipeline arg, overriding the profile's (repeatable).")
+@click.option("--flink-master", default=None, metavar="HOST:PORT", envvar="BEAMLINE_FLINK_MASTER",
+              help="--beam flink: a team's Flink REST endpoint [default: the local cluster of "
+              "`beamline flink up`; env BEAMLINE_FLINK_MASTER].")
+@click.option("--flink-worker-pool", default=None, metavar="HOST:PORT",
+              envvar="BEAMLINE_FLINK_WORKER_POOL",
+              help="--beam flink: the Beam worker pool beside that cluster's TaskManagers "
+              "[env BEAMLINE_FLINK_WORKER_POOL].")
 @click.option("--metadata", default=None,
               help="MLMD store URI (default: SQLite under the run root).")
 @click.option("--no-fast-cache", is_flag=True,
@@ -38,16 +45,24 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV
               "included) hold more than SIZE (6GiB, 80%) [default: stop only when the "
               f"machine or cgroup is nearly out; env {MEMORY_LIMIT_ENV}].")
 def run(
-    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, metadata,
-    no_fast_cache, max_parallel, memory_limit,
+    pipeline, data, root, span, span_range, no_tune, beam_profile, beam_extra, flink_master,
+    flink_worker_pool, metadata, no_fast_cache, max_parallel, memory_limit,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD."""
+    from beamline.errors import ConfigError
     from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
     from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
     from beamline.runner.supervisor import Watched, supervise
     from beamline.settings import RootLayout
 
+    if (flink_master or flink_worker_pool) and beam_profile != "flink":
+        raise ConfigError("--flink-master and --flink-worker-pool apply to --beam flink only; "
+                          f"this run uses --beam {beam_profile}.")
+    if beam_profile == "flink":
+        from beamline.flink.profile import cli_args
+
+        beam_extra = (*cli_args(flink_master, flink_worker_pool), *beam_extra)
     budget = memory_budget(memory_limit)
     # From here on this code runs in a child; the parent watches its memory (exits with it).
     report_fd = supervise(Watched(pipeline, RootLayout(root), metadata, budget))

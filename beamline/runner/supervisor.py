@@ -68,6 +68,10 @@ class RunReport:
     run_id: str
     digest: str
     advice: str
+    # On the flink profile: the cluster's REST endpoint and the run's job-name prefix, so that
+    # the watchdog can cancel the run's live Flink jobs when the run dies or is interrupted.
+    flink_master: str = ""
+    flink_tag: str = ""
 
 
 def report_run(fd: int | None, report: RunReport) -> None:
@@ -164,6 +168,7 @@ class Watchdog:
         while True:
             pid, status = os.waitpid(self._child, os.WNOHANG)
             if pid:
+                self._cancel_flink_jobs(status)
                 if self._killed_by_kernel(status):
                     return self._report_kernel_kill()
                 return relay(status)
@@ -177,6 +182,22 @@ class Watchdog:
             why = over_budget(sample, self._watched.budget)
             if why is not None:
                 return self._stop(sample, why)
+
+    def _cancel_flink_jobs(self, status: int) -> None:
+        """A run that did not end well (interrupted, killed, failed) leaves no Flink job
+        holding slots: its live jobs are canceled by name (PATCH /jobs/<id>?mode=cancel)."""
+        self._read_reports(0)
+        report = self.report
+        if report is None or not report.flink_master or (
+            os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        ):
+            return
+        from beamline.flink.jobs import cancel_run
+
+        canceled = cancel_run(report.flink_master, report.flink_tag)
+        if canceled:
+            sys.stderr.write(f"beamline: canceled the run's live Flink job(s) on "
+                             f"{report.flink_master}: {', '.join(canceled)}\n")
 
     def _forward(self, signum, _frame) -> None:
         try:
@@ -221,6 +242,7 @@ class Watchdog:
         except ProcessLookupError:
             pass
         _, status = os.waitpid(self._child, 0)
+        self._cancel_flink_jobs(status)
         if os.WIFEXITED(status):  # it ended on its own first (its own guard, or done)
             return relay(status)
         return self._record_and_say(
