@@ -92,9 +92,6 @@ REQUIRED: dict[str, tuple[Required, ...]] = {
     "flink": (
         Required("--flink_master", (FLINK_MASTER_ENV,), "the Flink REST endpoint, HOST:PORT"),
         Required(
-            "--environment_config", (FLINK_WORKER_POOL_ENV,), "the Beam worker pool, HOST:PORT"
-        ),
-        Required(
             "--flink_job_server_jar", (FLINK_JAR_ENV,),
             "the Beam runner jar (`beamline flink fetch` builds one)",
         ),
@@ -159,14 +156,17 @@ def beam_args(
         and environment_type.upper() in _ENVIRONMENTS_NEEDING_CONFIG
         and flag_value(args, "--environment_config") is None
     ):
-        config = env.get(_ENVIRONMENT_CONFIG_ENV)
+        pool = env.get(FLINK_WORKER_POOL_ENV) if (
+            name == "flink" and environment_type.upper() == "EXTERNAL") else None
+        config = pool or env.get(_ENVIRONMENT_CONFIG_ENV)
         if config:
             args.append(f"--environment_config={config}")
         else:
             missing.append(
                 f"--environment_config (the SDK harness: for DOCKER the pipeline image, for "
                 f"EXTERNAL a worker pool HOST:PORT; --beam-arg=--environment_config=... or "
-                f"${_ENVIRONMENT_CONFIG_ENV})"
+                f"${_ENVIRONMENT_CONFIG_ENV}"
+                + (f" or ${FLINK_WORKER_POOL_ENV}" if name == "flink" else "") + ")"
             )
     if missing:
         raise ConfigError(

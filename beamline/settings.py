@@ -199,5 +199,3 @@ FLINK_WORKER_POOL_PORT = 50000
 # How long `flink up` waits for each part to answer, and the preflight's one-element job.
 FLINK_START_TIMEOUT_SECONDS = 120.0
 FLINK_PREFLIGHT_JOB_TIMEOUT_SECONDS = 180.0
-# sha256 of the shaded runner jar (reproducible: fixed outputTimestamp); "" = not pinned.
-FLINK_RUNNER_JAR_SHA256 = ""

@@ -63,6 +63,11 @@ class FlinkHome:
         return self.cluster_dir / "tmp"
 
     @property
+    def preflight_proven(self) -> Path:
+        """Which worker pool process (pid:start) last ran the preflight's one-element job."""
+        return self.cluster_dir / "preflight-proven"
+
+    @property
     def state_file(self) -> Path:
         """The processes `flink up` started (pid + start time each) and their endpoints."""
         return self.cluster_dir / "state.json"

@@ -28,6 +28,9 @@ FLINK_PROFILE = "flink"
 class FlinkTarget:
     master: str
     local: bool  # the cluster `beamline flink up` started
+    # The local cluster's worker pool process as "pid:start time" ("" for a team's cluster).
+    pool_identity: str = ""
+    home: FlinkHome | None = None
 
 
 def flink_extra(
@@ -46,6 +49,7 @@ def flink_extra(
         if flag_value(args, "--environment_config") is None and pool:
             args.append(f"--environment_config={pool}")
         local = False
+        identity = ""
     else:
         state = local_cluster(home)
         if state is None:
@@ -56,13 +60,17 @@ def flink_extra(
                 "--flink-master HOST:PORT --flink-worker-pool HOST:PORT for a team's cluster."
             )
         master = state.rest
+        identity = ""
         args.append(f"--flink_master={master}")
         if flag_value(args, "--environment_config") is None:
             args.append(f"--environment_config={state.worker_pool}")
         local = True
+        pool = state.parts["worker_pool"]
+        if flag_value(args, "--environment_config") == state.worker_pool:
+            identity = f"{pool.pid}:{pool.started}"
     if flag_value(args, "--flink_job_server_jar") is None:
         args.append(f"--flink_job_server_jar={env.get(FLINK_JAR_ENV) or home.runner_jar}")
-    return args, FlinkTarget(master, local)
+    return args, FlinkTarget(master, local, identity, home)
 
 
 def cli_args(flink_master: str | None, flink_worker_pool: str | None) -> tuple[str, ...]:

@@ -119,15 +119,16 @@ def run_pipeline(
         request.span,
         request.span_range,
     )
-    beam_extra, flink_master = _flink_extra(request)
+    beam_extra, flink = _flink_extra(request)
+    flink_master = flink.master if flink else ""
     beam_args = beam.beam_args(request.beam_profile, data.total_bytes, beam_extra)
     budget = memory_budget(request.memory_limit)
 
     from beamline.metadata.connection import connection_config
 
     mlmd_config = connection_config(request.metadata, layout.metadata_path)
-    if flink_master:
-        _flink_preflight(mlmd_config, beam_args, out)
+    if flink is not None:
+        _flink_preflight(mlmd_config, beam_args, flink, out)
     settings = PipelineSettings(
         pipeline_name=request.pipeline,
         pipeline_root=str(layout.pipeline_root(request.pipeline)),
@@ -299,15 +300,15 @@ def _try_replay(
     return outcome
 
 
-def _flink_extra(request: RunRequest) -> tuple[tuple[str, ...], str]:
+def _flink_extra(request: RunRequest):
     """The raw Beam args, completed for the flink profile (the cluster to use), and that
-    cluster's REST endpoint ("" for other profiles)."""
+    cluster (a beamline.flink.profile.FlinkTarget; None for other profiles)."""
     if request.beam_profile != "flink":
-        return request.beam_extra, ""
+        return request.beam_extra, None
     from beamline.flink.profile import flink_extra
 
     extra, target = flink_extra(request.beam_extra)
-    return tuple(extra), target.master
+    return tuple(extra), target
 
 
 def _flink_tag(pipeline: str, run_id: str) -> str:
@@ -316,7 +317,7 @@ def _flink_tag(pipeline: str, run_id: str) -> str:
     return run_tag(pipeline, run_id)
 
 
-def _flink_preflight(mlmd_config, beam_args: list[str], out: TextIO) -> None:
+def _flink_preflight(mlmd_config, beam_args: list[str], target, out: TextIO) -> None:
     """Frees slots held by dead runs' jobs, then checks the cluster before any node runs."""
     from beamline.flink import orphans, preflight
     from beamline.metadata.connection import open_store
@@ -331,7 +332,9 @@ def _flink_preflight(mlmd_config, beam_args: list[str], out: TextIO) -> None:
     out.write("beamline: flink preflight (REST API, slots, runner jar, worker pool, a "
               "one-element job)...\n")
     out.flush()
-    out.write(f"beamline: flink preflight passed: {preflight.check(beam_args)}\n")
+    proven = target.home.preflight_proven if target.home is not None else None
+    summary = preflight.check(beam_args, proven=proven, pool_identity=target.pool_identity)
+    out.write(f"beamline: flink preflight passed: {summary}\n")
     out.flush()
 
 
