@@ -15,6 +15,7 @@ Flink's REST API:
 - direct: the same node in-process.
 
     .venv/bin/python benchmarks/flink.py [--pipeline penguin] [--json OUT]
+        [--flink-root DIR] [--direct-root DIR]   # read the latest run there instead of running
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def _run(pipeline: str, root: Path, profile: str) -> tuple[float, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{profile} run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return took, re.search(r"run id (\S+)", proc.stdout).group(1)
+
+
+def _latest(root: Path) -> tuple[float, str]:
+    """(duration, run id) of the latest run recorded in `root`."""
+    proc = _cli("runs", "--root", str(root), "--json", "-n", "1")
+    [run] = json.loads(proc.stdout)
+    return run["duration_s"], run["run_id"]
 
 
 def _executions(root: Path, pipeline: str, run_id: str) -> dict[str, object]:
@@ -83,6 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="penguin")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--flink-root", type=Path, default=None,
+                        help="a root whose latest run was on this cluster: read, do not run")
+    parser.add_argument("--direct-root", type=Path, default=None)
     args = parser.parse_args()
 
     from beamline.flink.cluster import ClusterState, local_cluster
@@ -98,10 +109,18 @@ def main() -> None:
     state = ClusterState.load(home)
     rest = FlinkRest(state.rest)
     base = Path(tempfile.mkdtemp(prefix="beamline-bench-flink-"))
-    flink_wall, flink_run = _run(args.pipeline, base / "flink", "flink")
-    direct_wall, direct_run = _run(args.pipeline, base / "direct", "direct")
-    flink_ex = _executions(base / "flink", args.pipeline, flink_run)
-    direct_ex = _executions(base / "direct", args.pipeline, direct_run)
+    flink_root = args.flink_root or base / "flink"
+    direct_root = args.direct_root or base / "direct"
+    if args.flink_root:
+        flink_wall, flink_run = _latest(flink_root)
+    else:
+        flink_wall, flink_run = _run(args.pipeline, flink_root, "flink")
+    if args.direct_root:
+        direct_wall, direct_run = _latest(direct_root)
+    else:
+        direct_wall, direct_run = _run(args.pipeline, direct_root, "direct")
+    flink_ex = _executions(flink_root, args.pipeline, flink_run)
+    direct_ex = _executions(direct_root, args.pipeline, direct_run)
     starts = _pool_starts(Path(state.parts["worker_pool"].log))
     rows = []
     for node in BEAM_NODES:
@@ -131,7 +150,7 @@ def main() -> None:
         })
     worker_import = _worker_import_seconds()
     print(f"{args.pipeline} --no-tune, {datetime.now():%Y-%m-%d %H:%M}, "
-          f"Flink 2 slots on 127.0.0.1; runs in {base}")
+          f"Flink 2 slots on 127.0.0.1; runs in {flink_root} and {direct_root}")
     print(f"{'node':<14}{'node':>8}{'submit':>8}{'flink':>8}{'workers':>9}{'after':>8}"
           f"{'direct':>8}{'ratio':>7}")
     for r in rows:
@@ -141,8 +160,9 @@ def main() -> None:
     total = sum(r["node_s"] for r in rows)
     direct_total = sum(r["direct_s"] for r in rows)
     print(f"Beam nodes: flink {total:.0f} s, direct {direct_total:.0f} s "
-          f"(x{total / direct_total:.1f}); whole run: flink {flink_wall:.0f} s (preflight "
-          f"included), direct {direct_wall:.0f} s; worker import {worker_import:.1f} s each")
+          f"(x{total / direct_total:.1f}); whole run: flink {flink_wall:.0f} s, direct "
+          f"{direct_wall:.0f} s (wall time with preflight when run here; MLMD's record with "
+          f"--*-root); worker import {worker_import:.1f} s each")
     if args.json:
         args.json.write_text(json.dumps({
             "rows": rows, "flink_wall_s": flink_wall, "direct_wall_s": direct_wall,
