@@ -226,27 +226,35 @@ def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_ru
     assert _blessed(flink_run) == _blessed(direct_run) == 1
 
 
+def _start_run(root, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "beamline", "run", "penguin", "--no-tune", "--beam", "flink",
+         "--root", str(root)], start_new_session=True, **popen,
+    )
+
+
+def _recorded_running_job(rest: FlinkRest, root) -> str:
+    """Waits until the run in `root` recorded a Flink job that is RUNNING; returns its id."""
+    def found():
+        if not (root / "metadata.sqlite").exists():
+            return None
+        listing = beamline("runs", "--root", str(root), "--json")
+        summaries = json.loads(listing.stdout or "[]") if listing.returncode == 0 else []
+        for jobs in (summaries[0]["flink_jobs"] if summaries else {}).values():
+            for jid in jobs:
+                if rest.job(jid).state == "RUNNING":
+                    return jid
+        return None
+
+    return _poll("a recorded RUNNING Flink job", found, timeout=600, every=2)
+
+
 def test_run_killed_with_9_mid_job_is_canceled_by_the_next_runs(flink_cluster, tmp_path):
     root = tmp_path / "root"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beamline", "run", "penguin", "--no-tune", "--beam", "flink",
-         "--root", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    proc = _start_run(root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rest = FlinkRest(flink_cluster.state.rest)
     try:
-        def recorded_live_job():
-            if not (root / "metadata.sqlite").exists():
-                return None
-            listing = beamline("runs", "--root", str(root), "--json")
-            summaries = json.loads(listing.stdout or "[]") if listing.returncode == 0 else []
-            for jobs in (summaries[0]["flink_jobs"] if summaries else {}).values():
-                for jid in jobs:
-                    if rest.job(jid).state == "RUNNING":
-                        return jid
-            return None
-
-        jid = _poll("a recorded RUNNING Flink job", recorded_live_job, timeout=600, every=2)
+        jid = _recorded_running_job(rest, root)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the watchdog and the run: nothing cancels
         proc.wait()
@@ -260,6 +268,25 @@ def test_run_killed_with_9_mid_job_is_canceled_by_the_next_runs(flink_cluster, t
     _poll("`runs` to cancel the dead run's job", runs_cancels, timeout=60)
     _poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
     _poll("its slots free", lambda: rest.overview()["slots-available"] == 2, timeout=60)
+
+
+def test_interrupted_run_has_its_live_job_canceled_by_the_supervisor(flink_cluster, tmp_path):
+    root = tmp_path / "root"
+    proc = _start_run(root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rest = FlinkRest(flink_cluster.state.rest)
+    try:
+        jid = _recorded_running_job(rest, root)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, as a terminal sends it to the watchdog
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert f"canceled the run's live Flink job(s) on {flink_cluster.state.rest}: {jid}" in err
+    _poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
+    [summary] = json.loads(beamline("runs", "--root", str(root), "--json").stdout)
+    assert summary["state"] == "failed" and "interrupted" in summary["reason"]
 
 
 def test_down_stops_exactly_what_up_started(flink_cluster):
