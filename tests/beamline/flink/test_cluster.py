@@ -160,7 +160,10 @@ def test_runs_and_lineage_show_the_flink_job_ids(flink_run):
     assert "FLINK JOBS" in table.stdout
     for node, jobs in recorded.items():
         assert f"{node}: {', '.join(jobs)}" in table.stdout
-    lineage = beamline("lineage", "latest", "--root", str(flink_run.root))
+    listing = beamline("runs", "--root", str(flink_run.root), "--json")
+    [summary] = json.loads(listing.stdout)
+    # Upstream of the pushed model: Trainer <- Transform <- ..., each step with its Flink jobs.
+    lineage = beamline("lineage", summary["pushed_version"], "--root", str(flink_run.root))
     assert lineage.returncode == 0, lineage.stderr
     assert f"flink jobs: {recorded['Transform'][0]}" in lineage.stdout, lineage.stdout
 
