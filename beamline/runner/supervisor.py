@@ -183,13 +183,15 @@ class Watchdog:
             if why is not None:
                 return self._stop(sample, why)
 
-    def _cancel_flink_jobs(self, status: int) -> None:
-        """A run that did not end well (interrupted, killed, failed) leaves no Flink job
-        holding slots: its live jobs are canceled by name (PATCH /jobs/<id>?mode=cancel)."""
-        self._read_reports(0)
+    def _cancel_flink_jobs(self, status: int, stopping: bool = False) -> None:
+        """A run that did not end well (interrupted, killed, failed) or is being stopped
+        (`stopping`: a forwarded Ctrl-C/SIGTERM) leaves no Flink job holding slots: its live
+        jobs are canceled by name (PATCH /jobs/<id>?mode=cancel)."""
+        if not stopping:
+            self._read_reports(0)
         report = self.report
         if report is None or not report.flink_master or (
-            os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            not stopping and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         ):
             return
         from beamline.flink.jobs import cancel_run
@@ -204,6 +206,10 @@ class Watchdog:
             os.killpg(self._child, signum)
         except ProcessLookupError:
             pass
+        if signum in _FORWARDED:
+            # The run waits for its running nodes to end before it exits: a node waiting on a
+            # Flink job would hold the run (and the job its slots) until the job finished.
+            self._cancel_flink_jobs(0, stopping=True)
 
     def _suspend(self, signum, _frame) -> None:
         """Ctrl-Z: stop the run's group, then this process (the shell's `fg` continues both)."""

@@ -230,9 +230,16 @@ def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_ru
 
 
 def _start_run(root, **popen) -> subprocess.Popen:
+    """A penguin run on Flink over 300k rows (the shipped rows repeated): its CsvExampleGen job
+    runs long enough to be caught RUNNING, on a quiet machine too."""
+    from tests.e2e.conftest import penguin_rows, write_csv
+
+    header, rows = penguin_rows()
+    data = write_csv(root.parent / "data" / "penguins.csv", header,
+                     rows * (300_000 // len(rows)))
     return subprocess.Popen(
         [sys.executable, "-m", "beamline", "run", "penguin", "--no-tune", "--beam", "flink",
-         "--root", str(root)], start_new_session=True, **popen,
+         "--data", str(data), "--root", str(root)], start_new_session=True, **popen,
     )
 
 
@@ -285,11 +292,13 @@ def test_interrupted_run_has_its_live_job_canceled_by_the_supervisor(flink_clust
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, err
+    # The watchdog cancels the job as it forwards Ctrl-C: the node waiting on it ends at once
+    # (the run does not wait for the job to finish), failing with the cancellation.
+    assert proc.returncode != 0, err
     assert f"canceled the run's live Flink job(s) on {flink_cluster.state.rest}: {jid}" in err
     _poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
     [summary] = json.loads(beamline("runs", "--root", str(root), "--json").stdout)
-    assert summary["state"] == "failed" and "interrupted" in summary["reason"]
+    assert summary["state"] == "failed" and "CANCELLED" in summary["reason"]
 
 
 def test_down_stops_exactly_what_up_started(flink_cluster):
