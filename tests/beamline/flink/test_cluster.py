@@ -298,7 +298,9 @@ def test_interrupted_run_has_its_live_job_canceled_by_the_supervisor(flink_clust
     assert f"canceled the run's live Flink job(s) on {flink_cluster.state.rest}: {jid}" in err
     _poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
     [summary] = json.loads(beamline("runs", "--root", str(root), "--json").stdout)
-    assert summary["state"] == "failed" and "CANCELLED" in summary["reason"]
+    # Which the record names first depends on timing: the interrupt, or the canceled node.
+    assert summary["state"] == "failed"
+    assert "interrupted (Ctrl-C)" in summary["reason"] or "CANCELLED" in summary["reason"]
 
 
 def test_down_stops_exactly_what_up_started(flink_cluster):
