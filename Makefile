@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 ROOT ?= beamline_runs
 PIPELINE ?= penguin
 
-.PHONY: run test services lint docs lock bench clean
+.PHONY: run test services lint docs lock bench clean flink-fetch flink-up flink-down
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -18,7 +18,19 @@ services:
 	bash .ci/mariadb.sh >/dev/null
 	bash .ci/browser.sh
 
-test: $(STAMP) services
+# The local Flink cluster for `--beam flink` (beamline/flink/): the pinned Beam runner jar (Maven)
+# and Flink (pip) are fetched once into $BEAMLINE_FLINK_HOME (default ~/.cache/beamline/flink);
+# `make test` fetches them first, so the Flink tests find them on a fresh machine.
+flink-fetch: $(STAMP)
+	$(VENV)/bin/beamline flink fetch
+
+flink-up: $(STAMP)
+	$(VENV)/bin/beamline flink up
+
+flink-down: $(STAMP)
+	$(VENV)/bin/beamline flink down
+
+test: $(STAMP) services flink-fetch
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(MAKE) docs

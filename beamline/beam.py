@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from beamline.errors import ConfigError
-from beamline.settings import IN_MEMORY_MAX_BYTES
+from beamline.settings import (
+    FLINK_BEAM_VERSION_FLAG,
+    FLINK_JAR_ENV,
+    FLINK_MASTER_ENV,
+    FLINK_WORKER_POOL_ENV,
+    IN_MEMORY_MAX_BYTES,
+)
 
 # Workers that run TFX components need TFX installed: for the Docker/External environments of
 # Flink and Spark the SDK harness image must be the pipeline image (see the Dockerfile).
@@ -43,7 +49,18 @@ PROFILES: dict[str, tuple[str, ...]] = {
     # SDK harness inside this process, which only works when the job service can reach it.
     "portable": ("--runner=PortableRunner", "--environment_type=LOOPBACK"),
     "dataflow": ("--runner=DataflowRunner",),
-    "flink": ("--runner=FlinkRunner", "--environment_type=DOCKER"),
+    # Each Beam job goes straight to Flink's REST API with the runner jar (no job-server
+    # process); its SDK harness runs in a Beam worker pool (EXTERNAL) that has TFX and the
+    # project installed (`beamline flink up` starts one; on Kubernetes, a TaskManager sidecar).
+    # pre_optimize=all fuses stages, as TFX's own Flink example does. DOCKER only if asked for:
+    # --beam-arg=--environment_type=DOCKER --beam-arg=--environment_config=IMAGE.
+    "flink": (
+        "--runner=FlinkRunner",
+        "--flink_submit_uber_jar",
+        f"--flink_version={FLINK_BEAM_VERSION_FLAG}",
+        "--environment_type=EXTERNAL",
+        "--experiments=pre_optimize=all",
+    ),
     "spark": ("--runner=SparkRunner", "--environment_type=DOCKER"),
 }
 
@@ -73,8 +90,10 @@ REQUIRED: dict[str, tuple[Required, ...]] = {
         ),
     ),
     "flink": (
+        Required("--flink_master", (FLINK_MASTER_ENV,), "the Flink REST endpoint, HOST:PORT"),
         Required(
-            "--flink_master", ("BEAMLINE_FLINK_MASTER",), "the Flink REST endpoint, HOST:PORT"
+            "--flink_job_server_jar", (FLINK_JAR_ENV,),
+            "the Beam runner jar (`beamline flink fetch` builds one)",
         ),
     ),
     "spark": (
@@ -131,20 +150,23 @@ def beam_args(
             )
         else:
             args.append(f"{req.flag}={value}")
-    environment_type = _flag_value(args, "--environment_type")
+    environment_type = flag_value(args, "--environment_type")
     if (
         environment_type is not None
         and environment_type.upper() in _ENVIRONMENTS_NEEDING_CONFIG
-        and _flag_value(args, "--environment_config") is None
+        and flag_value(args, "--environment_config") is None
     ):
-        config = env.get(_ENVIRONMENT_CONFIG_ENV)
+        pool = env.get(FLINK_WORKER_POOL_ENV) if (
+            name == "flink" and environment_type.upper() == "EXTERNAL") else None
+        config = pool or env.get(_ENVIRONMENT_CONFIG_ENV)
         if config:
             args.append(f"--environment_config={config}")
         else:
             missing.append(
                 f"--environment_config (the SDK harness: for DOCKER the pipeline image, for "
                 f"EXTERNAL a worker pool HOST:PORT; --beam-arg=--environment_config=... or "
-                f"${_ENVIRONMENT_CONFIG_ENV})"
+                f"${_ENVIRONMENT_CONFIG_ENV}"
+                + (f" or ${FLINK_WORKER_POOL_ENV}" if name == "flink" else "") + ")"
             )
     if missing:
         raise ConfigError(
@@ -159,7 +181,7 @@ def _flag_name(arg: str) -> str:
     return arg.split("=", 1)[0]
 
 
-def _flag_value(args: Sequence[str], flag: str) -> str | None:
+def flag_value(args: Sequence[str], flag: str) -> str | None:
     """The value of the last `flag=value` in `args`, or None."""
     value = None
     for arg in args:

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "init": ("beamline.commands.init:init_command", "Create a project of your own in DIR."),
     "schema": ("beamline.commands.schema:schema", "Infer a first schema.pbtxt from data."),
+    "flink": ("beamline.commands.flink:flink", "A local Flink cluster for --beam flink."),
 }
 
 

@@ -98,3 +98,11 @@ class PromoteRefused(BeamlineError):
     pushed, it was not blessed, or the label has no earlier holder to go back to."""
 
     exit_code = 10
+
+
+class FlinkPreflightFailed(BeamlineError):
+    """The Flink cluster `--beam flink` would run on cannot take the run's Beam jobs: its REST
+    API does not answer, it has no free slot, the runner jar is missing, or its worker pool
+    cannot start a worker that imports apache_beam and TFX. Raised before any node runs."""
+
+    exit_code = 13

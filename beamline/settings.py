@@ -201,3 +201,39 @@ class PipelineSettings:
     # The project's components directory (its module files), absolute; "" when the caller
     # has no project (the bundled examples find theirs inside beamline_components).
     components_dir: str = ""
+
+
+# Apache Flink for `--beam flink` and `beamline flink up` (beamline/flink/). Pins: the Beam
+# runner jar is shaded by Maven from these coordinates (Maven Central serves no prebuilt Beam
+# job-server jar, nor the 1.18 runner or the 2.59 job service); Flink itself comes from PyPI
+# (`apache-flink` wheel + `apache-flink-libraries` sdist, installed into their own folder:
+# apache-flink pins an old apache-beam, so never into the project's environment).
+FLINK_HOME_ENV = "BEAMLINE_FLINK_HOME"  # the cache: jar, Flink, config, logs, pids
+FLINK_MASTER_ENV = "BEAMLINE_FLINK_MASTER"  # a team's cluster: its REST endpoint, HOST:PORT
+FLINK_WORKER_POOL_ENV = "BEAMLINE_FLINK_WORKER_POOL"  # the Beam worker pool for it, HOST:PORT
+FLINK_JAR_ENV = "BEAMLINE_FLINK_JAR"  # a runner jar of the user's own instead of the cache's
+FLINK_VERSION = "1.19.0"
+FLINK_PIP_PACKAGES = ("apache-flink==1.19.0", "apache-flink-libraries==1.19.0")
+FLINK_RUNNER_COORDINATES = (
+    "org.apache.beam:beam-runners-flink-1.19:2.62.0",
+    "org.apache.beam:beam-runners-java-job-service:2.62.0",
+    "org.slf4j:slf4j-simple:1.7.36",
+)
+FLINK_SHADE_PLUGIN_VERSION = "3.6.2"
+# Beam 2.59's --flink_version only chooses a jar to download (1.18 is its newest choice); the
+# explicit --flink_job_server_jar wins, so this value is never used to fetch anything.
+FLINK_BEAM_VERSION_FLAG = "1.18"
+# Sized for one 2-core machine. Beam batch jobs need more network memory than Flink's default
+# ("Insufficient number of network buffers: required 512"); these values passed penguin.
+FLINK_SLOTS = 2
+FLINK_TASKMANAGER_PROCESS_SIZE = "3000m"
+FLINK_JOBMANAGER_PROCESS_SIZE = "1600m"
+FLINK_NETWORK_MEMORY = "768mb"
+FLINK_SORT_SHUFFLE_MIN_BUFFERS = 64
+FLINK_HOST = "127.0.0.1"
+FLINK_REST_PORT = 8081
+FLINK_RPC_PORT = 6123
+FLINK_WORKER_POOL_PORT = 50000
+# How long `flink up` waits for each part to answer, and the preflight's one-element job.
+FLINK_START_TIMEOUT_SECONDS = 120.0
+FLINK_PREFLIGHT_JOB_TIMEOUT_SECONDS = 180.0

@@ -41,6 +41,13 @@ TRIGGER_KINDS = (
 @deprecated_alias("--beam-mode", "--beam", type=click.Choice(profile_names()))
 @click.option("--beam-arg", "beam_extra", multiple=True,
               help="Raw Beam pipeline arg, overriding the profile's (repeatable).")
+@click.option("--flink-master", default=None, metavar="HOST:PORT", envvar="BEAMLINE_FLINK_MASTER",
+              help="--beam flink: a team's Flink REST endpoint [default: the local cluster of "
+              "`beamline flink up`; env BEAMLINE_FLINK_MASTER].")
+@click.option("--flink-worker-pool", default=None, metavar="HOST:PORT",
+              envvar="BEAMLINE_FLINK_WORKER_POOL",
+              help="--beam flink: the Beam worker pool beside that cluster's TaskManagers "
+              "[env BEAMLINE_FLINK_WORKER_POOL].")
 @metadata_option
 @click.option("--no-fast-cache", is_flag=True,
               help="Always compile and ask TFX's cache node by node, even when nothing changed.")
@@ -64,8 +71,8 @@ TRIGGER_KINDS = (
               "loop`).")
 def run(
     pipeline, data, root, span, span_range, no_tune, retune, beam_profile, beam_deprecated,
-    beam_extra, metadata, no_fast_cache, max_parallel, memory_limit, push_policy, run_id,
-    trigger, trigger_execution,
+    beam_extra, flink_master, flink_worker_pool, metadata, no_fast_cache, max_parallel,
+    memory_limit, push_policy, run_id, trigger, trigger_execution,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
@@ -82,6 +89,7 @@ def run(
     \b
         beamline run penguin --no-tune
     """
+    from beamline.errors import ConfigError
     from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
     from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
@@ -89,6 +97,14 @@ def run(
     from beamline.settings import RootLayout
 
     pipeline, module = resolve_target(pipeline)
+    beam_profile = new_or_deprecated(beam_profile, beam_deprecated, "auto")
+    if (flink_master or flink_worker_pool) and beam_profile != "flink":
+        raise ConfigError("--flink-master and --flink-worker-pool apply to --beam flink only; "
+                          f"this run uses --beam {beam_profile}.")
+    if beam_profile == "flink":
+        from beamline.flink.profile import cli_args
+
+        beam_extra = (*cli_args(flink_master, flink_worker_pool), *beam_extra)
     budget = memory_budget(memory_limit)
     # From here on this code runs in a child; the parent watches its memory (exits with it).
     report_fd = supervise(Watched(pipeline, RootLayout(root), metadata, budget))
@@ -98,7 +114,7 @@ def run(
         data=data,
         enable_tuning=not no_tune,
         retune=retune,
-        beam_profile=new_or_deprecated(beam_profile, beam_deprecated, "auto"),
+        beam_profile=beam_profile,
         beam_extra=tuple(beam_extra),
         metadata=metadata,
         max_parallel=max_parallel,

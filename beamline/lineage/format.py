@@ -89,22 +89,22 @@ def runs_table(summaries: list[RunSummary]) -> str:
         ]
         for s in summaries
     ]
-    return table(
-        [
-            "RUN",
-            "PIPELINE",
-            "SPAN",
-            "STARTED",
-            "STATE",
-            "TRIGGER",
-            "DURATION",
-            "EXECUTED",
-            "CACHED",
-            "BLESSED",
-            "PUSHED",
-        ],
-        rows,
-    )
+    headers = ["RUN", "PIPELINE", "SPAN", "STARTED", "STATE", "TRIGGER", "DURATION", "EXECUTED",
+               "CACHED", "BLESSED", "PUSHED"]
+    if any(s.flink_jobs for s in summaries):
+        headers.append("FLINK JOBS")
+        for row, s in zip(rows, summaries, strict=True):
+            row.append(sum(len(j) for j in s.flink_jobs.values()) or "-")
+    text = table(headers, rows)
+    with_jobs = [s for s in summaries if s.flink_jobs]
+    if with_jobs:
+        lines = [text, "", "Flink jobs (node: job ids):"]
+        for s in with_jobs:
+            lines.append(f"  {s.run_id}")
+            for node, jobs in s.flink_jobs.items():
+                lines.append(f"    {node}: {', '.join(jobs)}")
+        text = "\n".join(lines)
+    return text
 
 
 # ---------------------------------------------------------------- why
@@ -192,6 +192,8 @@ def _facts_lines(facts: dict[str, Any], indent: str) -> list[str]:
             "anomalies: "
             + ("; ".join(f"{s}: {', '.join(a)}" for s, a in found.items()) if found else "none")
         )
+    if facts.get("flink_jobs"):
+        lines.append("flink jobs: " + ", ".join(facts["flink_jobs"]))
     if facts.get("input_fingerprint"):
         lines.append(f"input fingerprint: {facts['input_fingerprint']}")
     return [indent + line for line in lines]

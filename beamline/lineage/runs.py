@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from beamline.errors import ConfigError
@@ -37,6 +37,8 @@ class RunSummary:
     span: str | None = None  # the TFX span ExampleGen read ("1-3" for a range)
     trigger: str = TriggerKind.MANUAL  # what started it (records.TriggerKind)
     trigger_execution_id: int | None = None  # the loop's beamline.Trigger execution
+    # --beam flink: node -> the Flink job ids its Beam pipelines ran as (run_context.FLINK_JOBS)
+    flink_jobs: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -144,7 +146,30 @@ def summarize(
             if run.properties.get(rc.TRIGGER_EXECUTION_ID) is not None
             else None
         ),
+        flink_jobs=flink_jobs_of(execs),
     )
+
+
+def flink_jobs_of(executions: list[Execution]) -> dict[str, list[str]]:
+    """node -> Flink job ids recorded on its execution(s) in a run."""
+    out: dict[str, list[str]] = {}
+    for ex in executions:
+        jobs = flink_job_ids(ex)
+        if jobs:
+            out.setdefault(ex.node_id, []).extend(jobs)
+    return out
+
+
+def flink_job_ids(ex: Execution) -> list[str]:
+    import json
+
+    raw = ex.prop(rc.FLINK_JOBS)
+    if not raw:
+        return []
+    try:
+        return [str(j) for j in json.loads(raw).get("jobs") or []]
+    except (ValueError, AttributeError):
+        return []
 
 
 def run_summaries(graph: Graph, pipeline: str | None = None) -> list[RunSummary]:

@@ -16,6 +16,7 @@ from typing import Any
 from beamline.errors import ConfigError
 from beamline.lineage import payloads, tfma
 from beamline.lineage.model import CACHED, Artifact, Execution, Graph
+from beamline.lineage.runs import flink_job_ids
 from beamline.lineage.sources import SourceData, file_matches, is_example_gen, source_data
 from beamline.lineage.why import CODE_PROPERTIES, module_fingerprint, original
 
@@ -90,6 +91,8 @@ def execution_facts(graph: Graph, ex: Execution, payload: bool = True) -> dict[s
         value = ex.prop(key)
         if value not in (None, "", "{}", "null"):
             facts[key] = value
+    if flink_job_ids(ex):
+        facts["flink_jobs"] = flink_job_ids(ex)
     for aid in ex.output_ids():
         art = graph.artifacts.get(aid)
         if art is None:

@@ -35,6 +35,10 @@ RUNNER_START = "beamline_runner_start"  # the process's start time (guards again
 HEARTBEAT_MS = "beamline_heartbeat_ms"  # string, ms since epoch
 CURRENT_NODES = "beamline_current_nodes"  # comma-separated nodes running at the last heartbeat
 LOG_PATH = "beamline_log"
+# On a node's execution, the Flink jobs its Beam pipelines ran as: JSON
+# {"master": "HOST:PORT", "jobs": ["<job id>", ...]} (beamline/runner/flink_jobs.py writes it as
+# soon as a job appears, so the jobs of a run killed with -9 can still be found and canceled).
+FLINK_JOBS = "beamline_flink_jobs"
 # What started the run (records.TriggerKind; absent means manual) and, for loop runs, the id of
 # the beamline.Trigger execution that decided it (beamline/metadata/records.py).
 TRIGGER = "beamline_trigger"

@@ -169,7 +169,9 @@ def run_pipeline(
     else:
         schema_path = str(getattr(module, "SCHEMA_PATH", ""))
     data = _data_input(request, module)
-    beam_args = beam.beam_args(request.beam_profile, data.total_bytes, request.beam_extra)
+    beam_extra, flink = _flink_extra(request)
+    flink_master = flink.master if flink else ""
+    beam_args = beam.beam_args(request.beam_profile, data.total_bytes, beam_extra)
     budget = memory_budget(request.memory_limit)
     from beamline.runner.push import policy_of
 
@@ -178,6 +180,8 @@ def run_pipeline(
     from beamline.metadata.connection import connection_config
 
     mlmd_config = connection_config(request.metadata, layout.metadata_path)
+    if flink is not None:
+        _flink_preflight(mlmd_config, beam_args, flink, out)
     settings = PipelineSettings(
         pipeline_name=request.pipeline,
         pipeline_root=str(layout.pipeline_root(request.pipeline)),
@@ -221,7 +225,10 @@ def run_pipeline(
         _clean_after_killed_runs(mlmd_config, layout, request.pipeline, out)
         run_id = _claim_run_id(mlmd_config, request, push_policy)
         lock.record_run(run_id)
-        report_run(request.report_fd, RunReport(run_id, digest, advice_for(beam_args)))
+        report_run(request.report_fd, RunReport(
+            run_id, digest, advice_for(beam_args), flink_master,
+            _flink_tag(request.pipeline, run_id) if flink_master else "",
+        ))
         if request.fast_cache:
             replayed = _try_replay(mlmd_config, request, run_id, digest, out)
             if replayed is not None:
@@ -235,7 +242,7 @@ def run_pipeline(
             end = _RunEnd(layout, request.pipeline, digest, tmp_dir, console_err)
             try:
                 outcome = _run_nodes(module, settings, request, run_id, log_path, console, end,
-                                     budget, push_policy)
+                                     budget, push_policy, flink_master)
             finally:
                 # The caller's relative paths must keep their meaning whatever a node did.
                 os.chdir(cwd)
@@ -332,6 +339,11 @@ def _clean_after_killed_runs(mlmd_config, layout: RootLayout, pipeline: str, out
     except Exception as exc:  # noqa: BLE001 - the run itself reports an unusable store
         logging.getLogger("beamline").info("cleanup skipped: %s", exc)
         return
+    from beamline.flink import orphans
+
+    canceled = orphans.cancel_orphans(store)  # before the dead runs' executions are closed
+    if canceled:
+        out.write(f"beamline: {orphans.describe(canceled)}\n")
     killed = cleanup.record_and_clean_killed_runs(store, layout, pipeline)
     done.killed_runs += killed.killed_runs
     done.canceled_executions += killed.canceled_executions
@@ -380,9 +392,64 @@ def _try_replay(
     return outcome
 
 
+def _flink_extra(request: RunRequest):
+    """The raw Beam args, completed for the flink profile (the cluster to use), and that
+    cluster (a beamline.flink.profile.FlinkTarget; None for other profiles)."""
+    if request.beam_profile != "flink":
+        return request.beam_extra, None
+    from beamline.flink.profile import flink_extra
+
+    extra, target = flink_extra(request.beam_extra)
+    return tuple(extra), target
+
+
+def _flink_tag(pipeline: str, run_id: str) -> str:
+    from beamline.flink.jobs import run_tag
+
+    return run_tag(pipeline, run_id)
+
+
+def _flink_preflight(mlmd_config, beam_args: list[str], target, out: TextIO) -> None:
+    """Frees slots held by dead runs' jobs, then checks the cluster before any node runs."""
+    from beamline.flink import orphans, preflight
+    from beamline.metadata.connection import open_store
+
+    try:
+        canceled = orphans.cancel_orphans(open_store(mlmd_config))
+    except Exception as exc:  # noqa: BLE001 - the run itself reports an unusable store
+        logging.getLogger("beamline").info("flink orphans not checked: %s", exc)
+        canceled = []
+    if canceled:
+        out.write(f"beamline: {orphans.describe(canceled)}\n")
+    out.write("beamline: flink preflight (REST API, slots, runner jar, worker pool, a "
+              "one-element job)...\n")
+    out.flush()
+    proven = target.home.preflight_proven if target.home is not None else None
+    summary = preflight.check(beam_args, proven=proven, pool_identity=target.pool_identity)
+    out.write(f"beamline: flink preflight passed: {summary}\n")
+    out.flush()
+
+
+def _node_launcher(compiled, pipeline: str, flink_master: str):
+    """node_id -> state: TFX's launch, inside a Flink job tracker on the flink profile."""
+    from beamline.runner import tfx_nodes
+
+    if not flink_master:
+        return lambda node_id: tfx_nodes.launch_node(compiled, node_id)
+    from beamline.runner.flink_jobs import FlinkJobs
+
+    jobs = FlinkJobs(compiled, pipeline, flink_master)
+
+    def launch(node_id: str) -> str:
+        with jobs.node(node_id):
+            return tfx_nodes.launch_node(compiled, node_id, jobs.node_args(node_id))
+
+    return launch
+
+
 def _run_nodes(
     module, settings, request, run_id: str, log_path: Path, console: TextIO, end: _RunEnd,
-    budget, push_policy: str,
+    budget, push_policy: str, flink_master: str = "",
 ) -> RunOutcome:
     from beamline.runner import tfx_nodes
 
@@ -433,10 +500,13 @@ def _run_nodes(
                             "node %s failed", event.node_id, exc_info=event.error
                         )
 
+                launch_node = _node_launcher(compiled, request.pipeline, flink_master)
                 with _deferred_push():
                     events = run_dag(
                         compiled.upstream(),
-                        lambda node_id: _launch(compiled, node_id, end.layout, push_policy),
+                        lambda node_id: _launch(
+                            compiled, node_id, end.layout, push_policy, launch_node
+                        ),
                         request.max_parallel,
                         on_event,
                     )
@@ -492,12 +562,15 @@ def _deferred_push():
             os.environ[DEFERRED_PUSH_ENV] = before
 
 
-def _launch(compiled, node_id: str, layout: RootLayout, push_policy: str) -> str:
-    """One node through TFX's launcher; after a Pusher, its push made visible and labelled."""
+def _launch(
+    compiled, node_id: str, layout: RootLayout, push_policy: str, launch_node
+) -> str:
+    """One node through `launch_node` (TFX's launcher); after a Pusher, its push made visible
+    and labelled."""
     from beamline.runner import tfx_nodes
     from beamline.runner.scheduler import COMPLETE
 
-    state = tfx_nodes.launch_node(compiled, node_id)
+    state = launch_node(node_id)
     if state == COMPLETE and tfx_nodes.is_pusher(compiled, node_id):
         from beamline.runner.push import finish_run_push
         from beamline.runner.serialized_mlmd import SerializedMetadata

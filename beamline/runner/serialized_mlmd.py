@@ -16,6 +16,12 @@ from tfx.orchestration import metadata
 _STORE_LOCK = threading.RLock()
 
 
+def store_lock() -> threading.RLock:
+    """The process-wide lock: hold it across a read-modify-write of one MLMD record, so that no
+    other thread's write lands between the read and the write."""
+    return _STORE_LOCK
+
+
 class _LockedStore:
     def __init__(self, store) -> None:
         self._store = store

@@ -68,6 +68,10 @@ class RunReport:
     run_id: str
     digest: str
     advice: str
+    # On the flink profile: the cluster's REST endpoint and the run's job-name prefix, so that
+    # the watchdog can cancel the run's live Flink jobs when the run dies or is interrupted.
+    flink_master: str = ""
+    flink_tag: str = ""
 
 
 def report_run(fd: int | None, report: RunReport) -> None:
@@ -164,6 +168,7 @@ class Watchdog:
         while True:
             pid, status = os.waitpid(self._child, os.WNOHANG)
             if pid:
+                self._cancel_flink_jobs(status)
                 if self._killed_by_kernel(status):
                     return self._report_kernel_kill()
                 return relay(status)
@@ -178,11 +183,33 @@ class Watchdog:
             if why is not None:
                 return self._stop(sample, why)
 
+    def _cancel_flink_jobs(self, status: int, stopping: bool = False) -> None:
+        """A run that did not end well (interrupted, killed, failed) or is being stopped
+        (`stopping`: a forwarded Ctrl-C/SIGTERM) leaves no Flink job holding slots: its live
+        jobs are canceled by name (PATCH /jobs/<id>?mode=cancel)."""
+        if not stopping:
+            self._read_reports(0)
+        report = self.report
+        if report is None or not report.flink_master or (
+            not stopping and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        ):
+            return
+        from beamline.flink.jobs import cancel_run
+
+        canceled = cancel_run(report.flink_master, report.flink_tag)
+        if canceled:
+            sys.stderr.write(f"beamline: canceled the run's live Flink job(s) on "
+                             f"{report.flink_master}: {', '.join(canceled)}\n")
+
     def _forward(self, signum, _frame) -> None:
         try:
             os.killpg(self._child, signum)
         except ProcessLookupError:
             pass
+        if signum in _FORWARDED:
+            # The run waits for its running nodes to end before it exits: a node waiting on a
+            # Flink job would hold the run (and the job its slots) until the job finished.
+            self._cancel_flink_jobs(0, stopping=True)
 
     def _suspend(self, signum, _frame) -> None:
         """Ctrl-Z: stop the run's group, then this process (the shell's `fg` continues both)."""
@@ -221,6 +248,7 @@ class Watchdog:
         except ProcessLookupError:
             pass
         _, status = os.waitpid(self._child, 0)
+        self._cancel_flink_jobs(status)
         if os.WIFEXITED(status):  # it ended on its own first (its own guard, or done)
             return relay(status)
         return self._record_and_say(

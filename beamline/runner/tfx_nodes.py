@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_runner
-from tfx.proto.orchestration import pipeline_pb2
+from tfx.proto.orchestration import executable_spec_pb2, pipeline_pb2
 
 from beamline.runner.fast_cache import is_resolver_type
 from beamline.runner.module_imports import use_module_paths
@@ -54,16 +55,23 @@ def compile_pipeline(pipeline, run_id: str | None = None) -> CompiledPipeline:
     return CompiledPipeline(ir, run_id, connection_config, deployment_config)
 
 
-def launch_node(compiled: CompiledPipeline, node_id: str) -> str:
-    """Runs one node through TFX's Launcher; returns COMPLETE or CACHED (raises on failure)."""
+def launch_node(compiled: CompiledPipeline, node_id: str, beam_args: Sequence[str] = ()) -> str:
+    """Runs one node through TFX's Launcher; returns COMPLETE or CACHED (raises on failure).
+
+    `beam_args`: Beam args for this node only (appended after the pipeline's), when it is a
+    Beam node (e.g. its Flink job name)."""
     node = compiled.nodes[node_id]
     handle = SerializedMetadata(compiled.connection_config)
+    executor_spec = runner_utils.extract_executor_spec(compiled.deployment_config, node_id)
+    if beam_args and isinstance(executor_spec, executable_spec_pb2.BeamExecutableSpec):
+        for arg in beam_args:
+            executor_spec.beam_pipeline_args_placeholders.add().value.string_value = arg
     node_launcher = launcher.Launcher(
         pipeline_node=node,
         mlmd_connection=handle,
         pipeline_info=compiled.ir.pipeline_info,
         pipeline_runtime_spec=compiled.ir.runtime_spec,
-        executor_spec=runner_utils.extract_executor_spec(compiled.deployment_config, node_id),
+        executor_spec=executor_spec,
         custom_driver_spec=runner_utils.extract_custom_driver_spec(
             compiled.deployment_config, node_id
         ),
@@ -96,7 +104,10 @@ def _needs_shipped_tfx(beam_args: list[str]) -> bool:
     runner = str(options.get("runner") or "").lower()
     if runner in _LOCAL_RUNNERS:
         return False
-    return str(options.get("environment_type") or "").upper() != "LOOPBACK"
+    # LOOPBACK workers run in this process; EXTERNAL workers in a worker pool whose environment
+    # the user chose (`beamline flink up`'s runs this venv): a staged sdist is never installed
+    # by a pool's process workers, so building one only costs time.
+    return str(options.get("environment_type") or "").upper() not in ("LOOPBACK", "EXTERNAL")
 
 
 @contextlib.contextmanager

@@ -79,14 +79,38 @@ def test_dataflow_names_every_missing_value_at_once():
     ]
 
 
+def test_flink_submits_an_uber_jar_to_an_external_worker_pool():
+    with pytest.raises(ConfigError) as info:
+        beam.beam_args("flink", env={})
+    for flag in ("--flink_master", "--flink_job_server_jar", "--environment_config"):
+        assert flag in str(info.value)
+    args = beam.beam_args("flink", env={
+        "BEAMLINE_FLINK_MASTER": "m:8081", "BEAMLINE_FLINK_WORKER_POOL": "pool:50000",
+        "BEAMLINE_FLINK_JAR": "/jars/runner.jar",
+    })
+    assert args == [
+        "--runner=FlinkRunner", "--flink_submit_uber_jar", "--flink_version=1.18",
+        "--environment_type=EXTERNAL", "--experiments=pre_optimize=all",
+        "--flink_master=m:8081", "--flink_job_server_jar=/jars/runner.jar",
+        "--environment_config=pool:50000",
+    ]
+    # DOCKER only when asked for, with the image the user names.
+    args = beam.beam_args("flink", extra=[
+        "--environment_type=DOCKER", "--environment_config=registry/beamline:1",
+    ], env={"BEAMLINE_FLINK_MASTER": "m:1", "BEAMLINE_FLINK_WORKER_POOL": "pool:50000",
+            "BEAMLINE_FLINK_JAR": "j.jar"})
+    assert "--environment_type=DOCKER" in args and "--environment_type=EXTERNAL" not in args
+    assert "--environment_config=registry/beamline:1" in args
+    assert "--environment_config=pool:50000" not in args
+
+
 @pytest.mark.parametrize(
     ("profile", "master_flag", "master_env"),
     [
-        ("flink", "--flink_master", "BEAMLINE_FLINK_MASTER"),
         ("spark", "--spark_master_url", "BEAMLINE_SPARK_MASTER"),
     ],
 )
-def test_flink_and_spark_need_a_master_and_an_sdk_harness(profile, master_flag, master_env):
+def test_spark_needs_a_master_and_an_sdk_harness(profile, master_flag, master_env):
     with pytest.raises(ConfigError) as info:
         beam.beam_args(profile, env={})
     assert master_flag in str(info.value) and "--environment_config" in str(info.value)
