@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import click
 
+from beamline.commands.help import Group
 from beamline.commands.options import metadata_option, root_option
 
 
-@click.group()
+@click.group(cls=Group)
 def flink() -> None:
     """A local Flink cluster (JobManager, TaskManager, Beam worker pool) on 127.0.0.1.
 
     Fetched once into $BEAMLINE_FLINK_HOME (default ~/.cache/beamline/flink): the Beam runner
     jar (Maven, pinned coordinates) and Flink (pip, pinned). Then `beamline run PIPELINE
     --beam flink` runs every Beam node on it.
+
+    Example:
+
+    \b
+        beamline flink up && beamline run penguin --no-tune --beam flink
     """
 
 
