@@ -73,22 +73,56 @@ def _merged_ok(server) -> int:
     return _ok_count(_get(f"{server.rest_url}/metrics")[1].decode())
 
 
+def _published_ok(state: Path, pids) -> dict[int, int] | None:
+    """Each process's OK count as it last published it (every METRICS_SECONDS); None until
+    every process has published once."""
+    own = {}
+    for pid in pids:
+        path = state / f"metrics-{pid}.json"
+        if not path.exists():
+            return None
+        try:
+            points = json.loads(path.read_text())
+        except ValueError:  # caught between a write and its rename: read again
+            return None
+        counts = points.get("/tensorflow/serving/request_count", [])
+        own[pid] = sum(v for (_, status), v in counts if status == "OK")
+    return own
+
+
+def _poll(condition, what: str, timeout: float = 60 + 10 * METRICS_SECONDS):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"never true: {what}"
+        time.sleep(0.05)
+    return value
+
+
 def test_both_processes_answer_and_the_metrics_page_counts_both(two_processes):
     server = two_processes
     worker, state = _worker_of(server)
-    time.sleep(2 * METRICS_SECONDS)  # every process has published what it counted so far
-    before = _merged_ok(server)
+    pids = (server.process.pid, worker.pid)
+
+    def settled() -> int | None:
+        """The total once both processes have published what they counted and the merged page
+        says the same (the page adds the other process's published points to its own)."""
+        own = _published_ok(state, pids)
+        if own is None:
+            return None
+        total = sum(own.values())
+        return total + 1 if _merged_ok(server) == total else None  # +1: 0 is a valid total
+
+    before = _poll(settled, "both processes published their counts") - 1
     for _ in range(40):
         assert len(_predict(server)["predictions"]) == 1
-    time.sleep(2 * METRICS_SECONDS)
-    # Whichever process answers adds the other's points: every answer says the same.
+    own = _poll(
+        lambda: (o := _published_ok(state, pids)) and sum(o.values()) == before + 40 and o,
+        "both processes published the 40 answers",
+    )
+    assert all(own.values()), own  # the kernel used both
+    # Published totals equal the live ones now, so whichever process answers, with the
+    # other's points added, says the same.
     assert {_merged_ok(server) for _ in range(10)} == {before + 40}
-    own = {}
-    for pid in (server.process.pid, worker.pid):
-        points = json.loads((state / f"metrics-{pid}.json").read_text())
-        counts = points["/tensorflow/serving/request_count"]
-        own[pid] = sum(v for (_, status), v in counts if status == "OK")
-    assert sum(own.values()) == before + 40 and all(own.values()), own  # the kernel used both
 
 
 def test_a_grpc_config_reload_reaches_the_rest_worker(two_processes, model_base):
