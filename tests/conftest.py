@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -38,6 +39,22 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV, "ci"))
+
+
+# Speed tiers (markers registered in pyproject.toml; `make test-fast` deselects both):
+# - e2e: everything under tests/e2e (real pipelines through the CLI, servers over their pushes);
+# - slow: elsewhere, tests that run a real TFX pipeline: those using one of these fixtures, and
+#   modules that mark themselves (pytestmark = pytest.mark.slow).
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+SLOW_FIXTURES = frozenset({"tiny_store", "chaos", "penguin_run"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if E2E_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +32,17 @@ from beamline.settings import TF_ENVIRONMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+# `beamline serve` says this (and exits) when a port is taken (serving/server.py).
+LOST_PORT = "Cannot listen for "
+PORT_RETRIES = 5
+
 CLASS_NAMES = ("Adelie", "Chinstrap", "Gentoo")
 ISLANDS = ("Biscoe", "Dream", "Torgersen")
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (another process may take it before
+    the server binds it: start_server retries on new ports when that happens)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -53,6 +58,9 @@ class ServerProcess:
     log_path: Path
     args: list[str] = field(default_factory=list)
     ready_model: str | None = None
+    # Starts the same server again on new free ports (set by start_server).
+    relaunch: Callable[[], ServerProcess] | None = None
+    port_retries: int = PORT_RETRIES
 
     @property
     def rest_url(self) -> str:
@@ -72,6 +80,10 @@ class ServerProcess:
         """Waits until the server answers (see start_server); raises RuntimeError if it dies."""
         deadline = time.monotonic() + timeout
         while True:
+            if self.process.poll() is not None and self._lost_a_port():
+                self._take(self.relaunch())
+                self.port_retries -= 1
+                continue
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"beamline serve exited with code {self.process.returncode}:\n{self.log()}"
@@ -82,6 +94,18 @@ class ServerProcess:
                 self.stop()
                 raise RuntimeError(f"beamline serve was not ready in {timeout}s:\n{self.log()}")
             time.sleep(0.2)
+
+    def _lost_a_port(self) -> bool:
+        """The server exited because a port picked for it was taken meanwhile (EADDRINUSE)."""
+        return (
+            self.relaunch is not None
+            and self.port_retries > 0
+            and LOST_PORT in self.log()
+        )
+
+    def _take(self, other: ServerProcess) -> None:
+        self.process, self.log_path, self.args = other.process, other.log_path, other.args
+        self.rest_port, self.grpc_port = other.rest_port, other.grpc_port
 
     def stop(self, timeout: float = 20.0) -> int:
         """Stops the server (SIGTERM, then SIGKILL if it hangs); returns its exit code."""
@@ -112,6 +136,18 @@ def start_server(
     it exits or is not ready in time. With `wait=False`, call `server.wait_ready()` later (lets
     several servers pay their TensorFlow import at the same time).
     """
+    def launch() -> ServerProcess:
+        return _launch(model_name, model_base_path, args, env, log_dir)
+
+    server = launch()
+    server.ready_model = ready_model if ready_model is not None else model_name
+    server.relaunch = launch
+    if wait:
+        server.wait_ready(timeout)
+    return server
+
+
+def _launch(model_name, model_base_path, args, env, log_dir) -> ServerProcess:
     rest_port, grpc_port = free_port(), free_port()
     while grpc_port == rest_port:
         grpc_port = free_port()
@@ -138,11 +174,7 @@ def start_server(
         process = subprocess.Popen(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=str(PROJECT_ROOT)
         )
-    server = ServerProcess(process, rest_port, grpc_port, log_path, cmd)
-    server.ready_model = ready_model if ready_model is not None else model_name
-    if wait:
-        server.wait_ready(timeout)
-    return server
+    return ServerProcess(process, rest_port, grpc_port, log_path, cmd)
 
 
 def _answers(server: ServerProcess, model: str | None) -> bool:

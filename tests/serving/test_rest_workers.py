@@ -73,17 +73,18 @@ def _merged_ok(server) -> int:
     return _ok_count(_get(f"{server.rest_url}/metrics")[1].decode())
 
 
-def _published_ok(state: Path, pids) -> dict[int, int] | None:
-    """Each process's OK count as it last published it (every METRICS_SECONDS); None until
-    every process has published once."""
+def _published_ok(state: Path, pids, since_ns: int) -> dict[int, int] | None:
+    """Each process's OK count as published (every METRICS_SECONDS) after `since_ns`; None
+    until every process has published once since then. With no request in flight after
+    `since_ns`, a published count is the process's live count."""
     own = {}
     for pid in pids:
         path = state / f"metrics-{pid}.json"
-        if not path.exists():
-            return None
         try:
+            if path.stat().st_mtime_ns <= since_ns:
+                return None
             points = json.loads(path.read_text())
-        except ValueError:  # caught between a write and its rename: read again
+        except (OSError, ValueError):  # not there yet, or read between a write and its rename
             return None
         counts = points.get("/tensorflow/serving/request_count", [])
         own[pid] = sum(v for (_, status), v in counts if status == "OK")
@@ -102,26 +103,15 @@ def test_both_processes_answer_and_the_metrics_page_counts_both(two_processes):
     server = two_processes
     worker, state = _worker_of(server)
     pids = (server.process.pid, worker.pid)
-
-    def settled() -> int | None:
-        """The total once both processes have published what they counted and the merged page
-        says the same (the page adds the other process's published points to its own)."""
-        own = _published_ok(state, pids)
-        if own is None:
-            return None
-        total = sum(own.values())
-        return total + 1 if _merged_ok(server) == total else None  # +1: 0 is a valid total
-
-    before = _poll(settled, "both processes published their counts") - 1
+    quiet = time.time_ns()  # no request is sent from here until `before` is known
+    before = sum(_poll(lambda: _published_ok(state, pids, quiet), "a publication").values())
     for _ in range(40):
         assert len(_predict(server)["predictions"]) == 1
-    own = _poll(
-        lambda: (o := _published_ok(state, pids)) and sum(o.values()) == before + 40 and o,
-        "both processes published the 40 answers",
-    )
-    assert all(own.values()), own  # the kernel used both
-    # Published totals equal the live ones now, so whichever process answers, with the
-    # other's points added, says the same.
+    answered = time.time_ns()
+    own = _poll(lambda: _published_ok(state, pids, answered), "a publication after the 40")
+    assert sum(own.values()) == before + 40 and all(own.values()), own  # the kernel used both
+    # Published counts are the live ones now, so whichever process answers, adding the
+    # other's points to its own, says the same.
     assert {_merged_ok(server) for _ in range(10)} == {before + 40}
 
 

@@ -64,6 +64,7 @@ def _write_meeting_module(module_dir: Path, scale: int, me: str, others: list[st
     path.write_text(text + BARRIER.format(directory=str(at)), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_concurrent_runs_into_one_store(mariadb, tmp_path):
     """Two runs of the same pipeline at once, different data: both complete, lineage separate."""
     procs, dirs = [], []
