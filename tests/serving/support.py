@@ -107,7 +107,7 @@ class ServerProcess:
         self.process, self.log_path, self.args = other.process, other.log_path, other.args
         self.rest_port, self.grpc_port = other.rest_port, other.grpc_port
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 120.0) -> int:
         """Stops the server (SIGTERM, then SIGKILL if it hangs); returns its exit code."""
         if self.process.poll() is None:
             self.process.terminate()

@@ -81,6 +81,7 @@ def test_penguin_example_gen_statistics_transform_on_the_portable_runner(job_ser
     assert args == [
         "--runner=PortableRunner",
         "--environment_type=LOOPBACK",
+        beam.PORTABLE_JOB_TIMEOUT,
         f"--job_endpoint={endpoint}",
     ]
     module = registry.load_module("penguin")
