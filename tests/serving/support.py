@@ -35,6 +35,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # `beamline serve` says this (and exits) when a port is taken (serving/server.py).
 LOST_PORT = "Cannot listen for "
 PORT_RETRIES = 5
+# How long a server may take to answer after start: a hang guard, not a speed limit. On 2 cores
+# shared with other work, TensorFlow's import plus a load (plus a REST worker's) took 5 minutes.
+READY_TIMEOUT = 900.0
 
 CLASS_NAMES = ("Adelie", "Chinstrap", "Gentoo")
 ISLANDS = ("Biscoe", "Dream", "Torgersen")
@@ -76,7 +79,7 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait_ready(self, timeout: float = 300.0) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Waits until the server answers (see start_server); raises RuntimeError if it dies."""
         deadline = time.monotonic() + timeout
         while True:
@@ -126,7 +129,7 @@ def start_server(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     ready_model: str | None = None,
-    timeout: float = 300.0,
+    timeout: float = READY_TIMEOUT,
     log_dir: str | os.PathLike | None = None,
     wait: bool = True,
 ) -> ServerProcess:
