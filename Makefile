@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 ROOT ?= beamline_runs
 PIPELINE ?= penguin
 
-.PHONY: run test services lint docs lock bench clean flink-fetch flink-up flink-down
+.PHONY: run test test-fast services lint docs lock bench clean flink-fetch flink-up flink-down
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -35,6 +35,13 @@ test: $(STAMP) services flink-fetch
 	$(VENV)/bin/lint-imports
 	$(MAKE) docs
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+
+# The developer's loop: everything but the slow end-to-end tier (markers `e2e` and `slow`,
+# docs/guides/testing.md). CI and `make test` run every test.
+test-fast: $(STAMP) services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/python -m pytest -ra -m "not e2e and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -32,6 +32,7 @@ from beamline.settings import (
 # once TensorFlow is imported), which cost a cold penguin run ~10% of its CPU (measured with
 # py-spy; benchmarks/pipeline_e2e.py). Beam supports both libraries for all its transforms.
 LOCAL_PICKLE_LIBRARY = "--pickle_library=cloudpickle"
+PORTABLE_JOB_TIMEOUT = "--job_server_timeout=86400"
 PROFILES: dict[str, tuple[str, ...]] = {
     "direct": (
         "--runner=DirectRunner",
@@ -47,7 +48,13 @@ PROFILES: dict[str, tuple[str, ...]] = {
     ),
     # Any Beam job service (Beam's own Python one, a Flink/Spark job server). LOOPBACK runs the
     # SDK harness inside this process, which only works when the job service can reach it.
-    "portable": ("--runner=PortableRunner", "--environment_type=LOOPBACK"),
+    # PortableRunner also applies --job_server_timeout (default 60 s) to the job's state
+    # stream, so a job running longer died with DEADLINE_EXCEEDED: allow a day.
+    "portable": (
+        "--runner=PortableRunner",
+        "--environment_type=LOOPBACK",
+        PORTABLE_JOB_TIMEOUT,
+    ),
     "dataflow": ("--runner=DataflowRunner",),
     # Each Beam job goes straight to Flink's REST API with the runner jar (no job-server
     # process); its SDK harness runs in a Beam worker pool (EXTERNAL) that has TFX and the

@@ -52,6 +52,7 @@ def test_portable_takes_job_endpoint_from_beam_arg_or_env():
     assert args == [
         "--runner=PortableRunner",
         "--environment_type=LOOPBACK",
+        beam.PORTABLE_JOB_TIMEOUT,
         "--job_endpoint=localhost:8099",
     ]
     args = beam.beam_args("portable", env={"BEAMLINE_JOB_ENDPOINT": "jobs:8099"})

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tfx_bsl.coders import csv_decoder
 
 from beamline_components.csv_example_gen.column_types import ColumnTypes
+from tests.hypothesis_budget import examples
 
 cells = st.one_of(
     st.just(""),
@@ -37,7 +38,7 @@ def _infer(combiner, names, parts):
     return combiner.extract_output(combiner.merge_accumulators(accumulators))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(tables(), st.integers(1, 3))
 def test_types_match_tfx_bsl_whatever_the_rows_and_partitions(table, parts):
     names, rows = table

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beamline_components.csv_example_gen.example_bytes import BYTES, FLOAT, INT, row_encoder
+from tests.hypothesis_budget import examples
 
 
 def reference(cells, columns) -> bytes:
@@ -57,7 +58,7 @@ def tables(draw):
     return columns, rows
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(tables())
 def test_rows_serialize_exactly_as_protobuf_does(table):
     columns, rows = table

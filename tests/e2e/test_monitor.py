@@ -62,7 +62,8 @@ def _shifted(rows: list[dict]) -> list[dict]:
 def _next_second() -> int:
     """Waits into the next whole second and returns it: a window boundary no record straddles."""
     boundary = math.floor(time.time()) + 1
-    time.sleep(max(0.0, boundary - time.time()) + 0.05)
+    while time.time() < boundary + 0.05:  # the condition is the clock itself
+        time.sleep(0.01)
     return boundary
 
 
@@ -229,6 +230,32 @@ def test_shifted_traffic_is_flagged_naming_the_moved_features(monitored):
     assert result["verdict"] == "threshold crossed"
     # --json: the same result on stdout, as JSON only (the error paragraph goes to stderr).
     assert json.loads(run.stdout) == result
+
+
+def test_a_threshold_override_decides_for_its_feature(monitored, tmp_path):
+    """`monitor --threshold FEATURE=V`: the held-out window passes by default; with
+    bill_length_mm's threshold at 0 exactly that feature crosses, and a value outside [0, 1]
+    is a usage error. Recorded in a copy of the store (the other tests count monitorings)."""
+    from beamline.commands.monitor import ThresholdCrossed
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(monitored.metadata[len("sqlite:///") :], root / "metadata.sqlite")
+    window = [
+        "monitor", "penguin", "--requests", str(monitored.logs),
+        "--until", _iso(monitored.boundaries[0]),
+        "--root", str(root), "--metadata", f"sqlite:///{root / 'metadata.sqlite'}",
+    ]
+    run = beamline(*window, "--threshold", "bill_length_mm=0", "--json", str(root / "o.json"))
+    assert run.returncode == ThresholdCrossed.exit_code, run.stdout + run.stderr
+    [version] = json.loads((root / "o.json").read_text())["versions"]
+    assert version["crossed"] == ["bill_length_mm"], version["crossed"]
+    bill = {f["feature"]: f for f in version["features"]}["bill_length_mm"]
+    assert bill["skew"]["threshold"] == 0 and bill["skew"]["value"] > 0, bill
+    bad = beamline(*window, "--threshold", "bill_length_mm=2")
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert "--threshold 'bill_length_mm=2' is not FEATURE=VALUE" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_lineage_and_report_show_the_monitoring(monitored, tmp_path):

@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,12 +32,20 @@ from beamline.settings import TF_ENVIRONMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+# `beamline serve` says this (and exits) when a port is taken (serving/server.py).
+LOST_PORT = "Cannot listen for "
+PORT_RETRIES = 5
+# How long a server may take to answer after start: a hang guard, not a speed limit. On 2 cores
+# shared with other work, TensorFlow's import plus a load (plus a REST worker's) took 5 minutes.
+READY_TIMEOUT = 900.0
+
 CLASS_NAMES = ("Adelie", "Chinstrap", "Gentoo")
 ISLANDS = ("Biscoe", "Dream", "Torgersen")
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (another process may take it before
+    the server binds it: start_server retries on new ports when that happens)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -53,6 +61,9 @@ class ServerProcess:
     log_path: Path
     args: list[str] = field(default_factory=list)
     ready_model: str | None = None
+    # Starts the same server again on new free ports (set by start_server).
+    relaunch: Callable[[], ServerProcess] | None = None
+    port_retries: int = PORT_RETRIES
 
     @property
     def rest_url(self) -> str:
@@ -68,10 +79,14 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait_ready(self, timeout: float = 300.0) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Waits until the server answers (see start_server); raises RuntimeError if it dies."""
         deadline = time.monotonic() + timeout
         while True:
+            if self.process.poll() is not None and self._lost_a_port():
+                self._take(self.relaunch())
+                self.port_retries -= 1
+                continue
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"beamline serve exited with code {self.process.returncode}:\n{self.log()}"
@@ -83,7 +98,19 @@ class ServerProcess:
                 raise RuntimeError(f"beamline serve was not ready in {timeout}s:\n{self.log()}")
             time.sleep(0.2)
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def _lost_a_port(self) -> bool:
+        """The server exited because a port picked for it was taken meanwhile (EADDRINUSE)."""
+        return (
+            self.relaunch is not None
+            and self.port_retries > 0
+            and LOST_PORT in self.log()
+        )
+
+    def _take(self, other: ServerProcess) -> None:
+        self.process, self.log_path, self.args = other.process, other.log_path, other.args
+        self.rest_port, self.grpc_port = other.rest_port, other.grpc_port
+
+    def stop(self, timeout: float = 120.0) -> int:
         """Stops the server (SIGTERM, then SIGKILL if it hangs); returns its exit code."""
         if self.process.poll() is None:
             self.process.terminate()
@@ -102,7 +129,7 @@ def start_server(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     ready_model: str | None = None,
-    timeout: float = 300.0,
+    timeout: float = READY_TIMEOUT,
     log_dir: str | os.PathLike | None = None,
     wait: bool = True,
 ) -> ServerProcess:
@@ -112,6 +139,18 @@ def start_server(
     it exits or is not ready in time. With `wait=False`, call `server.wait_ready()` later (lets
     several servers pay their TensorFlow import at the same time).
     """
+    def launch() -> ServerProcess:
+        return _launch(model_name, model_base_path, args, env, log_dir)
+
+    server = launch()
+    server.ready_model = ready_model if ready_model is not None else model_name
+    server.relaunch = launch
+    if wait:
+        server.wait_ready(timeout)
+    return server
+
+
+def _launch(model_name, model_base_path, args, env, log_dir) -> ServerProcess:
     rest_port, grpc_port = free_port(), free_port()
     while grpc_port == rest_port:
         grpc_port = free_port()
@@ -138,11 +177,7 @@ def start_server(
         process = subprocess.Popen(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=str(PROJECT_ROOT)
         )
-    server = ServerProcess(process, rest_port, grpc_port, log_path, cmd)
-    server.ready_model = ready_model if ready_model is not None else model_name
-    if wait:
-        server.wait_ready(timeout)
-    return server
+    return ServerProcess(process, rest_port, grpc_port, log_path, cmd)
 
 
 def _answers(server: ServerProcess, model: str | None) -> bool:

@@ -5,6 +5,7 @@ appearing and disappearing."""
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import shutil
 import threading
@@ -42,7 +43,7 @@ def status(server, model="penguin") -> dict[int, dict]:
     return {int(s["version"]): s for s in resp.json()["model_version_status"]}
 
 
-def wait_for(predicate, timeout=90.0, what="condition"):
+def wait_for(predicate, timeout=300.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -50,6 +51,24 @@ def wait_for(predicate, timeout=90.0, what="condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+_WITNESSES = itertools.count()
+
+
+def a_whole_poll_passed(server, serving_root, tmp_path) -> None:
+    """The positive event a "nothing happens" check waits for: a new model directory appears
+    and is served, so a whole poll pass began after this call, and that pass listed every
+    model's versions as they are now. The witness model is removed again afterwards."""
+    name = f"witness{next(_WITNESSES)}"
+    write_test_model(tmp_path / name / "1", 1, warmup=False)
+    shutil.move(tmp_path / name, serving_root / name)
+    wait_for(
+        lambda: status(server, name).get(1, {}).get("state") == "AVAILABLE",
+        timeout=300, what=f"the witness model {name} to load",
+    )
+    shutil.rmtree(serving_root / name)
+    wait_for(lambda: not status(server, name), timeout=300, what=f"{name} to go")
 
 
 def served_version(server, model="penguin") -> int:
@@ -150,7 +169,7 @@ def test_hot_reload_while_clients_send_requests(root_server, serving_root, tmp_p
     }
 
 
-def test_corrupt_new_version_keeps_the_old_one_serving(root_server, serving_root):
+def test_corrupt_new_version_keeps_the_old_one_serving(root_server, serving_root, tmp_path):
     model_path = serving_root / "penguin"
     old = current_version(root_server)
     bad = next_version(model_path)
@@ -165,8 +184,9 @@ def test_corrupt_new_version_keeps_the_old_one_serving(root_server, serving_root
     assert "saved_model.pb" in state[bad]["status"]["error_message"]
     assert state[old]["state"] == "AVAILABLE"
     assert served_version(root_server) == old
-    time.sleep(1.0)  # several polls later: not retried, old version still there
-    assert status(root_server)[old]["state"] == "AVAILABLE"
+    a_whole_poll_passed(root_server, serving_root, tmp_path)  # polls later: not retried
+    later = status(root_server)
+    assert later[old]["state"] == "AVAILABLE" and later[bad] == state[bad], later
 
 
 def test_half_copied_version_is_not_picked_up(root_server, serving_root, tmp_path):
@@ -176,7 +196,7 @@ def test_half_copied_version_is_not_picked_up(root_server, serving_root, tmp_pat
     staging = write_test_model(tmp_path / str(new), new)
     target = model_path / str(new)
     shutil.copytree(staging, target, ignore=shutil.ignore_patterns("saved_model.pb"))
-    time.sleep(1.5)  # ~7 polls
+    a_whole_poll_passed(root_server, serving_root, tmp_path)  # it saw the half-copied version
     assert new not in status(root_server)
     assert served_version(root_server) == old
     shutil.copyfile(staging / "saved_model.pb", target / "saved_model.pb")  # the Pusher's last step

@@ -15,6 +15,8 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2
 from tests.serving.support import example_rows, make_example
 
 ROWS = example_rows()
+# A guard against a hung request, far above any answer's real latency; never a speed limit.
+HANG = 120
 MAX_REQUEST_BYTES = 1024 * 1024  # the main server's --max_request_bytes (conftest.py)
 
 
@@ -100,18 +102,22 @@ def test_garbage_on_the_socket_does_not_hurt(http, main_server):
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(http, main_server):
-    # batchy: max_batch_size 4, 1.5 s timeout, so three requests within it share one batch.
-    def send(i: int):
-        rows = [dict(ROWS[i % 3], bill_length_mm=30.0 + i)]
-        body = {"signature_name": "regression", "examples": rows}
-        return requests.post(f"{main_server.rest_url}/v1/models/batchy:regress", json=body)
+    # batchy runs a batch only when it holds max_batch_size (4) rows (its timeout is ten
+    # minutes): requests of 1, 1 and 2 rows can only be answered together, in one batch.
+    sizes = (1, 1, 2)
 
-    start = time.monotonic()
+    def send(i: int):
+        rows = [dict(ROWS[(i + k) % 3], bill_length_mm=30.0 + i + k / 10) for k in range(sizes[i])]
+        body = {"signature_name": "regression", "examples": rows}
+        return requests.post(
+            f"{main_server.rest_url}/v1/models/batchy:regress", json=body, timeout=HANG
+        )
+
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         responses = list(pool.map(send, range(3)))
-    elapsed = time.monotonic() - start
-    assert [r.json() for r in responses] == [{"results": [2 * (30.0 + i) + 1]} for i in range(3)]
-    assert elapsed < 5
+    for i, response in enumerate(responses):
+        expected = [2 * (30.0 + i + k / 10) + 1 for k in range(sizes[i])]
+        assert response.json()["results"] == pytest.approx(expected), response.text
     metrics = http.get(f"{main_server.rest_url}/monitoring/prometheus/metrics").text
     name = ":tensorflow:serving:batching_session:batch_size"
     values = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith(name))
@@ -121,18 +127,25 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(http, main_s
 
 
 def test_full_batching_queue_is_503_and_unavailable(http, main_server, prediction_stub):
-    # batchy holds an open batch for 1.5 s and allows one batch in its queue: a request that
-    # does not fit the open batch finds the queue full.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        first = pool.submit(
-            requests.post,
-            f"{main_server.rest_url}/v1/models/batchy:predict",
-            json={"instances": ROWS[:1]},
-        )
-        time.sleep(0.4)
-        resp = http.post(
-            f"{main_server.rest_url}/v1/models/batchy:predict", json={"instances": ROWS + ROWS[:1]}
-        )
+    # batchy holds an open batch until it is full and allows one batch in its queue: once a
+    # 1-row request waits in the open batch, a 4-row request does not fit and finds the queue
+    # full. Until the first one is queued, the 4-row request fills a batch of its own and is
+    # answered 200, so polling for the 503 waits for exactly that event.
+    url = f"{main_server.rest_url}/v1/models/batchy:predict"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+
+        def queue_one_row():
+            return pool.submit(requests.post, url, json={"instances": ROWS[:1]}, timeout=HANG)
+
+        first = queue_one_row()
+        deadline = time.monotonic() + HANG
+        while True:
+            if first.done():  # it met a full 4-row batch not yet taken (a 503 too): again
+                assert first.result().status_code == 503, first.result().text
+                first = queue_one_row()
+            resp = http.post(url, json={"instances": ROWS + ROWS[:1]})
+            if resp.status_code != 200 or time.monotonic() > deadline:
+                break
         assert (resp.status_code, resp.json()) == (
             503,
             {"error": "The batch scheduling queue to which this task was submitted is full"},
@@ -150,7 +163,10 @@ def test_full_batching_queue_is_503_and_unavailable(http, main_server, predictio
         with pytest.raises(grpc.RpcError) as info:
             prediction_stub.Predict(request, timeout=30)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert first.result().status_code == 200  # the queued request still completes
+        # Three more rows fill the open batch: the queued request and these complete.
+        filler = http.post(url, json={"instances": ROWS})
+        assert filler.status_code == 200, filler.text
+        assert first.result().status_code == 200
 
 
 def test_task_larger_than_max_batch_size_is_400(http, main_server):

@@ -18,40 +18,35 @@ import pytest
 from beamline import beam, registry
 
 NODES = ("CsvExampleGen", "StatisticsGen", "Transform")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.slow  # three real TFX nodes through Beam's portable runner
 
 
 @pytest.fixture(scope="module")
 def job_service(tmp_path_factory):
-    log = tmp_path_factory.mktemp("job-service") / "job_service.log"
-    port = _free_port()
+    base = tmp_path_factory.mktemp("job-service")
+    log, port_file = base / "job_service.log", base / "job_service.port"
     with log.open("w") as out:
+        # Port 0: the service binds a port of its own and writes it to --port_file (renamed
+        # into place), so no port is picked here and lost to another process meanwhile.
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "apache_beam.runners.portability.local_job_service_main",
-                "--port",
-                str(port),
+                "--port=0",
+                f"--port_file={port_file}",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"job service did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
+        deadline = time.monotonic() + 300
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"job service did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        port = int(port_file.read_text())
+        socket.create_connection(("127.0.0.1", port), timeout=30).close()
         yield f"localhost:{port}", log
     finally:
         process.terminate()
@@ -86,6 +81,7 @@ def test_penguin_example_gen_statistics_transform_on_the_portable_runner(job_ser
     assert args == [
         "--runner=PortableRunner",
         "--environment_type=LOOPBACK",
+        beam.PORTABLE_JOB_TIMEOUT,
         f"--job_endpoint={endpoint}",
     ]
     module = registry.load_module("penguin")

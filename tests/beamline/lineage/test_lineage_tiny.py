@@ -96,6 +96,36 @@ def test_diff_data_change_drift_and_anomalies(store):
     assert "CHANGED" in text and "DRIFT" in text and "New anomalies in B:" in text
 
 
+def test_diff_drift_threshold_decides_what_is_flagged(store):
+    """--drift-threshold: the same two runs, the same measured drift, judged against the
+    threshold given (the tiny schema sets no drift comparator of its own)."""
+    args = ("diff", store.run_ids[0], store.run_ids[2], "--root", str(store.root))
+    measured = {d["feature"]: d for d in as_json(*args)["drift"]["train"]}
+    color, x = measured["color"]["value"], measured["x"]["value"]
+    assert 0 < min(color, x)
+    between = (min(color, x) + max(color, x)) / 2
+    for threshold, flagged in (
+        (max(color, x) + 0.01, set()),
+        (between, {"color" if color > x else "x"} if color != x else set()),
+        (min(color, x) / 2, {"color", "x"}),
+    ):
+        drift = as_json(*args, "--drift-threshold", str(threshold))["drift"]["train"]
+        assert {d["feature"] for d in drift if d["drifted"]} == flagged, (threshold, drift)
+        assert {d["threshold"] for d in drift} == {threshold}
+        assert {d["feature"]: d["value"] for d in drift} == {
+            f: d["value"] for f, d in measured.items()
+        }
+
+
+def test_runs_limit_keeps_the_newest(store):
+    newest_first = list(reversed(store.run_ids))
+    for limit in (1, 3):
+        runs = as_json("runs", "--root", str(store.root), "--limit", str(limit))
+        assert [r["run_id"] for r in runs] == newest_first[:limit]
+    table = invoke("runs", "--root", str(store.root), "--limit", "1").output
+    assert newest_first[0] in table and all(r not in table for r in newest_first[1:])
+
+
 def test_diff_module_change_only(store):
     data = as_json("diff", "--root", str(store.root))  # previous vs latest: runs 3 and 4
     assert data["run_a"] == store.run_ids[2] and data["run_b"] == store.run_ids[3]

@@ -10,7 +10,7 @@ import pytest
 from beamline.lineage import drift, tfma
 from beamline.lineage.diff import diff_runs
 from beamline.lineage.model import Artifact, Execution, Graph, Run
-from beamline.lineage.runs import resolve_run, run_summaries
+from beamline.lineage.runs import UnknownRun, resolve_run, run_summaries
 from beamline.lineage.sources import parse_fingerprint
 from beamline.lineage.trace import downstream, find_target, upstream
 from beamline.lineage.why import explain, module_fingerprint
@@ -214,8 +214,9 @@ def test_diff_reports_code_blessing_and_push():
 def test_resolve_run_ambiguous_across_pipelines():
     g = model_graph()
     g.runs["q1"] = Run("q1", "q", 9000, [])
-    with pytest.raises(Exception, match="several pipelines"):
+    with pytest.raises(UnknownRun, match="several pipelines") as info:
         resolve_run(g, "latest")
+    assert info.value.exit_code == 2 and "--pipeline" in str(info.value)
     assert resolve_run(g, "latest", pipeline="p").id == "r2"
 
 
@@ -267,7 +268,27 @@ def test_tfma_metrics_read_without_tensorflow(tmp_path):
     assert result.candidate() == {"Overall": {"accuracy": 0.9}, "island=Dream": {"accuracy": 1.0}}
     assert result.baseline() == {"Overall": {"accuracy": 0.8}}
     assert result.validation_ok is True
-    assert "tensorflow" not in sys.modules or "tensorflow_model_analysis" in sys.modules
+
+
+def test_tfma_metrics_are_read_without_importing_tensorflow(tmp_path):
+    """In a fresh interpreter (in this session TensorFlow is loaded already, so a check of
+    sys.modules here could not fail): reading an evaluation imports no TensorFlow or TFMA."""
+    import subprocess
+
+    validation = tfma.tfma_messages()["ValidationResult"](validation_ok=False)
+    _write_tfrecord(
+        tmp_path / "validations-00000-of-00001.tfrecord", [validation.SerializeToString()]
+    )
+    _write_tfrecord(tmp_path / "metrics-00000-of-00001.tfrecord", [])
+    code = (
+        "import sys\n"
+        "from beamline.lineage import tfma\n"
+        f"result = tfma.load_evaluation({str(tmp_path)!r})\n"
+        "heavy = [m for m in ('tensorflow', 'tensorflow_model_analysis') if m in sys.modules]\n"
+        "print(result.validation_ok, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False []", out.stdout + out.stderr
 
 
 def test_commands_import_nothing_heavy():

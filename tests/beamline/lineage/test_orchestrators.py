@@ -203,17 +203,46 @@ def test_runs_lists_kubeflow_runs(kfp_store, capsys):
 
 def test_lineage_of_the_pushed_version_reaches_the_examples(kfp_store, capsys):
     result = _cli_json(capsys, "lineage", PUSHED_VERSION, "--root", str(kfp_store))
-    text = json.dumps(result)
-    for node in ("Pusher", "Evaluator", "Trainer", "CsvExampleGen"):
-        assert node in text
-    assert "gs://b/root/penguin/run-a/CsvExampleGen/examples" in text
+    target = result["target"]
+    assert (target["type"], target["producer_node"], target["run_id"]) == (
+        "PushedModel", "Pusher", "run-a"
+    )
+    assert target["properties"]["pushed_version"] == PUSHED_VERSION
+    # The chain back to the examples, step by step, each step's inputs the previous outputs.
+    steps = {step["node"]: step for step in result["steps"]}
+    assert list(steps) == ["Pusher", "Evaluator", "Trainer", "CsvExampleGen"]
+    assert {step["run_id"] for step in steps.values()} == {"run-a"}
+    artifacts = result["artifacts"]
+
+    def produced(node: str, key: str) -> dict:
+        [artifact_id] = steps[node]["outputs"][key]
+        return artifacts[str(artifact_id)]
+
+    examples = produced("CsvExampleGen", "examples")
+    assert examples["uri"] == "gs://b/root/penguin/run-a/CsvExampleGen/examples"
+    model = produced("Trainer", "model")
+    assert steps["Trainer"]["inputs"]["examples"] == [examples["id"]]
+    assert steps["Evaluator"]["inputs"] == {"examples": [examples["id"]], "model": [model["id"]]}
+    blessing = produced("Evaluator", "blessing")
+    assert steps["Pusher"]["inputs"] == {"model": [model["id"]], "model_blessing": [blessing["id"]]}
+    assert steps["Pusher"]["outputs"]["pushed_model"] == [target["id"]]
 
 
 def test_why_and_diff_and_report_on_kubeflow_runs(kfp_store, capsys, tmp_path):
     why = _cli_json(capsys, "why", "Trainer", "--run", "run-b", "--root", str(kfp_store))
     assert why["state"] == "CACHED"
     diff = _cli_json(capsys, "diff", "run-a", "run-b", "--root", str(kfp_store))
-    assert "run-a" in json.dumps(diff) and "run-b" in json.dumps(diff)
+    assert (diff["run_a"], diff["run_b"]) == ("run-a", "run-b")
+    # run-b reused every execution of run-a (KFP cache hits) and pushed nothing new.
+    nodes = {n["node"]: n for n in diff["nodes"]}
+    assert set(nodes) == {"CsvExampleGen", "Trainer", "Evaluator", "Pusher"}
+    assert all(
+        (n["state_a"], n["state_b"], n["same_execution"], n["changes"])
+        == ("COMPLETE", "CACHED", True, [])
+        for n in nodes.values()
+    ), nodes
+    assert diff["pushed_version"] == [PUSHED_VERSION, None]
+    assert diff["blessed"] == [True, True]
     out = tmp_path / "report.html"
     report = _cli_json(capsys, "report", "run-a", "--root", str(kfp_store), "--out", str(out))
     assert report["path"] == str(out) and "Trainer" in out.read_text()

@@ -19,7 +19,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,8 @@ class Chaos:
     files: Path
     tmpdir: Path
     steps: dict[str, Step]
+    # Each step's own run record (found as the one run id the step added), by step name.
+    records: dict[str, dict] = field(default_factory=dict)
 
     @property
     def layout(self) -> RootLayout:
@@ -62,6 +64,16 @@ class Chaos:
         step = self.cli("runs", "--json")
         assert step.returncode == 0, step.stderr
         return json.loads(step.stdout)  # newest first
+
+    def record(self, name: str, runs: list[dict] | None = None) -> list[dict]:
+        """Files the run record step `name` added (exactly one new run id) under its name, so
+        each step is checked through `runs` by its own id, not by whichever run is newest."""
+        runs = self.runs() if runs is None else runs
+        seen = {r["run_id"] for r in self.records.values()}
+        new = [r for r in runs if r["run_id"] not in seen]
+        assert len(new) == 1, f"step {name} should have added one run record: {new}"
+        self.records[name] = new[0]
+        return runs
 
 
 def _default_sigint() -> None:
@@ -95,18 +107,20 @@ def chaos(tmp_path_factory) -> Chaos:
     chaos_pipeline.write_files(files, scale=1)
     state = Chaos(root, files, tmpdir, {})
     state.steps["trainer_killed"] = _run(root, files, tmpdir, "trainer:run_fn")
-    state.steps["after_trainer_kill"] = state.runs()
-    state.steps["why_trainer"] = state.cli("why", "Trainer", "--run", "latest", "--json")
+    state.record("trainer_killed")
+    own_id = state.records["trainer_killed"]["run_id"]
+    state.steps["why_trainer"] = state.cli("why", "Trainer", "--run", own_id, "--json")
     state.steps["trainer_leftovers"] = sorted(
         str(p.relative_to(root)) for p in
         (root / "pipelines" / "chaos" / "Trainer").glob(".system/executor_execution/*")
     )
     state.steps["rerun"] = _run(root, files, tmpdir)
+    state.record("rerun")
     state.steps["tmpdir_after_rerun"] = sorted(os.listdir(tmpdir))
     chaos_pipeline.write_files(files, scale=3)
     state.steps["interrupted"] = _run(root, files, tmpdir, "trainer:run_fn=SIGINT")
     state.steps["tmpdir_after_interrupt"] = sorted(os.listdir(tmpdir))
-    state.steps["runs_after_interrupt"] = state.runs()
+    state.record("interrupted")
     state.steps["lock_held_after_interrupt"] = is_held(state.layout, "chaos")
     tmp_root = state.layout.tmp_root
     state.steps["root_tmp_after_interrupt"] = (
@@ -118,14 +132,16 @@ def chaos(tmp_path_factory) -> Chaos:
     # The tiny run holds ~1 GiB before the Trainer; the Trainer then asks for 8 GiB more.
     hog = {"BEAMLINE_CHAOS_HOG_MIB": "8192", MEMORY_LIMIT_ENV: "2.5GiB"}
     state.steps["out_of_memory"] = _run(root, files, tmpdir, extra_env=hog)
+    state.record("out_of_memory")
     state.steps["trainer_outputs_after_oom"] = sorted(os.listdir(trainer_outputs))
-    state.steps["why_out_of_memory"] = state.cli("why", "Trainer", "--run", "latest")
+    own_id = state.records["out_of_memory"]["run_id"]
+    state.steps["why_out_of_memory"] = state.cli("why", "Trainer", "--run", own_id)
     state.steps["tmpdir_after_out_of_memory"] = sorted(os.listdir(tmpdir))
     # 8 GiB in one C call that holds the GIL: the run's own guard thread cannot sample until
     # it returns; only the watchdog process can stop it half-way.
     at_once = {**hog, "BEAMLINE_CHAOS_HOG_AT_ONCE": "1"}
     state.steps["out_of_memory_gil_held"] = _run(root, files, tmpdir, extra_env=at_once)
-    state.steps["runs_after_gil_held"] = state.runs()
+    state.record("out_of_memory_gil_held")
     state.steps["tmpdir_after_gil_held"] = sorted(os.listdir(tmpdir))
     return state
 
@@ -133,7 +149,7 @@ def chaos(tmp_path_factory) -> Chaos:
 def test_a_run_killed_in_the_trainer_is_recorded_as_killed_there(chaos):
     killed = chaos.steps["trainer_killed"]
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    latest = chaos.steps["after_trainer_kill"][0]
+    latest = chaos.records["trainer_killed"]
     assert latest["state"] == "killed", latest
     assert "Trainer" in latest["reason"] and latest["pushed_version"] is None
     why = json.loads(chaos.steps["why_trainer"].stdout)
@@ -144,6 +160,7 @@ def test_a_run_killed_in_the_trainer_is_recorded_as_killed_there(chaos):
 def test_the_rerun_completes_and_cleans_up_after_the_killed_run(chaos):
     rerun = chaos.steps["rerun"]
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert chaos.records["rerun"]["state"] == "complete", chaos.records["rerun"]
     assert "cleaned up after earlier runs" in rerun.stdout
     for leftover in chaos.steps["trainer_leftovers"]:
         assert not (chaos.root / leftover).exists(), leftover
@@ -158,7 +175,7 @@ def test_runs_leave_nothing_in_tmpdir_or_under_the_root_tmp(chaos):
 def test_ctrl_c_records_the_run_as_interrupted_and_removes_its_temp_files(chaos):
     interrupted = chaos.steps["interrupted"]
     assert interrupted.returncode in (130, -signal.SIGINT), interrupted.stdout + interrupted.stderr
-    latest = chaos.steps["runs_after_interrupt"][0]
+    latest = chaos.records["interrupted"]
     assert latest["state"] == "failed" and "interrupted" in latest["reason"], latest
     assert chaos.steps["tmpdir_after_interrupt"] == []
     assert chaos.steps["root_tmp_after_interrupt"] == []
@@ -172,7 +189,7 @@ def test_a_run_outgrowing_its_memory_limit_is_stopped_with_a_word_and_recorded_f
     assert "out of memory" in message and "Trainer" in message, message
     assert "2.50 GiB that --memory-limit allows" in message
     assert "--beam direct-multi" in message  # the tiny run is in-memory Beam: what to change
-    latest = chaos.runs()[0]
+    latest = chaos.records["out_of_memory"]
     assert latest["state"] == "failed" and latest["reason"].startswith("out of memory"), latest
     assert latest["pushed_version"] is None
     why = chaos.steps["why_out_of_memory"]
@@ -192,8 +209,9 @@ def test_the_watchdog_process_stops_a_run_whose_threads_cannot_run(chaos):
     # Nodes independent of the Trainer may be running too; all of them are named.
     assert "out of memory" in message and "Trainer" in message, message
     assert "2.50 GiB that --memory-limit allows" in message and "--beam direct-multi" in message
-    latest = chaos.steps["runs_after_gil_held"][0]
+    latest = chaos.records["out_of_memory_gil_held"]
     assert latest["state"] == "failed" and latest["reason"].startswith("out of memory"), latest
+    assert latest["pushed_version"] is None
     assert chaos.steps["tmpdir_after_gil_held"] == []
     assert not chaos.layout.tmp_root.exists() or not any(chaos.layout.tmp_root.iterdir())
     assert not is_held(chaos.layout, "chaos")

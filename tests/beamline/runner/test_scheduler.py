@@ -1,5 +1,4 @@
 import threading
-import time
 
 import pytest
 
@@ -28,7 +27,7 @@ def test_topological_order_rejects_cycles():
 
 
 def test_independent_nodes_run_concurrently():
-    both_running = threading.Barrier(2, timeout=5)
+    both_running = threading.Barrier(2, timeout=120)  # a hang guard, never a speed limit
 
     def launch(node):
         if node in ("stats", "transform"):
@@ -41,10 +40,14 @@ def test_independent_nodes_run_concurrently():
 
 def test_node_waits_for_all_upstream():
     finished = []
+    transform_done = threading.Event()
 
     def launch(node):
-        time.sleep(0.05 if node == "stats" else 0)
+        if node == "stats":  # finishes last of train's two upstreams, by construction
+            assert transform_done.wait(120), "transform never finished"
         finished.append(node)
+        if node == "transform":
+            transform_done.set()
         return CACHED if node == "gen" else COMPLETE
 
     results = run_dag(DIAMOND, launch, max_parallel=3)

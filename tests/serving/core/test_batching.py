@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -11,6 +10,10 @@ import pytest
 from beamline_serving.core.batching import QUEUE_FULL, BatchScheduler
 from beamline_serving.core.config import BatchingOptions
 from beamline_serving.core.errors import Code, ServingError
+
+# How long a future may take before the test calls it hung: a guard against a deadlock, far
+# above any batch's real latency, never a speed limit (speed lives in benchmarks/).
+HANG = 120
 
 
 @pytest.fixture
@@ -20,10 +23,14 @@ def scheduler():
     scheduler.stop()
 
 
-def recording_run(batches: list, gate: threading.Event | None = None):
+def recording_run(
+    batches: list, gate: threading.Event | None = None, started: threading.Event | None = None
+):
     def run(arrays):
+        if started is not None:
+            started.set()
         if gate is not None:
-            gate.wait(10)
+            gate.wait(300)
         batches.append({k: v.copy() for k, v in arrays.items()})
         return {"y": arrays["x"] * 10, "total": np.array(arrays["x"].shape[0])}
 
@@ -34,8 +41,11 @@ def test_tasks_arriving_within_the_timeout_share_a_batch(scheduler):
     batches: list = []
     options = BatchingOptions(max_batch_size=8, batch_timeout_micros=300_000)
     queue = scheduler.new_queue(options, recording_run(batches), "m")
-    futures = [queue.submit({"x": np.array([[i, i]])}, 1) for i in range(3)]
-    results = [f.result(5) for f in futures]
+    # The batch thread takes a batch only under the scheduler's lock: holding it while the three
+    # arrive makes "within the timeout" true however slowly this thread runs.
+    with scheduler.cond:
+        futures = [queue.submit({"x": np.array([[i, i]])}, 1) for i in range(3)]
+    results = [f.result(HANG) for f in futures]
     assert len(batches) == 1 and batches[0]["x"].shape == (3, 2)
     for i, result in enumerate(results):
         np.testing.assert_array_equal(result["y"], [[10 * i, 10 * i]])
@@ -44,13 +54,12 @@ def test_tasks_arriving_within_the_timeout_share_a_batch(scheduler):
 
 def test_a_full_batch_runs_without_waiting_for_the_timeout(scheduler):
     batches: list = []
-    options = BatchingOptions(max_batch_size=2, batch_timeout_micros=10_000_000)
+    # The timeout is a day: only a full batch can run before the hang guard gives up.
+    options = BatchingOptions(max_batch_size=2, batch_timeout_micros=86_400 * 10**6)
     queue = scheduler.new_queue(options, recording_run(batches), "m")
-    start = time.monotonic()
     futures = [queue.submit({"x": np.ones((1, 1))}, 1) for _ in range(2)]
     for future in futures:
-        future.result(5)
-    assert time.monotonic() - start < 5
+        future.result(HANG)
     assert [b["x"].shape[0] for b in batches] == [2]
 
 
@@ -60,8 +69,9 @@ def test_allowed_batch_sizes_pad_with_the_first_row(scheduler):
         max_batch_size=4, batch_timeout_micros=200_000, allowed_batch_sizes=(2, 4)
     )
     queue = scheduler.new_queue(options, recording_run(batches), "m")
-    futures = [queue.submit({"x": np.array([[float(i)]])}, 1) for i in (5, 6, 7)]
-    results = [f.result(5) for f in futures]
+    with scheduler.cond:  # all three in one open batch (see the first test)
+        futures = [queue.submit({"x": np.array([[float(i)]])}, 1) for i in (5, 6, 7)]
+    results = [f.result(HANG) for f in futures]
     np.testing.assert_array_equal(batches[0]["x"][:, 0], [5, 6, 7, 5])
     assert [float(r["y"][0, 0]) for r in results] == [50, 60, 70]
 
@@ -72,9 +82,10 @@ def test_variable_length_inputs_are_padded_when_asked(scheduler):
         max_batch_size=4, batch_timeout_micros=200_000, pad_variable_length_inputs=True
     )
     queue = scheduler.new_queue(options, recording_run(batches), "m")
-    short = queue.submit({"x": np.array([[1.0]])}, 1)
-    long = queue.submit({"x": np.array([[2.0, 3.0]])}, 1)
-    short.result(5), long.result(5)
+    with scheduler.cond:  # both in one open batch (see the first test)
+        short = queue.submit({"x": np.array([[1.0]])}, 1)
+        long = queue.submit({"x": np.array([[2.0, 3.0]])}, 1)
+    short.result(HANG), long.result(HANG)
     np.testing.assert_array_equal(batches[0]["x"], [[1.0, 0.0], [2.0, 3.0]])
 
 
@@ -82,9 +93,10 @@ def test_queue_bound_and_task_size(scheduler):
     gate = threading.Event()
     batches: list = []
     options = BatchingOptions(max_batch_size=2, batch_timeout_micros=0, max_enqueued_batches=1)
-    queue = scheduler.new_queue(options, recording_run(batches, gate), "m")
+    started = threading.Event()
+    queue = scheduler.new_queue(options, recording_run(batches, gate, started), "m")
     running = queue.submit({"x": np.ones((2, 1))}, 2)  # taken by the only thread, which blocks
-    time.sleep(0.2)
+    assert started.wait(HANG), "the batch thread never took the first batch"
     queued = queue.submit({"x": np.ones((2, 1))}, 2)  # the one batch the queue may hold
     with pytest.raises(ServingError) as info:
         queue.submit({"x": np.ones((1, 1))}, 1)
@@ -94,7 +106,7 @@ def test_queue_bound_and_task_size(scheduler):
     assert info.value.code == Code.INVALID_ARGUMENT
     assert info.value.message == "Task size 3 is larger than maximum input batch size 2"
     gate.set()
-    running.result(5), queued.result(5)
+    running.result(HANG), queued.result(HANG)
     assert len(batches) == 2
 
 
@@ -107,8 +119,8 @@ def test_a_failing_batch_fails_each_of_its_requests(scheduler):
     futures = [queue.submit({"x": np.ones((1, 1))}, 1) for _ in range(2)]
     for future in futures:
         with pytest.raises(ServingError) as info:
-            future.result(5)
+            future.result(HANG)
         assert info.value.code == Code.INTERNAL and "boom" in info.value.message
     # The thread survived: the queue still works.
     ok = scheduler.new_queue(options, recording_run([]), "n").submit({"x": np.ones((1, 1))}, 1)
-    assert ok.result(5)["y"].shape == (1, 1)
+    assert ok.result(HANG)["y"].shape == (1, 1)

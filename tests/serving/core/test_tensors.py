@@ -3,7 +3,6 @@ everything else, and never an allocation out of proportion to the request."""
 
 from __future__ import annotations
 
-import math
 import tracemalloc
 
 import numpy as np
@@ -16,9 +15,10 @@ from tensorflow.core.framework import tensor_pb2
 from beamline_serving.core import tensors
 from beamline_serving.core.errors import Code, ServingError
 from beamline_serving.core.tensors import NUMPY_DTYPES, make_ndarray, make_tensor_proto
+from tests.hypothesis_budget import examples
 
 NUMERIC = [d for d in NUMPY_DTYPES.values() if d != np.dtype(object)]
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(300), deadline=None)
 
 
 def refused(proto) -> str:
@@ -47,6 +47,39 @@ def test_value_fields_round_trip(array):
     decoded = make_ndarray(make_tensor_proto(array))
     assert decoded.dtype == array.dtype and decoded.shape == array.shape
     np.testing.assert_array_equal(decoded, array)
+
+
+def _arrays_of(dtype: np.dtype):
+    shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+    if dtype == np.dtype(object):  # DT_STRING: bytes elements
+        return hnp.arrays(dtype, shapes, elements=st.binary(max_size=6))
+    return hnp.arrays(dtype, shapes, elements={"allow_nan": False} if dtype.kind == "f" else None)
+
+
+@pytest.mark.parametrize("dtype", list(NUMPY_DTYPES.values()), ids=str)
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_dtype_agrees_with_tensorflows_own_codec(dtype, data):
+    """Against TensorFlow, not our own decoder: what we encode, tf.make_ndarray reads back
+    exactly (dtype, shape, values), and what tf.make_tensor_proto encodes (tensor_content for
+    numbers), we decode exactly."""
+    import tensorflow as tf
+
+    array = data.draw(_arrays_of(dtype))
+    ours = make_tensor_proto(array)
+    expected = tf.string if dtype == np.dtype(object) else tf.dtypes.as_dtype(dtype)
+    assert ours.dtype == expected.as_datatype_enum
+    theirs_decoded = tf.make_ndarray(ours)
+    assert theirs_decoded.shape == array.shape
+    ours_decoded = make_ndarray(tf.make_tensor_proto(array))
+    assert ours_decoded.shape == array.shape
+    if dtype == np.dtype(object):
+        np.testing.assert_array_equal(theirs_decoded.astype(bytes), array.astype(bytes))
+        np.testing.assert_array_equal(ours_decoded.astype(bytes), array.astype(bytes))
+        return
+    assert theirs_decoded.dtype == array.dtype and ours_decoded.dtype == array.dtype
+    np.testing.assert_array_equal(theirs_decoded, array)
+    np.testing.assert_array_equal(ours_decoded, array)
 
 
 @SETTINGS
@@ -82,7 +115,7 @@ def test_repeated_last_value_matches_tensorflow(values, count):
     np.testing.assert_array_equal(make_ndarray(proto), tf.make_ndarray(proto))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     dtype=st.integers(0, 30),
     dims=st.lists(st.integers(-3, 2**40), max_size=40),
@@ -138,5 +171,7 @@ def test_malformed_shapes_are_invalid_argument():
     unknown.tensor_shape.unknown_rank = True
     assert "unknown rank" in refused(unknown)
     assert "needs 8" in refused(proto_of(tensors.DT_FLOAT, [2], tensor_content=b"\0" * 7))
-    assert math.prod([]) == 1  # a scalar holds one element
+    # A scalar (no dimensions) holds one element: one value decodes, a missing one pads.
     assert make_ndarray(proto_of(tensors.DT_INT64, [], int64_val=[7])).tolist() == 7
+    assert make_ndarray(proto_of(tensors.DT_FLOAT, [])).shape == ()
+    assert "carries 2 values" in refused(proto_of(tensors.DT_FLOAT, [], float_val=[1.0, 2.0]))

@@ -196,16 +196,33 @@ def test_get_model_status(model_stub):
     )
 
 
+@pytest.fixture
+def original_config(model_stub, prediction_stub, model_dir, model_config_text):
+    """The session server's own model config; whatever the test reloads, the finalizer puts
+    it back and checks that no model the test added is left for later tests."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    original = text_format.Parse(
+        model_config_text(model_dir / "models"), model_server_config_pb2.ModelServerConfig()
+    )
+    yield original
+    restore = model_management_pb2.ReloadConfigRequest()
+    restore.config.CopyFrom(original)
+    response = model_stub.HandleReloadConfigRequest(restore, timeout=120)
+    assert response.status.error_code == 0, response.status.error_message
+    code = error_of(prediction_stub.Predict, predict_request(name="twin"))[0]
+    assert code == grpc.StatusCode.NOT_FOUND, "the reloaded test model is still served"
+
+
 def test_reload_config_adds_and_removes_models(
-    model_stub, prediction_stub, model_dir, http, main_server, model_config_text
+    model_stub, prediction_stub, model_dir, http, main_server, model_config_text, original_config
 ):
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     models = model_dir / "models"
-    original = text_format.Parse(
-        model_config_text(models), model_server_config_pb2.ModelServerConfig()
-    )
+    original = original_config
     extended = text_format.Parse(
         model_config_text(models, f'config {{ name: "twin" base_path: "{models / "penguin"}" }}'),
         model_server_config_pb2.ModelServerConfig(),

@@ -139,15 +139,16 @@ def test_sampling_rate_zero_logs_nothing_and_half_logs_about_half(tmp_path):
 
 def test_full_queue_drops_and_counts_without_blocking(tmp_path):
     counts = Counts()
-    release = threading.Event()
+    release, held = threading.Event(), threading.Event()
 
     def slow_build(_):
-        release.wait(10)
+        held.set()
+        release.wait(300)
         return _predict_pair(1.0)
 
     router = _router(tmp_path, counts, queue_records=2)
     router.log("m", 1, "", "predict", slow_build)  # the writer holds this one
-    time.sleep(0.2)
+    assert held.wait(120), "the writer never took the first record"
     for _ in range(10):
         router.log("m", 1, "", "predict", slow_build)
     assert counts.cells.get(("m", "dropped"), 0) >= 7
@@ -170,7 +171,15 @@ def test_files_rotate_by_size_and_by_age(tmp_path):
 
     router = _router(tmp_path / "age", max_file_seconds=0.2)
     router.log("m", 1, "", "predict", lambda _: _predict_pair(1.0))
-    time.sleep(1.5)  # past the age limit: the next record opens a new file (new name: new second)
+    deadline = time.monotonic() + 120
+    while not log_files(tmp_path / "age"):  # the writer opened the first file
+        assert time.monotonic() < deadline, "the writer never opened a file"
+        time.sleep(0.05)
+    opened, second = time.monotonic(), int(time.time())
+    # The condition itself: the file is past its age limit, and a new file gets a new name
+    # (names carry the second).
+    while not (time.monotonic() - opened > 0.2 and int(time.time()) > second):
+        time.sleep(0.05)
     router.log("m", 1, "", "predict", lambda _: _predict_pair(2.0))
     router.close()
     assert len(log_files(tmp_path / "age")) == 2

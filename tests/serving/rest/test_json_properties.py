@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -16,8 +16,9 @@ from beamline_serving.core.errors import Code, ServingError, request_errors
 from beamline_serving.core.servable import TensorInfo
 from beamline_serving.core.tensors import DT_FLOAT, DT_INT64, DT_STRING
 from beamline_serving.rest import json_decode, json_encode
+from tests.hypothesis_budget import examples
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(400), deadline=None)
 INFOS = [
     {"x": TensorInfo("x", DT_FLOAT, (-1,))},
     {"x": TensorInfo("x", DT_FLOAT, None), "s": TensorInfo("s", DT_STRING, (-1,))},
@@ -81,7 +82,7 @@ def test_any_bytes_decode_or_are_invalid_argument(body, infos):
     assert_refused_or_decoded(body, infos)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(1, 3000), st.sampled_from(["[", '{"a":', '{"instances": [']))
 def test_any_nesting_depth_is_invalid_argument_or_decoded(depth, opener):
     closer = {"[": "]", '{"a":': "}", '{"instances": [': "]}"}[opener]
@@ -90,7 +91,7 @@ def test_any_nesting_depth_is_invalid_argument_or_decoded(depth, opener):
     assert_refused_or_decoded(body, INFOS[0])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.integers(4000, 6000), st.sampled_from(["", "-"]))
 def test_huge_integer_literals_are_invalid_argument(digits, sign):
     body = ('{"instances": [' + sign + "1" * digits + "]}").encode()
