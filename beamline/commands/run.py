@@ -36,7 +36,8 @@ TRIGGER_KINDS = (
 @click.option("--no-tune", is_flag=True, help="Skip the Tuner; train with default hyperparameters.")
 @click.option("--tune", "retune", is_flag=True,
               help="Search hyperparameters again, even when the last search could be reused "
-              "(by default a run reuses it while the model module and schema are unchanged).")
+              "(by default a recurring run, --trigger other than manual, reuses it while the "
+              "model module and schema are unchanged).")
 @beam_option()
 @deprecated_alias("--beam-mode", "--beam", type=click.Choice(profile_names()))
 @click.option("--beam-arg", "beam_extra", multiple=True,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from beamline import beam, registry
 from beamline import project as project_mod
 from beamline.errors import AnomaliesFound, ConfigError, OutOfMemory, PipelineFailed
+from beamline.metadata.records import TriggerKind
 from beamline.metadata.run_context import RunState
 from beamline.runner import fast_cache
 from beamline.runner.console import Progress
@@ -394,7 +395,9 @@ def _run_nodes(
         pipeline = module.create_pipeline(settings)
         for line in getattr(module, "RUN_NOTES", ()):
             console.write(line + "\n")
-        if settings.enable_tuning:
+        # Recurring retrains (loop, schedule) reuse the last search; a manual run keeps TFX's
+        # own behaviour, where an unchanged Tuner is simply cached.
+        if settings.enable_tuning and request.trigger not in (None, TriggerKind.MANUAL):
             pipeline = _reuse_tuned(module, settings, request, pipeline, console)
         compiled = tfx_nodes.compile_pipeline(pipeline, run_id)
     except BaseException as exc:
