@@ -287,5 +287,5 @@ def test_empty_data_directory_fails_clearly(tmp_path):
     result = beamline("run", "penguin", "--root", str(tmp_path / "root"),
                       "--data", str(tmp_path / "empty"))
     assert result.returncode == 3
-    assert "holds no *.csv files" in result.stderr
+    assert "holds no *.csv" in result.stderr and "Parquet" in result.stderr
     assert "Traceback" not in result.stderr

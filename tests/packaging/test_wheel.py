@@ -107,10 +107,16 @@ def test_wheel_holds_the_documented_packages_and_no_run_output(installed):
     }
     assert not [n for n in names if "beamline_runs" in n or "/tests/" in n or "test_" in n]
     data = sorted(n for n in names if not n.endswith(".py") and ".dist-info/" not in n)
-    assert data == [
+    # The schemas, and the web UI's own assets (it serves every asset itself).
+    ui_assets = sorted(
+        f"beamline/ui/static/{p.name}" for p in (REPO / "beamline" / "ui" / "static").iterdir()
+        if p.is_file()
+    )
+    assert ui_assets and data == sorted([
         "beamline_pipelines/schemas/penguin/schema.pbtxt",
         "beamline_pipelines/schemas/taxi/schema.pbtxt",
-    ]
+        *ui_assets,
+    ])
     # Module files of both examples ship too.
     for example in ("penguin", "taxi"):
         for part in ("transform", "model"):
