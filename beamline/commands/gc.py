@@ -106,7 +106,7 @@ def _collect(
             done.removed += killed.removed
             recovery = recover_pushes(store, layout, name, dry_run=dry_run)
             done.removed += recovery.undone
-            recovered = recovery.describe(with_undone=False)  # listed with `removed`
+            recovered = recovery.describe(dry_run=dry_run)
             changes = history.history(store, name)
             orphans, kept = retention.split(
                 find_unrecorded(load_graph(store, name), layout.serving_root), changes
@@ -132,6 +132,7 @@ def _collect(
         "summary": done.describe(),
         **done.to_json(),
         "recovered": recovered,
+        "staged_copies_removed": [str(p) for p in recovery.undone],
         "kept": [{"version": str(v), "why": why} for v, why in kept],
         "unrecorded_versions": [str(v) for v in orphans],
     }
@@ -146,8 +147,10 @@ def _print(entry: dict) -> None:
     for line in entry["recovered"]:
         click.echo(f"  {line}")
     verb = "would remove" if entry["dry_run"] else "removed"
+    staged = set(entry.get("staged_copies_removed", ()))  # said by the recovery lines above
     for path in entry["removed"]:
-        click.echo(f"  {verb} {path}")
+        if str(path) not in staged:
+            click.echo(f"  {verb} {path}")
     for kept in entry["kept"]:
         click.echo(f"  kept {kept['version']}: it {'; '.join(kept['why'])}")
     for version in entry["unrecorded_versions"]:

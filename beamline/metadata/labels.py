@@ -145,7 +145,8 @@ def record_change(
     props[r.LABEL_REASON].string_value = reason[:1000]
     props[r.LABEL_USER].string_value = _user()
     props[r.LABEL_HOST].string_value = socket.gethostname()
-    props[r.LABEL_TIME_MS].int_value = now_ms() if time_ms is None else int(time_ms)
+    # A string: MLMD's MySQL schema stores int_value in 32 bits, too small for epoch ms.
+    props[r.LABEL_TIME_MS].string_value = str(now_ms() if time_ms is None else int(time_ms))
     artifact_and_events = []
     if pushed_model_id is not None:
         event = pb.Event(type=pb.Event.INPUT)

@@ -34,7 +34,7 @@ LABEL_ACTION = "action"  # one of LabelAction
 LABEL_REASON = "reason"
 LABEL_USER = "user"
 LABEL_HOST = "host"
-LABEL_TIME_MS = "time_ms"  # int, ms since epoch
+LABEL_TIME_MS = "time_ms"  # ms since epoch, as a string (MySQL int_value is 32-bit)
 LABEL_INPUT_KEY = "pushed_model"
 NO_VERSION = -1
 

@@ -42,10 +42,11 @@ class Recovery:
     labelled: list[str] = field(default_factory=list)  # "label -> version" changes recorded
     rewrote: Path | None = None  # models.config, when it disagreed with the history
 
-    def describe(self, with_undone: bool = True) -> list[str]:
-        lines = [f"finished the recorded push of version {v}" for v in self.finished]
-        if with_undone:
-            lines += [f"removed {p} (a push that was never recorded)" for p in self.undone]
+    def describe(self, dry_run: bool = False) -> list[str]:
+        done = "would finish" if dry_run else "finished"
+        lines = [f"{done} the recorded push of version {v}" for v in self.finished]
+        verb = "would remove" if dry_run else "removed"
+        lines += [f"{verb} {p} (a push that was never recorded)" for p in self.undone]
         lines += [f"applied the push policy: {c}" for c in self.labelled]
         if self.rewrote is not None:
             lines.append(f"rewrote {self.rewrote} from the label history")
