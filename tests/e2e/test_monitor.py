@@ -246,7 +246,7 @@ def test_a_threshold_override_decides_for_its_feature(monitored, tmp_path):
         "--until", _iso(monitored.boundaries[0]),
         "--root", str(root), "--metadata", f"sqlite:///{root / 'metadata.sqlite'}",
     ]
-    run = beamline(*window, "--threshold", "bill_length_mm=0", "--json", str(root / "o.json"))
+    run = beamline(*window, "--threshold", "bill_length_mm=0", "--json-out", str(root / "o.json"))
     assert run.returncode == ThresholdCrossed.exit_code, run.stdout + run.stderr
     [version] = json.loads((root / "o.json").read_text())["versions"]
     assert version["crossed"] == ["bill_length_mm"], version["crossed"]

@@ -39,6 +39,7 @@ SCRIPT = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "sleep":
         try:
+            (root / "sleeping").touch()  # inside the try: a SIGINT from here on is caught
             time.sleep(60)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
@@ -113,11 +114,13 @@ def _caught_signals(pid: int) -> int:
     return 0
 
 
-def _watchdog_forwards_signals(pid: int, timeout: float = 30) -> None:
-    """Waits until the watchdog (pid) has installed its handlers: it sets SIGCONT's last, and
-    nothing but the watchdog catches SIGCONT, so the bit in /proc's SigCgt is the event."""
+def _watchdog_forwards_signals(pid: int, root: Path, timeout: float = 30) -> None:
+    """Waits until the watchdog (pid) has installed its handlers (it sets SIGCONT's last, and
+    nothing but the watchdog catches SIGCONT, so the bit in /proc's SigCgt is the event) and
+    the child is inside its `try` (before it, a SIGINT would kill it: exit -2, not 130)."""
     bit = 1 << (signal.SIGCONT - 1)
     assert _poll(lambda: _caught_signals(pid) & bit, timeout), "the watchdog never got ready"
+    assert _poll((root / "sleeping").exists, timeout), "the child never reached its sleep"
 
 
 def test_the_child_runs_in_its_own_group_and_its_exit_code_is_relayed(launch, tmp_path):
@@ -138,7 +141,7 @@ def test_a_child_killed_by_a_signal_kills_the_parent_with_the_same_signal(launch
 def test_sigint_to_the_parent_reaches_the_child_exactly_once(launch, tmp_path):
     proc = launch("sleep")
     _child_pid(tmp_path)
-    _watchdog_forwards_signals(proc.pid)
+    _watchdog_forwards_signals(proc.pid, tmp_path)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
@@ -159,7 +162,7 @@ def test_ctrl_c_in_a_terminal_interrupts_the_run_once(tmp_path):
     try:
         while b"report_fd" not in output:
             output += os.read(master, 4096)
-        _watchdog_forwards_signals(pid)
+        _watchdog_forwards_signals(pid, tmp_path)
         os.write(master, b"\x03")
         while True:
             try:
