@@ -11,12 +11,14 @@ from beamline.lineage import payloads, tfma
 from beamline.lineage.format import blessed_text, when
 from beamline.lineage.model import Graph, outputs_of_type
 from beamline.lineage.runs import RunSummary, summarize
+from beamline.loop.triggers import TriggerRecord
 from beamline.metadata import records
+from beamline.metadata.labels import LabelChange
+from beamline.metadata.labels import holders as current_labels
 from beamline.report.page import badge, table
 from beamline.report.svg import Point, Series, line_chart_svg
 from beamline.ui.layout import model_url, page, pipeline_url, run_url, url
 from beamline.ui.model_page import label_table, pushed_models
-from beamline.ui.store import LabelChange, TriggerRecord, current_labels
 
 # Evaluations read for the metric chart (newest runs first): each is a TFMA file read.
 MAX_EVALUATED_RUNS = 60
@@ -194,7 +196,7 @@ def _triggers(triggers: list[TriggerRecord]) -> str:
             escape(t.kind),
             badge(t.decision),
             escape(t.reason),
-            f"#{t.monitor_execution_id}" if t.monitor_execution_id >= 0 else "-",
+            f"#{t.monitor_execution_id}" if t.monitor_execution_id is not None else "-",
             f'<a href="{escape(run_url(t.run_id))}"><code>{escape(t.run_id)}</code></a>'
             if t.run_id
             else "-",

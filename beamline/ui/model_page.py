@@ -13,11 +13,11 @@ from beamline.lineage.runs import summarize
 from beamline.lineage.trace import upstream
 from beamline.metadata import records
 from beamline.metadata import run_context as rc
+from beamline.metadata.labels import LabelChange
 from beamline.report import sections
 from beamline.report.page import badge, table
 from beamline.report.svg import Bar, gantt_svg
 from beamline.ui.layout import model_url, page, pipeline_url, run_url
-from beamline.ui.store import LabelChange
 
 
 class UnknownVersion(ConfigError):

@@ -12,56 +12,22 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from beamline.errors import MetadataUnreachable
 from beamline.lineage.model import Graph
 from beamline.lineage.runs import RunSummary, summarize
+from beamline.loop.triggers import TriggerRecord
 from beamline.metadata import records
-from beamline.metadata.run_context import RunState, properties_of
+from beamline.metadata.labels import LabelChange
+from beamline.metadata.run_context import RunState
 
 # A MySQL store has no cheap change marker: its Graph is reloaded at most this often.
 MYSQL_CACHE_SECONDS = 2.0
 # After a load that took T seconds, the next starts no sooner than RELOAD_FACTOR * T later.
 RELOAD_FACTOR = 4.0
 MAX_RELOAD_WAIT_S = 30.0
-
-
-@dataclass
-class LabelChange:
-    execution_id: int
-    pipeline: str
-    label: str
-    from_version: int
-    to_version: int
-    action: str
-    reason: str
-    user: str
-    time_ms: int
-
-
-@dataclass
-class TriggerRecord:
-    execution_id: int
-    pipeline: str
-    kind: str
-    decision: str
-    reason: str
-    window_first_secs: int
-    window_last_secs: int
-    monitor_execution_id: int
-    run_id: str
-    span: int
-    time_ms: int
-
-
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def open_readonly(root: Path, metadata: str | None):
@@ -213,53 +179,43 @@ class Reader:
             out.append(summary)
         return out
 
-    def _executions_of_type(self, type_name: str) -> list:
+    def _pipelines_of(self, context_type: str) -> list[str]:
         with self.lock:
             try:
-                return list(self.store().get_executions_by_type(type_name))
+                return [c.name for c in self.store().get_contexts_by_type(context_type)]
             except Exception:  # noqa: BLE001 - type not registered yet: no such records
                 return []
 
     def label_changes(self, pipeline: str | None = None) -> list[LabelChange]:
-        """Label changes (oldest first) as `beamline promote|rollback` and the push record them."""
-        found = []
-        for ex in self._executions_of_type(records.LABEL_CHANGE_EXECUTION):
-            p = properties_of(ex)
-            change = LabelChange(
-                execution_id=ex.id,
-                pipeline=str(p.get(records.LABEL_PIPELINE) or ""),
-                label=str(p.get(records.LABEL_NAME) or ""),
-                from_version=_int(p.get(records.LABEL_FROM_VERSION), records.NO_VERSION),
-                to_version=_int(p.get(records.LABEL_TO_VERSION), records.NO_VERSION),
-                action=str(p.get(records.LABEL_ACTION) or ""),
-                reason=str(p.get(records.LABEL_REASON) or ""),
-                user=str(p.get(records.LABEL_USER) or ""),
-                time_ms=_int(p.get(records.LABEL_TIME_MS), ex.create_time_since_epoch),
-            )
-            if pipeline is None or change.pipeline == pipeline:
-                found.append(change)
+        """Label changes (oldest first), read by the model-version commands' own reader."""
+        from beamline.metadata.labels import history
+
+        found: list[LabelChange] = []
+        names = [pipeline] if pipeline else self._pipelines_of(records.MODELS_CONTEXT)
+        for name in names:
+            with self.lock:
+                try:
+                    found += history(self.store(), name)
+                except MetadataUnreachable:
+                    raise
+                except Exception:  # noqa: BLE001 - type not registered yet: no such records
+                    continue
         return sorted(found, key=lambda c: (c.time_ms, c.execution_id))
 
     def triggers(self, pipeline: str | None = None) -> list[TriggerRecord]:
-        """Loop step decisions (oldest first) as `beamline loop` records them."""
-        found = []
-        for ex in self._executions_of_type(records.TRIGGER_EXECUTION):
-            p = properties_of(ex)
-            trigger = TriggerRecord(
-                execution_id=ex.id,
-                pipeline=str(p.get(records.TRIGGER_PIPELINE) or ""),
-                kind=str(p.get(records.TRIGGER_KIND) or ""),
-                decision=str(p.get(records.TRIGGER_DECISION) or ""),
-                reason=str(p.get(records.TRIGGER_REASON) or ""),
-                window_first_secs=_int(p.get(records.TRIGGER_WINDOW_FIRST_SECS)),
-                window_last_secs=_int(p.get(records.TRIGGER_WINDOW_LAST_SECS)),
-                monitor_execution_id=_int(p.get(records.TRIGGER_MONITOR_EXECUTION_ID), -1),
-                run_id=str(p.get(records.TRIGGER_RUN_ID) or ""),
-                span=_int(p.get(records.TRIGGER_SPAN), -1),
-                time_ms=_int(p.get(records.TRIGGER_TIME_MS), ex.create_time_since_epoch),
-            )
-            if pipeline is None or trigger.pipeline == pipeline:
-                found.append(trigger)
+        """Loop step decisions (oldest first), read by the loop's own reader."""
+        from beamline.loop.triggers import triggers
+
+        found: list[TriggerRecord] = []
+        names = [pipeline] if pipeline else self._pipelines_of(records.LOOP_CONTEXT)
+        for name in names:
+            with self.lock:
+                try:
+                    found += triggers(self.store(), name)
+                except MetadataUnreachable:
+                    raise
+                except Exception:  # noqa: BLE001 - type not registered yet: no such records
+                    continue
         return sorted(found, key=lambda t: (t.time_ms, t.execution_id))
 
     def monitoring(self, pipeline: str | None = None) -> list:
@@ -281,14 +237,3 @@ class Reader:
                 return run_monitoring(self.store(), graph, run)
             except Exception:  # noqa: BLE001 - records of another shape: none shown
                 return []
-
-
-def current_labels(changes: list[LabelChange]) -> dict[str, int]:
-    """label -> the version it holds now (labels whose last change set none are left out)."""
-    held: dict[str, int] = {}
-    for change in changes:
-        if change.to_version == records.NO_VERSION:
-            held.pop(change.label, None)
-        else:
-            held[change.label] = change.to_version
-    return held

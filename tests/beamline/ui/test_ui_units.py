@@ -70,11 +70,11 @@ def test_gantt_bars_are_proportional_to_times():
 
 
 def test_label_periods_end_when_the_label_moves():
+    from beamline.metadata.labels import LabelChange
     from beamline.ui.model_page import held_periods
-    from beamline.ui.store import LabelChange
 
     def change(label, before, after, at):
-        return LabelChange(at, "p", label, before, after, "promote", "", "", at)
+        return LabelChange(at, "p", label, before, after, "promote", "", "", "", at)
 
     changes = [
         change("canary", -1, 7, 100),
