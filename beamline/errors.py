@@ -100,6 +100,13 @@ class PromoteRefused(BeamlineError):
     exit_code = 10
 
 
+class CanaryWorse(BeamlineError):
+    """`beamline monitor --compare A B`: version B's traffic is past a threshold against A's
+    (error rate, p99 latency or predicted-class distribution) in the window."""
+
+    exit_code = 11
+
+
 class FlinkPreflightFailed(BeamlineError):
     """The Flink cluster `--beam flink` would run on cannot take the run's Beam jobs: its REST
     API does not answer, it has no free slot, the runner jar is missing, or its worker pool

@@ -55,6 +55,8 @@ NO_USER_MODULE_WHEELS = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 PUSH_INCOMING_PREFIX = ".incoming-"
 # TF Serving's REST port, which `beamline serve` also listens on by default.
 DEFAULT_REST_PORT = 8501
+# A run root's serving directory: <root>/serving/<pipeline>/<version>/ (and its labels files).
+SERVING_DIR_NAME = "serving"
 # Where `models`, `promote` and a push look for a live server (its REST port), if not 8501.
 REST_PORT_ENV = "BEAMLINE_REST_PORT"
 # Set by Beamline's runner while it runs nodes: the atomic Pusher then only stages the version
@@ -139,7 +141,7 @@ class RootLayout:
     @property
     def serving_root(self) -> Path:
         """Pusher writes `<serving_root>/<pipeline name>/<unix-time version>/`."""
-        return self.root / "serving"
+        return self.root / SERVING_DIR_NAME
 
     def serving_dir(self, pipeline_name: str) -> Path:
         return self.serving_root / pipeline_name

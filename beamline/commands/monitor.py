@@ -17,8 +17,15 @@ from beamline.commands.options import (
     new_or_deprecated,
     root_option,
 )
-from beamline.errors import DataQualityVerdict, ThresholdCrossed
+from beamline.errors import CanaryWorse, DataQualityVerdict, ThresholdCrossed
+from beamline.monitor.canary import (
+    DEFAULT_MAX_ERROR_RATE_INCREASE,
+    DEFAULT_MAX_P99_RATIO,
+    DEFAULT_MIN_REQUESTS,
+    CompareThresholds,
+)
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
+from beamline.monitor.thresholds import DEFAULT_PREDICTION_L_INFINITY
 
 
 class MonitorCommand(Command):
@@ -76,22 +83,62 @@ class MonitorCommand(Command):
     help="Share of request rows that may violate the schema (out of range, unknown category, "
     "missing/extra feature, wrong type) before the verdict is `data quality` (exit 9).",
 )
+@click.option(
+    "--compare",
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Instead of monitoring against the training data: put versions A and B (labels such "
+    "as `stable canary`, or version numbers) side by side from the request logs (error rate, "
+    "p50/p99 latency, predicted classes); exit 11 when B is past a threshold against A.",
+)
+@click.option(
+    "--max-error-rate-increase",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_MAX_ERROR_RATE_INCREASE,
+    show_default=True,
+    help="--compare: how much higher B's error rate may be than A's (absolute share).",
+)
+@click.option(
+    "--max-p99-ratio",
+    type=click.FloatRange(min=1.0),
+    default=DEFAULT_MAX_P99_RATIO,
+    show_default=True,
+    help="--compare: how many times A's p99 latency B's may be.",
+)
+@click.option(
+    "--max-prediction-distance",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_PREDICTION_L_INFINITY,
+    show_default=True,
+    help="--compare: largest allowed difference in any predicted class's share (L-infinity).",
+)
+@click.option(
+    "--min-requests",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MIN_REQUESTS,
+    show_default=True,
+    help="--compare: requests each version must have answered in the window.",
+)
 @beam_option(help_text="Beam runner profile for the statistics job (as `beamline run`).")
 @deprecated_alias("--beam-profile", "--beam", type=click.Choice(profile_names()))
 def monitor(
     pipeline, requests_dir, root, metadata, since, until, as_json, json_path, thresholds,
-    max_invalid_fraction, beam_profile, beam_deprecated,
+    max_invalid_fraction, compare, max_error_rate_increase, max_p99_ratio,
+    max_prediction_distance, min_requests, beam_profile, beam_deprecated,
 ) -> None:
     """Compare the traffic logged in --requests with the data that trained the served version:
     skew (L-infinity for categorical, Jensen-Shannon for numeric features), drift against the
     previous window and the predicted classes, over the request rows that match the schema;
     schema violations are counted row by row as data quality. Exit code 8 when a distribution
-    moved past its threshold, 9 when only data quality failed.
+    moved past its threshold, 9 when only data quality failed. With --compare A B, two served
+    versions side by side instead (no statistics job); exit code 11 when B is worse.
 
     Example:
 
     \b
         beamline monitor penguin --requests logs/requests --since 2026-11-26T00:00:00Z
+        beamline monitor penguin --requests logs/requests --compare stable canary
     """
     import json
 
@@ -107,6 +154,15 @@ def monitor(
     overrides = parse_overrides(thresholds)
     since_t = parse_time(since, "--since") if since else None
     until_t = parse_time(until, "--until") if until else None
+    if compare:
+        _compare(
+            pipeline, requests_dir, root, metadata, tuple(compare), since_t, until_t, as_json,
+            json_path,
+            CompareThresholds(
+                max_error_rate_increase, max_p99_ratio, max_prediction_distance, min_requests
+            ),
+        )
+        return
     window = read_window(requests_dir, since_t, until_t)
     graph, store = open_graph_and_store(root, metadata, pipeline)
     report = run_monitor(
@@ -147,4 +203,32 @@ def monitor(
             + "). This is data quality, not drift: retraining cannot fix bad requests. Fix the "
             "clients that send them, or change the schema if the new values are valid; "
             "--max-invalid-fraction sets how many bad rows a window may hold."
+        )
+
+
+def _compare(
+    pipeline, requests_dir, root, metadata, names, since, until, as_json, json_path, limits
+) -> None:
+    import json
+
+    from beamline.lineage.access import open_graph_and_store
+    from beamline.monitor.canary import comparison_text
+    from beamline.monitor.compare_versions import compare_versions
+
+    graph, store = open_graph_and_store(root, metadata, pipeline)
+    comparison = compare_versions(
+        pipeline, requests_dir, graph, store, names, since, until, limits
+    )
+    data = json.dumps(comparison.to_json(), indent=2)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(data)
+    click.echo(data if as_json else comparison_text(comparison))
+    if comparison.crossed:
+        b, a = comparison.candidate, comparison.baseline
+        raise CanaryWorse(
+            f"{b.name} (version {b.version}) is past its thresholds against {a.name} (version "
+            f"{a.version}): {', '.join(comparison.crossed)} (details on stdout). Keep it off "
+            f"{a.name} (beamline rollback {pipeline} --label {b.name}, if it holds that label), "
+            "or raise the --max-* threshold if the difference is expected."
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 from beamline.runner.outcome import RunOutcome
 from beamline.runner.scheduler import CACHED, COMPLETE
-from beamline.settings import DEFAULT_REST_PORT
+from beamline.settings import DEFAULT_REST_PORT, SERVING_DIR_NAME
 
 
 def format_summary(outcome: RunOutcome) -> str:
@@ -46,12 +47,8 @@ def format_summary(outcome: RunOutcome) -> str:
                      else "  pushed: nothing")
     if serving_dir and outcome.ok:
         name = outcome.pipeline_name
-        lines += [
-            "  serve it:",
-            f"    beamline serve --model_name {name} --model_base_path "
-            f"{shlex.quote(serving_dir)} --rest_api_port {port}",
-            f"    curl -s localhost:{port}/v1/models/{name}",
-        ]
+        lines += ["  serve it:", f"    {_serve_command(name, serving_dir, port)}",
+                  f"    curl -s localhost:{port}/v1/models/{name}"]
         if sample_instance:
             body = json.dumps({"instances": [sample_instance]})
             lines.append(
@@ -60,3 +57,14 @@ def format_summary(outcome: RunOutcome) -> str:
     if outcome.log_path:
         lines.append(f"  log: {outcome.log_path}")
     return "\n".join(lines) + "\n"
+
+
+def _serve_command(name: str, serving_dir: str, port: int) -> str:
+    """`serve --root` for a run root's serving directory: it follows the version labels (a
+    canary push must not serve unversioned traffic); a directory elsewhere is served as is."""
+    directory = Path(serving_dir)
+    if directory.name == name and directory.parent.name == SERVING_DIR_NAME:
+        return (f"beamline serve --root {shlex.quote(str(directory.parent.parent))} "
+                f"--rest_api_port {port}")
+    return (f"beamline serve --model_name {name} --model_base_path "
+            f"{shlex.quote(serving_dir)} --rest_api_port {port}")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from beamline_serving.core import proto_codec, storage, warmup
+from beamline_serving.core import answering, proto_codec, storage, warmup
 from beamline_serving.core.batching import BatchQueue, BatchScheduler
 from beamline_serving.core.config import BatchingOptions, parse_batching_parameters
 from beamline_serving.core.errors import Code, ServingError, invalid_argument
@@ -37,6 +37,9 @@ from beamline_serving.request_log.logger import RequestLogRouter
 log = logging.getLogger("beamline.serving")
 
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
+
+# The APIs whose requests get an outcome record (inference, not metadata or status).
+OUTCOME_APIS = frozenset({"predict", "classify", "regress", "multiinference"})
 
 
 class DataPlane:
@@ -139,7 +142,24 @@ class DataPlane:
     ):
         """The servable that answers; `key` (the client's checked request key) picks the
         canary share of unversioned requests (serving/core/routing.py)."""
-        return self.manager.get(name, version, label, key)
+        servable = self.manager.get(name, version, label, key)
+        answering.note(servable.version)
+        return servable
+
+    def record_request(
+        self, model: str, api: str, entrypoint: str, status: str, micros: float,
+        scope: answering.Answering | None = None,
+    ) -> None:
+        """TF Serving's request metrics; and, when the request reached a version and its model
+        logs requests, the request's outcome (request_log/outcomes.py)."""
+        self.metrics.record_request(model, api, entrypoint, status, micros)
+        if (
+            self.request_log is not None
+            and scope is not None
+            and scope.version is not None
+            and api.lower() in OUTCOME_APIS
+        ):
+            self.request_log.outcome(model, scope.version, api.lower(), status, micros)
 
     def model_status(
         self, name: str, version: int | None = None, label: str | None = None

@@ -40,7 +40,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from beamline_serving.core import proto_codec, routing
+from beamline_serving.core import answering, proto_codec, routing
 from beamline_serving.core.dataplane import DataPlane
 from beamline_serving.core.errors import (
     Code,
@@ -100,6 +100,7 @@ def _rpc(api: str | None, request_class, response_class):
             model = ""
             error = None
             response = None
+            scope = answering.begin()
             try:
                 with request_errors("request message"):
                     request = _parse(request_class, raw)
@@ -112,8 +113,8 @@ def _rpc(api: str | None, request_class, response_class):
                     log.exception("Internal error in %s", method.__name__)
             if api is not None:
                 status = error.code.name if error is not None else "OK"
-                self.dataplane.metrics.record_request(
-                    model, api, "GRPC", status, (time.perf_counter() - start) * 1e6
+                self.dataplane.record_request(
+                    model, api, "GRPC", status, (time.perf_counter() - start) * 1e6, scope
                 )
             if error is not None:
                 # Details travel as UTF-8: a lone surrogate quoted from the request is escaped.

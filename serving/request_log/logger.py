@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from beamline_serving.request_log.config import FILE_SUFFIX, RequestLogConfig, RequestLogSettings
+from beamline_serving.request_log.outcomes import OUTCOME_SUFFIX, outcome_line
 from beamline_serving.request_log.tfrecord import frame
 from beamline_serving.request_log.wire import field_bytes, field_varint, prediction_log
 
@@ -101,12 +102,10 @@ class RequestLogger:
         self._exclude = frozenset(config.exclude_fields)
         # (model, version, signature) -> (LogMetadata bytes without timestamp, ModelSpec bytes)
         self._metadata: dict[tuple[str, int, str], tuple[bytes, bytes]] = {}
-        self._file = None
-        self._file_path: str | None = None
-        self._file_opened = 0.0
-        self._file_bytes = 0
-        self._sequence = 0
-        self.files_written: list[str] = []
+        self._log_file = _RotatingFile(config, FILE_SUFFIX)
+        # Every request's outcome (status, latency), unsampled: request_log/outcomes.py.
+        self._outcomes: collections.deque[bytes] = collections.deque()
+        self._outcome_file = _RotatingFile(config, OUTCOME_SUFFIX)
         self._thread = threading.Thread(
             target=self._run,
             name=f"request-log:{os.path.basename(config.filename_prefix)}",
@@ -123,6 +122,14 @@ class RequestLogger:
         else:
             self._pending.append(pending)
 
+    def submit_outcome(self, line: bytes) -> None:
+        if len(self._outcomes) < self._capacity:
+            self._outcomes.append(line)
+
+    @property
+    def files_written(self) -> list[str]:
+        return self._log_file.paths
+
     # -- writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -135,10 +142,26 @@ class RequestLogger:
             if batch:
                 self._write(batch)
             else:
-                self._rotate_if_old()
-            if stopping and not self._pending:
-                self._close_file()
+                self._log_file.rotate_if_old()
+            self._write_outcomes()
+            if stopping and not self._pending and not self._outcomes:
+                self._log_file.close()
+                self._outcome_file.close()
                 return
+
+    def _write_outcomes(self) -> None:
+        lines = []
+        while self._outcomes and len(lines) < WRITE_BATCH:
+            lines.append(self._outcomes.popleft())
+        if lines:
+            data = b"".join(lines)
+            try:
+                self._outcome_file.write(data)
+                self._outcome_file.flush()
+            except OSError as exc:
+                log.error("Cannot write request outcomes %s: %s", self._outcome_file.path, exc)
+                self._outcome_file.close()
+        self._outcome_file.rotate_if_old()
 
     def _write(self, batch: list[_Pending]) -> None:
         chunks = []
@@ -150,20 +173,17 @@ class RequestLogger:
                 self._count(pending.model_name, "error")
         for model_name, data in chunks:
             try:
-                self._ensure_file(len(data))
-                self._file.write(data)
-                self._file_bytes += len(data)
+                self._log_file.write(data)
                 self._count(model_name, "logged")
             except OSError as exc:
-                log.error("Cannot write request log %s: %s", self._file_path, exc)
+                log.error("Cannot write request log %s: %s", self._log_file.path, exc)
                 self._count(model_name, "error")
-                self._close_file()
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as exc:
-                log.error("Cannot flush request log %s: %s", self._file_path, exc)
-        self._rotate_if_old()
+                self._log_file.close()
+        try:
+            self._log_file.flush()
+        except OSError as exc:
+            log.error("Cannot flush request log %s: %s", self._log_file.path, exc)
+        self._log_file.rotate_if_old()
 
     def _spec_and_metadata(self, pending: _Pending) -> tuple[bytes, bytes]:
         key = (pending.model_name, pending.version, pending.signature_name)
@@ -202,35 +222,64 @@ class RequestLogger:
             response,
         )
 
-    def _ensure_file(self, next_bytes: int) -> None:
-        if self._file is not None and (
-            self._file_bytes + next_bytes > self.config.max_file_bytes and self._file_bytes > 0
-        ):
-            self._close_file()
-        if self._file is None:
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            self._sequence += 1
-            path = (
-                f"{self.config.filename_prefix}-{stamp}-{os.getpid()}-{self._sequence:05d}"
-                f"{FILE_SUFFIX}"
-            )
-            directory = os.path.dirname(path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            self._file = open(path, "ab")  # noqa: SIM115 - held open across batches
-            self._file_path = path
-            self._file_opened = time.monotonic()
-            self._file_bytes = 0
-            self.files_written.append(path)
+    def close(self, timeout: float = 10.0) -> None:
+        """Writes what is queued, closes the file, stops the thread."""
+        self._stop.set()
+        self._thread.join(timeout)
 
-    def _rotate_if_old(self) -> None:
+
+class _RotatingFile:
+    """A logger's current file of one kind: opened on the first write, rotated by size and
+    age, fsynced when closed."""
+
+    def __init__(self, config: RequestLogConfig, suffix: str) -> None:
+        self._config = config
+        self._suffix = suffix
+        self._file = None
+        self.path: str | None = None
+        self._opened = 0.0
+        self._bytes = 0
+        self._sequence = 0
+        self.paths: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        if self._file is not None and (
+            self._bytes + len(data) > self._config.max_file_bytes and self._bytes > 0
+        ):
+            self.close()
+        if self._file is None:
+            self._open()
+        self._file.write(data)
+        self._bytes += len(data)
+
+    def _open(self) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self._sequence += 1
+        path = (
+            f"{self._config.filename_prefix}-{stamp}-{os.getpid()}-{self._sequence:05d}"
+            f"{self._suffix}"
+        )
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - held open across batches
+        self.path = path
+        self._opened = time.monotonic()
+        self._bytes = 0
+        self.paths.append(path)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def rotate_if_old(self) -> None:
         if (
             self._file is not None
-            and time.monotonic() - self._file_opened >= self.config.max_file_seconds
+            and time.monotonic() - self._opened >= self._config.max_file_seconds
         ):
-            self._close_file()
+            self.close()
 
-    def _close_file(self) -> None:
+    def close(self) -> None:
         if self._file is None:
             return
         try:
@@ -238,13 +287,8 @@ class RequestLogger:
             os.fsync(self._file.fileno())
             self._file.close()
         except OSError as exc:
-            log.error("Cannot close request log %s: %s", self._file_path, exc)
+            log.error("Cannot close request log %s: %s", self.path, exc)
         self._file = None
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Writes what is queued, closes the file, stops the thread."""
-        self._stop.set()
-        self._thread.join(timeout)
 
 
 class RequestLogRouter:
@@ -297,6 +341,16 @@ class RequestLogRouter:
         if logger is None or self._rng() >= logger.config.sampling_rate:
             return
         logger.submit(_Pending(model_name, version, signature_name, kind, int(time.time()), build))
+
+    def outcome(
+        self, model_name: str, version: int, api: str, status: str, micros: float
+    ) -> None:
+        """Queues one answered request's outcome (every request, unsampled; never blocks)."""
+        logger = self.logger_for(model_name)
+        if logger is not None:
+            logger.submit_outcome(
+                outcome_line(int(time.time() * 1000), model_name, version, api, status, micros)
+            )
 
     def close(self) -> None:
         with self._lock:

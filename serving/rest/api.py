@@ -15,7 +15,7 @@ import urllib.parse
 
 import orjson
 
-from beamline_serving.core import routing
+from beamline_serving.core import answering, routing
 from beamline_serving.core.dataplane import DataPlane
 from beamline_serving.core.errors import (
     HTTP_PAYLOAD_TOO_LARGE,
@@ -124,6 +124,7 @@ class RestApi:
             )
         start = time.perf_counter()
         model, api = "", ""
+        scope = answering.begin()
         try:
             if method == "OPTIONS":
                 if not ORIGIN.search(origin):
@@ -138,11 +139,14 @@ class RestApi:
             error = from_exception(exc)
             if error.code == Code.INTERNAL:
                 log.exception("Internal error on %s %s", method, path)
+            if not api and method == "POST":  # the outcome record names the API that failed
+                found = PREDICT_PATH.fullmatch(path)
+                api = found.group(4) if found else ""
             response = error_response(error, getattr(exc, "model", model), api)
             model = response.model
         status = response.code.name
-        self.dataplane.metrics.record_request(
-            model, api, "REST", status, (time.perf_counter() - start) * 1e6
+        self.dataplane.record_request(
+            model, api, "REST", status, (time.perf_counter() - start) * 1e6, scope
         )
         return response
 

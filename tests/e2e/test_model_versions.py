@@ -200,3 +200,152 @@ def test_gc_keeps_every_labelled_version_and_says_which_label_holds_it(versions)
     assert f"kept {serving / str(versions.v1)}: it holds stable" in gc.stdout, gc.stdout
     assert (serving / str(versions.v1)).is_dir() and (serving / str(versions.v2)).is_dir()
     assert not (serving / str(versions.v2 + 10)).exists()  # unrecorded, unlabelled: removed
+
+
+# ---------------------------------------------------------------------------------------------
+# The same root served by a real `beamline serve --root`, label switches under load
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Served:
+    answers: list[tuple[str, int, int | None]]  # (route, HTTP status, answering version)
+    switches: dict[str, CliRun]
+    stable_seen: list[int]  # the versions labels/stable answered with, in order of change
+    compare_ok: CliRun
+    compare_bad: CliRun
+    models: CliRun
+
+
+def _predict(session, url: str, key: str):
+    from beamline_pipelines.penguin import SAMPLE_INSTANCE
+    from beamline_serving.core.routing import REQUEST_KEY_HEADER, VERSION_HEADER
+
+    response = session.post(url, json={"instances": [SAMPLE_INSTANCE]},
+                            headers={REQUEST_KEY_HEADER: key}, timeout=30)
+    version = response.headers.get(VERSION_HEADER)
+    return response.status_code, int(version) if version else None
+
+
+@pytest.fixture(scope="module")
+def served(versions, tmp_path_factory) -> Served:
+    """After the CLI sequence above (stable on v1, canary on v2): serve the root with request
+    logging and a 50 % canary; under a bounded concurrent load, promote v2 to stable and roll
+    back; then compare stable and canary from the request logs."""
+    import threading
+
+    import requests
+
+    from tests.serving.support import running_server
+
+    logs = tmp_path_factory.mktemp("served-logs")
+    base = "/v1/models/penguin"
+    routes = {"stable": f"{base}/labels/stable:predict", "unversioned": f"{base}:predict"}
+    with running_server(
+        ready_model="penguin", log_dir=logs,
+        args=[f"--root={versions.root}", f"--request_log_dir={logs / 'requests'}",
+              "--canary_percent=50"],
+    ) as server:
+        env = {"BEAMLINE_REST_PORT": str(server.rest_port)}
+
+        def cli(*args: str) -> CliRun:
+            return beamline(*args, "--root", str(versions.root), env=env)
+
+        answers: list[tuple[str, int, int | None]] = []
+        stop = threading.Event()
+
+        def client(worker: int) -> None:
+            with requests.Session() as session:
+                n = 0
+                while not stop.is_set() and n < 5000:  # bounded, whatever happens
+                    for route, path in routes.items():
+                        answers.append(
+                            (route, *_predict(session, server.rest_url + path, f"{worker}-{n}"))
+                        )
+                    n += 1
+
+        def stable_answers(version: int) -> bool:
+            with requests.Session() as session:
+                status, got = _predict(session, server.rest_url + routes["stable"], "probe")
+            return status == 200 and got == version
+
+        def wait_for_stable(version: int, timeout: float = 60) -> None:
+            deadline = time.monotonic() + timeout
+            while not stable_answers(version):
+                assert time.monotonic() < deadline, f"stable never answered {version}"
+                time.sleep(0.05)
+
+        wait_for_stable(versions.v1)
+        workers = [threading.Thread(target=client, args=(i,)) for i in range(3)]
+        for worker in workers:
+            worker.start()
+        switches = {"promote": cli("promote", "penguin", str(versions.v2), "--label", "stable")}
+        wait_for_stable(versions.v2)
+        switches["rollback"] = cli("rollback", "penguin", "--label", "stable")
+        wait_for_stable(versions.v1)
+        stop.set()
+        for worker in workers:
+            worker.join(120)
+        stable_seen = [v for route, _, v in answers if route == "stable"]
+        until = time.time()
+        time.sleep(0.01)  # outcome times are ms: the bad requests fall strictly after `until`
+        with requests.Session() as session:  # the canary refuses 30 requests it cannot read
+            for _ in range(30):
+                bad = session.post(server.rest_url + f"{base}/labels/canary:predict",
+                                   json={"instances": [{"island": "Biscoe"}]}, timeout=30)
+                assert bad.status_code == 400, bad.text
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(until)) + (
+            f".{int(until * 1000) % 1000:03d}Z")
+        compare = ("monitor", "penguin", "--requests", str(logs / "requests"), "--compare",
+                   "stable", "canary", "--max-p99-ratio", "1000", "--json")
+        # The writer thread flushes within 50 ms; poll until the last bad request is on disk.
+        from beamline_serving.request_log.outcomes import read_outcomes
+
+        deadline = time.monotonic() + 30
+        while sum(not o.ok for o in read_outcomes(logs / "requests")) < 30:
+            assert time.monotonic() < deadline, "the refused requests never reached the log"
+            time.sleep(0.05)
+        compare_ok = cli(*compare, "--until", stamp)
+        compare_bad = cli(*compare)
+        models = cli("models", "penguin", "--json")
+    return Served(answers, switches, stable_seen, compare_ok, compare_bad, models)
+
+
+def test_label_switches_on_a_live_server_fail_no_request(served, versions):
+    for name, step in served.switches.items():
+        assert step.returncode == 0, (name, step.stdout + step.stderr)
+    failed = [a for a in served.answers if a[1] != 200]
+    assert failed == [] and len(served.answers) > 50, failed[:5]
+    assert {v for _, _, v in served.answers} <= {versions.v1, versions.v2}
+    # stable answered v1 first and v2 while promoted (three clients interleave at a switch).
+    seen = served.stable_seen
+    assert seen[0] == versions.v1 and versions.v2 in seen, seen[:5]
+    # Unversioned traffic is split by request key between stable and the 50 % canary.
+    unversioned = {v for route, _, v in served.answers if route == "unversioned"}
+    assert unversioned == {versions.v1, versions.v2}
+
+
+def test_models_shows_both_versions_available_on_the_live_server(served, versions):
+    assert served.models.returncode == 0, served.models.stdout + served.models.stderr
+    rows = {r["version"]: r for r in json.loads(served.models.stdout)["versions"]}
+    assert rows[versions.v1]["server_state"] == "AVAILABLE"
+    assert rows[versions.v2]["server_state"] == "AVAILABLE"
+
+
+def test_compare_puts_stable_and_canary_side_by_side_and_exits_11_on_a_worse_canary(
+    served, versions
+):
+    ok = served.compare_ok
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    result = json.loads(ok.stdout)
+    assert (result["baseline"]["version"], result["candidate"]["version"]) == (
+        versions.v1, versions.v2)
+    for side in ("baseline", "candidate"):
+        assert result[side]["requests"] >= 20 and result[side]["errors"] == 0
+        assert 0 < result[side]["p50_ms"] <= result[side]["p99_ms"]
+        assert abs(sum(result[side]["predictions"].values()) - 1) < 1e-9
+    bad = served.compare_bad
+    assert bad.returncode == 11, bad.stdout + bad.stderr
+    worse = json.loads(bad.stdout)
+    assert worse["candidate"]["errors"] == 30 and "error_rate_increase" in worse["crossed"]
+    assert worse["candidate"]["statuses"]["INVALID_ARGUMENT"] == 30
+    assert "canary (version" in bad.stderr and "rollback penguin --label canary" in bad.stderr

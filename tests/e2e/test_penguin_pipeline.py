@@ -58,7 +58,7 @@ def test_first_run_output_reports_blessed_push(penguin_run):
     out = penguin_run.first.stdout
     assert "model blessed: yes" in out
     assert "pushed: version" in out
-    assert "beamline serve --model_name penguin" in out
+    assert f"beamline serve --root {penguin_run.layout.root}" in out  # follows the labels
 
 
 def test_unchanged_rerun_is_fully_cached_by_tfx(penguin_run):

@@ -20,6 +20,12 @@ def test_blessed_push_prints_version_path_and_ready_to_paste_commands():
     )
     assert "model blessed: yes" in text and "pushed: version 17 -> /srv/p/17" in text
     assert "beamline serve --model_name penguin --model_base_path /srv/p" in text
+    # A run root's own serving directory is served with --root, which follows the labels.
+    root_text = format_summary(_outcome(
+        blessed=True, pushed=True, pushed_version="17", pushed_path="/r/serving/penguin/17",
+        serving_dir="/r/serving/penguin"))
+    assert "beamline serve --root /r --rest_api_port 8501" in root_text
+    assert "--model_base_path" not in root_text
     curl = next(line for line in text.splitlines() if ":predict" in line)
     body = json.loads(shlex.split(curl)[3])
     assert body == {"instances": [{"island": "Biscoe", "body_mass_g": 5200}]}

@@ -275,3 +275,19 @@ def test_flags_log_every_model_under_the_directory(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(RequestLogConfigError, match="not a directory"):
         settings_from_flags(tmp_path / "file", 1.0)
+
+
+def test_outcome_lines_round_trip_and_a_torn_or_foreign_line_is_skipped(tmp_path):
+    from beamline_serving.request_log.outcomes import outcome_line, parse_outcome, read_outcomes
+
+    line = outcome_line(1_700_000_000_123, "pen\tguin", 4, "predict", "OK", 812.7)
+    outcome = parse_outcome(line)
+    assert outcome is not None and outcome.ok
+    assert (outcome.model_name, outcome.version, outcome.latency_us) == ("pen guin", 4, 812)
+    failed = outcome_line(1_700_000_000_200, "penguin", 5, "classify", "INVALID_ARGUMENT", 90)
+    path = tmp_path / "penguin-20261202T000000Z-1-00001.outcomes.tsv"
+    path.write_bytes(line + b"garbage\n" + failed + failed[:-7])  # torn last line
+    read = list(read_outcomes(tmp_path))
+    assert [(o.version, o.status) for o in read] == [(4, "OK"), (5, "INVALID_ARGUMENT")]
+    assert [o.version for o in read_outcomes(tmp_path, since_ms=1_700_000_000_150)] == [5]
+    assert [o.version for o in read_outcomes(tmp_path, until_ms=1_700_000_000_150)] == [4]

@@ -12,6 +12,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from beamline_serving.request_log.outcomes import outcome_files, read_outcomes
 from beamline_serving.request_log.reader import LogScan, read_prediction_logs
 from tests.serving.support import example_rows, make_example, running_server, write_test_model
 
@@ -67,6 +68,8 @@ def test_every_format_is_logged_with_model_version_and_warmup_is_not(tmp_path):
         assert requests.post(f"{url}:regress", json=regress).status_code == 200
         bad = requests.post(f"{url}:predict", json={"instances": [{"island": "x"}]})
         assert bad.status_code == 400  # refused requests are not logged
+        absent = requests.post(f"{url}/versions/9:predict", json={"instances": rows})
+        assert absent.status_code == 404  # reached no version: no outcome record either
 
         with grpc.insecure_channel(server.grpc_target) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -112,3 +115,13 @@ def test_every_format_is_logged_with_model_version_and_warmup_is_not(tmp_path):
         assert c.response.result.classifications[0].classes
     [regress_log] = [r.regress_log for r in records if r.HasField("regress_log")]
     assert len(regress_log.response.result.regressions) == 2
+    # Every request that reached a version has an outcome line (unsampled, failures too), with
+    # the server's own latency; the request to the absent version reached none.
+    assert len(outcome_files(logs)) == 1
+    outcomes = list(read_outcomes(logs))
+    assert {(o.model_name, o.version) for o in outcomes} == {("penguin", 3)}
+    assert sorted((o.api, o.status) for o in outcomes) == sorted(
+        [("predict", "OK")] * 3 + [("classify", "OK")] * 2 + [("regress", "OK")]
+        + [("predict", "INVALID_ARGUMENT")]
+    )
+    assert all(o.latency_us > 0 and o.time_ms > 0 for o in outcomes)
