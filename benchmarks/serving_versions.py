@@ -13,7 +13,9 @@
    request key (key checked and hashed), on servables of the same two versions. Median of
    `--rounds` timings of `--lookups` calls each, and the extra cost over no canary (target:
    <= 20 us).
-3. The same over REST: p50 of single-row predicts (keyed) against the server with
+3. The request outcome record a logging server adds to each request (`monitor --compare`
+   reads them): format and queue one line, in-process, median of `--rounds` timings.
+4. Canary routing over REST: p50 of single-row predicts (keyed) against the server with
    routing.json's canary_percent 0 and 10, rounds alternating; medians of the rounds' p50s.
 """
 
@@ -134,6 +136,26 @@ def lookup_costs(serving: Path, lookups: int, rounds: int) -> dict[str, float]:
     return cases
 
 
+def outcome_cost(calls: int, rounds: int) -> float:
+    """Microseconds per request outcome record on the serving path (format the line, queue
+    it), with the logger's writer thread writing to a temporary directory meanwhile."""
+    from beamline_serving.request_log.config import RequestLogSettings
+    from beamline_serving.request_log.logger import RequestLogRouter
+
+    router = RequestLogRouter(RequestLogSettings(directory=tempfile.mkdtemp()))
+    samples = []
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(calls):
+                router.outcome(MODEL, 2, "predict", "OK", 812.5)
+            samples.append((time.perf_counter() - start) / calls * 1e6)
+            time.sleep(0.2)  # let the writer drain, so each round starts with an empty queue
+    finally:
+        router.close()
+    return statistics.median(samples)
+
+
 def rest_p50(session, server, serving: Path, rounds: int, requests_per_round: int):
     body = json.dumps({"instances": [example_rows()[0]]})
     url = f"{server.rest_url}/v1/models/{MODEL}:predict"
@@ -176,6 +198,7 @@ def main() -> None:
     finally:
         server.stop()
     costs = lookup_costs(serving, args.lookups, args.rounds)
+    outcome_us = outcome_cost(min(args.lookups, 9000), args.rounds)  # under the queue's bound
     print(
         f"promote-to-applied over {len(latencies)} promotes: median "
         f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
@@ -185,6 +208,7 @@ def main() -> None:
     base = costs["no canary"]
     for case, micros in costs.items():
         print(f"  {case:28s} {micros:6.2f} us  (+{micros - base:5.2f} us over no canary)")
+    print(f"request outcome record (request logging on), in-process: {outcome_us:.2f} us")
     print(
         f"REST predict p50 (median of {args.rounds} rounds of {args.requests}, keyed): "
         f"canary 0%: {rest[0]:.0f} us, canary 10%: {rest[10]:.0f} us "
