@@ -234,6 +234,35 @@ FLINK_HOST = "127.0.0.1"
 FLINK_REST_PORT = 8081
 FLINK_RPC_PORT = 6123
 FLINK_WORKER_POOL_PORT = 50000
+# Another local cluster (a second checkout's, CI's) can run beside the default one with its own
+# $BEAMLINE_FLINK_HOME and these ports.
+FLINK_PORT_ENVS = {
+    "rest": "BEAMLINE_FLINK_REST_PORT",
+    "rpc": "BEAMLINE_FLINK_RPC_PORT",
+    "worker_pool": "BEAMLINE_FLINK_WORKER_POOL_PORT",
+}
+
+
+@dataclass(frozen=True)
+class FlinkPorts:
+    """The local Flink cluster's fixed ports (the TaskManager's and the blob server's are
+    picked free by Flink)."""
+
+    rest: int = FLINK_REST_PORT
+    rpc: int = FLINK_RPC_PORT
+    worker_pool: int = FLINK_WORKER_POOL_PORT
+
+    @classmethod
+    def from_env(cls) -> FlinkPorts:
+        """The defaults, each overridden by its FLINK_PORT_ENVS variable when set to a port."""
+        values = {}
+        for name, var in FLINK_PORT_ENVS.items():
+            env = os.environ.get(var, "")
+            if env.isdigit() and 0 < int(env) < 65536:
+                values[name] = int(env)
+        return cls(**values)
+
+
 # How long `flink up` waits for each part to answer, and the preflight's one-element job.
 FLINK_START_TIMEOUT_SECONDS = 120.0
 FLINK_PREFLIGHT_JOB_TIMEOUT_SECONDS = 180.0

@@ -13,19 +13,19 @@ from beamline.settings import (
     FLINK_HOST,
     FLINK_JOBMANAGER_PROCESS_SIZE,
     FLINK_NETWORK_MEMORY,
-    FLINK_REST_PORT,
-    FLINK_RPC_PORT,
     FLINK_SLOTS,
     FLINK_SORT_SHUFFLE_MIN_BUFFERS,
     FLINK_TASKMANAGER_PROCESS_SIZE,
+    FlinkPorts,
 )
 
 
 def overrides(home: FlinkHome) -> dict[str, object]:
     """Flat Flink keys this cluster sets over the shipped defaults."""
+    ports = FlinkPorts.from_env()
     return {
         "jobmanager.rpc.address": FLINK_HOST,
-        "jobmanager.rpc.port": FLINK_RPC_PORT,
+        "jobmanager.rpc.port": ports.rpc,
         "jobmanager.bind-host": FLINK_HOST,
         "jobmanager.memory.process.size": FLINK_JOBMANAGER_PROCESS_SIZE,
         "taskmanager.bind-host": FLINK_HOST,
@@ -39,7 +39,7 @@ def overrides(home: FlinkHome) -> dict[str, object]:
         "parallelism.default": 1,
         "rest.address": FLINK_HOST,
         "rest.bind-address": FLINK_HOST,
-        "rest.port": FLINK_REST_PORT,
+        "rest.port": ports.rest,
         # A TaskManager that died is noticed in 20 s, not 50: its job fails instead of hanging.
         "heartbeat.timeout": 20000,
         "io.tmp.dirs": str(home.tmp_dir),
