@@ -65,6 +65,7 @@ def flink_cluster() -> Cluster:
 class Run:
     root: Path
     cli: CliRun
+    pipeline: str = "penguin"
 
     def store(self):
         import ml_metadata as mlmd
@@ -81,26 +82,51 @@ class Started:
     root: Path
     args: list[str]
     proc: subprocess.Popen
+    pipeline: str = "penguin"
 
     def result(self) -> Run:
         out, err = self.proc.communicate(timeout=3600)
         cli = CliRun(self.args, self.proc.returncode, out, err)
         assert cli.returncode == 0, cli.stdout + cli.stderr
-        return Run(self.root, cli)
+        return Run(self.root, cli, self.pipeline)
+
+
+def _direct_started(pipeline: str, tmp_path_factory):
+    """The DirectRunner run of the shipped data, started alongside the Flink run it is compared
+    with: on two cores a Flink run spends most of its time waiting for jar uploads and worker
+    start-ups."""
+    root = tmp_path_factory.mktemp(f"{pipeline}_direct_root")
+    args = ["run", pipeline, "--no-tune", "--beam", "direct", "--root", str(root)]
+    proc = subprocess.Popen([sys.executable, "-m", "beamline", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    yield Started(root, args, proc, pipeline)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")
 def direct_started(tmp_path_factory) -> Started:
-    """The DirectRunner run of the same data, started alongside the Flink run: on two cores a
-    Flink run spends most of its time waiting for jar uploads and worker start-ups."""
-    root = tmp_path_factory.mktemp("direct_root")
-    args = ["run", "penguin", "--no-tune", "--beam", "direct", "--root", str(root)]
-    proc = subprocess.Popen([sys.executable, "-m", "beamline", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    yield Started(root, args, proc)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    yield from _direct_started("penguin", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def taxi_direct_started(tmp_path_factory) -> Started:
+    yield from _direct_started("taxi", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def taxi_flink_run(flink_cluster, taxi_direct_started, tmp_path_factory) -> Run:
+    root = tmp_path_factory.mktemp("taxi_flink_root")
+    cli = beamline("run", "taxi", "--no-tune", "--beam", "flink", "--root", str(root),
+                   timeout=3600)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    return Run(root, cli, "taxi")
+
+
+@pytest.fixture(scope="session")
+def taxi_direct_run(taxi_direct_started) -> Run:
+    return taxi_direct_started.result()
 
 
 @dataclass

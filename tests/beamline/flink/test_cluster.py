@@ -132,6 +132,16 @@ def _recorded_jobs(run) -> dict[str, list[str]]:
     return _summary(run.root, run.cli.run_id)["flink_jobs"]
 
 
+def _finished_jobs_by_node(rest: FlinkRest, run) -> dict[str, list[str]]:
+    tag = run_tag(run.pipeline, run.cli.run_id)
+    by_node: dict[str, list[str]] = {}
+    for job in rest.jobs():
+        if job.name.startswith(tag + "-"):
+            assert job.state == "FINISHED", job
+            by_node.setdefault(job.name[len(tag) + 1:], []).append(job.jid)
+    return {n: sorted(j) for n, j in by_node.items()}
+
+
 def test_taskmanager_killed_mid_job_fails_the_node_naming_flink_and_the_job(
     flink_cluster, taskmanager_killed
 ):
@@ -180,15 +190,8 @@ def test_penguin_rerun_after_the_kill_runs_through_pusher_with_one_finished_flin
     assert "pushed: version" in flink_run.cli.stdout
     recorded = _recorded_jobs(flink_run)
     assert set(recorded) == BEAM_NODES, recorded
-    tag = run_tag("penguin", flink_run.cli.run_id)
-    jobs = [j for j in FlinkRest(flink_cluster.state.rest).jobs() if j.name.startswith(tag)]
-    by_node: dict[str, list[str]] = {}
-    for job in jobs:
-        assert job.state == "FINISHED", job
-        by_node.setdefault(job.name[len(tag) + 1:], []).append(job.jid)
-    assert {n: sorted(j) for n, j in by_node.items()} == {
-        n: sorted(j) for n, j in recorded.items()
-    }
+    by_node = _finished_jobs_by_node(FlinkRest(flink_cluster.state.rest), flink_run)
+    assert by_node == {n: sorted(j) for n, j in recorded.items()}
     assert all(len(j) == 1 for j in by_node.values()), by_node
 
 
@@ -208,7 +211,7 @@ def test_runs_and_lineage_show_the_flink_job_ids(flink_run):
 def _outputs(run, node: str) -> dict[str, list]:
     from beamline.runner.outcome import node_outputs
 
-    return node_outputs(run.store(), "penguin", run.cli.run_id, node)
+    return node_outputs(run.store(), run.pipeline, run.cli.run_id, node)
 
 
 def _statistics(run) -> dict:
@@ -247,7 +250,8 @@ def _blessed(run) -> int:
     return blessing.custom_properties["blessed"].int_value
 
 
-def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_run):
+def _assert_same_outputs(flink_run, direct_run) -> None:
+    """Statistics, the transform output's schema and row counts, and the blessing."""
     flink_stats, direct_stats = _statistics(flink_run), _statistics(direct_run)
     assert flink_stats["train"]["num_examples"] > 0
     assert flink_stats.keys() == direct_stats.keys()
@@ -263,7 +267,25 @@ def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_ru
     direct_schema, direct_rows = _transform(direct_run)
     assert flink_schema == direct_schema
     assert flink_rows == direct_rows and sum(flink_rows.values()) > 0
-    assert _blessed(flink_run) == _blessed(direct_run) == 1
+    assert _blessed(flink_run) == _blessed(direct_run)
+
+
+def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_run):
+    _assert_same_outputs(flink_run, direct_run)
+    assert _blessed(flink_run) == 1
+
+
+TAXI_BEAM_NODES = BEAM_NODES  # its other nodes (schema import, validator, Trainer) run no Beam
+
+
+def test_taxi_on_flink_matches_a_direct_runner_run_of_the_same_data(
+    flink_cluster, taxi_flink_run, taxi_direct_run
+):
+    recorded = _recorded_jobs(taxi_flink_run)
+    assert set(recorded) == TAXI_BEAM_NODES, recorded
+    by_node = _finished_jobs_by_node(FlinkRest(flink_cluster.state.rest), taxi_flink_run)
+    assert by_node == {n: sorted(j) for n, j in recorded.items()}
+    _assert_same_outputs(taxi_flink_run, taxi_direct_run)
 
 
 def _start_run(root, **popen) -> subprocess.Popen:
