@@ -246,21 +246,11 @@ FLINK_PORT_ENVS = {
 @dataclass(frozen=True)
 class FlinkPorts:
     """The local Flink cluster's fixed ports (the TaskManager's and the blob server's are
-    picked free by Flink)."""
+    picked free by Flink). beamline.flink.home.flink_ports() reads FLINK_PORT_ENVS over these."""
 
     rest: int = FLINK_REST_PORT
     rpc: int = FLINK_RPC_PORT
     worker_pool: int = FLINK_WORKER_POOL_PORT
-
-    @classmethod
-    def from_env(cls) -> FlinkPorts:
-        """The defaults, each overridden by its FLINK_PORT_ENVS variable when set to a port."""
-        values = {}
-        for name, var in FLINK_PORT_ENVS.items():
-            env = os.environ.get(var, "")
-            if env.isdigit() and 0 < int(env) < 65536:
-                values[name] = int(env)
-        return cls(**values)
 
 
 # How long `flink up` waits for each part to answer, and the preflight's one-element job.

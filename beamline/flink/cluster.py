@@ -20,14 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from beamline.errors import BeamlineError
-from beamline.flink.home import FlinkHome
+from beamline.flink.home import FlinkHome, flink_ports
 from beamline.flink.rest import FlinkRest, RestError
 from beamline.settings import (
     FLINK_HOST,
     FLINK_SLOTS,
     FLINK_START_TIMEOUT_SECONDS,
     FLINK_VERSION,
-    FlinkPorts,
 )
 
 Say = Callable[[str], None]
@@ -51,9 +50,9 @@ class Part:
 
 @dataclass
 class ClusterState:
-    rest: str = field(default_factory=lambda: f"{FLINK_HOST}:{FlinkPorts.from_env().rest}")
+    rest: str = field(default_factory=lambda: f"{FLINK_HOST}:{flink_ports().rest}")
     worker_pool: str = field(
-        default_factory=lambda: f"{FLINK_HOST}:{FlinkPorts.from_env().worker_pool}")
+        default_factory=lambda: f"{FLINK_HOST}:{flink_ports().worker_pool}")
     jar: str = ""
     parts: dict[str, Part] = field(default_factory=dict)
 

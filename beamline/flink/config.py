@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from beamline.flink.home import FlinkHome
+from beamline.flink.home import FlinkHome, flink_ports
 from beamline.settings import (
     FLINK_HOST,
     FLINK_JOBMANAGER_PROCESS_SIZE,
@@ -16,13 +16,12 @@ from beamline.settings import (
     FLINK_SLOTS,
     FLINK_SORT_SHUFFLE_MIN_BUFFERS,
     FLINK_TASKMANAGER_PROCESS_SIZE,
-    FlinkPorts,
 )
 
 
 def overrides(home: FlinkHome) -> dict[str, object]:
     """Flat Flink keys this cluster sets over the shipped defaults."""
-    ports = FlinkPorts.from_env()
+    ports = flink_ports()
     return {
         "jobmanager.rpc.address": FLINK_HOST,
         "jobmanager.rpc.port": ports.rpc,

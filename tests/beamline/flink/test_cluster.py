@@ -19,9 +19,9 @@ import sys
 import psutil
 import pytest
 
+from beamline.flink.home import flink_ports
 from beamline.flink.jobs import run_tag
 from beamline.flink.rest import FlinkRest
-from beamline.settings import FlinkPorts
 from tests.beamline.flink.conftest import poll
 from tests.e2e.conftest import beamline
 
@@ -74,7 +74,7 @@ def test_up_starts_each_part_listening_on_loopback_only(flink_cluster):
     procs = [p for part in state.parts.values() for p in _tree(part.pid)]
     sockets = _listening(procs)
     ports = {port for _, _, port in sockets}
-    configured = FlinkPorts.from_env()
+    configured = flink_ports()
     assert {configured.rest, configured.rpc, configured.worker_pool} <= ports, sockets
     outside = [s for s in sockets if not _is_loopback(s[1])]
     assert outside == [], f"listening beyond loopback: {outside}"
