@@ -236,6 +236,25 @@ FLINK_HOST = "127.0.0.1"
 FLINK_REST_PORT = 8081
 FLINK_RPC_PORT = 6123
 FLINK_WORKER_POOL_PORT = 50000
+# Another local cluster (a second checkout's, CI's) can run beside the default one with its own
+# $BEAMLINE_FLINK_HOME and these ports.
+FLINK_PORT_ENVS = {
+    "rest": "BEAMLINE_FLINK_REST_PORT",
+    "rpc": "BEAMLINE_FLINK_RPC_PORT",
+    "worker_pool": "BEAMLINE_FLINK_WORKER_POOL_PORT",
+}
+
+
+@dataclass(frozen=True)
+class FlinkPorts:
+    """The local Flink cluster's fixed ports (the TaskManager's and the blob server's are
+    picked free by Flink). beamline.flink.home.flink_ports() reads FLINK_PORT_ENVS over these."""
+
+    rest: int = FLINK_REST_PORT
+    rpc: int = FLINK_RPC_PORT
+    worker_pool: int = FLINK_WORKER_POOL_PORT
+
+
 # How long `flink up` waits for each part to answer, and the preflight's one-element job.
 FLINK_START_TIMEOUT_SECONDS = 120.0
 FLINK_PREFLIGHT_JOB_TIMEOUT_SECONDS = 180.0

@@ -14,8 +14,11 @@ Flink's REST API:
 - after: Flink job end -> node end (result polling, Beam deleting the jar, TFX publishing);
 - direct: the same node in-process.
 
-    .venv/bin/python benchmarks/flink.py [--pipeline penguin] [--json OUT]
+    .venv/bin/python benchmarks/flink.py [--pipeline penguin|taxi] [--rows N] [--json OUT]
         [--flink-root DIR] [--direct-root DIR]   # read the latest run there instead of running
+
+`--rows N` runs both on the pipeline's shipped CSV repeated to N rows (0: the shipped data).
+The Beam nodes are those that recorded Flink jobs in the Flink run.
 """
 
 from __future__ import annotations
@@ -30,17 +33,33 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-BEAM_NODES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
-
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "beamline", *args], capture_output=True,
                           text=True)
 
 
-def _run(pipeline: str, root: Path, profile: str) -> tuple[float, str]:
+def _data(pipeline: str, rows: int, base: Path) -> list[str]:
+    """`--data` for a run over the shipped CSV repeated to `rows` rows ([] for 0)."""
+    if not rows:
+        return []
+    import importlib
+
+    shipped = Path(importlib.import_module(f"beamline_pipelines.{pipeline}").default_data_root())
+    source = next(shipped.glob("*.csv")) if shipped.is_dir() else shipped
+    header, *body = source.read_text().splitlines()
+    out = base / "data" / f"{pipeline}-{rows}" / "data.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        f.write(header + "\n")
+        for i in range(rows):
+            f.write(body[i % len(body)] + "\n")
+    return ["--data", str(out.parent if shipped.is_dir() else out)]
+
+
+def _run(pipeline: str, root: Path, profile: str, data: list[str]) -> tuple[float, str]:
     start = time.monotonic()
-    proc = _cli("run", pipeline, "--no-tune", "--beam", profile, "--root", str(root))
+    proc = _cli("run", pipeline, "--no-tune", "--beam", profile, "--root", str(root), *data)
     took = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"{profile} run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -55,13 +74,20 @@ def _latest(root: Path) -> tuple[float, str]:
 
 
 def _executions(root: Path, pipeline: str, run_id: str) -> dict[str, object]:
+    """Each node's execution in the run, in the order the nodes started."""
     import ml_metadata as mlmd
 
+    from beamline.metadata import run_context as rc
     from beamline.metadata.connection import sqlite_config
     from beamline.runner.flink_jobs import _node_execution
 
     store = mlmd.MetadataStore(sqlite_config(root / "metadata.sqlite"))
-    return {n: _node_execution(store, pipeline, run_id, n) for n in BEAM_NODES}
+    prefix = f"{pipeline}."
+    nodes = [c.name[len(prefix):] for c in store.get_contexts_by_type(rc.NODE_CONTEXT)
+             if c.name.startswith(prefix)]
+    found = {n: _node_execution(store, pipeline, run_id, n) for n in nodes}
+    ordered = sorted((e.create_time_since_epoch, n) for n, e in found.items() if e is not None)
+    return {n: found[n] for _, n in ordered}
 
 
 def _pool_starts(log: Path) -> list[float]:
@@ -90,6 +116,8 @@ def _worker_import_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="penguin")
+    parser.add_argument("--rows", type=int, default=0,
+                        help="the shipped CSV repeated to this many rows (0: as shipped)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--flink-root", type=Path, default=None,
                         help="a root whose latest run was on this cluster: read, do not run")
@@ -111,23 +139,26 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="beamline-bench-flink-"))
     flink_root = args.flink_root or base / "flink"
     direct_root = args.direct_root or base / "direct"
+    data = _data(args.pipeline, args.rows, base)
     if args.flink_root:
         flink_wall, flink_run = _latest(flink_root)
     else:
-        flink_wall, flink_run = _run(args.pipeline, flink_root, "flink")
+        flink_wall, flink_run = _run(args.pipeline, flink_root, "flink", data)
     if args.direct_root:
         direct_wall, direct_run = _latest(direct_root)
     else:
-        direct_wall, direct_run = _run(args.pipeline, direct_root, "direct")
+        direct_wall, direct_run = _run(args.pipeline, direct_root, "direct", data)
     flink_ex = _executions(flink_root, args.pipeline, flink_run)
     direct_ex = _executions(direct_root, args.pipeline, direct_run)
     starts = _pool_starts(Path(state.parts["worker_pool"].log))
     rows = []
-    for node in BEAM_NODES:
-        ex, dex = flink_ex[node], direct_ex[node]
+    for node, ex in flink_ex.items():
+        _, jids = recorded_jobs(ex)
+        dex = direct_ex.get(node)
+        if not jids or dex is None:
+            continue  # not a Beam node (or cached in one of the runs)
         node_start = ex.create_time_since_epoch / 1000
         node_end = ex.last_update_time_since_epoch / 1000
-        _, jids = recorded_jobs(ex)
         first = last = None
         workers = 0
         for jid in jids:
@@ -149,7 +180,8 @@ def main() -> None:
             "jobs": jids,
         })
     worker_import = _worker_import_seconds()
-    print(f"{args.pipeline} --no-tune, {datetime.now():%Y-%m-%d %H:%M}, "
+    size = f"{args.rows:,} rows" if args.rows else "shipped data"
+    print(f"{args.pipeline} --no-tune, {size}, {datetime.now():%Y-%m-%d %H:%M}, "
           f"Flink 2 slots on 127.0.0.1; runs in {flink_root} and {direct_root}")
     print(f"{'node':<14}{'node':>8}{'submit':>8}{'flink':>8}{'workers':>9}{'after':>8}"
           f"{'direct':>8}{'ratio':>7}")
@@ -165,6 +197,7 @@ def main() -> None:
           f"--*-root); worker import {worker_import:.1f} s each")
     if args.json:
         args.json.write_text(json.dumps({
+            "pipeline": args.pipeline, "input_rows": args.rows,
             "rows": rows, "flink_wall_s": flink_wall, "direct_wall_s": direct_wall,
             "worker_import_s": worker_import}, indent=2))
 

@@ -20,15 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from beamline.errors import BeamlineError
-from beamline.flink.home import FlinkHome
+from beamline.flink.home import FlinkHome, flink_ports
 from beamline.flink.rest import FlinkRest, RestError
 from beamline.settings import (
     FLINK_HOST,
-    FLINK_REST_PORT,
     FLINK_SLOTS,
     FLINK_START_TIMEOUT_SECONDS,
     FLINK_VERSION,
-    FLINK_WORKER_POOL_PORT,
 )
 
 Say = Callable[[str], None]
@@ -52,8 +50,9 @@ class Part:
 
 @dataclass
 class ClusterState:
-    rest: str = f"{FLINK_HOST}:{FLINK_REST_PORT}"
-    worker_pool: str = f"{FLINK_HOST}:{FLINK_WORKER_POOL_PORT}"
+    rest: str = field(default_factory=lambda: f"{FLINK_HOST}:{flink_ports().rest}")
+    worker_pool: str = field(
+        default_factory=lambda: f"{FLINK_HOST}:{flink_ports().worker_pool}")
     jar: str = ""
     parts: dict[str, Part] = field(default_factory=dict)
 

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from beamline.flink.home import FlinkHome
+from beamline.flink.home import FlinkHome, flink_ports
 from beamline.settings import (
     FLINK_HOST,
     FLINK_JOBMANAGER_PROCESS_SIZE,
     FLINK_NETWORK_MEMORY,
-    FLINK_REST_PORT,
-    FLINK_RPC_PORT,
     FLINK_SLOTS,
     FLINK_SORT_SHUFFLE_MIN_BUFFERS,
     FLINK_TASKMANAGER_PROCESS_SIZE,
@@ -23,9 +21,10 @@ from beamline.settings import (
 
 def overrides(home: FlinkHome) -> dict[str, object]:
     """Flat Flink keys this cluster sets over the shipped defaults."""
+    ports = flink_ports()
     return {
         "jobmanager.rpc.address": FLINK_HOST,
-        "jobmanager.rpc.port": FLINK_RPC_PORT,
+        "jobmanager.rpc.port": ports.rpc,
         "jobmanager.bind-host": FLINK_HOST,
         "jobmanager.memory.process.size": FLINK_JOBMANAGER_PROCESS_SIZE,
         "taskmanager.bind-host": FLINK_HOST,
@@ -39,7 +38,7 @@ def overrides(home: FlinkHome) -> dict[str, object]:
         "parallelism.default": 1,
         "rest.address": FLINK_HOST,
         "rest.bind-address": FLINK_HOST,
-        "rest.port": FLINK_REST_PORT,
+        "rest.port": ports.rest,
         # A TaskManager that died is noticed in 20 s, not 50: its job fails instead of hanging.
         "heartbeat.timeout": 20000,
         "io.tmp.dirs": str(home.tmp_dir),

@@ -9,7 +9,28 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from beamline.settings import FLINK_HOME_ENV, FLINK_VERSION
+from beamline.errors import ConfigError
+from beamline.settings import FLINK_HOME_ENV, FLINK_PORT_ENVS, FLINK_VERSION, FlinkPorts
+
+_PORT_LABELS = {"rest": "REST API", "rpc": "JobManager RPC", "worker_pool": "Beam worker pool"}
+
+
+def flink_ports() -> FlinkPorts:
+    """The local cluster's ports: the defaults, each overridden by its FLINK_PORT_ENVS variable
+    (another cluster beside the default one); a variable that is not a port is a ConfigError."""
+    values = {}
+    for name, var in FLINK_PORT_ENVS.items():
+        env = os.environ.get(var, "").strip()
+        if not env:
+            continue
+        if not (env.isdigit() and 0 < int(env) < 65536):
+            raise ConfigError(
+                f"${var} is {env!r}, not a TCP port: set it to a free port between 1 and "
+                f"65535 for the local Flink cluster's {_PORT_LABELS[name]}, or unset it "
+                "for the default."
+            )
+        values[name] = int(env)
+    return FlinkPorts(**values)
 
 
 @dataclass(frozen=True)

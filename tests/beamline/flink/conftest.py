@@ -1,6 +1,11 @@
 """A real local Flink cluster for the session (`beamline flink up`), one penguin run on it and
 one DirectRunner run of the same data to compare with.
 
+The Flink run is a re-run: the first penguin run in its root has its TaskManager killed (by the
+recorded pid) while CsvExampleGen's Flink job runs, and fails; `beamline flink up` starts a new
+TaskManager; the re-run in the same root then goes through Pusher. Nothing of the failed run is
+cached (its first Beam node failed), so the re-run submits every Beam node's job.
+
 The cluster uses the Flink cache (`make flink-fetch`, a dependency of `make test`, fills it
 once; `flink up` fetches whatever is missing). The session owns the cluster: it refuses to
 start while another local cluster is up, and `test_cluster.py` ends with `flink down`.
@@ -8,8 +13,11 @@ start while another local cluster is up, and `test_cluster.py` ends with `flink 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +25,7 @@ import pytest
 
 from beamline.flink.cluster import ClusterState, local_cluster
 from beamline.flink.home import FlinkHome
+from beamline.flink.rest import FlinkRest
 from tests.e2e.conftest import CliRun, beamline
 
 
@@ -56,6 +65,7 @@ def flink_cluster() -> Cluster:
 class Run:
     root: Path
     cli: CliRun
+    pipeline: str = "penguin"
 
     def store(self):
         import ml_metadata as mlmd
@@ -72,31 +82,112 @@ class Started:
     root: Path
     args: list[str]
     proc: subprocess.Popen
+    pipeline: str = "penguin"
 
     def result(self) -> Run:
         out, err = self.proc.communicate(timeout=3600)
         cli = CliRun(self.args, self.proc.returncode, out, err)
         assert cli.returncode == 0, cli.stdout + cli.stderr
-        return Run(self.root, cli)
+        return Run(self.root, cli, self.pipeline)
 
 
-@pytest.fixture(scope="session")
-def direct_started(tmp_path_factory) -> Started:
-    """The DirectRunner run of the same data, started alongside the Flink run: on two cores a
-    Flink run spends most of its time waiting for jar uploads and worker start-ups."""
-    root = tmp_path_factory.mktemp("direct_root")
-    args = ["run", "penguin", "--no-tune", "--beam", "direct", "--root", str(root)]
+def _direct_started(pipeline: str, tmp_path_factory):
+    """The DirectRunner run of the shipped data, started alongside the Flink run it is compared
+    with: on two cores a Flink run spends most of its time waiting for jar uploads and worker
+    start-ups."""
+    root = tmp_path_factory.mktemp(f"{pipeline}_direct_root")
+    args = ["run", pipeline, "--no-tune", "--beam", "direct", "--root", str(root)]
     proc = subprocess.Popen([sys.executable, "-m", "beamline", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    yield Started(root, args, proc)
+    yield Started(root, args, proc, pipeline)
     if proc.poll() is None:
         proc.kill()
         proc.wait()
 
 
 @pytest.fixture(scope="session")
-def flink_run(flink_cluster, direct_started, tmp_path_factory) -> Run:
+def direct_started(tmp_path_factory) -> Started:
+    yield from _direct_started("penguin", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def taxi_direct_started(tmp_path_factory) -> Started:
+    yield from _direct_started("taxi", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def taxi_flink_run(flink_cluster, taxi_direct_started, tmp_path_factory) -> Run:
+    root = tmp_path_factory.mktemp("taxi_flink_root")
+    cli = beamline("run", "taxi", "--no-tune", "--beam", "flink", "--root", str(root),
+                   timeout=3600)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    return Run(root, cli, "taxi")
+
+
+@pytest.fixture(scope="session")
+def taxi_direct_run(taxi_direct_started) -> Run:
+    return taxi_direct_started.result()
+
+
+@dataclass
+class TaskManagerKilled:
+    root: Path
+    run: CliRun  # the run whose TaskManager was killed
+    jid: str  # its CsvExampleGen job, RUNNING when the TaskManager was killed
+    killed_pid: int
+    up: CliRun  # `beamline flink up` after the run ended
+
+
+def poll(what: str, condition, timeout: float = 120.0, every: float = 1.0):
+    """`condition()`'s first truthy value, asked every `every` s for at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def taskmanager_killed(flink_cluster, direct_started, tmp_path_factory) -> TaskManagerKilled:
+    """Penguin on Flink with the TaskManager killed -9 while CsvExampleGen's job runs."""
     root = tmp_path_factory.mktemp("flink_root")
+    rest = FlinkRest(flink_cluster.state.rest)
+    before = {j.jid for j in rest.jobs()}
+    args = ["run", "penguin", "--no-tune", "--beam", "flink", "--root", str(root)]
+    proc = subprocess.Popen([sys.executable, "-m", "beamline", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    taskmanager = flink_cluster.state.parts["taskmanager"]
+    try:
+        def running_example_gen() -> str | None:
+            for job in rest.jobs():
+                if (job.jid not in before and job.state == "RUNNING"
+                        and job.name.startswith("beamline-penguin-")
+                        and job.name.endswith("-CsvExampleGen")):
+                    return job.jid
+            assert proc.poll() is None, "the run ended before its CsvExampleGen job ran"
+            return None
+
+        jid = poll("CsvExampleGen's Flink job RUNNING", running_example_gen, timeout=900,
+                   every=0.5)
+        os.kill(taskmanager.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    run = CliRun(args, proc.returncode, out, err)
+    up = beamline("flink", "up", timeout=600)
+    return TaskManagerKilled(root, run, jid, taskmanager.pid, up)
+
+
+@pytest.fixture(scope="session")
+def flink_run(taskmanager_killed) -> Run:
+    """The re-run, after `flink up` replaced the killed TaskManager."""
+    assert taskmanager_killed.up.returncode == 0, (
+        taskmanager_killed.up.stdout + taskmanager_killed.up.stderr)
+    root = taskmanager_killed.root
     cli = beamline("run", "penguin", "--no-tune", "--beam", "flink", "--root", str(root))
     assert cli.returncode == 0, cli.stdout + cli.stderr
     return Run(root, cli)

@@ -1,8 +1,9 @@
 """`beamline flink up`, penguin through Pusher on the real cluster, faults, `flink down`.
 
-In file order (one cluster for the module): up and its sockets; preflight refusals; the run and
-what Flink and MLMD say about it; the same outputs as the DirectRunner; a run killed with -9
-whose job the next `runs` cancels; down.
+In file order (one cluster for the module): up and its sockets; preflight refusals; a run whose
+TaskManager is killed mid-job, and `flink up` replacing it; the re-run and what Flink and MLMD
+say about it; the same outputs as the DirectRunner; a run killed with -9 whose job the next
+`runs` cancels; Ctrl-C; down.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
+from beamline.flink.home import flink_ports
 from beamline.flink.jobs import run_tag
 from beamline.flink.rest import FlinkRest
+from tests.beamline.flink.conftest import poll
 from tests.e2e.conftest import beamline
 
 pytestmark = pytest.mark.slow
@@ -60,16 +62,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _poll(what: str, condition, timeout: float = 120.0, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_up_starts_each_part_listening_on_loopback_only(flink_cluster):
     state = flink_cluster.state
     assert set(state.parts) == {"jobmanager", "taskmanager", "worker_pool"}
@@ -82,7 +74,8 @@ def test_up_starts_each_part_listening_on_loopback_only(flink_cluster):
     procs = [p for part in state.parts.values() for p in _tree(part.pid)]
     sockets = _listening(procs)
     ports = {port for _, _, port in sockets}
-    assert {8081, 6123, 50000} <= ports, sockets
+    configured = flink_ports()
+    assert {configured.rest, configured.rpc, configured.worker_pool} <= ports, sockets
     outside = [s for s in sockets if not _is_loopback(s[1])]
     assert outside == [], f"listening beyond loopback: {outside}"
 
@@ -117,40 +110,88 @@ def test_jobmanager_down_at_start_fails_preflight_before_any_node(flink_cluster,
 
 def test_worker_pool_gone_fails_preflight_without_hanging(flink_cluster, tmp_path):
     pool = f"127.0.0.1:{_free_port()}"
-    start = time.monotonic()
+    # No hang: beamline() raises TimeoutExpired if the run does not end; the message below is
+    # the connect check's, not the one-element job's bounded wait.
     run = beamline("run", "penguin", "--no-tune", "--beam", "flink", "--root",
                    str(tmp_path / "root"), "--flink-master", flink_cluster.state.rest,
                    "--flink-worker-pool", pool, timeout=300)
     assert run.returncode == 13, run.stdout + run.stderr
     assert f"worker pool at {pool}" in run.stderr and "does not accept connections" in run.stderr
     assert "run id" not in run.stdout
-    # Bounded by the preflight's connect timeout, not by Flink's job that would never start.
-    assert time.monotonic() - start < 120
+    assert not (tmp_path / "root" / "pipelines").exists()
+
+
+def _summary(root, run_id: str) -> dict:
+    listing = beamline("runs", "--root", str(root), "--json")
+    assert listing.returncode == 0, listing.stderr
+    [summary] = [s for s in json.loads(listing.stdout) if s["run_id"] == run_id]
+    return summary
 
 
 def _recorded_jobs(run) -> dict[str, list[str]]:
-    listing = beamline("runs", "--root", str(run.root), "--json")
-    assert listing.returncode == 0, listing.stderr
-    [summary] = json.loads(listing.stdout)
-    return summary["flink_jobs"]
+    return _summary(run.root, run.cli.run_id)["flink_jobs"]
 
 
-def test_penguin_runs_through_pusher_with_one_finished_flink_job_per_beam_node(
+def _finished_jobs_by_node(rest: FlinkRest, run) -> dict[str, list[str]]:
+    tag = run_tag(run.pipeline, run.cli.run_id)
+    by_node: dict[str, list[str]] = {}
+    for job in rest.jobs():
+        if job.name.startswith(tag + "-"):
+            assert job.state == "FINISHED", job
+            by_node.setdefault(job.name[len(tag) + 1:], []).append(job.jid)
+    return {n: sorted(j) for n, j in by_node.items()}
+
+
+def test_taskmanager_killed_mid_job_fails_the_node_naming_flink_and_the_job(
+    flink_cluster, taskmanager_killed
+):
+    killed = taskmanager_killed
+    assert killed.run.returncode == 1, killed.run.stdout + killed.run.stderr
+    assert f"Flink job {killed.jid} (" in killed.run.stderr, killed.run.stderr
+    assert "-CsvExampleGen) FAILED on http://" in killed.run.stderr, killed.run.stderr
+    assert "Traceback" not in killed.run.stderr
+    assert FlinkRest(flink_cluster.state.rest).job(killed.jid).state == "FAILED"
+
+
+def test_taskmanager_killed_run_is_recorded_failed_with_the_flink_job(taskmanager_killed):
+    killed = taskmanager_killed
+    summary = _summary(killed.root, killed.run.run_id)
+    assert summary["state"] == "failed", summary
+    assert killed.jid in summary["reason"] and "CsvExampleGen" in summary["reason"], summary
+    assert summary["flink_jobs"] == {"CsvExampleGen": [killed.jid]}
+    import ml_metadata as mlmd
+
+    from beamline.metadata import run_context as rc
+    from beamline.metadata.connection import sqlite_config
+
+    store = mlmd.MetadataStore(sqlite_config(killed.root / "metadata.sqlite"))
+    ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, killed.run.run_id)
+    assert rc.properties_of(ctx)[rc.STATE] == rc.RunState.FAILED
+    table = beamline("runs", "--root", str(killed.root))
+    assert killed.jid in table.stdout, table.stdout
+
+
+def test_flink_up_after_the_kill_starts_only_a_new_taskmanager(flink_cluster,
+                                                                taskmanager_killed):
+    up = taskmanager_killed.up
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "TaskManager up" in up.stdout
+    assert "JobManager up" not in up.stdout and "worker pool up" not in up.stdout, up.stdout
+    state = flink_cluster.state
+    assert state.parts["taskmanager"].pid != taskmanager_killed.killed_pid
+    overview = FlinkRest(state.rest).overview()
+    assert overview["taskmanagers"] == 1 and overview["slots-total"] == 2, overview
+
+
+def test_penguin_rerun_after_the_kill_runs_through_pusher_with_one_finished_flink_job_per_node(
     flink_cluster, flink_run
 ):
     assert "model blessed: yes" in flink_run.cli.stdout
     assert "pushed: version" in flink_run.cli.stdout
     recorded = _recorded_jobs(flink_run)
     assert set(recorded) == BEAM_NODES, recorded
-    tag = run_tag("penguin", flink_run.cli.run_id)
-    jobs = [j for j in FlinkRest(flink_cluster.state.rest).jobs() if j.name.startswith(tag)]
-    by_node: dict[str, list[str]] = {}
-    for job in jobs:
-        assert job.state == "FINISHED", job
-        by_node.setdefault(job.name[len(tag) + 1:], []).append(job.jid)
-    assert {n: sorted(j) for n, j in by_node.items()} == {
-        n: sorted(j) for n, j in recorded.items()
-    }
+    by_node = _finished_jobs_by_node(FlinkRest(flink_cluster.state.rest), flink_run)
+    assert by_node == {n: sorted(j) for n, j in recorded.items()}
     assert all(len(j) == 1 for j in by_node.values()), by_node
 
 
@@ -160,8 +201,7 @@ def test_runs_and_lineage_show_the_flink_job_ids(flink_run):
     assert "FLINK JOBS" in table.stdout
     for node, jobs in recorded.items():
         assert f"{node}: {', '.join(jobs)}" in table.stdout
-    listing = beamline("runs", "--root", str(flink_run.root), "--json")
-    [summary] = json.loads(listing.stdout)
+    summary = _summary(flink_run.root, flink_run.cli.run_id)
     # Upstream of the pushed model: Trainer <- Transform <- ..., each step with its Flink jobs.
     lineage = beamline("lineage", summary["pushed_version"], "--root", str(flink_run.root))
     assert lineage.returncode == 0, lineage.stderr
@@ -171,7 +211,7 @@ def test_runs_and_lineage_show_the_flink_job_ids(flink_run):
 def _outputs(run, node: str) -> dict[str, list]:
     from beamline.runner.outcome import node_outputs
 
-    return node_outputs(run.store(), "penguin", run.cli.run_id, node)
+    return node_outputs(run.store(), run.pipeline, run.cli.run_id, node)
 
 
 def _statistics(run) -> dict:
@@ -210,7 +250,8 @@ def _blessed(run) -> int:
     return blessing.custom_properties["blessed"].int_value
 
 
-def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_run):
+def _assert_same_outputs(flink_run, direct_run) -> None:
+    """Statistics, the transform output's schema and row counts, and the blessing."""
     flink_stats, direct_stats = _statistics(flink_run), _statistics(direct_run)
     assert flink_stats["train"]["num_examples"] > 0
     assert flink_stats.keys() == direct_stats.keys()
@@ -226,7 +267,25 @@ def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_ru
     direct_schema, direct_rows = _transform(direct_run)
     assert flink_schema == direct_schema
     assert flink_rows == direct_rows and sum(flink_rows.values()) > 0
-    assert _blessed(flink_run) == _blessed(direct_run) == 1
+    assert _blessed(flink_run) == _blessed(direct_run)
+
+
+def test_outputs_match_a_direct_runner_run_of_the_same_data(flink_run, direct_run):
+    _assert_same_outputs(flink_run, direct_run)
+    assert _blessed(flink_run) == 1
+
+
+TAXI_BEAM_NODES = BEAM_NODES  # its other nodes (schema import, validator, Trainer) run no Beam
+
+
+def test_taxi_on_flink_matches_a_direct_runner_run_of_the_same_data(
+    flink_cluster, taxi_flink_run, taxi_direct_run
+):
+    recorded = _recorded_jobs(taxi_flink_run)
+    assert set(recorded) == TAXI_BEAM_NODES, recorded
+    by_node = _finished_jobs_by_node(FlinkRest(flink_cluster.state.rest), taxi_flink_run)
+    assert by_node == {n: sorted(j) for n, j in recorded.items()}
+    _assert_same_outputs(taxi_flink_run, taxi_direct_run)
 
 
 def _start_run(root, **popen) -> subprocess.Popen:
@@ -256,7 +315,7 @@ def _recorded_running_job(rest: FlinkRest, root) -> str:
                     return jid
         return None
 
-    return _poll("a recorded RUNNING Flink job", found, timeout=600, every=2)
+    return poll("a recorded RUNNING Flink job", found, timeout=600, every=2)
 
 
 def test_run_killed_with_9_mid_job_is_canceled_by_the_next_runs(flink_cluster, tmp_path):
@@ -275,9 +334,9 @@ def test_run_killed_with_9_mid_job_is_canceled_by_the_next_runs(flink_cluster, t
         assert after.returncode == 0, after.stderr
         return jid in after.stderr and "canceled" in after.stderr
 
-    _poll("`runs` to cancel the dead run's job", runs_cancels, timeout=60)
-    _poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
-    _poll("its slots free", lambda: rest.overview()["slots-available"] == 2, timeout=60)
+    poll("`runs` to cancel the dead run's job", runs_cancels, timeout=60)
+    poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
+    poll("its slots free", lambda: rest.overview()["slots-available"] == 2, timeout=60)
 
 
 def test_interrupted_run_has_its_live_job_canceled_by_the_supervisor(flink_cluster, tmp_path):
@@ -296,7 +355,7 @@ def test_interrupted_run_has_its_live_job_canceled_by_the_supervisor(flink_clust
     # (the run does not wait for the job to finish), failing with the cancellation.
     assert proc.returncode != 0, err
     assert f"canceled the run's live Flink job(s) on {flink_cluster.state.rest}: {jid}" in err
-    _poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
+    poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
     [summary] = json.loads(beamline("runs", "--root", str(root), "--json").stdout)
     # Which the record names first depends on timing: the interrupt, or the canceled node.
     assert summary["state"] == "failed"

@@ -55,3 +55,30 @@ def test_config_binds_every_address_to_loopback_and_sizes_for_two_slots(tmp_path
     assert (home.conf_dir / "log4j.properties").is_file()
     hosts = [v for k, v in overrides(home).items() if k.endswith(("address", "host"))]
     assert hosts and set(hosts) == {"127.0.0.1"}
+
+
+def test_ports_come_from_the_environment_for_a_second_local_cluster(tmp_path, monkeypatch):
+    from beamline.flink.cluster import ClusterState
+
+    for var in ("BEAMLINE_FLINK_REST_PORT", "BEAMLINE_FLINK_RPC_PORT",
+                "BEAMLINE_FLINK_WORKER_POOL_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    assert (ClusterState().rest, ClusterState().worker_pool) == ("127.0.0.1:8081",
+                                                                 "127.0.0.1:50000")
+    monkeypatch.setenv("BEAMLINE_FLINK_REST_PORT", "18081")
+    monkeypatch.setenv("BEAMLINE_FLINK_RPC_PORT", "16123")
+    flat = overrides(FlinkHome(tmp_path))
+    assert (flat["rest.port"], flat["jobmanager.rpc.port"]) == (18081, 16123)
+    assert (ClusterState().rest, ClusterState().worker_pool) == ("127.0.0.1:18081",
+                                                                 "127.0.0.1:50000")
+
+
+def test_a_port_variable_that_is_no_port_is_a_config_error(monkeypatch):
+    from beamline.errors import ConfigError
+    from beamline.flink.home import flink_ports
+
+    monkeypatch.setenv("BEAMLINE_FLINK_WORKER_POOL_PORT", "50000x")
+    with pytest.raises(ConfigError) as info:
+        flink_ports()
+    assert "$BEAMLINE_FLINK_WORKER_POOL_PORT is '50000x', not a TCP port" in str(info.value)
+    assert info.value.exit_code == 2
