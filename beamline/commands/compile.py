@@ -145,10 +145,11 @@ def compile_command(
             "next to the orchestrator, or use --target airflow --loop."
         )
     if loop_flags and not loop:
+        what = "is a --loop flag" if len(loop_flags) == 1 else "are --loop flags"
         raise ConfigError(
-            f"{', '.join(loop_flags)} only make(s) sense with --loop: add --loop to compile a "
-            "DAG gated by the loop's decision (--data is the directory new spans land in; the "
-            "pipeline's input otherwise is --data-root)."
+            f"{', '.join(loop_flags)} {what}: "
+            "add --loop to compile a DAG gated by the loop's decision, or leave them out (the "
+            "plain DAG's input is --data-root)."
         )
     refs = tuple(parse_secret(s) for s in secret_specs)
     if target == "airflow":
