@@ -274,7 +274,7 @@ def finish_run(
     summary = summarize(graph, run) if run is not None else None
     if failed_tasks:
         why = f"Airflow task(s) {', '.join(failed_tasks)} failed"
-    elif summary is None:
+    elif summary is None or not run.execution_ids:
         why = "no pipeline task recorded anything"
     elif failed_tasks is None and summary.state != rc.RunState.COMPLETE:
         why = f"its DAG run ended before {CONCLUDE_TASK} ran, with the run {summary.state}"
