@@ -78,7 +78,7 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
     "only when it decides to retrain (needs --data and --requests).",
 )
 @loop_watch_options(required=False, note="--loop: ")
-@threshold_options(DEFAULT_MAX_INVALID_FRACTION)
+@threshold_options(DEFAULT_MAX_INVALID_FRACTION, note="--loop: ")
 def compile_command(
     pipeline: str,
     target: str,

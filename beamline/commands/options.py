@@ -99,7 +99,7 @@ def new_or_deprecated(value, deprecated, default=None):
     return value
 
 
-def threshold_options(max_invalid_default: float):
+def threshold_options(max_invalid_default: float, note: str = ""):
     """--threshold FEATURE=VALUE (repeatable) and --max-invalid-fraction: the monitoring
     thresholds of `monitor`, `loop` and `compile --loop`, defined once. The default comes from
     beamline.monitor.quality (passed in: that module reaches TFDV, off the start-up path)."""
@@ -110,16 +110,17 @@ def threshold_options(max_invalid_default: float):
             type=click.FloatRange(0.0, 1.0),
             default=max_invalid_default,
             show_default=True,
-            help="Share of request rows that may violate the schema (out of range, unknown "
-            "category, missing/extra feature, wrong type) before the verdict is `data quality`.",
+            help=f"{note}Share of request rows that may violate the schema (out of range, "
+            "unknown category, missing/extra feature, wrong type) before the verdict is `data "
+            "quality`.",
         )(func)
         return click.option(
             "--threshold",
             "thresholds",
             multiple=True,
             metavar="FEATURE=VALUE",
-            help="Override one feature's skew/drift threshold (repeatable; `prediction=V` for "
-            "the predicted classes).",
+            help=f"{note}Override one feature's skew/drift threshold (repeatable; "
+            "`prediction=V` for the predicted classes).",
         )(func)
 
     return decorate

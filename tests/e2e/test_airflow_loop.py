@@ -116,7 +116,8 @@ def airflow_loop(tmp_path_factory) -> AirflowLoop:
         proc = _airflow(env, "dags", "test", "penguin", date)
         run_id = f"manual__{date.replace('Z', '+00:00')}"
         run = DagRun(run_id, proc, _task_states(home, run_id))
-        assert proc.returncode == 0, run.log[-6000:]
+        errors = [line for line in run.log.splitlines() if " ERROR - " in line or "Error:" in line]
+        assert proc.returncode == 0, "\n".join(errors[-40:]) + "\n...\n" + run.log[-4000:]
         return run
 
     first = dag_test("train", _next_second())
