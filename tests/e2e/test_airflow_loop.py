@@ -53,6 +53,7 @@ class AirflowLoop:
     compiled: CliRun
     dag_runs: dict[str, DagRun] = field(default_factory=dict)
     triggers_after: dict[str, list[dict]] = field(default_factory=dict)
+    run_ids_after: dict[str, list[str]] = field(default_factory=dict)
 
     def runs(self) -> list[dict]:
         listed = beamline("runs", "--root", str(self.root), "--json")
@@ -141,6 +142,7 @@ def airflow_loop(tmp_path_factory) -> AirflowLoop:
         _send(url, held_out)
         s.dag_runs["normal"] = dag_test("normal", _next_second())
         s.triggers_after["normal"] = s.triggers()
+        s.run_ids_after["normal"] = [r["run_id"] for r in s.runs()]
         write_csv(data / "span-2" / "penguins.csv", header, [_shifted_csv_row(r) for r in rows])
         _send(url, _shifted(held_out))
         drift_until = _next_second()
@@ -170,7 +172,7 @@ def test_no_retrain_decision_skips_every_pipeline_task(airflow_loop):
     assert trigger["reason"] == "no drift; no new data since span 1"
     assert trigger["state"] == 3  # COMPLETE at once
     # No Airflow run of the pipeline was recorded for it: only the training DAG run.
-    assert [r["run_id"] for r in airflow_loop.runs()] == [
+    assert airflow_loop.run_ids_after["normal"] == [
         f"penguin.{airflow_loop.dag_runs['train'].run_id}"
     ]
 
