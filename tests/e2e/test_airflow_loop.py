@@ -192,6 +192,18 @@ def test_retrain_decision_runs_the_pipeline_on_the_new_span_and_records_the_trig
     assert loop_run["trigger"] == "drift" and loop_run["trigger_execution_id"] == trigger["id"]
     assert loop_run["span"] == "2" and loop_run["state"] == "complete"
     assert loop_run["pushed_version"] and loop_run["pushed_version"] in trigger["outcome"]
+    # ExampleGen read the decided span through the range_config templated from loop_decide.
+    with sqlite3.connect(airflow_loop.root / "metadata.sqlite") as db:
+        [(range_config,)] = db.execute(
+            "select p.string_value from Execution e join Type t on e.type_id = t.id "
+            "join ExecutionProperty p on p.execution_id = e.id "
+            "join Association a on a.execution_id = e.id join Context c on c.id = a.context_id "
+            "where t.name like '%ExampleGen' and p.name = 'range_config' and c.name = ?",
+            (trigger["run_id"],),
+        ).fetchall()
+    assert json.loads(range_config)["static_range"] == {
+        "start_span_number": 2, "end_span_number": 2
+    }
     table = beamline("runs", "--root", str(airflow_loop.root))
     assert table.stdout.splitlines()[0].split().count("TRIGGER") == 1, table.stdout
     assert any(trigger["run_id"] in line and "drift" in line for line in table.stdout.splitlines())
