@@ -11,11 +11,14 @@ from beamline.commands.help import Command
 from beamline.commands.options import (
     beam_option,
     deprecated_alias,
+    loop_watch_options,
     metadata_option,
     new_or_deprecated,
     root_option,
+    threshold_options,
 )
 from beamline.errors import ConfigError
+from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 
 
 @click.command("compile", cls=Command)
@@ -68,6 +71,14 @@ from beamline.errors import ConfigError
 @click.option("--no-tune", is_flag=True, help="Build the pipeline without the Tuner.")
 @deprecated_alias("--no-tuning", "--no-tune", is_flag=True)
 @click.option("--display-name", help="Display name of the job (default: the pipeline name).")
+@click.option(
+    "--loop",
+    is_flag=True,
+    help="airflow: the DAG's first task is a `beamline loop` step; the pipeline tasks run "
+    "only when it decides to retrain (needs --data and --requests).",
+)
+@loop_watch_options(required=False, note="--loop: ")
+@threshold_options(DEFAULT_MAX_INVALID_FRACTION, note="--loop: ")
 def compile_command(
     pipeline: str,
     target: str,
@@ -87,6 +98,12 @@ def compile_command(
     no_tune: bool,
     no_tune_deprecated: bool,
     display_name: str | None,
+    loop: bool,
+    data: Path | None,
+    requests_dir: Path | None,
+    policy: str,
+    thresholds: tuple[str, ...],
+    max_invalid_fraction: float,
 ) -> None:
     """Compile PIPELINE for --target: a PipelineJob JSON (TFX's KubeflowV2DagRunner) for
     kubeflow/vertex, or a DAG file (TFX's AirflowDagRunner, one task per node) for airflow.
@@ -98,6 +115,12 @@ def compile_command(
 
     Example:
 
+    With --loop (airflow), the DAG's first task is one `beamline loop` step over the DAG run's
+    data interval (--data, --requests, --retrain-on, --threshold as for `beamline loop`), and
+    the pipeline tasks run only when it decides to retrain.
+
+    Example:
+
     \b
         beamline compile penguin --target airflow --schedule @daily --out dags/penguin.py
     """
@@ -105,8 +128,38 @@ def compile_command(
 
     no_tune = new_or_deprecated(no_tune, no_tune_deprecated)
 
+    loop_flags = [
+        flag
+        for flag, given in (
+            ("--data", data is not None),
+            ("--requests", requests_dir is not None),
+            ("--threshold", bool(thresholds)),
+        )
+        if given
+    ]
+    if target != "airflow" and (loop or loop_flags):
+        raise ConfigError(
+            f"{'--loop' if loop else ', '.join(loop_flags)} is for --target airflow only: the "
+            f"loop DAG gates an Airflow DAG behind a `beamline loop` step. For {target}, "
+            "compile without it and run `beamline loop PIPELINE --data DIR --requests DIR` "
+            "next to the orchestrator, or use --target airflow --loop."
+        )
+    if loop_flags and not loop:
+        what = "is a --loop flag" if len(loop_flags) == 1 else "are --loop flags"
+        raise ConfigError(
+            f"{', '.join(loop_flags)} {what}: "
+            "add --loop to compile a DAG gated by the loop's decision, or leave them out (the "
+            "plain DAG's input is --data-root)."
+        )
     refs = tuple(parse_secret(s) for s in secret_specs)
     if target == "airflow":
+        loop_settings = None
+        if loop:
+            loop_settings = _loop_settings(
+                data_root, data, requests_dir, policy, thresholds, max_invalid_fraction,
+                beam_profile,
+            )
+            data_root = loop_settings["data"]
         _compile_airflow(
             pipeline,
             out=out,
@@ -121,6 +174,7 @@ def compile_command(
             beam_profile=beam_profile,
             beam_extra=beam_extra,
             refs=refs,
+            loop=loop_settings,
         )
         return
     missing = [f for f, v in (("--image", image), ("--pipeline-root", pipeline_root)) if not v]
@@ -157,17 +211,53 @@ def compile_command(
     )
 
 
-def _compile_airflow(pipeline: str, *, out: Path, root: Path, refs, **flags) -> None:
+def _loop_settings(
+    data_root, data, requests_dir, policy, thresholds, max_invalid_fraction, beam_profile
+) -> dict:
+    from beamline.loop.airflow import loop_settings
+    from beamline.monitor.thresholds import parse_overrides
+
+    if data_root and data and Path(data_root).expanduser().resolve() != data.expanduser().resolve():
+        raise ConfigError(
+            f"--data-root {data_root} and --data {data} differ: with --loop the pipeline reads "
+            "the newest span of --data, the directory the loop watches. Give --data only."
+        )
+    return loop_settings(
+        data=data,
+        requests=requests_dir,
+        policy=policy,
+        thresholds=parse_overrides(thresholds),
+        max_invalid_fraction=max_invalid_fraction,
+        beam_profile=beam_profile,
+    )
+
+
+def _compile_airflow(
+    pipeline: str, *, out: Path, root: Path, refs, loop: dict | None = None, **flags
+) -> None:
     from beamline.deploy import airflow_dag
 
     if out.suffix != ".py":
         raise ConfigError(f"--out {out} must end in .py: Airflow loads DAGs from Python files.")
     settings = airflow_dag.dag_settings(pipeline, root=root, refs=refs, **flags)
-    dag = airflow_dag.build_dag(airflow_dag.asdict(settings))  # the DAG Airflow will build
-    text = airflow_dag.render(settings, f"beamline compile {pipeline} --target airflow")
+    as_dict = airflow_dag.asdict(settings)
+    dag = airflow_dag.build_dag(as_dict)  # the DAG Airflow will build
+    command = f"beamline compile {pipeline} --target airflow"
+    if loop is not None:
+        from beamline.loop.airflow import add_loop_tasks
+
+        dag = add_loop_tasks(dag, as_dict, loop)
+        command += " --loop"
+    text = airflow_dag.render(settings, command, loop)
     airflow_dag.write(text, out, refs)
+    gate = (
+        f"; gated by the loop (retrain on {loop['policy']}, requests {loop['requests']})"
+        if loop is not None
+        else ""
+    )
     click.echo(
         f"Compiled {pipeline} for airflow: DAG {dag.dag_id!r} with {len(dag.tasks)} tasks "
         f"({', '.join(dag.task_ids)}), schedule "
-        f"{settings.schedule or 'none (triggered runs only)'}, run root {settings.root} -> {out}"
+        f"{settings.schedule or 'none (triggered runs only)'}, run root {settings.root}{gate} "
+        f"-> {out}"
     )

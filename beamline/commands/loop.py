@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from beamline.commands.help import Command
-from beamline.commands.options import beam_option, metadata_option, root_option
+from beamline.commands.options import (
+    beam_option,
+    loop_watch_options,
+    metadata_option,
+    root_option,
+    threshold_options,
+)
 from beamline.loop.delivery import LIVE, PUSH_POLICIES
-from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 
 
 @click.command(cls=Command)
 @click.argument("pipeline")
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="The data directory new spans land in (span-N/ or the SPAN_PATTERN).")
-@click.option("--requests", "requests_dir", required=True, type=click.Path(path_type=Path),
-              help="Request log directory of the server (`beamline serve --request_log_dir`).")
+@loop_watch_options()
 @click.option("--every", default=None, metavar="DURATION",
               help="Step every DURATION (90s, 15m, 6h, 1d) until SIGTERM.")
 @click.option("--once", is_flag=True, help="One step; the exit code says what it decided.")
-@click.option("--retrain-on", "policy", type=click.Choice(POLICIES), default=DRIFT_OR_NEW_DATA,
-              show_default=True, help="What retrains (always on a span newer than the served "
-              "model's): drift, a new span, or either.")
 @click.option("--on-failure", default=None, metavar="CMD",
               help="Shell command run when a run the loop started fails; {run_id} is replaced "
               "(else the run id is appended); $BEAMLINE_RUN_ID is set.")
@@ -37,18 +34,13 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
               "model module and schema are unchanged).")
 @click.option("--until", default=None, metavar="TIME",
               help="End the window at TIME (ISO 8601) instead of now (an Airflow data interval).")
-@click.option("--threshold", "thresholds", multiple=True, metavar="FEATURE=VALUE",
-              help="Skew/drift threshold override, as `beamline monitor --threshold`.")
-@click.option("--max-invalid-fraction", type=click.FloatRange(0.0, 1.0),
-              default=DEFAULT_MAX_INVALID_FRACTION, show_default=True,
-              help="Share of request rows that may violate the schema (as `beamline monitor`).")
+@threshold_options(DEFAULT_MAX_INVALID_FRACTION)
 @beam_option(help_text="Beam profile for the statistics job and the runs.")
 @root_option()
 @metadata_option
 def loop(
-    pipeline, data, requests_dir, every, once, policy, on_failure, push_policy, no_tune, retune,
-    until,
-    thresholds, max_invalid_fraction, beam_profile, root, metadata,
+    pipeline, data, requests_dir, policy, every, once, on_failure, push_policy, no_tune, retune,
+    until, thresholds, max_invalid_fraction, beam_profile, root, metadata,
 ) -> None:
     """Continuous training: each step monitors the traffic logged since the last step against
     the data that trained the served version, decides by --retrain-on, runs PIPELINE on the

@@ -16,6 +16,7 @@ from beamline.commands.options import (
     metadata_option,
     new_or_deprecated,
     root_option,
+    threshold_options,
 )
 from beamline.errors import CanaryWorse, DataQualityVerdict, ThresholdCrossed
 from beamline.monitor.canary import (
@@ -67,22 +68,7 @@ class MonitorCommand(Command):
     metavar="PATH",
     help="Also write the full result as JSON to this file.",
 )
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="FEATURE=VALUE",
-    help="Override one feature's skew/drift threshold (repeatable; `prediction=V` for the "
-    "predicted classes).",
-)
-@click.option(
-    "--max-invalid-fraction",
-    type=click.FloatRange(0.0, 1.0),
-    default=DEFAULT_MAX_INVALID_FRACTION,
-    show_default=True,
-    help="Share of request rows that may violate the schema (out of range, unknown category, "
-    "missing/extra feature, wrong type) before the verdict is `data quality` (exit 9).",
-)
+@threshold_options(DEFAULT_MAX_INVALID_FRACTION)
 @click.option(
     "--compare",
     nargs=2,

@@ -97,3 +97,54 @@ def new_or_deprecated(value, deprecated, default=None):
     if deprecated not in (None, False):
         return deprecated
     return value
+
+
+def threshold_options(max_invalid_default: float, note: str = ""):
+    """--threshold FEATURE=VALUE (repeatable) and --max-invalid-fraction: the monitoring
+    thresholds of `monitor`, `loop` and `compile --loop`, defined once. The default comes from
+    beamline.monitor.quality (passed in: that module reaches TFDV, off the start-up path)."""
+
+    def decorate(func):
+        func = click.option(
+            "--max-invalid-fraction",
+            type=click.FloatRange(0.0, 1.0),
+            default=max_invalid_default,
+            show_default=True,
+            help=f"{note}Share of request rows that may violate the schema (out of range, "
+            "unknown category, missing/extra feature, wrong type) before the verdict is `data "
+            "quality`.",
+        )(func)
+        return click.option(
+            "--threshold",
+            "thresholds",
+            multiple=True,
+            metavar="FEATURE=VALUE",
+            help=f"{note}Override one feature's skew/drift threshold (repeatable; "
+            "`prediction=V` for the predicted classes).",
+        )(func)
+
+    return decorate
+
+
+def loop_watch_options(required: bool = True, note: str = ""):
+    """--data, --requests and --retrain-on: what a loop step watches and decides by, for
+    `loop` and `compile --loop` (same names, same meaning)."""
+    from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
+
+    def decorate(func):
+        func = click.option(
+            "--retrain-on", "policy", type=click.Choice(POLICIES), default=DRIFT_OR_NEW_DATA,
+            show_default=True, help=f"{note}What retrains (always on a span newer than the "
+            "served model's): drift, a new span, or either.",
+        )(func)
+        func = click.option(
+            "--requests", "requests_dir", required=required, type=click.Path(path_type=Path),
+            help=f"{note}Request log directory of the server "
+            "(`beamline serve --request_log_dir`).",
+        )(func)
+        return click.option(
+            "--data", required=required, type=click.Path(path_type=Path),
+            help=f"{note}The data directory new spans land in (span-N/ or the SPAN_PATTERN).",
+        )(func)
+
+    return decorate

@@ -164,7 +164,7 @@ def dag_settings(
 
         # Parses and checks the value (a MySQL password comes from the workers' environment).
         connection_config(metadata, RootLayout(root).metadata_path, check=False)
-    data = _local_data(data_root or _default_data_root(pipeline))
+    data = _local_data(data_root or _default_data_root(pipeline), pipeline)
     args = beam.beam_args(beam_profile, data.total_bytes, beam_extra)
     check_secrets(refs, args)
     return DagSettings(
@@ -188,23 +188,43 @@ def _default_data_root(pipeline: str, proj: project_mod.Project | None = None) -
     return registry.load_module(pipeline, proj).default_data_root()
 
 
-def _local_data(data: str):
-    from beamline.runner.preflight import resolve_data
+def _span_pattern(pipeline: str, proj: project_mod.Project | None = None) -> str:
+    from beamline.runner.spans import span_pattern_of
+
+    return span_pattern_of(registry.load_module(pipeline, proj))
+
+
+def _local_data(data: str, pipeline: str):
+    """The data a run reads (its newest span when --data-root holds spans), checked."""
+    from beamline.runner.spans import resolve_input
 
     if is_uri(data):
         raise ConfigError(
             f"--data-root {data!r}: an Airflow DAG reads data from a path its workers share "
             "(a mounted volume); remote URIs are for --target kubeflow/vertex."
         )
-    return resolve_data(Path(data))
+    return resolve_input(Path(data), _span_pattern(pipeline))
 
 
 # --- the file ------------------------------------------------------------------------------------
 
 
-def render(settings: DagSettings, command: str) -> str:
-    """The DAG file's text (checked for leaked secret values by `write`)."""
+def render(settings: DagSettings, command: str, loop: Mapping[str, Any] | None = None) -> str:
+    """The DAG file's text (checked for leaked secret values by `write`). With `loop` (the
+    loop flags, beamline.loop.airflow.loop_settings), the loop's decision gates the tasks."""
     body = pprint.pformat(asdict(settings), indent=4, sort_dicts=False, width=96)
+    if loop is None:
+        about, imports, tail = "", "", "dag = build_dag(SETTINGS)"
+    else:
+        about = (
+            "\nIts first task, loop_decide, is one `beamline loop` step (monitor the traffic "
+            "logged in the\nDAG run's data interval, decide by the policy, record a "
+            "beamline.Trigger execution); the\npipeline tasks run only when it decides to "
+            "retrain, and loop_conclude records the outcome.\n"
+        )
+        imports = "from beamline.loop.airflow import add_loop_tasks\n"
+        loop_body = pprint.pformat(dict(loop), indent=4, sort_dicts=False, width=96)
+        tail = f"LOOP = {loop_body}\n\ndag = add_loop_tasks(build_dag(SETTINGS), SETTINGS, LOOP)"
     return f'''"""Airflow DAG for the Beamline pipeline {settings.pipeline!r}.
 
 Written by `{command}`; recompile rather than edit. TFX's AirflowDagRunner turns the pipeline into
@@ -212,13 +232,13 @@ one Airflow task per TFX node (dag_id {settings.pipeline!r}). Scheduler and work
 Beamline project installed with its `airflow` extra (the same code and module files as here),
 TF_USE_LEGACY_KERAS=1, read/write access to the run root, and the secrets named below in their
 environment (only the names and sources are in this file).
-"""
+{about}"""
 
 from beamline.deploy.airflow_dag import build_dag
-
+{imports}
 SETTINGS = {body}
 
-dag = build_dag(SETTINGS)
+{tail}
 '''
 
 
@@ -282,7 +302,9 @@ def _tfx_pipeline(s: DagSettings):
     proj = project_mod.load(Path(s.project), "the DAG's project") if s.project else None
     entry = registry.get(s.pipeline, proj)
     layout = RootLayout(Path(s.root))
-    data_root, pattern = _data_location(s.data_root or _default_data_root(s.pipeline, proj))
+    data_root, pattern = _data_location(
+        s.data_root or _default_data_root(s.pipeline, proj), _span_pattern(s.pipeline, proj)
+    )
     settings = PipelineSettings(
         pipeline_name=s.pipeline,
         pipeline_root=str(layout.pipeline_root(s.pipeline)),

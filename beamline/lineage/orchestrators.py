@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beamline.lineage.model import Graph, Run
+from beamline.metadata.run_context import value_of
 
 LEGACY_RUN = "run"
 LEGACY_PIPELINE_NAME = "pipeline_name"
@@ -66,16 +67,19 @@ def legacy_runs(store, pipeline: str | None) -> list[ForeignRun]:
             pipeline=name,
             create_ms=ctx.create_time_since_epoch,
             properties={
+                # What Beamline stamped on it (a loop DAG's trigger, state and reason).
+                **{k: value_of(v) for k, v in ctx.custom_properties.items()},
                 ORCHESTRATOR_PROPERTY: AIRFLOW,
                 "run_id": _string(ctx, LEGACY_RUN_ID),
             },
         )
         foreign = ForeignRun(run)
         for ex in store.get_executions_by_context(ctx.id):
-            foreign.executions[ex.id] = ex
             node = _string(ex, LEGACY_COMPONENT_ID)
-            if node:
-                foreign.node_ids[ex.id] = node
+            if not node:
+                continue  # not a node: the loop's Trigger execution linked to the run
+            foreign.executions[ex.id] = ex
+            foreign.node_ids[ex.id] = node
         found.append(foreign)
     return found
 

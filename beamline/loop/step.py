@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -93,6 +94,41 @@ def run_step(config: LoopConfig, out: TextIO) -> StepResult:
     pending = [t for t in decided if t.pending]
     if pending:
         return _resume(config, store, pending[0], out)
+    return _new_window(config, store, decided, out, None, carry_out=True)
+
+
+def decide_step(
+    config: LoopConfig,
+    out: TextIO,
+    run_id: str,
+    settle: Callable[[object, tr.TriggerRecord], None],
+) -> StepResult:
+    """One step for an orchestrator that runs the pipeline itself (Airflow): monitors, decides
+    and records the decision as `run_step` does, with the run id `run_id`, but starts no run.
+
+    A retrain decision comes back as RETRAIN with its trigger id (the orchestrator runs the
+    pipeline, then concludes it with `record_failure`/`record_delivery`). A decision this same
+    run already recorded (the orchestrator retried the task) is returned again; a pending
+    decision of another run (its orchestrator run ended without concluding) is handed to
+    `settle(store, trigger)` first, so it never blocks later windows.
+    """
+    store = _open_store(config)
+    decided = tr.triggers(store, config.pipeline)
+    for t in decided:
+        if t.pending and t.run_id == run_id:
+            _say(out, f"trigger #{t.execution_id} decided {t.decision} for this run already: "
+                      f"{t.reason}")
+            return StepResult(Decision.RETRAIN, t.reason, EXIT_OK, t.execution_id, run_id)
+    for t in decided:
+        if t.pending:
+            settle(store, t)
+    return _new_window(config, store, decided, out, run_id, carry_out=False)
+
+
+def _new_window(
+    config: LoopConfig, store, decided: list[tr.TriggerRecord], out: TextIO,
+    run_id: str | None, carry_out: bool,
+) -> StepResult:
     until = int((config.until or dt.datetime.now(dt.timezone.utc)).timestamp())
     since = decided[-1].until_secs if decided else -1
     same = [t for t in decided if t.until_secs == until]
@@ -113,7 +149,7 @@ def run_step(config: LoopConfig, out: TextIO) -> StepResult:
         )
         _say(out, message)
         return StepResult(Decision.NOTHING, message, exit_code=EXIT_LOCKED)
-    return _decide_window(config, store, since, until, out)
+    return _decide_window(config, store, since, until, out, run_id, carry_out)
 
 
 # --------------------------------------------------------------------------- monitor + decide
@@ -241,7 +277,10 @@ def _watch(
     )
 
 
-def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextIO) -> StepResult:
+def _decide_window(
+    config: LoopConfig, store, since: int, until: int, out: TextIO, run_id: str | None,
+    carry_out: bool,
+) -> StepResult:
     import time
 
     from ml_metadata import errors as mlmd_errors
@@ -252,10 +291,9 @@ def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextI
         _say(out, watched.canary_note)
     clock = time.perf_counter()
     verdict: Verdict = decide(config.policy, watched.signals)
-    run_id = ""
     span = -1
     if verdict.decision == Decision.RETRAIN:
-        run_id = dt.datetime.now().isoformat()
+        run_id = run_id or dt.datetime.now().isoformat()
         span = watched.signals.newest_span if watched.signals.newest_span is not None else -1
     try:
         trigger_id = tr.record_decision(
@@ -268,7 +306,7 @@ def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextI
             until=until,
             monitoring_result_id=watched.monitoring_result_id,
             monitor_execution_id=watched.monitor_execution_id,
-            run_id=run_id,
+            run_id=run_id if verdict.decision == Decision.RETRAIN else "",
             span=span,
         )
     except mlmd_errors.AlreadyExistsError:
@@ -283,6 +321,8 @@ def _decide_window(config: LoopConfig, store, since: int, until: int, out: TextI
     _say(out, f"trigger #{trigger_id}{monitor}: {verdict.decision}: {verdict.reason}")
     fault_point("loop-after-decision")
     if verdict.decision == Decision.RETRAIN:
+        if not carry_out:
+            return StepResult(Decision.RETRAIN, verdict.reason, EXIT_OK, trigger_id, run_id)
         trigger = tr.trigger_by_id(store, trigger_id)
         return _carry_out(config, store, trigger, out)
     code = {Decision.ALERT: EXIT_ALERT, Decision.DATA_QUALITY: EXIT_DATA_QUALITY}.get(
@@ -376,12 +416,27 @@ def _conclude(
             f"exit code {returncode}" if returncode is not None else "no end recorded"
         )
         message = f"run {trigger.run_id} {state or 'did not start'}: {why}"
-        tr.finish(store, trigger.execution_id, message, failed=True)
-        _say(out, f"trigger #{trigger.execution_id}: {message}; nothing serves differently")
-        _on_failure(config, trigger, out)
-        return StepResult(Decision.RETRAIN, message, EXIT_RUN_FAILED, trigger.execution_id,
-                          trigger.run_id)
+        return record_failure(config, store, trigger, message, out)
     outcome = fill_from_mlmd(RunOutcome(config.pipeline, trigger.run_id), store)
+    return record_delivery(config, store, trigger, outcome, out)
+
+
+def record_failure(
+    config: LoopConfig, store, trigger: tr.TriggerRecord, message: str, out: TextIO
+) -> StepResult:
+    """A decided run that failed: the trigger ends FAILED with `message`; --on-failure runs."""
+    tr.finish(store, trigger.execution_id, message, failed=True)
+    _say(out, f"trigger #{trigger.execution_id}: {message}; nothing serves differently")
+    _on_failure(config, trigger, out)
+    return StepResult(Decision.RETRAIN, message, EXIT_RUN_FAILED, trigger.execution_id,
+                      trigger.run_id)
+
+
+def record_delivery(
+    config: LoopConfig, store, trigger: tr.TriggerRecord, outcome, out: TextIO
+) -> StepResult:
+    """A decided run that finished: its model is delivered under the push policy and the
+    trigger ends COMPLETE with what serves now. `outcome` is the run's RunOutcome."""
     delivery = deliver(config.push_policy, outcome, store, config.pipeline)
     tr.finish(store, trigger.execution_id, delivery.message)
     _say(out, f"trigger #{trigger.execution_id}: {delivery.message}")
@@ -417,6 +472,12 @@ def _on_failure(config: LoopConfig, trigger: tr.TriggerRecord, out: TextIO) -> N
 
 def check_config(config: LoopConfig) -> None:
     """Bad flags, before any step: one paragraph each."""
+    check_flags(config)
+    check_store(config)
+
+
+def check_flags(config: LoopConfig) -> None:
+    """The flags alone (no store): --data and the push policy."""
     from beamline.loop.delivery import check_policy
 
     if not config.data.is_dir():
@@ -426,6 +487,10 @@ def check_config(config: LoopConfig) -> None:
             "new spans are added to."
         )
     check_policy(config.push_policy)
+
+
+def check_store(config: LoopConfig) -> None:
+    """A SQLite store that does not exist: nothing ever ran there (not a transient error)."""
     sqlite = (
         config.layout.metadata_path
         if config.metadata is None

@@ -103,11 +103,12 @@ def record_decision(
     return execution_id
 
 
-def link_run(store, trigger_id: int, run_id: str) -> None:
-    """Associates the trigger with the run's pipeline_run context (once the run claimed it)."""
+def link_run(store, trigger_id: int, run_id: str, context_type: str = rc.RUN_CONTEXT) -> None:
+    """Associates the trigger with the run's context (once the run claimed it): a
+    `pipeline_run`, or the `run` context of TFX's legacy launcher (Airflow)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    context = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+    context = store.get_context_by_type_and_name(context_type, run_id)
     if context is None:
         return
     store.put_attributions_and_associations(

@@ -44,8 +44,12 @@ class LatestBlessedBeforeCandidateStrategy(resolver_strategy.ResolverStrategy):
     def resolve_artifacts(
         self, store, input_dict: dict[str, list[types.Artifact]]
     ) -> dict[str, list[types.Artifact]] | None:
-        candidates = input_dict.get(CANDIDATE_KEY, [])
-        candidate_id = max((a.id for a in candidates), default=None)
+        # TFX's legacy launcher (AirflowDagRunner) resolves the candidate channel to every
+        # Trainer model of the pipeline, not only this run's: the candidate is the newest. Only
+        # it is returned, so no model is both candidate and baseline (two OUTPUT events of one
+        # artifact on one execution, which MLMD refuses).
+        candidates = sorted(input_dict.get(CANDIDATE_KEY, []), key=lambda a: a.id)[-1:]
+        candidate_id = candidates[0].id if candidates else None
         models = [
             m for m in input_dict.get(MODEL_KEY, []) if isinstance(m, standard_artifacts.Model)
         ]
