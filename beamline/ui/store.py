@@ -186,36 +186,32 @@ class Reader:
             except Exception:  # noqa: BLE001 - type not registered yet: no such records
                 return []
 
-    def label_changes(self, pipeline: str | None = None) -> list[LabelChange]:
-        """Label changes (oldest first), read by the model-version commands' own reader."""
-        from beamline.metadata.labels import history
-
-        found: list[LabelChange] = []
-        names = [pipeline] if pipeline else self._pipelines_of(records.MODELS_CONTEXT)
+    def _per_pipeline(self, context_type: str, pipeline: str | None, read) -> list:
+        """`read(store, name)` for one pipeline, or for every pipeline with such records."""
+        found: list = []
+        names = [pipeline] if pipeline else self._pipelines_of(context_type)
         for name in names:
             with self.lock:
                 try:
-                    found += history(self.store(), name)
+                    found += read(self.store(), name)
                 except MetadataUnreachable:
                     raise
                 except Exception:  # noqa: BLE001 - type not registered yet: no such records
                     continue
+        return found
+
+    def label_changes(self, pipeline: str | None = None) -> list[LabelChange]:
+        """Label changes (oldest first), read by the model-version commands' own reader."""
+        from beamline.metadata.labels import history
+
+        found = self._per_pipeline(records.MODELS_CONTEXT, pipeline, history)
         return sorted(found, key=lambda c: (c.time_ms, c.execution_id))
 
     def triggers(self, pipeline: str | None = None) -> list[TriggerRecord]:
         """Loop step decisions (oldest first), read by the loop's own reader."""
         from beamline.loop.triggers import triggers
 
-        found: list[TriggerRecord] = []
-        names = [pipeline] if pipeline else self._pipelines_of(records.LOOP_CONTEXT)
-        for name in names:
-            with self.lock:
-                try:
-                    found += triggers(self.store(), name)
-                except MetadataUnreachable:
-                    raise
-                except Exception:  # noqa: BLE001 - type not registered yet: no such records
-                    continue
+        found = self._per_pipeline(records.LOOP_CONTEXT, pipeline, triggers)
         return sorted(found, key=lambda t: (t.time_ms, t.execution_id))
 
     def monitoring(self, pipeline: str | None = None) -> list:

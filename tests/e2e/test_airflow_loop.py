@@ -24,7 +24,7 @@ import pytest
 
 from tests.e2e.conftest import CliRun, beamline, penguin_rows, write_csv
 from tests.e2e.test_airflow_dag import _airflow
-from tests.e2e.test_loop import _send, _shifted, _shifted_csv_row
+from tests.e2e.test_loop import _send, _shifted, _shifted_csv_row, recorded_triggers
 from tests.e2e.test_monitor import _held_out_rows, _iso, _next_second
 from tests.serving.support import running_server
 
@@ -61,21 +61,7 @@ class AirflowLoop:
         return json.loads(listed.stdout)
 
     def triggers(self) -> list[dict]:
-        with sqlite3.connect(self.root / "metadata.sqlite") as db:
-            rows = db.execute(
-                "select e.id, e.name, e.last_known_state from Execution e join Type t "
-                "on e.type_id = t.id where t.name = 'beamline.Trigger' order by e.id"
-            ).fetchall()
-            found = []
-            for execution_id, name, state in rows:
-                props = dict(
-                    db.execute(
-                        "select name, coalesce(string_value, cast(int_value as text)) from "
-                        "ExecutionProperty where execution_id = ?", (execution_id,)
-                    ).fetchall()
-                )
-                found.append({"id": execution_id, "name": name, "state": state, **props})
-            return found
+        return recorded_triggers(self.root)
 
 
 def _task_states(home: Path, run_id: str) -> dict[str, str]:

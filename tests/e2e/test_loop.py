@@ -60,21 +60,26 @@ class LoopStory:
         return json.loads(result.stdout)
 
     def triggers(self) -> list[dict]:
-        with sqlite3.connect(self.root / "metadata.sqlite") as db:
-            rows = db.execute(
-                "select e.id, e.name, e.last_known_state from Execution e join Type t "
-                "on e.type_id = t.id where t.name = 'beamline.Trigger' order by e.id"
-            ).fetchall()
-            found = []
-            for execution_id, name, state in rows:
-                props = dict(
-                    db.execute(
-                        "select name, coalesce(string_value, cast(int_value as text)) from "
-                        "ExecutionProperty where execution_id = ?", (execution_id,)
-                    ).fetchall()
-                )
-                found.append({"id": execution_id, "name": name, "state": state, **props})
-            return found
+        return recorded_triggers(self.root)
+
+
+def recorded_triggers(root: Path) -> list[dict]:
+    """The beamline.Trigger executions in a root's SQLite store, with their properties."""
+    with sqlite3.connect(root / "metadata.sqlite") as db:
+        rows = db.execute(
+            "select e.id, e.name, e.last_known_state from Execution e join Type t "
+            "on e.type_id = t.id where t.name = 'beamline.Trigger' order by e.id"
+        ).fetchall()
+        found = []
+        for execution_id, name, state in rows:
+            props = dict(
+                db.execute(
+                    "select name, coalesce(string_value, cast(int_value as text)) from "
+                    "ExecutionProperty where execution_id = ?", (execution_id,)
+                ).fetchall()
+            )
+            found.append({"id": execution_id, "name": name, "state": state, **props})
+        return found
 
 
 def _shifted(rows: list[dict]) -> list[dict]:
