@@ -233,6 +233,18 @@ def take_sample(pid: int | None = None) -> MemorySample:
     )
 
 
+def plausible_oom_victim(sample: MemorySample | None, budget: MemoryBudget) -> bool:
+    """Whether the kernel's out-of-memory killer could have chosen this run, given the last
+    sample before it died. The kernel's counter is machine-wide: an OOM kill in another job's
+    cgroup, while this run was killed by someone's `kill -9`, must not be reported as this run
+    running out of memory. Plausible: no sample yet (cannot tell), the run's own cgroup is the
+    tighter bound, the run held at least half the memory in use, or headroom was short."""
+    if sample is None or sample.whose == MEMORY_CGROUP:
+        return True
+    in_use = max(0, sample.total - sample.available)
+    return sample.tree_rss * 2 >= in_use or sample.available < 2 * budget.reserve
+
+
 def over_budget(sample: MemorySample, budget: MemoryBudget) -> str | None:
     """Why the run must stop now (one clause), or None to let it go on.
 

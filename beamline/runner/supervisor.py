@@ -37,6 +37,7 @@ from beamline.runner.memory import (
     MemorySample,
     oom_kill_count,
     over_budget,
+    plausible_oom_victim,
     take_sample,
 )
 from beamline.runner.memory_guard import describe, describe_kernel_kill
@@ -256,12 +257,14 @@ class Watchdog:
         )
 
     def _killed_by_kernel(self, status: int) -> bool:
-        """SIGKILLed while the kernel's OOM killer counter moved: the kernel was faster than
-        the samples (a burst within WATCHDOG_SAMPLE_SECONDS)."""
+        """SIGKILLed while the kernel's OOM killer counter moved (the kernel was faster than
+        the samples: a burst within WATCHDOG_SAMPLE_SECONDS), and this run was a plausible
+        victim (the counter also counts other jobs' OOM kills)."""
         if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
             return False
         after = oom_kill_count()
-        return None not in (after, self._oom_kills_before) and after > self._oom_kills_before
+        moved = None not in (after, self._oom_kills_before) and after > self._oom_kills_before
+        return moved and plausible_oom_victim(self._last_sample, self._watched.budget)
 
     def _report_kernel_kill(self) -> int:
         try:  # Beam workers outlive a runner the kernel killed

@@ -156,3 +156,23 @@ def test_the_guard_sees_a_workers_memory_kills_the_workers_and_reports():
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_an_oom_kill_elsewhere_is_not_blamed_on_a_small_run():
+    """The kernel's oom_kill counter is machine-wide: a SIGKILLed run is reported as the
+    kernel's victim only if it could have been chosen (tests/.../test_supervisor.py has the
+    real kernel kill in a cgroup)."""
+    from beamline.runner.memory import MEMORY_CGROUP, plausible_oom_victim
+
+    gib = 1 << 30
+    budget = MemoryBudget(limit=None, reserve=2 * gib)
+    small = MemorySample(tree_rss=gib, processes=3, available=16 * gib, total=24 * gib)
+    assert not plausible_oom_victim(small, budget)  # 1 GiB of the 8 GiB in use, 16 GiB free
+    biggest = MemorySample(tree_rss=5 * gib, processes=3, available=16 * gib, total=24 * gib)
+    assert plausible_oom_victim(biggest, budget)  # most of the memory in use was the run's
+    short = MemorySample(tree_rss=gib, processes=3, available=3 * gib, total=24 * gib)
+    assert plausible_oom_victim(short, budget)  # headroom under twice the reserve
+    in_cgroup = MemorySample(tree_rss=50 << 20, processes=1, available=100 << 20,
+                             total=384 << 20, whose=MEMORY_CGROUP)
+    assert plausible_oom_victim(in_cgroup, budget)  # the run's own cgroup was the bound
+    assert plausible_oom_victim(None, budget)  # killed before any sample: the kernel's word
