@@ -24,9 +24,14 @@ import pytest
 
 from tests.e2e.conftest import CliRun, beamline, penguin_rows, write_csv
 from tests.e2e.test_airflow_dag import _airflow
-from tests.e2e.test_loop import _send, _shifted, _shifted_csv_row, recorded_triggers
+from tests.e2e.test_loop import (
+    _send,
+    _shifted,
+    _shifted_csv_row,
+    logging_server,
+    recorded_triggers,
+)
 from tests.e2e.test_monitor import _held_out_rows, _iso, _next_second
-from tests.serving.support import running_server
 
 START_DATE = "2026-01-01"
 PIPELINE_TASKS = (
@@ -116,14 +121,7 @@ def airflow_loop(tmp_path_factory) -> AirflowLoop:
     )  # fmt: skip
     assert s.compiled.returncode == 0, s.compiled.stdout + s.compiled.stderr
     held_out = _held_out_rows(root)
-    with running_server(
-        ready_model="penguin",
-        args=[
-            "--model_name=penguin", f"--model_base_path={serving}",
-            f"--request_log_dir={logs}", "--file_system_poll_wait_seconds=1",
-        ],
-        log_dir=base,
-    ) as server:
+    with logging_server(serving, logs, base) as server:
         url = f"{server.rest_url}/v1/models/penguin"
         _send(url, held_out)
         s.dag_runs["normal"] = dag_test("normal", _next_second())

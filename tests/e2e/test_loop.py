@@ -63,6 +63,18 @@ class LoopStory:
         return recorded_triggers(self.root)
 
 
+def logging_server(serving: Path, logs: Path, log_dir: Path):
+    """`beamline serve` of the pipeline's serving directory, logging every request to `logs`."""
+    return running_server(
+        ready_model="penguin",
+        args=[
+            "--model_name=penguin", f"--model_base_path={serving}",
+            f"--request_log_dir={logs}", "--file_system_poll_wait_seconds=1",
+        ],
+        log_dir=log_dir,
+    )
+
+
 def recorded_triggers(root: Path) -> list[dict]:
     """The beamline.Trigger executions in a root's SQLite store, with their properties."""
     with sqlite3.connect(root / "metadata.sqlite") as db:
@@ -137,14 +149,7 @@ def story(tmp_path_factory) -> LoopStory:
     [first_version] = [p.name for p in serving.iterdir() if p.name.isdigit()]
     s = LoopStory(root, data, logs, first_version)
     held_out = _held_out_rows(root)
-    with running_server(
-        ready_model="penguin",
-        args=[
-            "--model_name=penguin", f"--model_base_path={serving}",
-            f"--request_log_dir={logs}", "--file_system_poll_wait_seconds=1",
-        ],
-        log_dir=base,
-    ) as server:
+    with logging_server(serving, logs, base) as server:
         url = f"{server.rest_url}/v1/models/penguin"
         _send(url, held_out)
         s.steps["normal"] = s.loop(_next_second())
