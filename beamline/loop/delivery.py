@@ -5,15 +5,19 @@
   has loaded it; an unblessed model pushes nothing, so nothing serves differently.
 - `canary`: the run's push takes the `canary` label (the runner applies the policy), `stable`
   stays; each later step reads the canary's own traffic in its window and promotes it to
-  `stable` once that is healthy (`review_canary`), recorded as a beamline.LabelChange.
+  `stable` once that is healthy and not worse than stable's (`review_canary`), recorded as a
+  beamline.LabelChange.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from beamline.errors import ConfigError
+from beamline.errors import ConfigError, DataError
+from beamline.monitor.canary import CompareThresholds
 
 if TYPE_CHECKING:
     from beamline.runner.outcome import RunOutcome
@@ -75,8 +79,8 @@ def canary_then_promote(store, pipeline: str, outcome: RunOutcome) -> Delivery:
         version,
         f"run {outcome.run_id}: blessed and pushed as version {version}; push policy canary: "
         f"it holds {CANARY_LABEL} (held: {canary}), {STABLE_LABEL} stays on {stable} until a "
-        f"step sees at least {MIN_CANARY_REQUESTS} healthy canary requests in a window "
-        f"(or `beamline promote {pipeline} {version} --label {STABLE_LABEL}`)",
+        f"step sees at least {MIN_CANARY_REQUESTS} healthy canary requests in a window, no "
+        f"worse than {STABLE_LABEL}'s (or `beamline promote {pipeline} {version} --label {STABLE_LABEL}`)",
     )
 
 
@@ -85,11 +89,28 @@ def canary_then_promote(store, pipeline: str, outcome: RunOutcome) -> Delivery:
 MIN_CANARY_REQUESTS = 50
 
 
-def review_canary(store, graph, layout, pipeline: str, versions, window: str) -> str | None:
+@dataclass(frozen=True)
+class CanaryWindow:
+    """The window a step reviews the canary in: its text for records and, for the comparison
+    with stable, the request log directory (outcome files) and its bounds."""
+
+    text: str
+    requests_dir: Path | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def review_canary(
+    store, graph, layout, pipeline: str, versions, window: CanaryWindow,
+    limits: CompareThresholds | None = None,
+) -> str | None:
     """Promotes the `canary` version to `stable` when its traffic in this window was healthy;
     returns what it did (one line), or None when there is no canary apart from stable.
 
-    `versions` are the monitoring report's per-version results (beamline.monitor.monitor).
+    Healthy: enough of its own requests, no drift or data-quality verdict (`versions`, the
+    monitoring report's per-version results, beamline.monitor.monitor), and, when the server
+    wrote outcome files, not worse than stable on error rate, p99 latency or predicted classes
+    (the checks of `beamline monitor --compare stable canary`).
     """
     from beamline.metadata import labels as history
     from beamline.metadata.records import CANARY_LABEL, STABLE_LABEL
@@ -107,19 +128,81 @@ def review_canary(store, graph, layout, pipeline: str, versions, window: str) ->
             f"{MIN_CANARY_REQUESTS}: {STABLE_LABEL} stays on {stable}"
         )
     report = seen[0]
+    withdraw = f"`beamline rollback {pipeline} --label {CANARY_LABEL}` withdraws it"
     if report.crossed or report.data_quality:
         what = ", ".join(report.crossed) if report.crossed else "data quality"
         return (
             f"canary version {canary} is not healthy in this window ({what}): {STABLE_LABEL} "
-            f"stays on {stable}; `beamline rollback {pipeline} --label {CANARY_LABEL}` "
-            "withdraws it"
+            f"stays on {stable}; {withdraw}"
+        )
+    served = _against_stable(graph, stable, canary, window, limits or CompareThresholds())
+    if not served.healthy:
+        return f"{served.text}: {STABLE_LABEL} stays on {stable}" + (
+            f"; {withdraw}" if served.worse else ""
         )
     reason = (
-        f"beamline loop: canary healthy in window {window} ({report.requests} requests, no "
-        "threshold crossed)"
+        f"beamline loop: canary healthy in window {window.text} ({report.requests} requests, "
+        f"no threshold crossed; {served.text})"
     )
     done = promote(store, graph, layout, pipeline, canary, STABLE_LABEL, reason=reason)
     return f"promoted canary version {canary} to {STABLE_LABEL}: {done.message} ({reason})"
+
+
+@dataclass(frozen=True)
+class _StableComparison:
+    healthy: bool
+    text: str
+    worse: bool = False
+
+
+def _against_stable(
+    graph, stable: int | None, canary: int, window: CanaryWindow, limits: CompareThresholds
+) -> _StableComparison:
+    """The canary's served traffic against stable's in the window, from the outcome files.
+
+    A server that writes none (TF Serving itself) leaves only the data checks: the canary is
+    judged on those, and the record says the serving side was not compared."""
+    from beamline.monitor.canary import compare_sides
+    from beamline.monitor.compare_versions import sides_in_window
+    from beamline.monitor.trained import pushed_versions, served_name
+    from beamline_serving.request_log.outcomes import outcome_files
+
+    if stable is None or window.requests_dir is None or not outcome_files(window.requests_dir):
+        return _StableComparison(True, "no outcome files: error rate and latency not compared")
+    pushed = pushed_versions(graph)
+    if canary not in pushed:
+        return _StableComparison(True, f"version {canary} has no push record to compare by")
+    model_name = served_name(pushed[canary])
+    try:
+        base, candidate = sides_in_window(
+            window.requests_dir, model_name, [("stable", stable), ("canary", canary)],
+            window.since, window.until,
+        )
+    except DataError:
+        base = candidate = None
+    if base is None or base.requests < limits.min_requests:
+        count = base.requests if base is not None else 0
+        return _StableComparison(
+            False,
+            f"canary version {canary} cannot be compared with stable version {stable}: stable "
+            f"answered {count} request(s) in this window, fewer than the {limits.min_requests} "
+            "a comparison needs (serve with --canary_percent below 100 so both answer)",
+        )
+    comparison = compare_sides("", model_name, base, candidate, limits)
+    figures = ", ".join(
+        f"{c.name} {c.value:.4g}" + (f" > {c.threshold:g}" if c.crossed else "")
+        for c in comparison.checks
+    )
+    if comparison.crossed:
+        return _StableComparison(
+            False,
+            f"canary version {canary} is worse than stable version {stable} in this window "
+            f"({figures}; {candidate.requests} against {base.requests} requests)",
+            worse=True,
+        )
+    return _StableComparison(
+        True, f"against stable version {stable} ({base.requests} requests): {figures}"
+    )
 
 
 def check_policy(policy: str) -> None:

@@ -253,11 +253,14 @@ def _watch(
     )
     canary_note = None
     if config.push_policy == CANARY:
-        from beamline.loop.delivery import review_canary
+        from beamline.loop.delivery import CanaryWindow, review_canary
 
         canary_note = review_canary(
             store, graph, config.layout, config.pipeline, report.versions,
-            f"{_utc(since) if since >= 0 else 'the start'} .. {_utc(until)}",
+            CanaryWindow(
+                f"{_utc(since) if since >= 0 else 'the start'} .. {_utc(until)}",
+                config.requests, since_t, until_t,
+            ),
         )
     moved = [v for v in report.versions if v.crossed]
     # The decision reads the window of the version that moved (else the newest one served).

@@ -11,9 +11,9 @@ import datetime as dt
 from pathlib import Path
 
 from beamline.errors import ConfigError, DataError
-from beamline.monitor.canary import CompareThresholds, Comparison, compare_sides, side_of
+from beamline.monitor.canary import CompareThresholds, Comparison, Side, compare_sides, side_of
 from beamline.monitor.trained import pushed_versions, served_name
-from beamline.monitor.window import describe_bound, read_window
+from beamline.monitor.window import MonitorInputError, describe_bound, read_window
 from beamline_serving.request_log.outcomes import outcome_files, read_outcomes
 
 
@@ -63,26 +63,45 @@ def compare_versions(
             f"{graph.source} (pushed: {', '.join(map(str, sorted(pushed))) or 'none'})."
         )
     model_name = served_name(pushed[versions[0]])
+    named = list(zip(names, versions, strict=True))
+    sides = sides_in_window(requests_dir, model_name, named, since, until)
+    return compare_sides(pipeline, model_name, sides[0], sides[1], limits)
+
+
+def sides_in_window(
+    requests_dir: Path,
+    model_name: str,
+    named: list[tuple[str, int]],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[Side]:
+    """Each (name, version)'s traffic in the window: outcomes give requests, errors and
+    latency; PredictionLog records give the predicted classes. Refuses a directory without
+    outcome files and a window in which none of the versions answered."""
     if not outcome_files(requests_dir):
         raise DataError(
             f"{requests_dir} holds no request outcome files (*.outcomes.tsv), which give the "
             "error rate and latency per version: serve with --request_log_dir pointing there "
             "(beamline serve writes them beside the request logs), send traffic, then compare."
         )
-    outcomes: dict[int, list] = {v: [] for v in versions}
+    outcomes: dict[int, list] = {version: [] for _, version in named}
     for outcome in read_outcomes(requests_dir, _ms(since), _ms(until)):
         if outcome.model_name == model_name and outcome.version in outcomes:
             outcomes[outcome.version].append(outcome)
     if not any(outcomes.values()):
+        versions = " or ".join(str(version) for _, version in named)
         raise DataError(
-            f"No request to versions {versions[0]} or {versions[1]} of {model_name} was logged "
+            f"No request to versions {versions} of {model_name} was logged "
             f"in {requests_dir} between {describe_bound(since, 'the start')} and "
             f"{describe_bound(until, 'now')}. Widen --since/--until, or send traffic first."
         )
-    window = read_window(requests_dir, since, until)
+    try:
+        traffic_of = read_window(requests_dir, since, until).traffic
+    except MonitorInputError:  # no PredictionLog (sampling 0): no predicted classes to compare
+        traffic_of = {}
     sides = []
-    for name, version in zip(names, versions, strict=True):
-        traffic = window.traffic.get((model_name, version))
+    for name, version in named:
+        traffic = traffic_of.get((model_name, version))
         predicted = traffic.predicted if traffic is not None else []
         sides.append(side_of(name, version, outcomes[version], predicted))
-    return compare_sides(pipeline, model_name, sides[0], sides[1], limits)
+    return sides
