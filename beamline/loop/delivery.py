@@ -80,7 +80,8 @@ def canary_then_promote(store, pipeline: str, outcome: RunOutcome) -> Delivery:
         f"run {outcome.run_id}: blessed and pushed as version {version}; push policy canary: "
         f"it holds {CANARY_LABEL} (held: {canary}), {STABLE_LABEL} stays on {stable} until a "
         f"step sees at least {MIN_CANARY_REQUESTS} healthy canary requests in a window, no "
-        f"worse than {STABLE_LABEL}'s (or `beamline promote {pipeline} {version} --label {STABLE_LABEL}`)",
+        f"worse than {STABLE_LABEL}'s (or `beamline promote {pipeline} {version} --label "
+        f"{STABLE_LABEL}`)",
     )
 
 

@@ -311,6 +311,7 @@ def _decide_window(
             monitor_execution_id=watched.monitor_execution_id,
             run_id=run_id if verdict.decision == Decision.RETRAIN else "",
             span=span,
+            canary_review=watched.canary_note or "",
         )
     except mlmd_errors.AlreadyExistsError:
         message = f"the window up to {_utc(until)} was decided by another loop just now"

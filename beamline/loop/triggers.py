@@ -33,6 +33,7 @@ class TriggerRecord:
     state: str  # RUNNING | COMPLETE | FAILED
     outcome: str
     time_ms: int
+    canary_review: str = ""  # the canary policy's review in this window ("" when none)
 
     @property
     def pending(self) -> bool:
@@ -64,6 +65,7 @@ def record_decision(
     monitor_execution_id: int | None,
     run_id: str = "",
     span: int = -1,
+    canary_review: str = "",
 ) -> int:
     """Writes the decision (RUNNING when it starts a run, else COMPLETE) and returns its id.
     Raises ml_metadata's AlreadyExistsError when the window was decided already."""
@@ -87,6 +89,7 @@ def record_decision(
     # A string: MLMD's MySQL schema stores int_value as 32 bits, too small for epoch ms.
     props[rec.TRIGGER_TIME_MS].string_value = str(now_ms())
     props[OUTCOME].string_value = "run pending" if run_id else ""
+    props[rec.TRIGGER_CANARY_REVIEW].string_value = canary_review[:1000]
     pairs = []
     if monitoring_result_id is not None:
         [result] = store.get_artifacts_by_id([monitoring_result_id])
@@ -144,6 +147,7 @@ def _record(ex) -> TriggerRecord:
         state=pb.Execution.State.Name(ex.last_known_state),
         outcome=str(props.get(OUTCOME) or ""),
         time_ms=int(props.get(rec.TRIGGER_TIME_MS) or ex.create_time_since_epoch),
+        canary_review=str(props.get(rec.TRIGGER_CANARY_REVIEW) or ""),
     )
 
 

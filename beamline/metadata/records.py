@@ -69,6 +69,9 @@ TRIGGER_RUN_ID = "run_id"  # the run it started, "" when none
 TRIGGER_SPAN = "span"  # the span the run trained on, -1 when none
 TRIGGER_TIME_MS = "time_ms"  # string (MySQL's int_value is 32 bits), ms since epoch
 TRIGGER_OUTCOME = "outcome"  # what the decided run led to: "pushed version N", "not blessed..."
+# Under the canary push policy, what the step's review of the canary did: "promoted canary
+# version N to stable: ..." or why stable stays; "" when there was nothing to review.
+TRIGGER_CANARY_REVIEW = "canary_review"
 TRIGGER_INPUT_KEY = "monitoring_result"
 
 

@@ -21,6 +21,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8p
      border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 16px 0 6px; }
 .muted { color: var(--muted); } code, pre { font: 12px ui-monospace, monospace; }
+.canary-review { color: var(--muted); font-size: 12px; margin-top: 2px; }
 pre { background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 8px;
       overflow-x: auto; white-space: pre-wrap; }
 table { border-collapse: collapse; margin: 6px 0 12px; }

@@ -195,7 +195,9 @@ def _triggers(triggers: list[TriggerRecord]) -> str:
             escape(when(t.time_ms)),
             escape(t.kind),
             badge(t.decision),
-            escape(t.reason),
+            escape(t.reason)
+            + (f'<div class="canary-review">canary: {escape(t.canary_review)}</div>'
+               if t.canary_review else ""),
             f"#{t.monitor_execution_id}" if t.monitor_execution_id is not None else "-",
             f'<a href="{escape(run_url(t.run_id))}"><code>{escape(t.run_id)}</code></a>'
             if t.run_id

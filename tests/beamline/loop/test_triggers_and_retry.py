@@ -62,9 +62,12 @@ def test_a_window_is_decided_once_and_its_run_is_linked(store):
     nothing = tr.record_decision(
         store, "penguin", kind="", decision=rec.Decision.NOTHING, reason="no drift",
         since=200, until=300, monitoring_result_id=None, monitor_execution_id=None,
+        canary_review="canary version 4 is worse than stable version 3 in this window",
     )
     assert [t.execution_id for t in tr.triggers(store, "penguin")] == [trigger_id, nothing]
     assert tr.triggers(store, "penguin")[1].state == "COMPLETE"
+    assert tr.triggers(store, "penguin")[1].canary_review.startswith("canary version 4 is worse")
+    assert tr.triggers(store, "penguin")[0].canary_review == ""
     assert tr.triggers(store, "taxi") == []
 
 

@@ -130,6 +130,8 @@ def add_records(root: Path, data_file: Path, tmp_dir: Path) -> Demo:
         demo.live,
         records.TriggerKind.DRIFT,
         records.Decision.RETRAIN,
+        canary_review="canary version 3 is worse than stable version 2 in this window "
+        "(error_rate_increase 0.05 > 0.01)",
     )
     return demo
 

@@ -181,6 +181,9 @@ def test_models_and_loop_page_draws_windows_triggers_and_labels(browser, ui, dem
     assert len(x.find_elements(By.CSS_SELECTOR, "circle.trigger")) == 2  # the second window's
     triggers = browser.find_element(By.ID, "triggers-table").text
     assert demo.live in triggers and "retrain" in triggers
+    [review] = browser.find_elements(By.CSS_SELECTOR, "#triggers-table .canary-review")
+    assert review.text == ("canary: canary version 3 is worse than stable version 2 in this "
+                           "window (error_rate_increase 0.05 > 0.01)")
     history = browser.find_elements(By.CSS_SELECTOR, "#label-history tbody tr")
     assert len(history) == 3
     versions = browser.find_element(By.ID, "versions-table").text

@@ -229,7 +229,8 @@ def monitoring_window(
 
 
 def trigger(
-    store, pipeline: str, monitor_execution_id: int, run_id: str, kind: str, decision: str
+    store, pipeline: str, monitor_execution_id: int, run_id: str, kind: str, decision: str,
+    canary_review: str = "",
 ) -> int:
     from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -245,6 +246,7 @@ def trigger(
     p[records.TRIGGER_MONITOR_EXECUTION_ID].int_value = monitor_execution_id
     p[records.TRIGGER_RUN_ID].string_value = run_id
     p[records.TRIGGER_SPAN].int_value = -1
+    p[records.TRIGGER_CANARY_REVIEW].string_value = canary_review
     p[records.TRIGGER_TIME_MS].int_value = now_ms()
     contexts = [_context(store, records.LOOP_CONTEXT, pipeline)]
     if run_id:
