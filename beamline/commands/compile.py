@@ -19,6 +19,7 @@ from beamline.commands.options import (
 )
 from beamline.errors import ConfigError
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
+from beamline.settings import PushPolicy
 
 
 @click.command("compile", cls=Command)
@@ -102,6 +103,7 @@ def compile_command(
     data: Path | None,
     requests_dir: Path | None,
     policy: str,
+    push_policy: str,
     thresholds: tuple[str, ...],
     max_invalid_fraction: float,
 ) -> None:
@@ -134,6 +136,7 @@ def compile_command(
             ("--data", data is not None),
             ("--requests", requests_dir is not None),
             ("--threshold", bool(thresholds)),
+            (f"--push-policy {push_policy}", push_policy != PushPolicy.LIVE),
         )
         if given
     ]
@@ -156,8 +159,8 @@ def compile_command(
         loop_settings = None
         if loop:
             loop_settings = _loop_settings(
-                data_root, data, requests_dir, policy, thresholds, max_invalid_fraction,
-                beam_profile,
+                data_root, data, requests_dir, policy, push_policy, thresholds,
+                max_invalid_fraction, beam_profile,
             )
             data_root = loop_settings["data"]
         _compile_airflow(
@@ -212,7 +215,8 @@ def compile_command(
 
 
 def _loop_settings(
-    data_root, data, requests_dir, policy, thresholds, max_invalid_fraction, beam_profile
+    data_root, data, requests_dir, policy, push_policy, thresholds, max_invalid_fraction,
+    beam_profile,
 ) -> dict:
     from beamline.loop.airflow import loop_settings
     from beamline.monitor.thresholds import parse_overrides
@@ -226,6 +230,7 @@ def _loop_settings(
         data=data,
         requests=requests_dir,
         policy=policy,
+        push_policy=push_policy,
         thresholds=parse_overrides(thresholds),
         max_invalid_fraction=max_invalid_fraction,
         beam_profile=beam_profile,

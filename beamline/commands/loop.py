@@ -12,7 +12,6 @@ from beamline.commands.options import (
     root_option,
     threshold_options,
 )
-from beamline.loop.delivery import LIVE, PUSH_POLICIES
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 
 
@@ -25,9 +24,6 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 @click.option("--on-failure", default=None, metavar="CMD",
               help="Shell command run when a run the loop started fails; {run_id} is replaced "
               "(else the run id is appended); $BEAMLINE_RUN_ID is set.")
-@click.option("--push-policy", type=click.Choice(PUSH_POLICIES), default=LIVE, show_default=True,
-              help="live: a blessed push serves as the newest version; canary: label, watch, "
-              "promote.")
 @click.option("--no-tune", is_flag=True, help="Runs skip the Tuner (as `beamline run --no-tune`).")
 @click.option("--tune", "retune", is_flag=True,
               help="Runs search hyperparameters again (default: reuse the last search while the "

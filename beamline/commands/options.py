@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from beamline.beam import AUTO, profile_names
-from beamline.settings import DEFAULT_ROOT, DEFAULT_ROOT_ENV, resolve_root
+from beamline.settings import DEFAULT_ROOT, DEFAULT_ROOT_ENV, PushPolicy, resolve_root
 
 
 def _resolve_root(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
@@ -127,11 +127,17 @@ def threshold_options(max_invalid_default: float, note: str = ""):
 
 
 def loop_watch_options(required: bool = True, note: str = ""):
-    """--data, --requests and --retrain-on: what a loop step watches and decides by, for
-    `loop` and `compile --loop` (same names, same meaning)."""
+    """--data, --requests, --retrain-on and --push-policy: what a loop step watches, decides by
+    and delivers with, for `loop` and `compile --loop` (same names, same meaning)."""
     from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
 
     def decorate(func):
+        func = click.option(
+            "--push-policy", type=click.Choice(PushPolicy.ALL), default=PushPolicy.LIVE,
+            show_default=True,
+            help=f"{note}live: a blessed push takes `stable` and serves; canary: it takes "
+            "`canary`, and a later step promotes it once its traffic is healthy.",
+        )(func)
         func = click.option(
             "--retrain-on", "policy", type=click.Choice(POLICIES), default=DRIFT_OR_NEW_DATA,
             show_default=True, help=f"{note}What retrains (always on a span newer than the "

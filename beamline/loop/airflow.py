@@ -14,8 +14,11 @@ per node) gets two more tasks and a templated span:
 - ExampleGen's `range_config` is a template over that XCom, so the run reads the decided span
   even if a newer one lands while it runs.
 - `loop_conclude` (trigger rule all_done, downstream of every pipeline task) concludes the
-  trigger as `beamline loop` does: a blessed push serves (push policy live), anything else is
-  recorded; a failed task ends the trigger FAILED and fails the DAG run.
+  trigger as `beamline loop` does: a blessed push gets its push policy's labels (live:
+  `stable`; canary: `canary`, promoted by a later DAG run's decision once its traffic is
+  healthy), recorded in MLMD and written to models.config, as Beamline's runner does after a
+  local push; anything else is recorded; a failed task ends the trigger FAILED and fails the
+  DAG run.
 
 Airflow is imported only inside the functions that run under it.
 """
@@ -35,6 +38,7 @@ from typing import Any, TextIO
 from beamline.errors import ConfigError
 from beamline.lineage.orchestrators import LEGACY_PIPELINE_NAME, LEGACY_RUN, LEGACY_RUN_ID
 from beamline.loop import triggers as tr
+from beamline.loop.delivery import LIVE, check_policy
 from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
 from beamline.loop.step import LoopConfig
 from beamline.metadata import run_context as rc
@@ -55,6 +59,7 @@ class LoopDagSettings:
     data: str
     requests: str
     policy: str = DRIFT_OR_NEW_DATA
+    push_policy: str = LIVE
     thresholds: dict[str, float] = field(default_factory=dict)
     max_invalid_fraction: float = 0.02
     beam_profile: str = "direct"
@@ -66,6 +71,7 @@ def loop_settings(
     requests: Path | None,
     policy: str,
     thresholds: dict[str, float],
+    push_policy: str = LIVE,
     max_invalid_fraction: float,
     beam_profile: str,
 ) -> dict[str, Any]:
@@ -79,6 +85,7 @@ def loop_settings(
         )
     if policy not in POLICIES:
         raise ConfigError(f"--retrain-on {policy!r} is not one of {', '.join(POLICIES)}.")
+    check_policy(push_policy)
     data = data.expanduser().resolve()
     if not data.is_dir():
         raise ConfigError(
@@ -91,6 +98,7 @@ def loop_settings(
             data=str(data),
             requests=str(requests.expanduser().resolve()),
             policy=policy,
+            push_policy=push_policy,
             thresholds=dict(thresholds),
             max_invalid_fraction=max_invalid_fraction,
             beam_profile=beam_profile,
@@ -161,6 +169,8 @@ def _config(settings: Mapping[str, Any], loop: Mapping[str, Any], until=None) ->
         root=Path(settings["root"]),
         metadata=settings.get("metadata"),
         policy=loop["policy"],
+        # A DAG compiled before --push-policy existed holds none: live, as it behaved then.
+        push_policy=loop.get("push_policy", LIVE),
         thresholds=dict(loop.get("thresholds") or {}),
         max_invalid_fraction=float(loop["max_invalid_fraction"]),
         beam_profile=loop["beam_profile"],
@@ -284,6 +294,9 @@ def finish_run(
         _stamp(store, trigger.run_id, rc.RunState.FAILED, why)
         return record_failure(config, store, trigger, f"run {trigger.run_id} failed: {why}", out)
     _stamp(store, trigger.run_id, rc.RunState.COMPLETE, "")
+    if summary.pushed_version is not None:
+        for line in label_push(config, store, trigger.run_id, str(summary.pushed_version)):
+            out.write(f"beamline loop: {line}\n")
     outcome = RunOutcome(
         config.pipeline,
         trigger.run_id,
@@ -293,6 +306,30 @@ def finish_run(
         pushed_path=summary.pushed_destination,
     )
     return record_delivery(config, store, trigger, outcome, out)
+
+
+def label_push(config: LoopConfig, store, run_id: str, version: str) -> list[str]:
+    """The push policy's label changes for the version the DAG run's Pusher pushed (TFX's
+    Pusher under Airflow copies it into place itself; Beamline's runner would label it right
+    after): recorded in MLMD, then models.config rewritten. Once per push: a second conclusion
+    of the same push (a retried task) changes nothing. Returns what it did, one line each."""
+    from dataclasses import replace
+
+    from beamline.runner.push import apply_policy, labelled_pushes, recorded_pushes
+
+    serving = config.layout.serving_dir(config.pipeline)
+    pushes = [p for p in recorded_pushes(store, serving) if p.version == version]
+    if not pushes:
+        return [
+            f"version {version} was not pushed under {serving}, the serving directory of the "
+            "run root, so no label was changed (a DAG compiled with --serving-dir elsewhere "
+            "serves by its own version policy)"
+        ]
+    push = replace(pushes[-1], run_id=run_id)
+    if push.artifact_id in labelled_pushes(store, config.pipeline):
+        return []
+    changes = apply_policy(store, config.layout, config.pipeline, push, config.push_policy)
+    return [f"applied the push policy {config.push_policy}: {c}" for c in changes]
 
 
 def settle(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -> None:

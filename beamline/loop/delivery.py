@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 
 from beamline.errors import ConfigError, DataError
 from beamline.monitor.canary import CompareThresholds
+from beamline.settings import PushPolicy
 
 if TYPE_CHECKING:
     from beamline.runner.outcome import RunOutcome
 
-LIVE = "live"
-CANARY = "canary"
-PUSH_POLICIES = (LIVE, CANARY)
+LIVE = PushPolicy.LIVE
+CANARY = PushPolicy.CANARY
+PUSH_POLICIES = PushPolicy.ALL
 
 
 @dataclass(frozen=True)

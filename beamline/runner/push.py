@@ -173,7 +173,8 @@ def apply_policy(
     return done
 
 
-def _labelled_pushes(store, pipeline: str) -> set[int]:
+def labelled_pushes(store, pipeline: str) -> set[int]:
+    """The PushedModel ids whose push policy's labels were recorded."""
     return {
         c.pushed_model_id for c in label_history.history(store, pipeline)
         if c.action == r.LabelAction.PUSH and c.pushed_model_id is not None
@@ -242,7 +243,7 @@ def recover(
         if (
             newest.policy
             and newest.destination.is_dir()
-            and newest.artifact_id not in _labelled_pushes(store, pipeline)
+            and newest.artifact_id not in labelled_pushes(store, pipeline)
         ):
             result.labelled += apply_policy(store, layout, pipeline, newest, newest.policy, port)
     if not result.labelled:

@@ -176,6 +176,13 @@ def test_retrain_decision_runs_the_pipeline_on_the_new_span_and_records_the_trig
     assert loop_run["trigger"] == "drift" and loop_run["trigger_execution_id"] == trigger["id"]
     assert loop_run["span"] == "2" and loop_run["state"] == "complete"
     assert loop_run["pushed_version"] and loop_run["pushed_version"] in trigger["outcome"]
+    # loop_conclude applied the push policy (live) as Beamline's runner does after a push.
+    version = int(loop_run["pushed_version"])
+    assert f"applied the push policy live: stable -> {version}" in run.log, run.log[-3000:]
+    labels = beamline("labels", "penguin", "--root", str(airflow_loop.root), "--json")
+    assert json.loads(labels.stdout)["labels"] == {"stable": version}, labels.stdout
+    models_config = (airflow_loop.root / "serving" / "models.config").read_text()
+    assert 'key: "stable"' in models_config and f"value: {version}" in models_config
     # ExampleGen read the decided span through the range_config templated from loop_decide.
     with sqlite3.connect(airflow_loop.root / "metadata.sqlite") as db:
         [(range_config,)] = db.execute(

@@ -56,7 +56,7 @@ def loop_dag(tmp_path_factory):
         [
             sys.executable, "-m", "beamline", "compile", "penguin", "--target", "airflow",
             "--loop", "--data", str(base / "data"), "--requests", str(base / "requests"),
-            "--retrain-on", "drift", "--threshold", "body_mass_g=0.2",
+            "--retrain-on", "drift", "--push-policy", "canary", "--threshold", "body_mass_g=0.2",
             "--max-invalid-fraction", "0.05", "--no-tune", "--root", str(base / "root"),
             "--out", str(out),
         ],
@@ -107,7 +107,7 @@ def test_the_dag_file_holds_the_loop_flags_as_plain_values(loop_dag):
     assert loop["data"] == str((base / "data").resolve())
     assert loop["requests"] == str((base / "requests").resolve())
     assert loop["policy"] == "drift" and loop["thresholds"] == {"body_mass_g": 0.2}
-    assert loop["max_invalid_fraction"] == 0.05
+    assert loop["max_invalid_fraction"] == 0.05 and loop["push_policy"] == "canary"
     assert assigned["SETTINGS"]["data_root"] == loop["data"]
     assert "dag = add_loop_tasks(build_dag(SETTINGS), SETTINGS, LOOP)" in text
 
@@ -134,6 +134,10 @@ def _compile(tmp_path, *flags: str) -> int:
         (("--target=vertex", "--loop"), "--loop is for --target airflow only"),
         (("--target=kubeflow", "--requests=logs"), "--requests is for --target airflow only"),
         (("--target=airflow", "--data=DATA"), "--data is a --loop flag: add --loop"),
+        (("--target=airflow", "--push-policy=canary"),
+         "--push-policy canary is a --loop flag: add --loop"),
+        (("--target=vertex", "--push-policy=canary"),
+         "--push-policy canary is for --target airflow only"),
         (("--target=airflow", "--loop", "--data=DATA"), "--loop needs --requests"),
         (("--target=airflow", "--loop", "--requests=logs"), "--loop needs --data"),
         (
