@@ -33,7 +33,15 @@ from beamline.commands.options import metadata_option, root_option
     help="File holding the access token [default: $BEAMLINE_UI_TOKEN, or a fresh "
     "token printed at start when --host is not loopback].",
 )
-def ui(root, metadata, host, port, token_file) -> None:
+@click.option(
+    "--requests",
+    "requests_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Request log directory of the server (`beamline serve --request_log_dir`): each "
+    "pipeline page then compares stable and canary over the last 24 hours.",
+)
+def ui(root, metadata, host, port, token_file, requests_dir) -> None:
     """Serve the UI: runs (live), a run's DAG, Gantt, why, artifacts and log, run comparison,
     model versions with lineage, metrics and labels, and the loop's monitoring and triggers.
     Read-only: nothing it serves can change the store. Ctrl-C stops it.
@@ -43,7 +51,7 @@ def ui(root, metadata, host, port, token_file) -> None:
     """
     from beamline.ui.server import UiSettings, make_app, make_server, resolve_token, url_of
 
-    settings = UiSettings(Path(root), metadata, host, port, token_file)
+    settings = UiSettings(Path(root), metadata, host, port, token_file, requests_dir)
     token, generated = resolve_token(settings)
     server = make_server(settings, make_app(settings, token))
     address = url_of(host, server.server_port, token)

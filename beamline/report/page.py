@@ -34,6 +34,7 @@ th { background: var(--bg); font-weight: 600; } td.n { text-align: right;
 .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px;
          color: #fff; background: var(--muted); }
 .b-COMPLETE, .b-complete, .b-yes { background: var(--ok); } .b-CACHED { background: var(--cache); }
+.b-ok { background: var(--ok); } .b-crossed { background: var(--bad); }
 .b-FAILED, .b-failed, .b-NO { background: var(--bad); } .b-RUNNING, .b-running,
 .b-stopped { background: var(--warn); } .b-killed, .b-CANCELED { background: var(--kill); }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; padding: 6px;

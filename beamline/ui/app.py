@@ -13,6 +13,7 @@ import re
 import sys
 import traceback
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -23,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 from beamline.errors import BeamlineError, ConfigError, MetadataUnreachable
 from beamline.lineage.runs import UnknownRun
 from beamline.report.page import STYLE
-from beamline.ui import compare_page, loop_page, model_page, run_page, runs_page
+from beamline.ui import canary_view, compare_page, loop_page, model_page, run_page, runs_page
 from beamline.ui.layout import CSP, error_page
 from beamline.ui.store import Reader
 
@@ -78,8 +79,13 @@ class UiApp:
     """A WSGI callable over one Reader. `token`: when set, every request must carry it (the
     `token` query parameter once, then a cookie, or an `Authorization: Bearer` header)."""
 
-    def __init__(self, reader: Reader, token: str | None = None, allowed_hosts=None) -> None:
+    def __init__(
+        self, reader: Reader, token: str | None = None, allowed_hosts=None,
+        requests: Path | None = None, compare_hours: float = 24.0,
+    ) -> None:
         self.reader = reader
+        self.requests = requests
+        self.compare_hours = compare_hours
         self.token = token
         self.allowed_hosts = allowed_hosts  # None: any Host header (a token guards the UI)
         self.static = _static_files()
@@ -286,15 +292,22 @@ class UiApp:
         if pipeline not in graph.pipelines():
             raise NotFound()
         metric = _checked(request.args.get("metric"), "metric", _METRIC)
+        changes = self.reader.label_changes(pipeline)
+        compared = None
+        if self.requests is not None:
+            compared = canary_view.compare_labels(
+                graph, pipeline, changes, self.requests, self.compare_hours
+            )
         return self._html(
             loop_page.render(
                 graph,
                 pipeline,
-                self.reader.label_changes(pipeline),
+                changes,
                 self.reader.triggers(pipeline),
                 self.reader.monitoring(pipeline),
                 self.reader.summaries(graph, pipeline),
                 metric,
+                canary=canary_view.render(compared, self.requests, self.compare_hours),
             )
         )
 

@@ -226,14 +226,18 @@ def render(
     monitoring: list,
     summaries: list[RunSummary],
     metric: str | None = None,
+    canary: str = "",
 ) -> str:
-    """`summaries`: the pipeline's run summaries (Reader.summaries)."""
+    """`summaries`: the pipeline's run summaries (Reader.summaries); `canary`: the "Canary
+    against stable" section's HTML (beamline.ui.canary_view)."""
     by_run = {s.run_id: s for s in summaries}
     body = (
         f"<h1>{escape(pipeline)}: models and the loop</h1>"
         f'<p class="muted"><a href="{escape(url("/", pipeline=pipeline))}">its runs</a></p>'
         '<section id="versions"><h2>Versions</h2>'
         + _versions(graph, pipeline, changes, by_run)
+        + '</section><section id="canary"><h2>Canary against stable</h2>'
+        + canary
         + '</section><section id="metric"><h2>A metric over runs</h2>'
         + _metric_chart(graph, pipeline, changes, metric, by_run)
         + '</section><section id="monitoring"><h2>Monitoring windows</h2>'

@@ -25,6 +25,8 @@ class UiSettings:
     host: str = "127.0.0.1"
     port: int = 8470
     token_file: Path | None = None
+    requests: Path | None = None  # `beamline serve --request_log_dir`: stable against canary
+    compare_hours: float = 24.0  # the comparison's window: the last this many hours
 
 
 def resolve_token(settings: UiSettings) -> tuple[str | None, bool]:
@@ -60,7 +62,10 @@ def make_app(settings: UiSettings, token: str | None):
     allowed = None
     if settings.host in LOOPBACK and not token:
         allowed = {"127.0.0.1", "localhost", "::1"}
-    return UiApp(Reader(settings.root, settings.metadata), token=token, allowed_hosts=allowed)
+    return UiApp(
+        Reader(settings.root, settings.metadata), token=token, allowed_hosts=allowed,
+        requests=settings.requests, compare_hours=settings.compare_hours,
+    )
 
 
 def make_server(settings: UiSettings, app):

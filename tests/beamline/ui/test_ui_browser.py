@@ -181,6 +181,8 @@ def test_models_and_loop_page_draws_windows_triggers_and_labels(browser, ui, dem
     assert len(x.find_elements(By.CSS_SELECTOR, "circle.trigger")) == 2  # the second window's
     triggers = browser.find_element(By.ID, "triggers-table").text
     assert demo.live in triggers and "retrain" in triggers
+    # Started without --requests: the canary section says how to get the comparison.
+    assert "--requests DIR" in browser.find_element(By.ID, "canary-off").text
     [review] = browser.find_elements(By.CSS_SELECTOR, "#triggers-table .canary-review")
     assert review.text == ("canary: canary version 3 is worse than stable version 2 in this "
                            "window (error_rate_increase 0.05 > 0.01)")
@@ -236,3 +238,61 @@ def test_live_run_changes_state_without_a_reload(browser, ui, demo):
     assert "complete" in browser.execute_script(
         "return document.querySelector(arguments[0]).innerText;", f"{row} td.state"
     )
+
+
+def test_with_requests_the_pipeline_page_compares_stable_and_canary(browser, demo, tmp_path):
+    """A copy of the demo store with a canary on a second version, outcome files as `beamline
+    serve` writes them (the canary fails 5 of its 50 requests), and a UI started with
+    --requests: the page shows both sides, the crossed error-rate check and the verdict."""
+    import shutil
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    from beamline.lineage.access import open_graph
+    from beamline.metadata import records
+    from beamline.monitor.trained import pushed_versions, served_name
+    from beamline_serving.request_log.outcomes import outcome_line
+    from tests.beamline.ui import demo as demo_store
+    from tests.beamline.ui.conftest import start_ui, stop_ui
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(demo.db_path, root / "metadata.sqlite")
+    stable = int(demo.pushed_version)
+    canary = stable + 1
+    copy = demo_store.Demo(root, demo.data_file, demo.finished)
+    writer.label_change(copy.writer_store(), "tiny", records.CANARY_LABEL, records.NO_VERSION,
+                        canary, records.LabelAction.PROMOTE, None, at_ms=writer.now_ms())
+    model = served_name(pushed_versions(open_graph(root, None))[stable])
+    now = int(time.time() * 1000)
+    lines = [outcome_line(now, model, stable, "predict", "OK", 1_000) for _ in range(100)]
+    lines += [outcome_line(now, model, canary, "predict", "INVALID_ARGUMENT" if i < 5 else "OK",
+                           1_100) for i in range(50)]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / f"{model}-20261202T000000-1-0.outcomes.tsv").write_bytes(b"".join(lines))
+    server = start_ui("--root", str(root), "--requests", str(logs))
+    try:
+        seen = load(browser, server.base + "/pipelines/tiny")
+        assert not seen["console"], seen["console"]
+        rows = {
+            r.find_element(By.CSS_SELECTOR, "td").text: [
+                c.text for c in r.find_elements(By.CSS_SELECTOR, "td")[1:]
+            ]
+            for r in browser.find_elements(By.CSS_SELECTOR, "#canary-table tbody tr")
+        }
+        assert rows["requests"] == ["100", "50"]
+        assert rows["errors"] == ["0 (0.00%)", "5 (10.00%)"]
+        assert rows["p99 latency"] == ["1.00 ms", "1.10 ms"]
+        checks = {
+            r.find_elements(By.CSS_SELECTOR, "td")[0].text: r.text
+            for r in browser.find_elements(By.CSS_SELECTOR, "#canary-checks tbody tr")
+        }
+        assert "crossed" in checks["error_rate_increase"]
+        assert checks["p99_ratio"].endswith("ok")
+        verdict = browser.find_element(By.ID, "canary-verdict").text
+        assert verdict == (f"canary (v{canary}) is worse than stable (v{stable}): "
+                           "error_rate_increase")
+    finally:
+        stop_ui(server)
