@@ -89,7 +89,12 @@ def _poll(condition, timeout: float, interval: float = 0.05):
         time.sleep(interval)
 
 
-def _child_pid(root: Path, timeout: float = 30) -> int:
+# Hang guards, far above a real start-up: a child's interpreter start on a loaded two-core
+# machine took over 30 s once (a CPU hog beside the full suite).
+START_TIMEOUT = 300
+
+
+def _child_pid(root: Path, timeout: float = START_TIMEOUT) -> int:
     pid_file = root / "child.pid"
     text = _poll(lambda: pid_file.exists() and pid_file.read_text(), timeout)
     assert text, "the supervised child never started"
@@ -114,7 +119,7 @@ def _caught_signals(pid: int) -> int:
     return 0
 
 
-def _watchdog_forwards_signals(pid: int, root: Path, timeout: float = 30) -> None:
+def _watchdog_forwards_signals(pid: int, root: Path, timeout: float = START_TIMEOUT) -> None:
     """Waits until the watchdog (pid) has installed its handlers (it sets SIGCONT's last, and
     nothing but the watchdog catches SIGCONT, so the bit in /proc's SigCgt is the event) and
     the child is inside its `try` (before it, a SIGINT would kill it: exit -2, not 130)."""
