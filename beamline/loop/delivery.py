@@ -165,22 +165,16 @@ def _against_stable(
     A server that writes none (TF Serving itself) leaves only the data checks: the canary is
     judged on those, and the record says the serving side was not compared."""
     from beamline.monitor.canary import compare_sides
-    from beamline.monitor.compare_versions import sides_in_window
-    from beamline.monitor.trained import pushed_versions, served_name
+    from beamline.monitor.compare_versions import stable_and_canary
     from beamline_serving.request_log.outcomes import outcome_files
 
     if stable is None or window.requests_dir is None or not outcome_files(window.requests_dir):
         return _StableComparison(True, "no outcome files: error rate and latency not compared")
-    pushed = pushed_versions(graph)
-    if canary not in pushed:
-        return _StableComparison(True, f"version {canary} has no push record to compare by")
-    model_name = served_name(pushed[canary])
     try:
-        base, candidate = sides_in_window(
-            window.requests_dir, model_name, [("stable", stable), ("canary", canary)],
-            window.since, window.until,
+        model_name, base, candidate = stable_and_canary(
+            graph, window.requests_dir, stable, canary, window.since, window.until
         )
-    except DataError:
+    except DataError:  # neither answered in the window (or no push record names the model)
         base = candidate = None
     if base is None or base.requests < limits.min_requests:
         count = base.requests if base is not None else 0

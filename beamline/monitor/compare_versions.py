@@ -105,3 +105,29 @@ def sides_in_window(
         predicted = traffic.predicted if traffic is not None else []
         sides.append(side_of(name, version, outcomes[version], predicted))
     return sides
+
+
+def stable_and_canary(
+    graph,
+    requests_dir: Path,
+    stable: int,
+    canary: int,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> tuple[str, Side, Side]:
+    """(model name, stable's side, canary's side) in the window: the sides the loop's canary
+    review and the UI compare. Raises DataError as sides_in_window does, and when neither
+    version has a push record (which names the model)."""
+    from beamline.metadata.records import CANARY_LABEL, STABLE_LABEL
+
+    pushed = pushed_versions(graph)
+    known = pushed.get(stable) or pushed.get(canary)
+    if known is None:
+        raise DataError(
+            f"Neither version {stable} nor {canary} has a push record in {graph.source}."
+        )
+    model_name = served_name(known)
+    base, candidate = sides_in_window(
+        requests_dir, model_name, [(STABLE_LABEL, stable), (CANARY_LABEL, canary)], since, until
+    )
+    return model_name, base, candidate

@@ -31,8 +31,7 @@ def compare_labels(
 ) -> Comparison | str:
     """The comparison of the canary with stable over the last `hours`, or why there is none
     (one sentence)."""
-    from beamline.monitor.compare_versions import sides_in_window
-    from beamline.monitor.trained import pushed_versions, served_name
+    from beamline.monitor.compare_versions import stable_and_canary
 
     held = current_labels(changes)
     stable, canary = held.get(STABLE_LABEL), held.get(CANARY_LABEL)
@@ -41,19 +40,12 @@ def compare_labels(
             "No canary apart from stable: a canary push (`beamline run --push-policy canary`) "
             "or `beamline promote ... --label canary` starts one."
         )
-    pushed = pushed_versions(graph)
-    known = pushed.get(stable) or pushed.get(canary)
-    if known is None:
-        return f"Neither version {stable} nor {canary} has a push record in {graph.source}."
     until = now or dt.datetime.now(dt.timezone.utc)
-    limits = CompareThresholds()
     try:
-        base, candidate = sides_in_window(
-            requests_dir, served_name(known),
-            [(STABLE_LABEL, stable), (CANARY_LABEL, canary)],
-            until - dt.timedelta(hours=hours), until,
+        model_name, base, candidate = stable_and_canary(
+            graph, requests_dir, stable, canary, until - dt.timedelta(hours=hours), until
         )
-        return compare_sides(pipeline, served_name(known), base, candidate, limits)
+        return compare_sides(pipeline, model_name, base, candidate, CompareThresholds())
     except DataError as exc:
         return str(exc)
 
