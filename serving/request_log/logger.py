@@ -243,6 +243,9 @@ class _RotatingFile:
         self.paths: list[str] = []
 
     def write(self, data: bytes) -> None:
+        # Age is checked here as well as on the writer's idle poll: a record that arrives
+        # after the limit, before the poll notices, belongs in a new file, not the old one.
+        self.rotate_if_old()
         if self._file is not None and (
             self._bytes + len(data) > self._config.max_file_bytes and self._bytes > 0
         ):

@@ -14,13 +14,14 @@ import pytest
 from tensorflow_serving.apis import classification_pb2, predict_pb2
 
 from beamline_serving.request_log.config import (
+    FILE_SUFFIX,
     RequestLogConfig,
     RequestLogConfigError,
     RequestLogSettings,
     parse_model_config_text,
     settings_from_flags,
 )
-from beamline_serving.request_log.logger import RequestLogRouter
+from beamline_serving.request_log.logger import RequestLogRouter, _RotatingFile
 from beamline_serving.request_log.reader import LogScan, log_files, read_prediction_logs
 from beamline_serving.request_log.tfrecord import ReadOutcome, frame, read_records
 
@@ -175,20 +176,39 @@ def test_files_rotate_by_size_and_by_age(tmp_path):
     while not log_files(tmp_path / "age"):  # the writer opened the first file
         assert time.monotonic() < deadline, "the writer never opened a file"
         time.sleep(0.05)
-    opened, second = time.monotonic(), int(time.time())
-    # The condition itself: the file is past its age limit, and a new file gets a new name
-    # (names carry the second).
-    while not (time.monotonic() - opened > 0.2 and int(time.time()) > second):
+    opened = time.monotonic()
+    # The condition itself: the file is past its age limit. Whether or not the writer's idle
+    # poll has closed it yet, the next record goes to a new file (names carry a sequence).
+    while time.monotonic() - opened <= 0.2:
         time.sleep(0.05)
     router.log("m", 1, "", "predict", lambda _: _predict_pair(2.0))
     router.close()
     assert len(log_files(tmp_path / "age")) == 2
 
 
+def test_a_record_after_the_age_limit_opens_a_new_file_before_any_poll(tmp_path):
+    # No writer thread: only the write path decides, as when a request arrives between the
+    # limit passing and the writer's idle poll closing the file.
+    config = RequestLogConfig(str(tmp_path / "m"), max_file_seconds=0.1)
+    current = _RotatingFile(config, FILE_SUFFIX)
+    current.write(frame(b"first"))
+    opened = time.monotonic()
+    while time.monotonic() - opened <= 0.1:
+        time.sleep(0.02)
+    current.write(frame(b"second"))
+    current.close()
+    assert len(current.paths) == 2
+    records = []
+    for path in current.paths:
+        with open(path, "rb") as stream:
+            records.append(list(read_records(stream)))
+    assert records == [[b"first"], [b"second"]]
+
+
 WRITER = """
 import sys
 from beamline_serving.request_log.config import RequestLogConfig, RequestLogSettings
-from beamline_serving.request_log.logger import RequestLogRouter
+from beamline_serving.request_log.logger import RequestLogRouter, _RotatingFile
 from tensorflow_serving.apis import predict_pb2
 
 router = RequestLogRouter(RequestLogSettings(per_model={"m": RequestLogConfig(sys.argv[1])}))
