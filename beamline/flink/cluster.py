@@ -174,6 +174,13 @@ def _wait(what: str, ready: Callable[[], bool], part: Part, timeout: float) -> N
     )
 
 
+def _registered_taskmanagers(rest: FlinkRest) -> set[str]:
+    try:
+        return set(rest.taskmanagers())
+    except RestError:  # a JobManager just started: none yet
+        return set()
+
+
 def _check_port_free(endpoint: str, what: str) -> None:
     if port_answers(endpoint, timeout=0.5):
         raise ClusterError(
@@ -213,6 +220,9 @@ def up(home: FlinkHome, say: Say, timeout: float = FLINK_START_TIMEOUT_SECONDS) 
                                f"{FLINK_VERSION}; stop it with `beamline flink down`.")
         say(f"flink: JobManager up, REST API http://{state.rest} (pid {part.pid})")
     if "taskmanager" not in alive:
+        # A TaskManager that died stays registered until the JobManager's heartbeat times out:
+        # its slots must not pass for the new one's, or a run started now finds none.
+        stale = _registered_taskmanagers(rest)
         part = _start("taskmanager", ["bash", str(bin_dir / "taskmanager.sh"), "start-foreground"],
                       env, home.log_dir / "taskmanager.out", "(registers with the JobManager)")
         state.parts["taskmanager"] = part
@@ -220,9 +230,11 @@ def up(home: FlinkHome, say: Say, timeout: float = FLINK_START_TIMEOUT_SECONDS) 
 
         def registered() -> bool:
             try:
-                return rest.overview().get("slots-total", 0) >= FLINK_SLOTS
+                current = rest.taskmanagers()
             except RestError:
                 return False
+            fresh = sum(slots for tm, slots in current.items() if tm not in stale)
+            return fresh >= FLINK_SLOTS and not stale & current.keys()
 
         _wait("TaskManager", registered, part, timeout)
         say(f"flink: TaskManager up, {FLINK_SLOTS} slots (pid {part.pid})")

@@ -59,6 +59,11 @@ class FlinkRest:
     def overview(self) -> dict:
         return self._call("GET", "/overview")
 
+    def taskmanagers(self) -> dict[str, int]:
+        """The registered TaskManagers: id -> number of slots."""
+        data = self._call("GET", "/taskmanagers")
+        return {t["id"]: int(t.get("slotsNumber") or 0) for t in data.get("taskmanagers", [])}
+
     def jobs(self) -> list[Job]:
         data = self._call("GET", "/jobs/overview")
         return [Job(j["jid"], j.get("name", ""), j.get("state", "")) for j in data.get("jobs", [])]

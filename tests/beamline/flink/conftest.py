@@ -136,6 +136,8 @@ class TaskManagerKilled:
     jid: str  # its CsvExampleGen job, RUNNING when the TaskManager was killed
     killed_pid: int
     up: CliRun  # `beamline flink up` after the run ended
+    killed_ids: set[str]  # the TaskManagers registered when the kill came
+    after_up: dict[str, int]  # the TaskManagers registered (id -> slots) as `up` returned
 
 
 def poll(what: str, condition, timeout: float = 120.0, every: float = 1.0):
@@ -171,6 +173,7 @@ def taskmanager_killed(flink_cluster, direct_started, tmp_path_factory) -> TaskM
 
         jid = poll("CsvExampleGen's Flink job RUNNING", running_example_gen, timeout=900,
                    every=0.5)
+        killed_ids = set(rest.taskmanagers())
         os.kill(taskmanager.pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=900)
     finally:
@@ -179,7 +182,7 @@ def taskmanager_killed(flink_cluster, direct_started, tmp_path_factory) -> TaskM
             proc.wait()
     run = CliRun(args, proc.returncode, out, err)
     up = beamline("flink", "up", timeout=600)
-    return TaskManagerKilled(root, run, jid, taskmanager.pid, up)
+    return TaskManagerKilled(root, run, jid, taskmanager.pid, up, killed_ids, rest.taskmanagers())
 
 
 @pytest.fixture(scope="session")

@@ -179,6 +179,12 @@ def test_flink_up_after_the_kill_starts_only_a_new_taskmanager(flink_cluster,
     assert "JobManager up" not in up.stdout and "worker pool up" not in up.stdout, up.stdout
     state = flink_cluster.state
     assert state.parts["taskmanager"].pid != taskmanager_killed.killed_pid
+    # When `up` returns, the new TaskManager is registered and the dead one is not (it stays
+    # listed until the JobManager's heartbeat times out: its slots must not count).
+    after_up = taskmanager_killed.after_up
+    assert len(after_up) == 1 and not after_up.keys() & taskmanager_killed.killed_ids, (
+        after_up, taskmanager_killed.killed_ids)
+    assert list(after_up.values()) == [2]
     overview = FlinkRest(state.rest).overview()
     assert overview["taskmanagers"] == 1 and overview["slots-total"] == 2, overview
 
