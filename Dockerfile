@@ -7,6 +7,11 @@
 # TFX's own image matches the lock (TFX 1.16, Python 3.10); the lock is installed on top, exactly
 # as the tests ran. Compiled pipelines reference module files and schemas under /pipeline, so
 # rebuild and re-push the image whenever pipelines/, components/ or schemas/ change.
+#
+# The image also holds Beamline's model server, which starts on its own with TF Serving's flags:
+#
+#   docker run --entrypoint python -p 8501:8501 -v MODELS:/models:ro REGISTRY/beamline:TAG \
+#       -m beamline_serving --model_name=penguin --model_base_path=/models/penguin --host=0.0.0.0
 ARG TFX_VERSION=1.16.0
 ARG BEAM_VERSION=2.59.0
 

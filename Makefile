@@ -1,16 +1,34 @@
-# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# Three commands cover a fresh machine: `make run`, `make serve` and `make test`.
 VENV := .venv
 STAMP := $(VENV)/.bootstrapped
 ROOT ?= beamline_runs
 PIPELINE ?= penguin
+# Where `make serve` logs every request (what `beamline monitor --requests` reads).
+REQUESTS ?= $(ROOT)/requests
+# More `beamline serve` flags for `make serve`, e.g. SERVE_ARGS='--rest_api_port 8601 --port 8600'.
+SERVE_ARGS ?=
 
-.PHONY: run test test-fast services lint docs lock bench clean flink-fetch flink-up flink-down
+.PHONY: run serve wheel test test-fast services lint docs lock bench clean flink-fetch flink-up flink-down
 
 $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 
 run: $(STAMP)
 	$(VENV)/bin/beamline run $(PIPELINE) --root $(ROOT)
+	@echo 'beamline is in .venv: `. .venv/bin/activate` once per shell puts it on PATH; `make serve` serves the model.'
+
+# From a fresh clone to a model answering requests: runs the pipeline first when the run root
+# holds no pushed version of it, then serves the run root (following its labels) with every
+# request logged under it. The ready line gives the curl to paste; Ctrl-C stops it (the server exits 0).
+serve: $(STAMP)
+	@ls -d $(ROOT)/serving/$(PIPELINE)/[0-9]* >/dev/null 2>&1 \
+		|| $(VENV)/bin/beamline run $(PIPELINE) --root $(ROOT)
+	exec $(VENV)/bin/beamline serve --root $(ROOT) --request_log_dir $(REQUESTS) $(SERVE_ARGS)
+
+# Beamline is not on PyPI yet: this wheel (dist/beamline_tfx-VERSION-py3-none-any.whl) is what
+# another environment installs (docs/guides/your-own-project.md).
+wheel: $(STAMP)
+	.tools/bin/uv build --wheel --python $(VENV)/bin/python --out-dir dist
 
 # What the tests need besides the virtualenv: MariaDB (shared-store tests) and Chromium +
 # chromedriver (HTML report in a real browser). Both scripts are idempotent; `.ci/run` is `make test`.
@@ -34,14 +52,14 @@ test: $(STAMP) services flink-fetch
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(MAKE) docs
-	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
 
 # The developer's loop: everything but the slow end-to-end tier (markers `e2e` and `slow`,
 # docs/guides/testing.md). CI and `make test` run every test.
 test-fast: $(STAMP) services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/python -m pytest -ra -m "not e2e and not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -ra --durations=10 -m "not e2e and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

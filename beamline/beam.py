@@ -16,13 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from beamline.errors import ConfigError
-from beamline.settings import (
-    FLINK_BEAM_VERSION_FLAG,
-    FLINK_JAR_ENV,
-    FLINK_MASTER_ENV,
-    FLINK_WORKER_POOL_ENV,
-    IN_MEMORY_MAX_BYTES,
-)
+from beamline.settings import IN_MEMORY_MAX_BYTES
+
+# How `--beam flink` reaches a cluster (beamline/flink/profile.py fills them for the local one).
+FLINK_MASTER_ENV = "BEAMLINE_FLINK_MASTER"  # a team's cluster: its REST endpoint, HOST:PORT
+FLINK_WORKER_POOL_ENV = "BEAMLINE_FLINK_WORKER_POOL"  # the Beam worker pool for it, HOST:PORT
+FLINK_JAR_ENV = "BEAMLINE_FLINK_JAR"  # a runner jar of the user's own instead of the cache's
+# Beam 2.59's --flink_version only chooses a jar to download (1.18 is its newest choice); the
+# explicit --flink_job_server_jar wins, so this value is never used to fetch anything.
+FLINK_BEAM_VERSION_FLAG = "1.18"
 
 # Workers that run TFX components need TFX installed: for the Docker/External environments of
 # Flink and Spark the SDK harness image must be the pipeline image (see the Dockerfile).

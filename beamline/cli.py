@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from beamline.commands.help import ExampleLast
-from beamline.errors import BeamlineError
+from beamline.errors import BeamlineError, did_you_mean
+from beamline.quiet import quiet_startup
 
 # name -> "module:attribute" of a click.Command; short help shown without importing it.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "submit": ("beamline.commands.submit:submit_command", "Submit a compiled pipeline to run."),
     "runs": ("beamline.commands.runs:runs", "List runs: state, duration, cache, blessing, push."),
+    "experiments": (
+        "beamline.commands.experiments:experiments",
+        "Runs as a table: hyperparameters, trials, metrics, push; --where, --sort.",
+    ),
     "lineage": ("beamline.commands.lineage:lineage", "Trace models to data, data to models."),
     "diff": ("beamline.commands.diff:diff", "What changed between two runs."),
     "why": ("beamline.commands.why:why", "Why a node ran instead of coming from the cache."),
@@ -42,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("beamline.commands.promote:promote", "Give a version a label (stable, canary)."),
     "rollback": ("beamline.commands.promote:rollback", "Move a label back to its last version."),
     "labels": ("beamline.commands.labels:labels", "Which version held each label, now or then."),
+    "data": (
+        "beamline.commands.data:data",
+        "Data and code versions runs kept: log, checkout (byte-identical), verify.",
+    ),
     "loop": (
         "beamline.commands.loop:loop",
         "Continuous training: monitor, decide, retrain on new spans, record why.",
@@ -65,6 +74,16 @@ class LazyGroup(ExampleLast, click.Group):
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # Click's "No such command" names no alternative; a typo deserves the closest one.
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            hint = did_you_mean(name, COMMANDS) + "`beamline --help` lists the commands"
+            if name == "help":
+                hint += ", `beamline COMMAND --help` explains one"
+            ctx.fail(f"No such command {name!r}. {hint}.")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from COMMANDS so that --help imports no command module.
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
@@ -76,12 +95,21 @@ OVERVIEW = """\
 Beamline: end-to-end TFX pipelines on Apache Beam, with lineage and a TF Serving-compatible
 model server.
 
+Start:
+  beamline init my-project    a project of your own: pipeline, module files, schema, data
   beamline pipelines          list the pipelines you can run
-  beamline run penguin        run one locally; a blessed model is pushed
-  beamline serve              serve the pushed models (TF Serving REST :8501, gRPC :8500)
+  beamline run penguin        run one locally; a blessed model (the Evaluator passed it) is pushed
+  beamline serve              serve the pushed models (REST :8501, gRPC :8500); the ready line
+                              gives a curl to paste
 
-Every command: beamline --help; one command: beamline COMMAND --help.
-Docs: docs/index.md in the Beamline source (the site: `make docs`, then open site/index.html)."""
+After a run:
+  beamline runs               every run: state, duration, cache, blessing, pushed version
+  beamline why Trainer        why a node ran instead of coming from the cache
+  beamline lineage stable     the served version back to its source files
+  beamline ui                 runs, their DAGs, lineage and models in a browser
+
+Every command: beamline --help; one command: beamline COMMAND --help (ends with an example).
+"""
 
 
 def _use_project(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -118,11 +146,23 @@ def cli(ctx: click.Context) -> None:
         beamline run penguin
     """
     if ctx.invoked_subcommand is None:
-        click.echo(OVERVIEW)
+        click.echo(OVERVIEW + _docs_line())
+
+
+def _docs_line() -> str:
+    from beamline.project import docs_index
+
+    found = docs_index()
+    if found is not None:
+        return f"Docs: {found} (Markdown; `make docs` there builds the site)."
+    # Installed from an index, or from a wheel whose checkout is not on this machine.
+    return ("Docs: docs/index.md in a clone of Beamline's source repository (the one your wheel\n"
+            "was built from; `make docs` there builds the site); the wheel holds none.")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the group and turns BeamlineError into one readable paragraph."""
+    quiet_startup()
     _finish(_exit_code(argv))
 
 

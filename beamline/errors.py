@@ -102,7 +102,7 @@ class PromoteRefused(BeamlineError):
 
 class CanaryWorse(BeamlineError):
     """`beamline monitor --compare A B`: version B's traffic is past a threshold against A's
-    (error rate, p99 latency or predicted-class distribution) in the window."""
+    (error rate, p99 latency or the distribution of its predictions) in the window."""
 
     exit_code = 11
 
@@ -113,3 +113,12 @@ class FlinkPreflightFailed(BeamlineError):
     cannot start a worker that imports apache_beam and TFX. Raised before any node runs."""
 
     exit_code = 13
+
+
+def did_you_mean(name: str, choices) -> str:
+    """`Did you mean 'x'? ` for the choice closest to a mistyped `name` (case aside), or ''."""
+    import difflib
+
+    by_lower = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"Did you mean {by_lower[close[0]]!r}? " if close else ""

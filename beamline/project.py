@@ -181,3 +181,39 @@ def package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def install_origin() -> dict | None:
+    """How Beamline was installed here (PEP 610's direct_url.json): the wheel file, checkout or
+    git URL it came from; None when installed from an index or not installed at all."""
+    import json
+    from importlib.metadata import distributions
+
+    # A checkout's own beamline_tfx.egg-info (found first when run from the checkout) has no
+    # direct_url.json; the installed distribution's has.
+    for dist in distributions(name="beamline-tfx"):
+        text = dist.read_text("direct_url.json")
+        if text:
+            return json.loads(text)
+    return None
+
+
+def docs_index() -> Path | None:
+    """docs/index.md of the source Beamline runs from, or of the checkout whose wheel (in its
+    dist/) or directory it was installed from; None when none of them is on this machine."""
+    return next((index for index in docs_candidates(Path(__file__).resolve().parents[1],
+                                                    install_origin()) if index.is_file()), None)
+
+
+def docs_candidates(source: Path, origin: dict | None) -> list[Path]:
+    """Where docs/index.md may be: beside `source` (the directory holding the beamline package),
+    then in the checkout `origin` (a direct_url.json) names: a wheel's dist/ parent, or the
+    directory itself."""
+    from urllib.parse import unquote, urlparse
+
+    places = [source]
+    url = (origin or {}).get("url", "")
+    if url.startswith("file://"):
+        path = Path(unquote(urlparse(url).path))
+        places.append(path.parent.parent if path.suffix == ".whl" else path)
+    return [place / "docs" / "index.md" for place in places]

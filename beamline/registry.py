@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from beamline import project as project_mod
-from beamline.errors import ConfigError
+from beamline.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ def get(name: str, project: project_mod.Project | None = None) -> PipelineEntry:
         known = ", ".join(entries) or "none"
         where = f"{project.pipelines_dir} ({project.describe()})"
         raise ConfigError(
-            f"No pipeline named {name!r} in {where}. Known pipelines: {known}. Run `beamline "
+            f"No pipeline named {name!r} in {where}. {did_you_mean(name, entries)}Known "
+            f"pipelines: {known}. Run `beamline "
             f"pipelines` to list them, add {project.pipelines_dir.name}/{name}.py, or run a "
             "file directly with `beamline run FILE.py[:FUNCTION]`."
         )

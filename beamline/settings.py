@@ -1,4 +1,5 @@
-"""Typed configuration: every default Beamline uses lives here, nowhere else.
+"""Typed configuration: Beamline's defaults live here (Apache Flink's pins and cluster sizes in
+beamline/flink/settings.py, the Beam profiles' flags in beamline/beam.py).
 
 Pure data, no heavy imports. `RootLayout` says where a run root keeps everything;
 `PipelineSettings` is what a `create_pipeline()` receives (paths resolved, Beam args chosen).
@@ -175,6 +176,24 @@ class RootLayout:
         """Per-run temporary directories (TMPDIR of a run) live here, removed after the run."""
         return self.root / "tmp"
 
+    @property
+    def objects_dir(self) -> Path:
+        """The data and code versions runs read: a content-addressed store (beamline.versions)."""
+        return self.root / "objects"
+
+
+# Where a pipeline's Evaluator finds its baseline model (PipelineSettings.baseline_source), by
+# what the orchestrator can run:
+# - BASELINE_BEFORE_CANDIDATE: Beamline's resolver, the latest blessed model older than the
+#   candidate (TFX's own launchers run any resolver: local runs, Airflow);
+# - BASELINE_LATEST_BLESSED: TFX's LatestBlessedModelStrategy resolver, the one blessed-model
+#   resolver TFX compiles for Vertex AI Pipelines;
+# - BASELINE_SERVING_DIR: a container task copies the newest version pushed to serving_dir
+#   (open-source Kubeflow Pipelines runs no resolver).
+BASELINE_BEFORE_CANDIDATE = "before_candidate"
+BASELINE_LATEST_BLESSED = "latest_blessed"
+BASELINE_SERVING_DIR = "serving_dir"
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -203,58 +222,20 @@ class PipelineSettings:
     # The project's components directory (its module files), absolute; "" when the caller
     # has no project (the bundled examples find theirs inside beamline_components).
     components_dir: str = ""
+    # Where the Evaluator's baseline model comes from (the BASELINE_* values above).
+    baseline_source: str = BASELINE_BEFORE_CANDIDATE
+    # Keep the run's input files and code in the run root's object store, by content, and name
+    # them on the run's record (beamline.versions); False keeps nothing and records no version.
+    keep_versions: bool = True
+    # `beamline run --set NAME=VALUE` pairs, values as typed (int, float, bool, str): TabularSpec
+    # fields and model hyperparameters for this run (beamline/experiments/overrides.py). A
+    # pipeline that applies them marks its Pipeline with OVERRIDES_APPLIED; the runner refuses
+    # overrides that a pipeline would silently ignore.
+    overrides: tuple[tuple[str, object], ...] = ()
+    # False: no Pusher (a sweep's variants push nothing; `beamline run --push best` then runs
+    # the best one again with its Pusher, every other node from the cache).
+    push: bool = True
 
 
-# Apache Flink for `--beam flink` and `beamline flink up` (beamline/flink/). Pins: the Beam
-# runner jar is shaded by Maven from these coordinates (Maven Central serves no prebuilt Beam
-# job-server jar, nor the 1.18 runner or the 2.59 job service); Flink itself comes from PyPI
-# (`apache-flink` wheel + `apache-flink-libraries` sdist, installed into their own folder:
-# apache-flink pins an old apache-beam, so never into the project's environment).
-FLINK_HOME_ENV = "BEAMLINE_FLINK_HOME"  # the cache: jar, Flink, config, logs, pids
-FLINK_MASTER_ENV = "BEAMLINE_FLINK_MASTER"  # a team's cluster: its REST endpoint, HOST:PORT
-FLINK_WORKER_POOL_ENV = "BEAMLINE_FLINK_WORKER_POOL"  # the Beam worker pool for it, HOST:PORT
-FLINK_JAR_ENV = "BEAMLINE_FLINK_JAR"  # a runner jar of the user's own instead of the cache's
-FLINK_VERSION = "1.19.0"
-FLINK_PIP_PACKAGES = ("apache-flink==1.19.0", "apache-flink-libraries==1.19.0")
-FLINK_RUNNER_COORDINATES = (
-    "org.apache.beam:beam-runners-flink-1.19:2.62.0",
-    "org.apache.beam:beam-runners-java-job-service:2.62.0",
-    "org.slf4j:slf4j-simple:1.7.36",
-)
-FLINK_SHADE_PLUGIN_VERSION = "3.6.2"
-# Beam 2.59's --flink_version only chooses a jar to download (1.18 is its newest choice); the
-# explicit --flink_job_server_jar wins, so this value is never used to fetch anything.
-FLINK_BEAM_VERSION_FLAG = "1.18"
-# Sized for one 2-core machine. Beam batch jobs need more network memory than Flink's default
-# ("Insufficient number of network buffers: required 512"); these values passed penguin.
-FLINK_SLOTS = 2
-FLINK_TASKMANAGER_PROCESS_SIZE = "3000m"
-FLINK_JOBMANAGER_PROCESS_SIZE = "1600m"
-FLINK_NETWORK_MEMORY = "768mb"
-FLINK_SORT_SHUFFLE_MIN_BUFFERS = 64
-FLINK_HOST = "127.0.0.1"
-FLINK_REST_PORT = 8081
-FLINK_RPC_PORT = 6123
-FLINK_WORKER_POOL_PORT = 50000
-# Another local cluster (a second checkout's, CI's) can run beside the default one with its own
-# $BEAMLINE_FLINK_HOME and these ports.
-FLINK_PORT_ENVS = {
-    "rest": "BEAMLINE_FLINK_REST_PORT",
-    "rpc": "BEAMLINE_FLINK_RPC_PORT",
-    "worker_pool": "BEAMLINE_FLINK_WORKER_POOL_PORT",
-}
-
-
-@dataclass(frozen=True)
-class FlinkPorts:
-    """The local Flink cluster's fixed ports (the TaskManager's and the blob server's are
-    picked free by Flink). beamline.flink.home.flink_ports() reads FLINK_PORT_ENVS over these."""
-
-    rest: int = FLINK_REST_PORT
-    rpc: int = FLINK_RPC_PORT
-    worker_pool: int = FLINK_WORKER_POOL_PORT
-
-
-# How long `flink up` waits for each part to answer, and the preflight's one-element job.
-FLINK_START_TIMEOUT_SECONDS = 120.0
-FLINK_PREFLIGHT_JOB_TIMEOUT_SECONDS = 180.0
+# The attribute tabular_pipeline sets (True) on a Pipeline built with PipelineSettings.overrides.
+OVERRIDES_APPLIED = "beamline_overrides_applied"

@@ -79,8 +79,8 @@ def _run_stock(root: Path, name: str) -> None:
     from tfx import v1 as tfx
 
     from beamline import registry
+    from beamline.data.files import resolve_data
     from beamline.metadata.connection import sqlite_config
-    from beamline.runner.preflight import resolve_data
     from beamline.settings import PipelineSettings, RootLayout
 
     module = importlib.import_module(f"beamline_pipelines.{name}")

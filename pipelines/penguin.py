@@ -25,7 +25,7 @@ def default_data_root() -> str:
 
 
 def create_pipeline(settings: PipelineSettings):
-    from beamline_components.classifier_pipeline import ClassifierSpec, classifier_pipeline
+    from beamline_components.tabular_pipeline import ClassifierSpec, tabular_pipeline
 
     # This example's module files ship inside the installed beamline_components package.
     components = package_path("beamline_components", "penguin")
@@ -36,4 +36,4 @@ def create_pipeline(settings: PipelineSettings):
         slice_features=("island",),
         accuracy_lower_bound=0.8,
     )
-    return classifier_pipeline(settings, spec)
+    return tabular_pipeline(settings, spec)

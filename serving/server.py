@@ -8,11 +8,13 @@ let in-flight requests finish (gRPC grace period) and exit 0.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from beamline_serving.core.config import (
     ModelSpec,
@@ -22,14 +24,22 @@ from beamline_serving.core.config import (
     read_model_config_file,
 )
 from beamline_serving.core.dataplane import DataPlane
-from beamline_serving.core.errors import ConfigError
 from beamline_serving.core.metrics import Metrics
-from beamline_serving.core.model_manager import ModelManager, Periodic, call_at_low_priority
+from beamline_serving.core.model_manager import (
+    AVAILABLE,
+    ModelManager,
+    Periodic,
+    call_at_low_priority,
+)
 from beamline_serving.core.root_files import RootFiles
 from beamline_serving.core.routing import Routing
 from beamline_serving.core.schema_contract import SchemaContract
+from beamline_serving.errors import Code, ConfigError, ServingError
 from beamline_serving.request_log.config import (
+    RequestLogConfig,
+    RequestLogConfigError,
     RequestLogSettings,
+    check_prefixes_inside,
     configs_from_model_server_config,
     settings_from_flags,
 )
@@ -163,6 +173,7 @@ class ModelServer:
             config_text,
             str(options.model_config_file),
             options.request_log_exclude,
+            options.request_log_budget,
         )
 
     def _set_request_log(self, settings: RequestLogSettings) -> None:
@@ -176,11 +187,33 @@ class ModelServer:
 
     # -- config reloads -------------------------------------------------------------------
 
+    def reload_from_client(self, config) -> None:
+        """A gRPC client's HandleReloadConfigRequest, if this server takes them: neither port
+        authenticates its clients, and a reload chooses what is loaded and where logs go."""
+        options = self.options
+        if not options.reloads_allowed():
+            why = (
+                "the server was started with --allow_reload_config=false"
+                if options.allow_reload_config is False
+                else f"the server listens on {options.host}, beyond loopback "
+                "(--allow_reload_config=auto)"
+            )
+            raise ServingError(
+                Code.PERMISSION_DENIED,
+                f"HandleReloadConfigRequest is turned off: {why}. Change the models through "
+                "--model_config_file (re-read with --model_config_file_poll_wait_seconds), or "
+                "restart the server with --allow_reload_config=true behind an authenticating "
+                "proxy.",
+            )
+        self.reload_config(config)
+
     def reload_config(self, config) -> None:
-        """HandleReloadConfigRequest: serve exactly the models of a ModelServerConfig proto."""
+        """HandleReloadConfigRequest: serve exactly the models of a ModelServerConfig proto.
+        Checked whole before anything changes: a refused request leaves the server as it was."""
         specs = model_specs_from_proto(config, "ReloadConfigRequest")
         base = self._request_log_settings(None)
         logging = configs_from_model_server_config(config, "ReloadConfigRequest")
+        self._check_reload_log_places(logging, base.directory)
         self._apply(specs)
         if self.options.labels_file is not None and self.options.model_config_file is None:
             log.warning(
@@ -189,10 +222,31 @@ class ModelServer:
                 self.options.labels_file,
             )
         self._set_request_log(
-            RequestLogSettings(logging, base.directory, base.sample_rate, base.exclude_fields)
+            dataclasses.replace(base, per_model=logging)  # the flags' rate, exclusions, budget
         )
         if self.shared is not None and self.options.rest_worker_state_dir is None:
             self.shared.publish_config(config.SerializeToString())  # the workers follow
+
+    def _check_reload_log_places(
+        self, logging: dict[str, RequestLogConfig], directory: str | None
+    ) -> None:
+        """A reload's filename_prefix must lie under --request_log_dir; without one, a reload
+        may only name a prefix the operator's model config file already logs to."""
+        where = "ReloadConfigRequest"
+        if directory is not None:
+            check_prefixes_inside(logging, directory, where)
+            return
+        operator = self._request_log_settings(self._config_text).per_model.values()
+        known = {os.path.realpath(config.filename_prefix) for config in operator}
+        for name, config in sorted(logging.items()):
+            if os.path.realpath(config.filename_prefix) not in known:
+                raise RequestLogConfigError(
+                    f"{where}: model {name}'s logging_config filename_prefix "
+                    f"{config.filename_prefix!r} is not one the server was started with, and "
+                    "a reload may only log under --request_log_dir, which this server has "
+                    "not got. Start the server with --request_log_dir DIR and give a prefix "
+                    "under DIR, or leave logging_config out of the request."
+                )
 
     def _publish_metrics(self) -> None:
         self.shared.publish_metrics(self.metrics.snapshot())
@@ -284,7 +338,9 @@ class ModelServer:
             if options.rest_worker_state_dir is not None:
                 self._pollers.append(Periodic(FOLLOW_SECONDS, self._follow_reloads, "reloads"))
             else:
-                self.workers = start_workers(options.rest_api_workers - 1, sys.argv, self.shared)
+                self.workers = start_workers(
+                    options.rest_api_workers - 1, options.launch_command, self.shared
+                )
         for poller in self._pollers:
             poller.start()
 
@@ -296,7 +352,7 @@ class ModelServer:
 
             self._grpc = create_grpc_server(
                 self.dataplane,
-                self.reload_config,
+                self.reload_from_client,
                 max_message_bytes=options.max_request_bytes,
                 max_concurrent_rpcs=options.grpc_max_threads,
             )
@@ -313,12 +369,7 @@ class ModelServer:
             await self._grpc.start()
             log.info("Running gRPC ModelServer at %s ...", address)
         if options.rest_port:
-            from beamline_serving.rest.api import RestApi, create_http_server
-
-            api = RestApi(self.dataplane, options.prometheus_path)
-            self._http = create_http_server(
-                api, max_request_bytes=options.max_request_bytes, cors=options.cors
-            )
+            self._http = self.http_server()
             try:
                 await self._http.listen(
                     options.host, options.rest_port, reuse_port=self.shared is not None
@@ -329,6 +380,16 @@ class ModelServer:
                     f"{exc.strerror}. Choose another port with --rest_api_port (0 disables REST)."
                 ) from exc
             log.info("Exporting HTTP/REST API at:%s:%d ...", options.host, options.rest_port)
+
+    def http_server(self):
+        """The REST server (not listening yet), with this server's limits on its clients."""
+        from beamline_serving.rest.api import RestApi, create_http_server
+
+        options = self.options
+        api = RestApi(self.dataplane, options.prometheus_path, options.rest_limits)
+        return create_http_server(
+            api, max_request_bytes=options.max_request_bytes, cors=options.cors
+        )
 
     async def stop_network(self) -> None:
         """Stops accepting; in-flight gRPC calls get a few seconds to finish."""
@@ -346,8 +407,44 @@ class ModelServer:
         self.dataplane.close()
 
 
-def run(options: ServerOptions) -> None:
-    """Runs the server until SIGTERM / SIGINT."""
+# (REST URL, names of the models AVAILABLE) -> a command to try, or None.
+ReadyHint = Callable[[str, list[str]], "str | None"]
+
+
+def ready_line(options: ServerOptions, available: list[str], hint: ReadyHint | None) -> str:
+    """The line that says the server answers now: where, and (with a hint) what to try."""
+    # A wildcard address is not one a client can use; this machine reaches it on loopback.
+    host = "127.0.0.1" if options.host in ("", "0.0.0.0", "::") else options.host
+    host = f"[{host}]" if ":" in host else host
+    rest_url = f"http://{host}:{options.rest_port}"
+    rest = f"REST on {rest_url}" if options.rest_port else "REST off"
+    grpc = f"gRPC on {host}:{options.grpc_port}" if options.grpc_port else "gRPC off"
+    role = "REST worker " if options.rest_worker_state_dir is not None else ""
+    line = f"beamline serve: {role}ready (pid {os.getpid()}): {rest}, {grpc}"
+    if not options.rest_port:
+        return line
+    if not available:
+        return line + "; no model is AVAILABLE yet: pushed versions are served as they land"
+    suggestion = hint(rest_url, available) if hint is not None else None
+    return line + f"; try: {suggestion or f'curl {rest_url}/v1/models/{available[0]}'}"
+
+
+def _available(manager: ModelManager) -> list[str]:
+    """The models with a version AVAILABLE (the initial load is over when this is asked)."""
+    names = []
+    for name in manager.model_names():
+        try:
+            states = manager.status(name)
+        except ServingError:  # no version at all
+            continue
+        if any(status.state == AVAILABLE for status in states):
+            names.append(name)
+    return names
+
+
+def run(options: ServerOptions, ready_hint: ReadyHint | None = None) -> None:
+    """Runs the server until SIGTERM / SIGINT. `ready_hint` (the framework's): a request to try,
+    given the REST URL and the models AVAILABLE, appended to the ready line."""
     _configure_logging()
     _configure_tensorflow(options)
     server = ModelServer(options)
@@ -366,11 +463,9 @@ def run(options: ServerOptions) -> None:
         await server.start_network()
         if server.workers:
             server.shared.mark_primary_listening()
-        role = "REST worker " if options.rest_worker_state_dir is not None else ""
+        worker = options.rest_worker_state_dir is not None
         print(
-            f"beamline serve: {role}ready (pid {os.getpid()}); gRPC port "
-            f"{options.grpc_port or 'off'}, "
-            f"REST port {options.rest_port or 'off'} on {options.host}",
+            ready_line(options, _available(server.manager), None if worker else ready_hint),
             file=sys.stderr,
             flush=True,
         )

@@ -5,7 +5,8 @@ in-process rate on 2 cores; N processes bound to the same port with SO_REUSEPORT
 share of the connections from the kernel (measured: 1 process 4,649 req/s, 2 processes 9,192).
 
 The process started by the user is the primary: it serves gRPC and REST and owns config
-reloads. It starts N-1 REST workers, each the same command line with `--port=0` (no gRPC) and
+reloads. It starts N-1 REST workers, each the same command line (`beamline serve ...` or
+`python -m beamline_serving ...`, as the primary was started) with `--port=0` (no gRPC) and
 `--rest_api_workers=1`, plus the shared state directory. Every process loads and polls its
 models itself, as replicas behind a load balancer do. What must agree goes through that
 directory, written atomically (write, then rename):
@@ -13,12 +14,12 @@ directory, written atomically (write, then rename):
   answers `/monitoring/prometheus/metrics` adds the others' points to its own;
 - `model_config.pb`: the ModelServerConfig of the last gRPC ReloadConfig the primary applied;
   workers apply it within FOLLOW_SECONDS.
-Workers die with the primary (PR_SET_PDEATHSIG) and are stopped with it.
+Workers die with the primary (PR_SET_PDEATHSIG, set by a small launcher that then execs the
+worker) and are stopped with it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -97,31 +98,48 @@ class SharedState:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def worker_command(argv: list[str], state: SharedState) -> list[str]:
-    """A REST worker's command line: the primary's `serve` arguments, then the overrides
-    (click keeps the last value of an option given twice)."""
-    from beamline_serving.core.errors import ConfigError
+def worker_command(launch_command: tuple[str, ...], state: SharedState) -> list[str]:
+    """A REST worker's command line: the primary's own (its front door and flags), then the
+    overrides (both front doors' parsers keep the last value of a flag given twice)."""
+    from beamline_serving.errors import ConfigError
 
-    try:
-        start = argv.index("serve") + 1
-    except ValueError:
+    if not launch_command:
         raise ConfigError(
-            "--rest_api_workers starts its workers from the `beamline serve` command line, and "
-            "this process was not started by one: run `beamline serve --rest_api_workers N`."
-        ) from None
+            "--rest_api_workers starts its workers with the command line that started this "
+            "server, and this one was started without one (ServerOptions.launch_command is "
+            "empty): run `beamline serve --rest_api_workers N` or `python -m beamline_serving "
+            "--rest_api_workers=N`."
+        )
     return [
-        sys.executable, "-m", "beamline", "serve", *argv[start:],
+        *launch_command,
         "--port=0", "--rest_api_workers=1", f"--rest_worker_state_dir={state.directory}",
     ]
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+# Runs first in the child, then execs the command, which keeps the parent-death signal. Not
+# Popen(preexec_fn=...): that runs Python between fork and exec, in a copy of a process whose
+# TensorFlow threads may have held locks at the fork, and the child can deadlock on them. A
+# parent that ended before the signal was set is seen as a changed parent pid.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGTERM, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def start_workers(count: int, argv: list[str], state: SharedState) -> list[subprocess.Popen]:
-    command = worker_command(argv, state)
-    return [subprocess.Popen(command, preexec_fn=_die_with_parent) for _ in range(count)]
+def dying_with_this_process(command: list[str]) -> list[str]:
+    """`command` (its first item an absolute executable path) run so that it gets SIGTERM when
+    this process ends, however it ends."""
+    return [sys.executable, "-I", "-c", _LAUNCHER, str(os.getpid()), *command]
+
+
+def start_workers(
+    count: int, launch_command: tuple[str, ...], state: SharedState
+) -> list[subprocess.Popen]:
+    command = dying_with_this_process(worker_command(launch_command, state))
+    return [subprocess.Popen(command) for _ in range(count)]
 
 
 def stop_workers(workers: list[subprocess.Popen], timeout: float = 10.0) -> None:
@@ -142,7 +160,7 @@ async def wait_until_loaded(workers: list[subprocess.Popen], state: SharedState)
     exits first is a ConfigError."""
     import asyncio
 
-    from beamline_serving.core.errors import ConfigError
+    from beamline_serving.errors import ConfigError
 
     while True:
         for worker in workers:

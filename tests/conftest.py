@@ -46,7 +46,9 @@ settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_ENV, "ci"))
 # - slow: elsewhere, tests that run a real TFX pipeline: those using one of these fixtures, and
 #   modules that mark themselves (pytestmark = pytest.mark.slow).
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
-SLOW_FIXTURES = frozenset({"tiny_store", "chaos", "penguin_run"})
+SLOW_FIXTURES = frozenset(
+    {"tiny_store", "chaos", "push_chaos", "penguin_run", "taxi_run_started"}
+)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -64,3 +66,15 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def taxi_run_started(tmp_path_factory):
+    """`beamline run taxi --no-tune` of the shipped trips with the default profile (`auto`: the
+    in-memory DirectRunner at this size), started in the background when first asked for and
+    shared read-only by the session: tests/e2e/test_taxi_pipeline.py reads its records and serves
+    its push; the Flink module compares its taxi-on-Flink run with it, started alongside."""
+    from tests.e2e.conftest import started
+
+    with started(tmp_path_factory.mktemp("taxi_root"), "run", "taxi", "--no-tune") as run:
+        yield run

@@ -3,6 +3,9 @@ Apache Airflow DAG file (TFX's AirflowDagRunner)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -20,6 +23,125 @@ from beamline.commands.options import (
 from beamline.errors import ConfigError
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 from beamline.settings import PushPolicy
+
+
+def _gathered(group: type, name: str):
+    """Hands the command the flags of one dataclass as one object, `name`, instead of one
+    parameter each (Click passes every option by its name)."""
+    names = [f.name for f in dataclasses.fields(group)]
+
+    def decorate(func):
+        @functools.wraps(func)
+        def command(**params):
+            params[name] = group(**{n: params.pop(n) for n in names})
+            return func(**params)
+
+        return command
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class KubeflowFlags:
+    """--target kubeflow/vertex: the image every step runs in, the storage they share."""
+
+    image: str | None
+    pipeline_root: str | None
+    display_name: str | None
+
+    def options(self, target: str, **common):
+        """deploy.compile's CompileRequest; both flags are required on these targets."""
+        missing = [
+            f for f, v in (("--image", self.image), ("--pipeline-root", self.pipeline_root))
+            if not v
+        ]
+        if missing:
+            raise ConfigError(
+                f"--target {target} needs {' and '.join(missing)}: the image every step runs "
+                "in (--image REGISTRY/beamline:TAG, built from the Dockerfile) and storage all "
+                "steps share (--pipeline-root gs://BUCKET/beamline or $BEAMLINE_PIPELINE_ROOT)."
+            )
+        from beamline.deploy import compile as compiler
+
+        return compiler.CompileRequest(
+            target=target, image=self.image, pipeline_root=self.pipeline_root,
+            display_name=self.display_name, **common,
+        )
+
+
+@dataclass(frozen=True)
+class AirflowFlags:
+    """--target airflow: the run root and store the workers share, and the schedule."""
+
+    root: Path
+    metadata: str | None
+    schedule: str | None
+    start_date: str | None
+    retries: int
+
+
+@dataclass(frozen=True)
+class LoopFlags:
+    """--loop (airflow): the loop step that gates the DAG, with `beamline loop`'s flags."""
+
+    loop: bool
+    data: Path | None
+    requests_dir: Path | None
+    policy: str
+    push_policy: str
+    thresholds: tuple[str, ...]
+    max_invalid_fraction: float
+
+    def check(self, target: str) -> None:
+        """A loop flag is refused off airflow, or without --loop; one paragraph each."""
+        given = [
+            flag
+            for flag, present in (
+                ("--data", self.data is not None),
+                ("--requests", self.requests_dir is not None),
+                ("--threshold", bool(self.thresholds)),
+                (f"--push-policy {self.push_policy}", self.push_policy != PushPolicy.LIVE),
+            )
+            if present
+        ]
+        if target != "airflow" and (self.loop or given):
+            raise ConfigError(
+                f"{'--loop' if self.loop else ', '.join(given)} is for --target airflow only: "
+                "the loop DAG gates an Airflow DAG behind a `beamline loop` step. For "
+                f"{target}, compile without it and run `beamline loop PIPELINE --data DIR "
+                "--requests DIR` next to the orchestrator, or use --target airflow --loop."
+            )
+        if given and not self.loop:
+            what = "is a --loop flag" if len(given) == 1 else "are --loop flags"
+            raise ConfigError(
+                f"{', '.join(given)} {what}: "
+                "add --loop to compile a DAG gated by the loop's decision, or leave them out "
+                "(the plain DAG's input is --data-root)."
+            )
+
+    def settings(self, data_root: str | None, beam_profile: str) -> dict:
+        """The loop task's settings (beamline.loop.airflow), the pipeline reading --data."""
+        from beamline.loop.airflow import loop_settings
+        from beamline.monitor.thresholds import parse_overrides
+
+        data = self.data
+        if data_root and data and (
+            Path(data_root).expanduser().resolve() != data.expanduser().resolve()
+        ):
+            raise ConfigError(
+                f"--data-root {data_root} and --data {data} differ: with --loop the pipeline "
+                "reads the newest span of --data, the directory the loop watches. Give --data "
+                "only."
+            )
+        return loop_settings(
+            data=data,
+            requests=self.requests_dir,
+            policy=self.policy,
+            push_policy=self.push_policy,
+            thresholds=parse_overrides(self.thresholds),
+            max_invalid_fraction=self.max_invalid_fraction,
+            beam_profile=beam_profile,
+        )
 
 
 @click.command("compile", cls=Command)
@@ -80,32 +202,23 @@ from beamline.settings import PushPolicy
 )
 @loop_watch_options(required=False, note="--loop: ")
 @threshold_options(DEFAULT_MAX_INVALID_FRACTION, note="--loop: ")
+@_gathered(KubeflowFlags, "kubeflow")
+@_gathered(AirflowFlags, "airflow")
+@_gathered(LoopFlags, "loop")
 def compile_command(
     pipeline: str,
     target: str,
-    image: str | None,
     out: Path,
-    pipeline_root: str | None,
     data_root: str | None,
-    root: Path,
-    metadata: str | None,
-    schedule: str | None,
-    start_date: str | None,
-    retries: int,
     serving_dir: str | None,
     beam_profile: str,
     beam_extra: tuple[str, ...],
     secret_specs: tuple[str, ...],
     no_tune: bool,
     no_tune_deprecated: bool,
-    display_name: str | None,
-    loop: bool,
-    data: Path | None,
-    requests_dir: Path | None,
-    policy: str,
-    push_policy: str,
-    thresholds: tuple[str, ...],
-    max_invalid_fraction: float,
+    kubeflow: KubeflowFlags,
+    airflow: AirflowFlags,
+    loop: LoopFlags,
 ) -> None:
     """Compile PIPELINE for --target: a PipelineJob JSON (TFX's KubeflowV2DagRunner) for
     kubeflow/vertex, or a DAG file (TFX's AirflowDagRunner, one task per node) for airflow.
@@ -114,8 +227,6 @@ def compile_command(
     /pipeline there), so rebuild the image when they change. Airflow: workers import the
     installed project. No secret value is ever written: declare secrets with --secret and they
     are resolved where each step runs, at run time.
-
-    Example:
 
     With --loop (airflow), the DAG's first task is one `beamline loop` step over the DAG run's
     data interval (--data, --requests, --retrain-on, --threshold as for `beamline loop`), and
@@ -127,52 +238,27 @@ def compile_command(
         beamline compile penguin --target airflow --schedule @daily --out dags/penguin.py
     """
     from beamline.deploy.secrets import parse_secret
+    from beamline.quiet import quiet_library_logs
 
+    quiet_library_logs()
     no_tune = new_or_deprecated(no_tune, no_tune_deprecated)
-
-    loop_flags = [
-        flag
-        for flag, given in (
-            ("--data", data is not None),
-            ("--requests", requests_dir is not None),
-            ("--threshold", bool(thresholds)),
-            (f"--push-policy {push_policy}", push_policy != PushPolicy.LIVE),
-        )
-        if given
-    ]
-    if target != "airflow" and (loop or loop_flags):
-        raise ConfigError(
-            f"{'--loop' if loop else ', '.join(loop_flags)} is for --target airflow only: the "
-            f"loop DAG gates an Airflow DAG behind a `beamline loop` step. For {target}, "
-            "compile without it and run `beamline loop PIPELINE --data DIR --requests DIR` "
-            "next to the orchestrator, or use --target airflow --loop."
-        )
-    if loop_flags and not loop:
-        what = "is a --loop flag" if len(loop_flags) == 1 else "are --loop flags"
-        raise ConfigError(
-            f"{', '.join(loop_flags)} {what}: "
-            "add --loop to compile a DAG gated by the loop's decision, or leave them out (the "
-            "plain DAG's input is --data-root)."
-        )
+    loop.check(target)
     refs = tuple(parse_secret(s) for s in secret_specs)
     if target == "airflow":
         loop_settings = None
-        if loop:
-            loop_settings = _loop_settings(
-                data_root, data, requests_dir, policy, push_policy, thresholds,
-                max_invalid_fraction, beam_profile,
-            )
+        if loop.loop:
+            loop_settings = loop.settings(data_root, beam_profile)
             data_root = loop_settings["data"]
         _compile_airflow(
             pipeline,
             out=out,
-            root=root,
+            root=airflow.root,
             data_root=data_root,
-            metadata=metadata,
+            metadata=airflow.metadata,
             serving_dir=serving_dir,
-            schedule=schedule,
-            start_date=start_date,
-            retries=retries,
+            schedule=airflow.schedule,
+            start_date=airflow.start_date,
+            retries=airflow.retries,
             enable_tuning=not no_tune,
             beam_profile=beam_profile,
             beam_extra=beam_extra,
@@ -180,26 +266,16 @@ def compile_command(
             loop=loop_settings,
         )
         return
-    missing = [f for f, v in (("--image", image), ("--pipeline-root", pipeline_root)) if not v]
-    if missing:
-        raise ConfigError(
-            f"--target {target} needs {' and '.join(missing)}: the image every step runs in "
-            "(--image REGISTRY/beamline:TAG, built from the Dockerfile) and storage all steps "
-            "share (--pipeline-root gs://BUCKET/beamline or $BEAMLINE_PIPELINE_ROOT)."
-        )
     from beamline.deploy import compile as compiler
 
-    options = compiler.CompileOptions(
-        target=target,
-        image=image,
-        pipeline_root=pipeline_root,
+    options = kubeflow.options(
+        target,
         data_root=data_root,
         serving_dir=serving_dir,
         beam=beam_profile,
         beam_extra=beam_extra,
         secrets=refs,
         enable_tuning=not no_tune,
-        display_name=display_name,
     )
     compiler.check_options(options)  # fail on flags before paying for the TFX import
     compiler.check_out(out)
@@ -209,32 +285,11 @@ def compile_command(
         click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"Compiled {pipeline} for {target}: {len(compiled.tasks)} tasks "
-        f"({', '.join(compiled.tasks)}), image {image}, Beam args "
+        f"({', '.join(compiled.tasks)}), image {options.image}, Beam args "
         f"{' '.join(compiled.beam_args)} -> {out}"
     )
-
-
-def _loop_settings(
-    data_root, data, requests_dir, policy, push_policy, thresholds, max_invalid_fraction,
-    beam_profile,
-) -> dict:
-    from beamline.loop.airflow import loop_settings
-    from beamline.monitor.thresholds import parse_overrides
-
-    if data_root and data and Path(data_root).expanduser().resolve() != data.expanduser().resolve():
-        raise ConfigError(
-            f"--data-root {data_root} and --data {data} differ: with --loop the pipeline reads "
-            "the newest span of --data, the directory the loop watches. Give --data only."
-        )
-    return loop_settings(
-        data=data,
-        requests=requests_dir,
-        policy=policy,
-        push_policy=push_policy,
-        thresholds=parse_overrides(thresholds),
-        max_invalid_fraction=max_invalid_fraction,
-        beam_profile=beam_profile,
-    )
+    for note in compiled.notes:
+        click.echo(f"  on {target}: {note}")
 
 
 def _compile_airflow(

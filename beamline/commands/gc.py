@@ -29,9 +29,11 @@ from beamline.commands.options import json_option, metadata_option, root_option
 @json_option
 def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as_json) -> None:
     """Record runs whose runner died as killed, cancel their unfinished executions, and remove
-    their unpublished outputs, .temp dirs and run temp dirs; finish recorded pushes a kill left
-    invisible and remove staged copies no push recorded. A version holding a label is never
-    removed. Pipelines with a live run are skipped.
+    their unpublished outputs, .temp dirs and run temp dirs, and the object store's temporary
+    files a killed writer left; finish recorded pushes a kill left invisible and remove staged
+    copies no push recorded. A version holding a label is never
+    removed. Pipelines with a live run are skipped. Only paths inside the root are removed: a
+    path a store record names outside it is reported as refused.
 
     Example:
 
@@ -48,6 +50,11 @@ def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as
         _collect(name, layout, store, unrecorded_versions, keep_versions, dry_run)
         for name in _pipelines(layout, store, pipeline)
     ]
+    from beamline.versions.store import ObjectStore
+
+    # Temporary files of object-store writers that died (a run killed mid-write); a live
+    # writer's are held under flock and stay.
+    temps = ObjectStore(layout.objects_dir).remove_dead_temp_files(dry_run=dry_run)
     labels_line = None
     if not dry_run and history.pipelines_with_labels(store):
         with labels_file.labels_lock(layout):
@@ -57,6 +64,8 @@ def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as
         return
     for entry in results:
         _print(entry)
+    for path in temps:
+        click.echo(f"objects: {'would remove' if dry_run else 'removed'} {path} (its writer died)")
     if labels_line:
         click.echo(labels_line)
 
@@ -70,6 +79,7 @@ def _open(root, metadata):
 
 
 def _pipelines(layout, store, pipeline: str | None) -> list[str]:
+    """The pipelines to clean: `pipeline`, else every one the store records or the root holds."""
     from beamline.metadata import run_context as rc
 
     if pipeline:
@@ -85,44 +95,45 @@ def _collect(
     name: str, layout, store, remove_unrecorded: bool, keep_versions: int | None, dry_run: bool
 ) -> dict:
     """One pipeline's clean-up (or, with `dry_run`, what it would be) as plain data."""
-    import shutil
-
     from beamline.errors import RunInProgress
     from beamline.lineage.load import load_graph
     from beamline.lineage.runs import unrecorded_versions as find_unrecorded
     from beamline.metadata import labels as history
+    from beamline.metadata import labels_file
     from beamline.models import retention
     from beamline.models.pushed import on_disk
     from beamline.runner import cleanup
+    from beamline.runner.contained import name_problem
     from beamline.runner.push import recover as recover_pushes
     from beamline.runner.run_lock import PipelineLock
 
+    problem = name_problem(name)
+    if problem:  # a name from the store: no path is built from it
+        return {"pipeline": name, "skipped": f"the name {problem}, so it names no directory"}
     try:
         with PipelineLock(layout, name, "gc"):
             done = cleanup.remove_leftover_files(layout, name, dry_run=dry_run)
-            killed = cleanup.record_and_clean_killed_runs(store, layout, name, dry_run=dry_run)
-            done.killed_runs += killed.killed_runs
-            done.canceled_executions += killed.canceled_executions
-            done.removed += killed.removed
+            done.merge(cleanup.record_and_clean_killed_runs(store, layout, name, dry_run=dry_run))
             recovery = recover_pushes(store, layout, name, dry_run=dry_run)
             done.removed += recovery.undone
             recovered = recovery.describe(dry_run=dry_run)
-            changes = history.history(store, name)
-            orphans, kept = retention.split(
-                find_unrecorded(load_graph(store, name), layout.serving_root), changes
-            )
-            old: list = []
-            if keep_versions is not None:
-                recorded = [
-                    p for p in on_disk(layout, name)
-                    if p not in orphans and all(p != k for k, _ in kept)
-                ]
-                old, kept_old = retention.split(recorded[:-keep_versions], changes)
-                kept += kept_old
-            for version in old + (orphans if remove_unrecorded else []):
-                if not dry_run:
-                    shutil.rmtree(version)
-                done.removed.append(version)
+            unrecorded = find_unrecorded(load_graph(store, name), layout.serving_root)
+            # Promote and rollback check that a version is on disk under the labels lock: held
+            # from reading the history to the last removal, a label recorded before it is seen
+            # here (its version kept), and one after it finds the version gone and refuses.
+            with labels_file.labels_lock(layout):
+                changes = history.history(store, name)
+                orphans, kept = retention.split(unrecorded, changes)
+                old: list = []
+                if keep_versions is not None:
+                    recorded = [
+                        p for p in on_disk(layout, name)
+                        if p not in orphans and all(p != k for k, _ in kept)
+                    ]
+                    old, kept_old = retention.split(recorded[:-keep_versions], changes)
+                    kept += kept_old
+                for version in old + (orphans if remove_unrecorded else []):
+                    _remove_version(done, layout.serving_dir(name), version)
             if remove_unrecorded:
                 orphans = []
     except RunInProgress:
@@ -138,6 +149,15 @@ def _collect(
     }
 
 
+def _remove_version(done, serving_dir, version) -> None:
+    """Removes `<serving dir>/<version>/` only; anything else a listing held is refused."""
+    from beamline.runner import cleanup
+
+    # A path elsewhere goes in whole: absolute, it is refused and reported.
+    part = version.name if version.parent == serving_dir else str(version)
+    cleanup.remove_inside(done, "version", serving_dir, part)
+
+
 def _print(entry: dict) -> None:
     name = entry["pipeline"]
     if "skipped" in entry:
@@ -151,6 +171,8 @@ def _print(entry: dict) -> None:
     for path in entry["removed"]:
         if str(path) not in staged:
             click.echo(f"  {verb} {path}")
+    for refused in entry["refused"]:
+        click.echo(f"  refused {refused}")
     for kept in entry["kept"]:
         click.echo(f"  kept {kept['version']}: it {'; '.join(kept['why'])}")
     for version in entry["unrecorded_versions"]:

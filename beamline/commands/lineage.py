@@ -18,12 +18,14 @@ from beamline.commands.options import json_option, store_options
 )
 @json_option
 def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
-    """Trace REF: a pushed version, a model or pushed-model path, an artifact id (`#12`), or a
-    source data file (then: every model and pushed version built from it).
+    """Trace REF: a pushed version, a label (`stable`, `canary`: the version holding it now), a
+    model or pushed-model path, an artifact id (`#12`), or a source data file (then: every model
+    and pushed version built from it).
 
     Example:
 
     \b
+        beamline lineage stable
         beamline lineage 1795681571
     """
     import json
@@ -36,7 +38,7 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
     from beamline.monitor.lineage import monitored_by_json, monitored_by_text
 
     graph, store = open_graph_and_store(root, metadata, pipeline)
-    target = trace.find_target(graph, ref)
+    target = trace.find_target(graph, labelled_version(store, ref, pipeline))
     if target.data_path is not None:
         sources, result = trace.from_data_file(graph, target.data_path)
         result.sources = sources
@@ -59,3 +61,29 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
             + monitored_by_text(store, watched)
             + label_periods_text(held)
         )
+
+
+def labelled_version(store, ref: str, pipeline: str | None) -> str:
+    """`version:V` when REF is a label held now (as `promote`, `rollback` and `monitor --compare`
+    read labels: their holders in the label history), by --pipeline's version or else by the one
+    pipeline that has it; REF unchanged when it is no label (or an existing path)."""
+    import os
+
+    from beamline.errors import ConfigError
+    from beamline.metadata import labels
+
+    if ref.isdigit() or ref.startswith(("#", "artifact:", "version:")) or os.path.exists(ref):
+        return ref
+    pipelines = [pipeline] if pipeline else labels.pipelines_with_labels(store)
+    held = {}
+    for name in pipelines:
+        version = labels.holders(labels.history(store, name)).get(ref)
+        if version is not None:
+            held[name] = version
+    if len(held) > 1:
+        holders = ", ".join(f"{name} (version {version})" for name, version in held.items())
+        raise ConfigError(
+            f"Label {ref!r} is held in {len(held)} pipelines: {holders}. Say whose with "
+            f"--pipeline NAME, or give the version number."
+        )
+    return f"version:{held.popitem()[1]}" if held else ref

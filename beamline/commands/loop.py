@@ -13,6 +13,7 @@ from beamline.commands.options import (
     threshold_options,
 )
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
+from beamline.timefmt import TIME_HELP, TimeType
 
 
 @click.command(cls=Command)
@@ -28,8 +29,9 @@ from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 @click.option("--tune", "retune", is_flag=True,
               help="Runs search hyperparameters again (default: reuse the last search while the "
               "model module and schema are unchanged).")
-@click.option("--until", default=None, metavar="TIME",
-              help="End the window at TIME (ISO 8601) instead of now (an Airflow data interval).")
+@click.option("--until", type=TimeType(), default=None,
+              help=f"End the window at TIME instead of now (an Airflow data interval): "
+              f"{TIME_HELP}.")
 @threshold_options(DEFAULT_MAX_INVALID_FRACTION)
 @beam_option(help_text="Beam profile for the statistics job and the runs.")
 @root_option()
@@ -53,13 +55,12 @@ def loop(
 
     from beamline.errors import ConfigError, LoopAlert
     from beamline.loop.loop import one_step, parse_duration, run_loop
-    from beamline.loop.step import EXIT_ALERT, EXIT_OK, LoopConfig, check_config
+    from beamline.loop.step import EXIT_ALERT, EXIT_OK, LoopRequest, check_config
     from beamline.monitor.thresholds import parse_overrides
-    from beamline.monitor.window import parse_time
 
     if once == (every is not None):
         raise ConfigError("Give exactly one of --once (one step) and --every DURATION.")
-    config = LoopConfig(
+    config = LoopRequest(
         pipeline=pipeline,
         data=data.expanduser().resolve(),
         requests=requests_dir.expanduser().resolve(),
@@ -73,7 +74,7 @@ def loop(
         thresholds=parse_overrides(thresholds),
         max_invalid_fraction=max_invalid_fraction,
         beam_profile=beam_profile,
-        until=parse_time(until, "--until") if until else None,
+        until=until,
     )
     check_config(config)
     if every is not None:

@@ -33,15 +33,18 @@ def models(pipeline, root, metadata, rest_port, as_json) -> None:
     """
     import json
 
-    from beamline.lineage.access import open_graph_and_store
+    from beamline.lineage.access import graph_of
+    from beamline.lineage.format import table
     from beamline.metadata import labels as history
     from beamline.metadata.labels_file import model_states
+    from beamline.metadata.workspace import Workspace
+    from beamline.metrics import higher_is_better
     from beamline.models.pushed import versions
-    from beamline.settings import RootLayout
     from beamline.settings import rest_port as port_of
 
-    layout = RootLayout(root)
-    graph, store = open_graph_and_store(root, metadata, pipeline)
+    workspace = Workspace(root, metadata)
+    layout = workspace.layout
+    graph, store = graph_of(workspace, pipeline), workspace.store
     held = history.holders(history.history(store, pipeline))
     by_version = history.labels_by_version(held)
     port = port_of(rest_port)
@@ -58,6 +61,7 @@ def models(pipeline, root, metadata, rest_port, as_json) -> None:
             "blessed": found.blessed,
             "metric": headline[0] if headline else None,
             "value": headline[1] if headline else None,
+            "higher_is_better": higher_is_better(headline[0]) if headline else None,
             "labels": by_version.get(found.version, []),
             "server_state": None if states is None else states.get(found.version, "NOT LOADED"),
         })
@@ -71,11 +75,13 @@ def models(pipeline, root, metadata, rest_port, as_json) -> None:
         click.echo(f"No versions of {pipeline!r} on disk under {layout.serving_dir(pipeline)}.")
         return
     header = ("VERSION", "RUN", "SPAN", "BLESSED", "METRIC", "LABELS", "SERVER")
-    table = [header]
+    cells = []
     for row in rows:
         blessed = {True: "yes", False: "NO", None: "-"}[row["blessed"]]
         metric = f"{row['metric']}={row['value']:.4f}" if row["metric"] else "-"
-        table.append((
+        if row["higher_is_better"] is False:
+            metric += " (lower is better)"
+        cells.append((
             str(row["version"]),
             row["run_id"] or "(not recorded)",
             row["span"] or "-",
@@ -84,7 +90,5 @@ def models(pipeline, root, metadata, rest_port, as_json) -> None:
             ",".join(row["labels"]) or "-",
             row["server_state"] or "-",
         ))
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    click.echo(table(header, cells))
     click.echo(f"({server}" + (")" if states is not None else "; SERVER shows '-')"))

@@ -27,6 +27,7 @@ from beamline.monitor.canary import (
 )
 from beamline.monitor.quality import DEFAULT_MAX_INVALID_FRACTION
 from beamline.monitor.thresholds import DEFAULT_PREDICTION_L_INFINITY
+from beamline.timefmt import TIME_HELP, TimeType
 
 
 class MonitorCommand(Command):
@@ -57,8 +58,10 @@ class MonitorCommand(Command):
 )
 @root_option("Run root whose MLMD to read; monitoring output goes to <root>/monitoring/.")
 @metadata_option
-@click.option("--since", default=None, help="Window start, ISO 8601 (UTC if no offset).")
-@click.option("--until", default=None, help="Window end (exclusive), ISO 8601.")
+@click.option("--since", type=TimeType(), default=None, help=f"Window start: {TIME_HELP}.")
+@click.option(
+    "--until", type=TimeType(), default=None, help=f"Window end (exclusive): {TIME_HELP}."
+)
 @json_option
 @click.option(
     "--json-out",
@@ -76,7 +79,8 @@ class MonitorCommand(Command):
     metavar="A B",
     help="Instead of monitoring against the training data: put versions A and B (labels such "
     "as `stable canary`, or version numbers) side by side from the request logs (error rate, "
-    "p50/p99 latency, predicted classes); exit 11 when B is past a threshold against A.",
+    "p50/p99 latency, predicted classes or numbers); exit 11 when B is past a threshold "
+    "against A.",
 )
 @click.option(
     "--max-error-rate-increase",
@@ -97,7 +101,9 @@ class MonitorCommand(Command):
     type=click.FloatRange(0.0, 1.0),
     default=DEFAULT_PREDICTION_L_INFINITY,
     show_default=True,
-    help="--compare: largest allowed difference in any predicted class's share (L-infinity).",
+    help="--compare: largest allowed difference between A's and B's predictions: in any "
+    "predicted class's share (L-infinity), or, for a regression model, in the share of "
+    "predicted numbers at or below any value (Kolmogorov-Smirnov).",
 )
 @click.option(
     "--min-requests",
@@ -115,10 +121,11 @@ def monitor(
 ) -> None:
     """Compare the traffic logged in --requests with the data that trained the served version:
     skew (L-infinity for categorical, Jensen-Shannon for numeric features), drift against the
-    previous window and the predicted classes, over the request rows that match the schema;
-    schema violations are counted row by row as data quality. Exit code 8 when a distribution
-    moved past its threshold, 9 when only data quality failed. With --compare A B, two served
-    versions side by side instead (no statistics job); exit code 11 when B is worse.
+    previous window, and prediction drift (the predicted classes, or a regression model's
+    predicted numbers, against the eval split's labels), over the request rows that match the
+    schema; schema violations are counted row by row as data quality. Exit code 8 when a
+    distribution moved past its threshold, 9 when only data quality failed. With --compare A B,
+    two served versions side by side instead (no statistics job); exit code 11 when B is worse.
 
     Example:
 
@@ -128,42 +135,29 @@ def monitor(
     """
     import json
 
-    from beamline.beam import beam_args
-    from beamline.lineage.access import open_graph_and_store
-    from beamline.monitor.monitor import run_monitor
+    from beamline.lineage.access import graph_of
+    from beamline.metadata.workspace import Workspace
+    from beamline.monitor.monitor import MonitorRequest, run_monitor
     from beamline.monitor.table import report_text
     from beamline.monitor.thresholds import parse_overrides
-    from beamline.monitor.window import parse_time, read_window
-    from beamline.settings import RootLayout
+    from beamline.monitor.window import read_window
 
     profile = new_or_deprecated(beam_profile, beam_deprecated, "auto")
     overrides = parse_overrides(thresholds)
-    since_t = parse_time(since, "--since") if since else None
-    until_t = parse_time(until, "--until") if until else None
-    if compare:
-        _compare(
-            pipeline, requests_dir, root, metadata, tuple(compare), since_t, until_t, as_json,
-            json_path,
-            CompareThresholds(
+    with Workspace(root, metadata) as workspace:
+        if compare:
+            limits = CompareThresholds(
                 max_error_rate_increase, max_p99_ratio, max_prediction_distance, min_requests
-            ),
+            )
+            _compare(pipeline, requests_dir, workspace, tuple(compare), since, until, as_json,
+                     json_path, limits)
+            return
+        request = MonitorRequest(
+            pipeline, requests_dir, workspace.layout.monitoring_dir, since, until, overrides,
+            profile, max_invalid_fraction,
         )
-        return
-    window = read_window(requests_dir, since_t, until_t)
-    graph, store = open_graph_and_store(root, metadata, pipeline)
-    report = run_monitor(
-        pipeline,
-        requests_dir,
-        RootLayout(root).monitoring_dir,
-        graph,
-        store,
-        since_t,
-        until_t,
-        overrides,
-        lambda size: beam_args(profile, size),
-        window=window,
-        max_invalid_fraction=max_invalid_fraction,
-    )
+        window = read_window(requests_dir, since, until)
+        report = run_monitor(request, graph_of(workspace, pipeline), workspace.store, window)
     data = json.dumps(report.to_json(), indent=2, default=str)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,17 +187,17 @@ def monitor(
 
 
 def _compare(
-    pipeline, requests_dir, root, metadata, names, since, until, as_json, json_path, limits
+    pipeline, requests_dir, workspace, names, since, until, as_json, json_path, limits
 ) -> None:
     import json
 
-    from beamline.lineage.access import open_graph_and_store
+    from beamline.lineage.access import graph_of
     from beamline.monitor.canary import comparison_text
     from beamline.monitor.compare_versions import compare_versions
 
-    graph, store = open_graph_and_store(root, metadata, pipeline)
     comparison = compare_versions(
-        pipeline, requests_dir, graph, store, names, since, until, limits
+        pipeline, requests_dir, graph_of(workspace, pipeline), workspace.store, names, since,
+        until, limits,
     )
     data = json.dumps(comparison.to_json(), indent=2)
     if json_path is not None:

@@ -36,9 +36,11 @@ def metadata_option(func):
     return click.option(
         "--metadata",
         default=None,
-        help="MLMD store: sqlite:///PATH, mysql://USER@HOST:PORT/DB (password from "
+        help="MLMD store: a SQLite file's path (e.g. beamline_runs/metadata.sqlite), "
+        "sqlite:///PATH (PATH relative; an absolute one needs four slashes: "
+        "sqlite:////abs/metadata.sqlite), mysql://USER@HOST:PORT/DB (password from "
         "$BEAMLINE_MYSQL_PASSWORD or $BEAMLINE_MYSQL_PASSWORD_FILE) or a config file "
-        "[default: SQLite under the run root].",
+        "[default: SQLite under the run root]. Commands that only read never create a store.",
     )(func)
 
 
@@ -120,16 +122,38 @@ def threshold_options(max_invalid_default: float, note: str = ""):
             multiple=True,
             metavar="FEATURE=VALUE",
             help=f"{note}Override one feature's skew/drift threshold (repeatable; "
-            "`prediction=V` for the predicted classes).",
+            "`prediction=V` for the predictions: classes, or a regression model's numbers).",
         )(func)
 
     return decorate
 
 
+class RetrainPolicy(click.Choice):
+    """--retrain-on: the policies by their names, and their first names with one warning."""
+
+    def __init__(self) -> None:
+        from beamline.loop.policy import POLICIES
+
+        super().__init__(POLICIES)
+
+    def convert(self, value, param, ctx):
+        from beamline.loop.policy import DEPRECATED, deprecation_warning
+
+        if value in DEPRECATED:
+            click.echo(deprecation_warning(value), err=True)
+            return DEPRECATED[value]
+        return super().convert(value, param, ctx)
+
+
 def loop_watch_options(required: bool = True, note: str = ""):
     """--data, --requests, --retrain-on and --push-policy: what a loop step watches, decides by
     and delivers with, for `loop` and `compile --loop` (same names, same meaning)."""
-    from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
+    from beamline.loop.policy import (
+        DEFAULT_POLICY,
+        NEW_SPAN,
+        NEW_SPAN_IF_DRIFT,
+        NEW_SPAN_IGNORE_DRIFT,
+    )
 
     def decorate(func):
         func = click.option(
@@ -139,9 +163,12 @@ def loop_watch_options(required: bool = True, note: str = ""):
             "`canary`, and a later step promotes it once its traffic is healthy.",
         )(func)
         func = click.option(
-            "--retrain-on", "policy", type=click.Choice(POLICIES), default=DRIFT_OR_NEW_DATA,
-            show_default=True, help=f"{note}What retrains (always on a span newer than the "
-            "served model's): drift, a new span, or either.",
+            "--retrain-on", "policy", type=RetrainPolicy(), default=DEFAULT_POLICY,
+            show_default=True, help=f"{note}Which new spans retrain (a retrain always needs a "
+            f"span newer than the served model's): {NEW_SPAN}: every one, and drift with no "
+            f"new span is an alert; {NEW_SPAN_IF_DRIFT}: one only when the window drifted "
+            f"(drift with no new span is an alert); {NEW_SPAN_IGNORE_DRIFT}: every one, and "
+            "drift is only reported.",
         )(func)
         func = click.option(
             "--requests", "requests_dir", required=required, type=click.Path(path_type=Path),

@@ -9,10 +9,11 @@ from beamline.commands.models import rest_port_option
 from beamline.commands.options import metadata_option, root_option
 
 
-def _open(root, metadata, pipeline):
-    from beamline.lineage.access import open_graph_and_store
+def _open(workspace, pipeline):
+    """(Graph, store) of the command's Workspace."""
+    from beamline.lineage.access import graph_of
 
-    return open_graph_and_store(root, metadata, pipeline)
+    return graph_of(workspace, pipeline), workspace.store
 
 
 def _say(outcome) -> None:
@@ -29,9 +30,9 @@ def _say(outcome) -> None:
 @click.option("--label", required=True, help="The label to move (stable, canary, ...).")
 @click.option("--reason", default="", help="Why: kept with the record.")
 @click.option(
-    "--canary-percent", type=click.FloatRange(0, 100), default=None,
-    help="With --label canary: the share of unversioned requests `beamline serve` sends to the "
-    "canary (routing.json).",
+    "--canary-percent", type=float, default=None,
+    help="With --label canary: the share (0 to 100) of unversioned requests `beamline serve` "
+    "sends to the canary (routing.json).",
 )
 @root_option()
 @metadata_option
@@ -48,8 +49,8 @@ def promote(pipeline, version, label, reason, canary_percent, root, metadata, re
     from beamline.errors import ConfigError
     from beamline.metadata import labels_file
     from beamline.metadata import records as r
+    from beamline.metadata.workspace import Workspace
     from beamline.models.changes import promote as do_promote
-    from beamline.settings import RootLayout
     from beamline.settings import rest_port as port_of
 
     if canary_percent is not None and label != r.CANARY_LABEL:
@@ -57,8 +58,13 @@ def promote(pipeline, version, label, reason, canary_percent, root, metadata, re
             f"--canary-percent sets the share of the canary label; it cannot go with --label "
             f"{label}. Use --label {r.CANARY_LABEL}."
         )
-    layout = RootLayout(root)
-    graph, store = _open(root, metadata, pipeline)
+    workspace = Workspace(root, metadata)
+    layout = workspace.layout
+    if canary_percent is not None:
+        # Checked as the server will read it, before any label moves or file is written.
+        labels_file.check_canary_percent(canary_percent, "--canary-percent")
+        labels_file.routing_text_with(layout, pipeline, canary_percent)
+    graph, store = _open(workspace, pipeline)
     outcome = do_promote(store, graph, layout, pipeline, version, label, reason,
                          port_of(rest_port))
     _say(outcome)
@@ -84,10 +90,11 @@ def rollback(pipeline, label, reason, root, metadata, rest_port) -> None:
     \b
         beamline rollback penguin --label stable --reason "accuracy fell"
     """
+    from beamline.metadata.workspace import Workspace
     from beamline.models.changes import rollback as do_rollback
-    from beamline.settings import RootLayout
     from beamline.settings import rest_port as port_of
 
-    graph, store = _open(root, metadata, pipeline)
-    _say(do_rollback(store, graph, RootLayout(root), pipeline, label, reason,
+    workspace = Workspace(root, metadata)
+    graph, store = _open(workspace, pipeline)
+    _say(do_rollback(store, graph, workspace.layout, pipeline, label, reason,
                      port_of(rest_port)))

@@ -32,16 +32,17 @@ def report(run_ref, root, metadata, pipeline, out, as_json) -> None:
     """
     import json
 
-    from beamline.lineage.access import open_graph_and_store
+    from beamline.lineage.access import graph_of
     from beamline.lineage.runs import resolve_run
+    from beamline.metadata.workspace import Workspace
     from beamline.monitor.report import monitoring_section, run_monitoring
     from beamline.report.html import render_report, report_json
-    from beamline.settings import RootLayout
 
-    graph, store = open_graph_and_store(root, metadata, pipeline)
+    workspace = Workspace(root, metadata)
+    graph, store = graph_of(workspace, pipeline), workspace.store
     run = resolve_run(graph, run_ref, pipeline)
     if out is None:
-        out = RootLayout(root).report_path(run.pipeline, run.id)
+        out = workspace.layout.report_path(run.pipeline, run.id)
     out.parent.mkdir(parents=True, exist_ok=True)
     monitoring = run_monitoring(store, graph, run)
     html = render_report(graph, run, (monitoring_section(monitoring),))

@@ -24,7 +24,12 @@ TRIGGER_KINDS = (
 
 
 @click.command(cls=Command)
-@click.argument("pipeline")
+@click.argument("pipeline", required=False)
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE.json", help="Run this compiled KFP v2 spec (`beamline compile --out`) "
+              "task by task on this machine, as --as would, instead of a pipeline.")
+@click.option("--as", "spec_target", type=click.Choice(("kubeflow", "vertex")), default=None,
+              help="--spec: the orchestrator to act as (its rules, hooks and executors).")
 @click.option("--data", type=click.Path(path_type=Path), help="CSV file or directory of CSVs "
               "(default: the pipeline's embedded data).")
 @root_option()
@@ -52,6 +57,9 @@ TRIGGER_KINDS = (
 @metadata_option
 @click.option("--no-fast-cache", is_flag=True,
               help="Always compile and ask TFX's cache node by node, even when nothing changed.")
+@click.option("--no-versions", is_flag=True,
+              help="Keep no copy of the input files and code in the run root's object store "
+              "(`beamline data checkout` cannot restore this run's data).")
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=DEFAULT_MAX_PARALLEL,
               show_default=True, help="Nodes that may run at once when the DAG allows.")
 @click.option("--memory-limit", default=None, metavar="SIZE", envvar=MEMORY_LIMIT_ENV,
@@ -67,13 +75,26 @@ TRIGGER_KINDS = (
 @click.option("--trigger", type=click.Choice(TRIGGER_KINDS), default=None,
               help="What started this run, for the TRIGGER column of `beamline runs` "
               "[default: manual]; a cron job passes `schedule`.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+              help="Change a pipeline spec field (train_steps, bless_bounds.METRIC, ...) or a "
+              "model hyperparameter (the model module's search space: learning_rate, units, "
+              "...) for this run; repeatable. NAME=V1,V2 runs one variant per value, several "
+              "of them the grid, one run after another (a sweep).")
+@click.option("--experiment", default=None, metavar="NAME",
+              help="Record the run(s) under this experiment (`beamline experiments PIPELINE "
+              "--experiment NAME`) [default: a sweep gets sweep-<start time>, one run none].")
+@click.option("--push", "sweep_push", type=click.Choice(("none", "best")), default=None,
+              help="What a sweep pushes: none, or the best blessed variant by the pipeline's "
+              "headline metric, under its push policy [default: none; a single run pushes "
+              "its model when blessed].")
 @click.option("--trigger-execution", type=int, default=None, hidden=True,
               help="The beamline.Trigger execution that decided this run (set by `beamline "
               "loop`).")
 def run(
-    pipeline, data, root, span, span_range, no_tune, retune, beam_profile, beam_deprecated,
-    beam_extra, flink_master, flink_worker_pool, metadata, no_fast_cache, max_parallel,
-    memory_limit, push_policy, run_id, trigger, trigger_execution,
+    pipeline, spec_file, spec_target, data, root, span, span_range, no_tune, retune, beam_profile,
+    beam_deprecated, beam_extra, flink_master, flink_worker_pool, metadata, no_fast_cache,
+    no_versions, max_parallel, memory_limit, push_policy, run_id, trigger, sets, experiment,
+    sweep_push, trigger_execution,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
@@ -85,14 +106,31 @@ def run(
     Nodes whose inputs did not change come from the cache; a blessed model is pushed to
     `<root>/serving/PIPELINE/`. Exit codes: docs/reference/exit-codes.md.
 
+    With --spec FILE.json --as kubeflow|vertex (no PIPELINE), runs a compiled spec instead:
+    each task's container command in this environment, with the ExecutorInput the
+    orchestrator's driver would build (docs/guides/kubeflow-vertex.md).
+
+    --set NAME=VALUE changes a spec field or a model hyperparameter for this run; an explicit
+    hyperparameter beats the Tuner's choice (the Tuner searches only the others, and is
+    skipped when none is left). --set NAME=V1,V2 runs a sweep, recorded as one --experiment;
+    its variants push nothing unless --push best.
+
     Example:
 
     \b
         beamline run penguin --no-tune
+        beamline run penguin --experiment lr --set learning_rate=0.003,0.03 --no-tune
+        beamline run --spec penguin.json --as kubeflow
     """
+    if spec_file is not None or spec_target is not None:
+        _run_spec(pipeline, spec_file, spec_target, root)
+        return
+    if pipeline is None:
+        raise click.UsageError("Name a PIPELINE to run, or pass --spec FILE.json --as TARGET.")
+    from beamline.data.spans import parse_span_range
     from beamline.errors import ConfigError
+    from beamline.experiments import overrides, sweep
     from beamline.runner.local import RunRequest, memory_budget, raise_for_outcome, run_pipeline
-    from beamline.runner.spans import parse_span_range
     from beamline.runner.summary import format_summary
     from beamline.runner.supervisor import Watched, supervise
     from beamline.settings import RootLayout
@@ -106,6 +144,7 @@ def run(
         from beamline.flink.profile import cli_args
 
         beam_extra = (*cli_args(flink_master, flink_worker_pool), *beam_extra)
+    grid = overrides.variants(overrides.parse_sets(sets))
     budget = memory_budget(memory_limit)
     # From here on this code runs in a child; the parent watches its memory (exits with it).
     report_fd = supervise(Watched(pipeline, RootLayout(root), metadata, budget))
@@ -120,6 +159,7 @@ def run(
         metadata=metadata,
         max_parallel=max_parallel,
         fast_cache=not no_fast_cache,
+        keep_versions=not no_versions,
         span=span,
         span_range=parse_span_range(span_range) if span_range is not None else None,
         memory_limit=memory_limit,
@@ -128,10 +168,62 @@ def run(
         run_id=run_id,
         trigger=trigger,
         trigger_execution_id=trigger_execution,
+        experiment=experiment,
     )
-    outcome = run_pipeline(request, module=module)
-    click.echo(format_summary(outcome))
-    raise_for_outcome(outcome)
+
+    def run_one(one: RunRequest):
+        outcome = run_pipeline(one, module=module)
+        click.echo(format_summary(outcome))
+        raise_for_outcome(outcome)
+        return outcome
+
+    def push_best(done):
+        sweep.push_best(done, lambda ids: _rows_of(root, metadata, pipeline, ids),
+                        _headline_of, run_one, click.echo)
+
+    sweep.run_all(sweep.plan(request, grid, sweep_push), run_one, click.echo,
+                  then=push_best if sweep_push == sweep.PUSH_BEST else None)
+
+
+def _rows_of(root, metadata, pipeline: str, run_ids: list[str]) -> list:
+    """The experiments-table rows of these runs (for --push best)."""
+    from beamline.experiments import table
+    from beamline.lineage.access import open_graph_and_store
+
+    graph, _ = open_graph_and_store(root, metadata, pipeline)
+    return [r for r in table.build(graph, pipeline) if r.get("run") in set(run_ids)]
+
+
+def _headline_of(rows: list) -> str | None:
+    from beamline.experiments import table
+
+    names = table.metric_columns(rows)
+    return names[0] if names else None
+
+
+def _run_spec(pipeline, spec_file, spec_target, root) -> None:
+    from beamline.deploy.spec_runner import run_spec
+    from beamline.errors import ConfigError
+
+    if pipeline is not None:
+        raise ConfigError(f"--spec runs the pipeline its file holds; drop {pipeline!r}, or "
+                          "drop --spec to run that pipeline.")
+    if spec_file is None or spec_target is None:
+        raise ConfigError("--spec FILE.json and --as kubeflow|vertex go together: the file "
+                          "`beamline compile --out` wrote and the orchestrator to act as.")
+    context = click.get_current_context()
+    given = [
+        param.opts[0] for param in context.command.params
+        if param.name not in ("pipeline", "spec_file", "spec_target", "root")
+        and context.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise ConfigError(f"--spec runs the compiled spec as it is; {given[0]} applies to a "
+                          "pipeline run only (compile the pipeline again to change the spec).")
+    if not spec_file.is_file():
+        raise ConfigError(f"--spec {spec_file}: no such file. Write one with `beamline "
+                          "compile PIPELINE --target TARGET --out FILE.json`.")
+    click.echo(run_spec(spec_file, spec_target, root, echo=click.echo).summary())
 
 
 def resolve_target(text: str):
@@ -139,18 +231,18 @@ def resolve_target(text: str):
 
     A project-form file that is one of the project's own pipelines runs under its name."""
     from beamline import project, registry
-    from beamline.runner import foreign
+    from beamline.runner import run_targets
 
-    if not foreign.is_target(text):
+    if not run_targets.is_target(text):
         registry.get(text)  # a clear error before the run's child process starts
         return text, None
-    target = foreign.parse_target(text)
+    target = run_targets.parse_target(text)
     current = project.current()
     entry = registry.discover(current).get(target.path.stem)
     if target.project_form and entry is not None and entry.path == target.path:
-        if target.function == foreign.DEFAULT_FUNCTION:
+        if target.function == run_targets.DEFAULT_FUNCTION:
             return entry.name, None
-    module = foreign.pipeline_module(target)
+    module = run_targets.pipeline_module(target)
     if target.project_form and current.schema_path(target.pipeline_name).is_file():
         module.SCHEMA_PATH = str(current.schema_path(target.pipeline_name))
     return target.pipeline_name, module

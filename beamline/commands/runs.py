@@ -34,7 +34,6 @@ def runs(root, metadata, pipeline, limit, as_json) -> None:
     from beamline.lineage.runs import run_summaries, unrecorded_versions
     from beamline.settings import RootLayout
 
-    _cancel_flink_orphans(root, metadata)
     graph = open_graph(root, metadata, pipeline)
     for version in unrecorded_versions(graph, RootLayout(root).serving_root):
         click.echo(
@@ -52,21 +51,3 @@ def runs(root, metadata, pipeline, limit, as_json) -> None:
     else:
         click.echo(runs_table(summaries))
 
-
-def _cancel_flink_orphans(root, metadata) -> None:
-    """Flink jobs of runs that died with everything else (kill -9) still hold slots: cancel
-    them by the ids the runs recorded (beamline.flink.orphans; nothing to do without any)."""
-    from beamline.flink import orphans
-    from beamline.metadata.connection import connection_config, open_store
-    from beamline.settings import RootLayout
-
-    layout = RootLayout(root)
-    if metadata is None and not layout.metadata_path.exists():
-        return
-    try:
-        store = open_store(connection_config(metadata, layout.metadata_path))
-    except Exception:  # noqa: BLE001 - open_graph below reports an unusable store
-        return
-    canceled = orphans.cancel_orphans(store)
-    if canceled:
-        click.echo(f"beamline: {orphans.describe(canceled)}", err=True)

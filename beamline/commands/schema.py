@@ -41,10 +41,12 @@ def infer_command(data: Path, label: str, pipeline: str | None, out: Path | None
         beamline schema infer --data data/penguins.csv --label species --pipeline penguin
     """
     from beamline import project
+    from beamline.quiet import quiet_library_logs
     from beamline.schema_infer import infer
     from beamline.settings import apply_tf_environment
 
     apply_tf_environment()
+    quiet_library_logs()
     resolved = data.expanduser().resolve()
     name = pipeline or (resolved.parent.name if resolved.is_file() else resolved.name)
     target = out if out is not None else project.current().schema_path(name)

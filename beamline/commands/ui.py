@@ -49,15 +49,13 @@ def ui(root, metadata, host, port, token_file, requests_dir) -> None:
     Example:
         beamline ui --root beamline_runs --port 8470
     """
-    from beamline.ui.server import UiSettings, make_app, make_server, resolve_token, url_of
+    from beamline.ui.server import UiSettings, make_app, make_server, resolve_token, startup_lines
 
     settings = UiSettings(Path(root), metadata, host, port, token_file, requests_dir)
-    token, generated = resolve_token(settings)
+    token, source = resolve_token(settings)
     server = make_server(settings, make_app(settings, token))
-    address = url_of(host, server.server_port, token)
-    click.echo(f"Beamline UI on {address} (store under {root}; read-only; Ctrl-C stops it)")
-    if generated:
-        click.echo(f"Access token (every page checks it): {token}")
+    for line in startup_lines(settings, server.server_port, token, source):
+        click.echo(line)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

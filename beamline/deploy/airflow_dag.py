@@ -189,14 +189,14 @@ def _default_data_root(pipeline: str, proj: project_mod.Project | None = None) -
 
 
 def _span_pattern(pipeline: str, proj: project_mod.Project | None = None) -> str:
-    from beamline.runner.spans import span_pattern_of
+    from beamline.data.spans import span_pattern_of
 
     return span_pattern_of(registry.load_module(pipeline, proj))
 
 
 def _local_data(data: str, pipeline: str):
     """The data a run reads (its newest span when --data-root holds spans), checked."""
-    from beamline.runner.spans import resolve_input
+    from beamline.data.spans import resolve_input
 
     if is_uri(data):
         raise ConfigError(
@@ -266,6 +266,11 @@ def build_dag(settings: Mapping[str, Any]):
     """The Airflow DAG for `settings` (a DagSettings as a dict), built by TFX's AirflowDagRunner."""
     s = DagSettings(**settings)
     apply_tf_environment()
+    from beamline.runner.local import autograph_skips_tf_keras
+
+    # Airflow runs the tasks in processes that parsed this DAG: as in a local run, the first
+    # Keras model a task trains must not transpile tf_keras (~40 s of CPU in the Trainer task).
+    autograph_skips_tf_keras()
     pipeline = _tfx_pipeline(s)
     from tfx.orchestration.airflow.airflow_dag_runner import (
         AirflowDagRunner,
@@ -326,14 +331,14 @@ def resolve_secrets_hook(sources: Mapping[str, str], context: Mapping[str, Any])
     """Airflow `pre_execute`: puts declared secrets in the environment, fills ${secret:NAME}.
 
     Runs in the worker process just before the task's TFX launcher, so values never reach the
-    DAG file, the serialized DAG or the rendered task fields in Airflow's database.
+    DAG file, the serialized DAG or the rendered task fields in Airflow's database; their values
+    are masked in the task's log from then on.
     """
     import json
 
     os.environ[secrets_mod.SOURCES_ENV] = json.dumps(dict(sources), sort_keys=True)
     try:
-        secrets_mod.resolve_environment(os.environ)
         args = context["task"].python_callable.keywords["beam_pipeline_args"]
-        args[:] = secrets_mod.substitute(args, os.environ)
+        args[:] = secrets_mod.resolve_args(args, os.environ)
     except secrets_mod.SecretMissing as exc:
         raise BeamlineError(str(exc)) from exc

@@ -8,11 +8,15 @@ TFX's KubeflowV2DagRunner does the compiling. Around it Beamline:
   (`/pipeline`), so the code a step runs is the code baked into `--image`;
 - declares secrets as references resolved at run time and refuses to write a file that contains
   a secret's value (see `beamline.deploy.secrets`);
-- compiles resolvers KFP v2 cannot express (it knows only LatestArtifactStrategy and
-  LatestBlessedModelStrategy) as TFX's LatestBlessedModelStrategy when their unproduced inputs are
-  one Model and one ModelBlessing channel (e.g. the baseline "latest blessed model before the
-  candidate" resolver), with a warning; any other custom resolver is an error;
-- parses the result as a kfp `PipelineSpec` and checks that every node became a task.
+- builds the pipeline in the form the target runs (`PipelineSettings.baseline_source`): for
+  open-source Kubeflow Pipelines, which runs only container and importer tasks, the Evaluator's
+  baseline comes from a container task and the CSV ExampleGen resolves its own span (its TFX
+  driver hook is dropped, its cache turned off); for Vertex AI, TFX's resolver and driver forms;
+- refuses, naming the node, anything the target cannot run (a resolver on Kubeflow, a custom
+  resolver strategy on Vertex, an ExampleGen that needs TFX's driver on Kubeflow) instead of
+  compiling something else;
+- parses the result as a kfp `PipelineSpec`, checks that every node became a task and checks the
+  target's rules (`beamline.deploy.spec_rules`) on the spec it writes.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from typing import Any
 
 from beamline import beam, project, registry
 from beamline.deploy import secrets as secrets_mod
+from beamline.deploy import spec_rules
 from beamline.errors import BeamlineError, ConfigError
 from beamline.settings import (
+    BASELINE_LATEST_BLESSED,
+    BASELINE_SERVING_DIR,
     NO_USER_MODULE_WHEELS,
     PipelineSettings,
     apply_tf_environment,
@@ -36,13 +43,19 @@ from beamline.settings import (
 )
 
 TARGETS = ("kubeflow", "vertex")
+# Where the Evaluator's baseline comes from on each target (beamline.settings' BASELINE_*): KFP
+# runs no resolver; Vertex runs TFX's LatestBlessedModelStrategy resolver, the only blessed-model
+# resolver TFX compiles for it.
+BASELINE_SOURCE = {"kubeflow": BASELINE_SERVING_DIR, "vertex": BASELINE_LATEST_BLESSED}
 # Where the Dockerfile copies the project inside the pipeline image.
 IMAGE_PROJECT_ROOT = "/pipeline"
 DEFAULT_BEAM_PROFILE = "direct"
 
 
 @dataclass(frozen=True)
-class CompileOptions:
+class CompileRequest:
+    """What `beamline compile --target kubeflow|vertex` asks this layer to build."""
+
     target: str
     image: str
     pipeline_root: str
@@ -61,9 +74,11 @@ class Compiled:
     tasks: list[str]
     beam_args: list[str]
     warnings: list[str] = field(default_factory=list)
+    # What runs where on this target, one line per node that differs from a local run.
+    notes: list[str] = field(default_factory=list)
 
 
-def check_options(options: CompileOptions) -> list[str]:
+def check_options(options: CompileRequest) -> list[str]:
     """Validates everything that needs no TFX; returns the Beam args the steps will get."""
     if options.target not in TARGETS:
         raise ConfigError(f"Unknown --target {options.target!r}; choose kubeflow or vertex.")
@@ -89,14 +104,14 @@ def check_options(options: CompileOptions) -> list[str]:
 
 def pipeline_settings(
     name: str,
-    options: CompileOptions,
+    options: CompileRequest,
     beam_args: list[str],
     *,
     default_data_root: Callable[[], str],
     schema_path: str,
 ) -> PipelineSettings:
     root = options.pipeline_root.rstrip("/")
-    from beamline.runner.spans import span_pattern_of
+    from beamline.data.spans import span_pattern_of
 
     data_root, data_pattern = _data_location(
         options.data_root or default_data_root(), span_pattern_of(registry.load_module(name))
@@ -112,6 +127,7 @@ def pipeline_settings(
         beam_pipeline_args=tuple(beam_args),
         metadata_connection_config=None,
         components_dir=str(project.current().components_dir),
+        baseline_source=BASELINE_SOURCE[options.target],
     )
 
 
@@ -122,7 +138,7 @@ def _data_location(data: str, span_pattern: str | None = None) -> tuple[str, str
     compiled pipeline's ExampleGen takes the latest span at each scheduled run.
     """
     if not is_uri(data):
-        from beamline.runner.spans import DEFAULT_SPAN_PATTERN, resolve_input
+        from beamline.data.spans import DEFAULT_SPAN_PATTERN, resolve_input
 
         local = resolve_input(Path(data), span_pattern or DEFAULT_SPAN_PATTERN)
         return str(local.root), local.pattern
@@ -132,7 +148,7 @@ def _data_location(data: str, span_pattern: str | None = None) -> tuple[str, str
     return data.rstrip("/"), "*.csv"
 
 
-def compile_pipeline(name: str, options: CompileOptions) -> Compiled:
+def compile_pipeline(name: str, options: CompileRequest) -> Compiled:
     """Compiles the registered pipeline `pipelines/<name>.py`."""
     entry = registry.get(name)
     args = check_options(options)
@@ -151,7 +167,7 @@ def compile_pipeline(name: str, options: CompileOptions) -> Compiled:
 def compile_settings(
     create_pipeline: Callable[[PipelineSettings], Any],
     settings: PipelineSettings,
-    options: CompileOptions,
+    options: CompileRequest,
     beam_args: list[str],
     *,
     project_root: Path | None = None,
@@ -166,15 +182,15 @@ def compile_settings(
     with _env(NO_USER_MODULE_WHEELS, "1"):
         pipeline = create_pipeline(settings)
     warnings = _to_image_paths(pipeline, project_root, IMAGE_PROJECT_ROOT)
-    warnings += _kfp_v2_resolvers(pipeline)
     compiled = compile_tfx_pipeline(pipeline, options)
     compiled.beam_args = beam_args
     compiled.warnings[:0] = warnings
     return compiled
 
 
-def compile_tfx_pipeline(pipeline: Any, options: CompileOptions) -> Compiled:
-    """TFX pipeline -> checked PipelineJob dict with secrets as run-time references."""
+def compile_tfx_pipeline(pipeline: Any, options: CompileRequest) -> Compiled:
+    """TFX pipeline -> checked PipelineJob dict with secrets as run-time references, in the form
+    `options.target` runs (or a ConfigError naming the node or task it could not run)."""
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
@@ -183,6 +199,7 @@ def compile_tfx_pipeline(pipeline: Any, options: CompileOptions) -> Compiled:
         display_name=options.display_name, default_image=options.image
     )
     runner = v2.KubeflowV2DagRunner(config=config)
+    self_resolving = _check_nodes(pipeline, options.target)
     try:
         job = runner.run(pipeline, write_out=False)
     except (ValueError, NotImplementedError, TypeError) as exc:
@@ -190,6 +207,8 @@ def compile_tfx_pipeline(pipeline: Any, options: CompileOptions) -> Compiled:
             f"TFX's KubeflowV2DagRunner could not compile pipeline "
             f"{pipeline.pipeline_info.pipeline_name!r}: {exc}"
         ) from exc
+    if options.target == "kubeflow":
+        _without_driver_hooks(job, self_resolving)
     secrets_mod.apply_to_job(job, options.secrets, options.target)
 
     leaks = secrets_mod.find_leaks(json.dumps(job), options.secrets)
@@ -214,7 +233,36 @@ def compile_tfx_pipeline(pipeline: Any, options: CompileOptions) -> Compiled:
             f"Compiled PipelineSpec is missing tasks for nodes {', '.join(missing)}; "
             "this is a Beamline bug, please report it with the pipeline definition."
         )
-    return Compiled(job=job, tasks=tasks, beam_args=[])
+    spec_rules.raise_for(
+        spec_rules.check(job["pipelineSpec"], options.target),
+        pipeline.pipeline_info.pipeline_name,
+        options.target,
+    )
+    notes = _notes(pipeline, options.target, self_resolving)
+    return Compiled(job=job, tasks=tasks, beam_args=[], notes=notes)
+
+
+def _notes(pipeline: Any, target: str, self_resolving: list[str]) -> list[str]:
+    """One line per node that runs differently on `target` than in a local run."""
+    from tfx.dsl.components.common import resolver
+
+    notes = []
+    for node in pipeline.components:
+        # A component says itself what it stands in for (e.g. the baseline found by a container).
+        note = getattr(type(node), "COMPILE_NOTE", None)
+        if note:
+            notes.append(f"{node.id}: {note.format(**node.exec_properties)}")
+        elif isinstance(node, resolver.Resolver):
+            strategy = node.exec_properties.get(resolver.RESOLVER_STRATEGY_CLASS)
+            name = getattr(strategy, "__name__", strategy)
+            notes.append(f"{node.id}: TFX's {name} resolver, run by Vertex AI Pipelines")
+    if target == "kubeflow":
+        notes += [
+            f"{node_id}: resolves its span in its own container and is never cached (Kubeflow "
+            "Pipelines runs no ExampleGen driver, and its cache cannot see new files)"
+            for node_id in self_resolving
+        ]
+    return notes
 
 
 def check_out(out: Path) -> None:
@@ -249,8 +297,19 @@ def _to_image_paths(pipeline: Any, project_root: Path | None, image_root: str) -
     return warnings
 
 
-def _kfp_v2_resolvers(pipeline: Any) -> list[str]:
-    """Rewrites custom blessed-model resolvers to LatestBlessedModelStrategy (see module doc)."""
+# Set on an ExampleGen executor class that resolves its span when no driver ran (Beamline's CSV
+# executor: beamline_components.csv_example_gen.driverless).
+RESOLVES_SPANS_WITHOUT_DRIVER = "RESOLVES_SPANS_WITHOUT_DRIVER"
+
+
+def _check_nodes(pipeline: Any, target: str) -> list[str]:
+    """Refuses, naming the node, what `target` cannot run; returns the ids of the file-based
+    ExampleGens whose executor resolves spans itself (their driver hook is dropped for
+    kubeflow). TFX compiles LatestArtifactStrategy and LatestBlessedModelStrategy resolvers into
+    `resolver` executors, a FileBasedExampleGen's driver into a lifecycle hook, and no other
+    resolver or driver (tfx/orchestration/kubeflow/v2/step_builder.py, `build`)."""
+    from tfx.components import FileBasedExampleGen
+    from tfx.dsl.components.base import base_driver
     from tfx.dsl.components.common import resolver
     from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
         LatestArtifactStrategy,
@@ -258,58 +317,66 @@ def _kfp_v2_resolvers(pipeline: Any) -> list[str]:
     from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
         LatestBlessedModelStrategy,
     )
-    from tfx.types import standard_artifacts
 
-    warnings = []
+    self_resolving = []
     for node in pipeline.components:
-        if not isinstance(node, resolver.Resolver):
-            continue
-        strategy = node.exec_properties.get(resolver.RESOLVER_STRATEGY_CLASS)
-        if strategy in (LatestArtifactStrategy, LatestBlessedModelStrategy):
-            continue
-        # Channels the resolver queries (no producer in this pipeline run), by artifact type.
-        queried = {
-            key: channel
-            for key, channel in node.raw_inputs.items()
-            if getattr(channel, "producer_component_id", None) is None
-        }
-        models = [k for k, c in queried.items() if issubclass(c.type, standard_artifacts.Model)]
-        blessings = [
-            k for k, c in queried.items() if issubclass(c.type, standard_artifacts.ModelBlessing)
-        ]
-        if len(models) != 1 or len(blessings) != 1 or len(queried) != 2:
-            raise ConfigError(
-                f"Resolver {node.id} uses {getattr(strategy, '__name__', strategy)}, which "
-                "Kubeflow Pipelines v2 cannot run: TFX compiles only LatestArtifactStrategy and "
-                "LatestBlessedModelStrategy resolvers for it. Use one of those for this target."
-            )
-        _set_strategy(node, LatestBlessedModelStrategy, queried)
-        warnings.append(
-            f"resolver {node.id}: {strategy.__name__} is compiled as TFX's "
-            "LatestBlessedModelStrategy (the latest blessed model), the only blessed-model "
-            "resolver Kubeflow Pipelines v2 supports."
-        )
-    return warnings
+        if isinstance(node, resolver.Resolver):
+            strategy = node.exec_properties.get(resolver.RESOLVER_STRATEGY_CLASS)
+            name = getattr(strategy, "__name__", str(strategy))
+            if target == "kubeflow":
+                raise ConfigError(
+                    f"Node {node.id!r} is a Resolver ({name}), and Kubeflow Pipelines runs only "
+                    "container and importer tasks, no resolver. Beamline's own pipelines find "
+                    "their baseline model in a container task for --target kubeflow; for this "
+                    "pipeline, replace the resolver with a component that finds the artifact, "
+                    "or compile with --target vertex."
+                )
+            if strategy not in (LatestArtifactStrategy, LatestBlessedModelStrategy):
+                raise ConfigError(
+                    f"Node {node.id!r} is a Resolver using {name}, which TFX cannot compile for "
+                    "Vertex AI Pipelines: only LatestArtifactStrategy and "
+                    "LatestBlessedModelStrategy resolvers become Vertex resolver tasks. Use one "
+                    "of those in the pipeline for this target."
+                )
+        elif isinstance(node, FileBasedExampleGen):
+            executor_class = getattr(node.executor_spec, "executor_class", None)
+            if getattr(executor_class, RESOLVES_SPANS_WITHOUT_DRIVER, False):
+                self_resolving.append(node.id)
+            elif target == "kubeflow":
+                raise ConfigError(
+                    f"Node {node.id!r} is a file-based ExampleGen whose executor "
+                    f"({getattr(executor_class, '__name__', executor_class)}) needs TFX's driver "
+                    "to resolve its input pattern and fingerprint its files, and Kubeflow "
+                    "Pipelines never runs that driver (TFX compiles it as a container lifecycle "
+                    "hook). Use Beamline's CSV ExampleGen (CSV data), which resolves its span "
+                    "itself, or compile with --target vertex."
+                )
+        else:
+            driver = getattr(type(node), "DRIVER_CLASS", base_driver.BaseDriver)
+            if driver is not base_driver.BaseDriver:
+                raise ConfigError(
+                    f"Node {node.id!r} has a TFX driver ({driver.__name__}), and TFX compiles "
+                    "no driver for Kubeflow Pipelines or Vertex AI except a file-based "
+                    "ExampleGen's: the work that driver does before the executor would never "
+                    "run. Do that work in the component's executor, or run this pipeline "
+                    "with `beamline run` or on Airflow."
+                )
+    return self_resolving
 
 
-def _set_strategy(node: Any, strategy: type, channels: dict[str, Any]) -> None:
-    """Re-points a Resolver node (TFX 1.16 internals) at `strategy` over `channels` only."""
-    from tfx.dsl.input_resolution import resolver_op
-    from tfx.types import resolved_channel
-
-    output_node = resolver_op.OpNode(
-        op_type=strategy,
-        output_data_type=resolver_op.DataType.ARTIFACT_MULTIMAP,
-        args=[resolver_op.DictNode({k: resolver_op.InputNode(c) for k, c in channels.items()})],
-        kwargs={},
-    )
-    node._strategy_class = strategy
-    node._config = {}
-    node._raw_inputs = dict(channels)
-    node._input_dict = {
-        k: resolved_channel.ResolvedChannel(c.type, output_node, k) for k, c in channels.items()
-    }
-    node._output_dict = {k: v for k, v in node._output_dict.items() if k in channels}
+def _without_driver_hooks(job: dict[str, Any], node_ids: list[str]) -> None:
+    """For kubeflow: drops the ExampleGen driver hook (the executor resolves the span itself)
+    and turns the task's cache off. KFP keys its cache on a task's parameters and input
+    artifacts (kubeflow/pipelines backend/src/v2/cacheutils/cache.go), never on the files an
+    input pattern matches, so a cached ExampleGen would reuse old examples after new data
+    arrived; on Vertex the driver's fingerprint of the files is what keeps the cache honest."""
+    spec = job["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    for node_id in node_ids:
+        task = tasks[node_id]
+        label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        spec["deploymentSpec"]["executors"][label]["container"].pop("lifecycle", None)
+        task["cachingOptions"] = {"enableCache": False}
 
 
 @contextlib.contextmanager

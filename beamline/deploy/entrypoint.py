@@ -2,8 +2,9 @@
 
 Compiled pipelines that declare secrets run `python -m beamline.deploy.entrypoint MODULE ARGS...`
 instead of `python -m MODULE ARGS...` (MODULE is TFX's Kubeflow v2 executor or ExampleGen driver).
-This puts the secrets listed in `BEAMLINE_SECRET_SOURCES` into the environment and replaces
-`${secret:NAME}` in ARGS, so secret values exist only inside the running container.
+This puts the secrets listed in `BEAMLINE_SECRET_SOURCES` into the environment, masks their
+values in this process's logs and replaces `${secret:NAME}` in ARGS, so secret values exist only
+inside the running container.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import runpy
 import sys
 
-from beamline.deploy.secrets import SecretMissing, resolve_environment, substitute
+from beamline.deploy.secrets import SecretMissing, resolve_args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,8 +22,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("usage: python -m beamline.deploy.entrypoint MODULE [ARGS...]")
     module, *args = argv
     try:
-        resolve_environment(os.environ)
-        args = substitute(args, os.environ)
+        args = resolve_args(args, os.environ)
     except SecretMissing as exc:
         sys.exit(f"error: {exc}")
     sys.argv = [module, *args]

@@ -27,20 +27,14 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass
 
 from beamline.errors import BeamlineError, ConfigError
+from beamline.redaction import SOURCES_ENV, install_log_redaction, looks_secret, secret_values
 
 PLACEHOLDER = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
-SOURCES_ENV = "BEAMLINE_SECRET_SOURCES"
 ENTRYPOINT_MODULE = "beamline.deploy.entrypoint"
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _GCP_SECRET = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
-# Environment variables whose values are treated as secret even when nobody declared them.
-_SECRET_LOOKING = re.compile(
-    r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL", re.IGNORECASE
-)
-_MIN_UNDECLARED_LEN = 8  # shorter values of undeclared variables match too much by chance
-_MIN_DECLARED_LEN = 4
 
 
 class SecretMissing(BeamlineError):
@@ -177,11 +171,9 @@ def find_leaks(
     declared = {s.name for s in secrets}
     leaks = []
     for name, value in sorted(environ.items()):
-        if name in declared:
-            suspicious = len(value) >= _MIN_DECLARED_LEN
-        else:
-            suspicious = bool(_SECRET_LOOKING.search(name)) and len(value) >= _MIN_UNDECLARED_LEN
-        if suspicious and (value in text or json.dumps(value)[1:-1] in text):
+        if looks_secret(name, value, declared) and (
+            value in text or json.dumps(value)[1:-1] in text
+        ):
             leaks.append(name)
     return leaks
 
@@ -229,6 +221,17 @@ def substitute(args: Sequence[str], environ: Mapping[str, str]) -> list[str]:
         return environ[name]
 
     return [PLACEHOLDER.sub(value, arg) for arg in args]
+
+
+def resolve_args(args: Sequence[str], environ: MutableMapping[str, str]) -> list[str]:
+    """What a step runs with: the declared secrets put into `environ` (resolve_environment),
+    their values masked in this process's logs from now on, then `args` substituted.
+
+    The masking comes first: Beam logs the flags it does not know with their values, so a
+    secret in such a flag would otherwise reach the step's log."""
+    resolve_environment(environ)
+    install_log_redaction(secret_values(environ))
+    return substitute(args, environ)
 
 
 def fetch_gcp_secret(resource: str) -> str:

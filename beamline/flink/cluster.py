@@ -4,6 +4,9 @@
 session of its own, records its pid and start time in the cache's state.json, and waits until
 it answers. `down` stops exactly the recorded processes (and their children: each part's
 process group), nothing matched by name. `status` reads the record and asks each part.
+
+The parts get a reduced environment (`cluster_environment`): any local user can run code in
+them through Flink's REST API or the worker pool's port, so the caller's secrets stay out.
 """
 
 from __future__ import annotations
@@ -15,19 +18,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from beamline.errors import BeamlineError
 from beamline.flink.home import FlinkHome, flink_ports
 from beamline.flink.rest import FlinkRest, RestError
-from beamline.settings import (
+from beamline.flink.settings import (
     FLINK_HOST,
+    FLINK_PASS_ENV,
     FLINK_SLOTS,
     FLINK_START_TIMEOUT_SECONDS,
     FLINK_VERSION,
 )
+from beamline.redaction import SECRET_NAME, declared_secret_names
 
 Say = Callable[[str], None]
 PARTS = ("jobmanager", "taskmanager", "worker_pool")
@@ -136,8 +141,41 @@ def health(home: FlinkHome, state: ClusterState | None = None) -> list[Health]:
     return rows
 
 
-def _flink_env(home: FlinkHome) -> dict[str, str]:
-    env = dict(os.environ)
+# What the Flink scripts, the JVMs and the Beam worker pool (Python, TFX) need of the caller's
+# environment. Any local user can run code in these processes (Flink's REST API takes jars and
+# runs them; the pool starts a worker for any client of its port), so the rest of it (database
+# passwords, tokens, cloud credentials) stays out.
+_PASSED_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+    "JAVA_HOME", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "MALLOC_ARENA_MAX", "HADOOP_CLASSPATH",
+    "HADOOP_CONF_DIR", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES", "SSL_CERT_FILE",
+    "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+})
+_PASSED_PREFIXES = ("LC_", "FLINK_", "BEAMLINE_", "PYTHON", "TF_", "XDG_")
+
+
+def _withheld(name: str, declared: set[str]) -> bool:
+    """A name that looks secret (KEY too: in here nothing needs one) or a declared secret."""
+    return bool(SECRET_NAME.search(name)) or "KEY" in name.upper() or name in declared
+
+
+def cluster_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the cluster's processes: the variables `_PASSED_NAMES` and
+    `_PASSED_PREFIXES` allow, minus secret-looking and declared secret ones, plus the names
+    ${FLINK_PASS_ENV} lists (comma-separated) whatever they are."""
+    declared = declared_secret_names(environ)
+    extra = {n.strip() for n in environ.get(FLINK_PASS_ENV, "").split(",") if n.strip()}
+    return {
+        name: value for name, value in environ.items()
+        if name in extra or (
+            (name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES))
+            and not _withheld(name, declared)
+        )
+    }
+
+
+def _flink_env(home: FlinkHome, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = cluster_environment(os.environ if environ is None else environ)
     env.update({
         "FLINK_HOME": str(home.flink_dist),
         "FLINK_CONF_DIR": str(home.conf_dir),
@@ -244,7 +282,8 @@ def up(home: FlinkHome, say: Say, timeout: float = FLINK_START_TIMEOUT_SECONDS) 
         part = _start("worker_pool",
                       [sys.executable, "-m", "beamline.flink.worker_pool", "--host", host,
                        "--port", port],
-                      dict(os.environ), home.log_dir / "worker_pool.out", state.worker_pool)
+                      cluster_environment(os.environ), home.log_dir / "worker_pool.out",
+                      state.worker_pool)
         state.parts["worker_pool"] = part
         state.save(home)
         _wait("Beam worker pool", lambda: port_answers(state.worker_pool), part, timeout)

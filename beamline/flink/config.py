@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from beamline.flink.home import FlinkHome, flink_ports
-from beamline.settings import (
+from beamline.flink.settings import (
     FLINK_HOST,
     FLINK_JOBMANAGER_PROCESS_SIZE,
     FLINK_NETWORK_MEMORY,
@@ -39,6 +39,9 @@ def overrides(home: FlinkHome) -> dict[str, object]:
         "rest.address": FLINK_HOST,
         "rest.bind-address": FLINK_HOST,
         "rest.port": ports.rest,
+        # Flink's default, "*", lets any web page the user opens read the REST API's answers
+        # (jar ids, jobs); only Flink's own web UI, served from this origin, may.
+        "web.access-control-allow-origin": f"http://{FLINK_HOST}:{ports.rest}",
         # A TaskManager that died is noticed in 20 s, not 50: its job fails instead of hanging.
         "heartbeat.timeout": 20000,
         "io.tmp.dirs": str(home.tmp_dir),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from beamline.errors import BeamlineError
 from beamline.flink.home import FlinkHome
-from beamline.settings import (
+from beamline.flink.settings import (
     FLINK_PIP_PACKAGES,
     FLINK_RUNNER_COORDINATES,
     FLINK_SHADE_PLUGIN_VERSION,
@@ -161,15 +162,18 @@ def ensure_runner_jar(home: FlinkHome, say: Say) -> Path:
     return home.runner_jar
 
 
+_VERSION_LINE = re.compile(r"""^__version__\s*=\s*["']([^"'\s/]+)["']""", re.MULTILINE)
+
+
 def installed_flink_version(home: FlinkHome) -> str | None:
     """The version of the Flink in the cache (pyflink/version.py + its flink-dist jar), or None."""
     version_file = home.flink_packages / "pyflink" / "version.py"
     if not version_file.is_file():
         return None
-    scope: dict = {}
-    exec(compile(version_file.read_text(), str(version_file), "exec"), scope)  # noqa: S102
-    version = scope.get("__version__")
-    if not (home.flink_dist / "lib" / f"flink-dist-{version}.jar").is_file():
+    # Read, never run: the cache is a folder of files anyone who can write there controls.
+    found = _VERSION_LINE.search(version_file.read_text(errors="replace"))
+    version = found.group(1) if found else None
+    if version is None or not (home.flink_dist / "lib" / f"flink-dist-{version}.jar").is_file():
         return None
     return version
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beamline.errors import ConfigError
-from beamline.settings import FLINK_HOME_ENV, FLINK_PORT_ENVS, FLINK_VERSION, FlinkPorts
+from beamline.flink.settings import FLINK_HOME_ENV, FLINK_PORT_ENVS, FLINK_VERSION, FlinkPorts
 
 _PORT_LABELS = {"rest": "REST API", "rpc": "JobManager RPC", "worker_pool": "Beam worker pool"}
 

@@ -2,16 +2,25 @@
 
 A run's node records its Flink job ids on its execution (run_context.FLINK_JOBS) as soon as
 they appear. A run whose runner is gone (beamline.metadata.liveness) but whose executions never
-ended may have left those jobs running, holding slots: `beamline run`, `runs` and
-`flink status` call `cancel_orphans` first, which cancels each such job still live.
+ended may have left those jobs running, holding slots: `beamline run` and `flink status` call
+`cancel_orphans` first, which cancels each such job still live.
+
+Only on the clusters this machine names (`known_masters`): the master recorded in the store is
+whatever its writers put there, and a reader must not send requests (let alone cancellations)
+to any host a store names.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from beamline.flink.rest import FlinkRest, RestError
+from beamline.beam import FLINK_MASTER_ENV
+from beamline.flink.cluster import ClusterState
+from beamline.flink.home import FlinkHome
+from beamline.flink.rest import FlinkRest, RestError, base_url
 from beamline.metadata import run_context as rc
 from beamline.metadata.liveness import runner_alive
 
@@ -53,12 +62,29 @@ def dead_run_jobs(store) -> list[Orphan]:
     return out
 
 
-def cancel_orphans(store) -> list[Orphan]:
-    """Cancels the live recorded jobs of dead runs; returns those canceled. Never raises: a
-    cluster that does not answer cannot hold the job either way, or will be asked next time."""
+def known_masters(
+    environ: Mapping[str, str] | None = None, home: FlinkHome | None = None
+) -> set[str]:
+    """The Flink REST endpoints this machine names: the local cluster `flink up` recorded and
+    $BEAMLINE_FLINK_MASTER (as base URLs)."""
+    environ = os.environ if environ is None else environ
+    home = home or FlinkHome.default()
+    masters = {environ.get(FLINK_MASTER_ENV, "").strip()}
+    state = ClusterState.load(home)
+    if state is not None:
+        masters.add(state.rest)
+    return {base_url(m) for m in masters if m}
+
+
+def cancel_orphans(store, also: Iterable[str] = ()) -> list[Orphan]:
+    """Cancels the live recorded jobs of dead runs on the known masters and on `also` (a run's
+    own --flink-master); returns those canceled. Jobs recorded on any other master are left
+    alone. Never raises: a cluster that does not answer cannot hold the job either way, or
+    will be asked next time."""
     canceled = []
     try:
-        orphans = dead_run_jobs(store)
+        masters = known_masters() | {base_url(m) for m in also if m}
+        orphans = [o for o in dead_run_jobs(store) if base_url(o.master) in masters]
     except Exception:  # noqa: BLE001 - an unreadable store is reported by the caller's own use
         return []
     for orphan in orphans:

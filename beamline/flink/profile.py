@@ -15,13 +15,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from beamline.beam import flag_value
+from beamline.beam import FLINK_JAR_ENV, FLINK_MASTER_ENV, FLINK_WORKER_POOL_ENV, flag_value
 from beamline.errors import FlinkPreflightFailed
 from beamline.flink.cluster import local_cluster
 from beamline.flink.home import FlinkHome
-from beamline.settings import FLINK_JAR_ENV, FLINK_MASTER_ENV, FLINK_WORKER_POOL_ENV
-
-FLINK_PROFILE = "flink"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import signal
 import sys
 import threading
 
-from beamline.settings import FLINK_HOST, FLINK_WORKER_POOL_PORT, apply_tf_environment
+from beamline.flink.settings import FLINK_HOST, FLINK_WORKER_POOL_PORT
+from beamline.settings import apply_tf_environment
 
 
 def worker_environment(environ: dict[str, str]) -> dict[str, str]:

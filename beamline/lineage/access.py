@@ -17,18 +17,40 @@ def open_graph_and_store(root: Path, metadata: str | None, pipeline: str | None 
 
     `root` is the resolved run root (the CLI's --root option resolves it once).
     """
-    from beamline.errors import ConfigError
-    from beamline.lineage.load import load_graph
-    from beamline.metadata.connection import describe, open_existing
-    from beamline.settings import RootLayout
+    from beamline.metadata.workspace import Workspace
 
-    layout = RootLayout(Path(root))
-    store = open_existing(metadata, layout.metadata_path)
-    graph = load_graph(store, pipeline, source=describe(metadata, layout.metadata_path))
+    workspace = Workspace(root, metadata)
+    return graph_of(workspace, pipeline), workspace.store
+
+
+def graph_of(workspace, pipeline: str | None = None) -> Graph:
+    """The runs (of `pipeline`, or all) in a Workspace's store, loaded into a Graph; a pipeline
+    with no runs there is a ConfigError naming the closest name."""
+    from beamline.lineage.load import load_graph
+
+    store = workspace.store
+    graph = load_graph(store, pipeline, source=workspace.source)
     if pipeline and not graph.runs:
-        everything = load_graph(store, None)
-        known = ", ".join(everything.pipelines()) or "none"
-        raise ConfigError(
-            f"No runs of pipeline {pipeline!r} in {graph.source}. Pipelines with runs: {known}."
-        )
-    return graph, store
+        raise unknown_pipeline(pipeline, load_graph(store, None).pipelines(), graph.source)
+    return graph
+
+
+def unknown_pipeline(pipeline: str, known: list[str], source: str):
+    """The error (exit 2) for a pipeline with no runs in the store, naming the closest name."""
+    from beamline.errors import ConfigError, did_you_mean
+
+    return ConfigError(
+        f"No runs of pipeline {pipeline!r} in {source}. {did_you_mean(pipeline, known)}"
+        f"Pipelines with runs: {', '.join(known) or 'none'}."
+    )
+
+
+def require_pipeline(store, pipeline: str, source: str) -> None:
+    """ConfigError (exit 2) unless `pipeline` has a run in `store` (a cheap check: no Graph)."""
+    from beamline.lineage.orchestrators import KFP_PIPELINE
+    from beamline.metadata import run_context as rc
+
+    kinds = (rc.PIPELINE_CONTEXT, KFP_PIPELINE)  # Beamline's and Airflow's; Kubeflow's
+    known = sorted({c.name for kind in kinds for c in store.get_contexts_by_type(kind)})
+    if pipeline not in known:
+        raise unknown_pipeline(pipeline, known, source)

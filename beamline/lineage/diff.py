@@ -16,6 +16,7 @@ from beamline.lineage.model import Execution, Graph, Run, outputs_of_type
 from beamline.lineage.runs import summarize
 from beamline.lineage.sources import is_example_gen, parse_fingerprint
 from beamline.lineage.why import Change, original, property_changes
+from beamline.metrics import improved
 
 DEFAULT_DRIFT_THRESHOLD = 0.1
 
@@ -40,8 +41,9 @@ class RunDiff:
     drift: dict[str, list[FeatureDrift]] = field(default_factory=dict)  # per split
     anomalies_new: list[dict[str, str]] = field(default_factory=list)
     anomalies_resolved: list[dict[str, str]] = field(default_factory=list)
-    # metric -> {"a": x, "b": y, "delta": y - x}, per slice
-    metrics: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    # metric -> {"a": x, "b": y, "delta": y - x, "better": B improved on A (None: no change,
+    # or no direction)}, per slice; better follows the metric's direction (a lower RMSE is)
+    metrics: dict[str, dict[str, dict[str, float | bool | None]]] = field(default_factory=dict)
     blessed: tuple[bool | None, bool | None] = (None, None)
     span: tuple[str | None, str | None] = (None, None)  # the TFX span each run read
     pushed_version: tuple[str | None, str | None] = (None, None)
@@ -100,16 +102,10 @@ def _data_changes(a: Execution | None, b: Execution | None) -> list[dict[str, An
 
 
 def _anomaly_set(graph: Graph, ids: list[int]) -> dict[tuple[str, ...], dict[str, str]]:
-    out = {}
-    for aid in ids:
-        found = payloads.safe(payloads.load_anomalies, graph.artifacts[aid].uri, default={})
-        producer = graph.producer(aid)
-        node = producer.node_id if producer else "?"
-        for split, anomalies in found.items():
-            for item in payloads.anomaly_list(anomalies):
-                item = {"node": node, "split": split, **item}
-                out[(node, split, item["feature"], item["short"])] = item
-    return out
+    return {
+        (item["node"], item["split"], item["feature"], item["short"]): item
+        for item in payloads.recorded_anomalies(graph, ids)
+    }
 
 
 def _evaluation(graph: Graph, ids: list[int]) -> tfma.Evaluation | None:
@@ -187,10 +183,7 @@ def diff_runs(
             for metric in sorted(set(ma.get(slice_name, {})) | set(mb.get(slice_name, {}))):
                 x = ma.get(slice_name, {}).get(metric)
                 y = mb.get(slice_name, {}).get(metric)
-                rows[metric] = {
-                    "a": x,
-                    "b": y,
-                    "delta": (y - x) if x is not None and y is not None else None,
-                }
+                delta = (y - x) if x is not None and y is not None else None
+                rows[metric] = {"a": x, "b": y, "delta": delta, "better": improved(metric, delta)}
             result.metrics[slice_name] = rows
     return result

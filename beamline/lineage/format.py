@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,9 +48,26 @@ def signed(value: float | None, digits: int = 4) -> str:
     return ("+" if value > 0 else "") + number(value, digits)
 
 
+def _judged(better: bool | None) -> str:
+    """After a metric's delta: whether B improved on A, by the metric's own direction."""
+    return "" if better is None else (" better" if better else " worse")
+
+
+# C0 (tab and newline too: a cell is one line), DEL, C1 (holds the 8-bit CSI), and the Unicode
+# line separators and bidirectional overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: Any) -> str:
+    """`value` as text with control characters shown as escapes (ESC as `\\x1b`). Store strings
+    (run reasons, label users and reasons, node names) may come from another user of a shared
+    store: printed raw, they could recolour, retitle or rewrite the reader's terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    """A plain aligned text table (cells made `printable`)."""
+    cells = [[str(h) for h in headers]] + [[printable(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -100,9 +118,9 @@ def runs_table(summaries: list[RunSummary]) -> str:
     if with_jobs:
         lines = [text, "", "Flink jobs (node: job ids):"]
         for s in with_jobs:
-            lines.append(f"  {s.run_id}")
+            lines.append(f"  {printable(s.run_id)}")
             for node, jobs in s.flink_jobs.items():
-                lines.append(f"    {node}: {', '.join(jobs)}")
+                lines.append(printable(f"    {node}: {', '.join(jobs)}"))
         text = "\n".join(lines)
     return text
 
@@ -362,7 +380,7 @@ def diff_text(diff: RunDiff) -> str:
                         metric,
                         number(values["a"]),
                         number(values["b"]),
-                        signed(values["delta"]),
+                        signed(values["delta"]) + _judged(values.get("better")),
                     ]
                 )
         lines.append(

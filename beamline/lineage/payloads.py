@@ -10,26 +10,27 @@ from __future__ import annotations
 import glob
 import json
 import os
-import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from beamline_serving.request_log.tfrecord import MAX_RECORD_BYTES, ReadOutcome, read_records
 
 # ---------------------------------------------------------------- files
 
 
 def read_tfrecords(path: str):
-    """Yields the records of an uncompressed TFRecord file (CRCs not checked)."""
+    """Yields the records of an uncompressed TFRecord file, checking each length and CRC with the
+    request log's reader (shared, so one framing reader exists). A file whose writer was stopped
+    ends early; a corrupt or hostile one (bad checksum, a length over MAX_RECORD_BYTES) raises
+    ValueError, which `safe` turns into "not available" rather than a failed page."""
+    outcome = ReadOutcome()
     with open(path, "rb") as handle:
-        while True:
-            header = handle.read(12)
-            if len(header) < 12:
-                return
-            (length,) = struct.unpack("<Q", header[:8])
-            data = handle.read(length)
-            handle.read(4)
-            if len(data) < length:
-                return
-            yield data
+        yield from read_records(handle, outcome)
+    if outcome.corrupt:
+        raise ValueError(
+            f"{path} is not a valid TFRecord file: the record at byte {outcome.offset} has a wrong "
+            f"checksum or a length over {MAX_RECORD_BYTES} bytes. Re-run the node that wrote it."
+        )
 
 
 def _split_dirs(uri: str) -> dict[str, str]:
@@ -202,6 +203,19 @@ def anomaly_list(anomalies) -> list[dict[str, str]]:
                 "description": info.description,
             }
         )
+    return out
+
+
+def recorded_anomalies(graph, artifact_ids) -> list[dict[str, str]]:
+    """Every anomaly of these ExampleAnomalies artifacts (an unreadable one holds none), each
+    {node, split, feature, severity, short, description}: `node` is the producing node's id."""
+    out = []
+    for aid in artifact_ids:
+        found = safe(load_anomalies, graph.artifacts[aid].uri, default={})
+        producer = graph.producer(aid)
+        node = producer.node_id if producer else "?"
+        for split, anomalies in found.items():
+            out.extend({"node": node, "split": split, **item} for item in anomaly_list(anomalies))
     return out
 
 

@@ -190,6 +190,7 @@ def resolve_run(graph: Graph, ref: str | None, pipeline: str | None = None) -> R
             "first, or point --root/--metadata at the store it wrote."
         )
     ref = (ref or "latest").strip()
+    given = ref
     if ref == "previous":
         ref = "latest~1"
     match = _RELATIVE.match(ref)
@@ -202,7 +203,11 @@ def resolve_run(graph: Graph, ref: str | None, pipeline: str | None = None) -> R
                 f"({', '.join(sorted(pipelines))}). Add --pipeline NAME or give a run id."
             )
         if back >= len(runs):
-            raise UnknownRun(f"{ref!r}: there are only {len(runs)} runs{scope}.")
+            count = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
+            raise UnknownRun(
+                f"{given!r} is {back} run(s) before the latest, but the store holds only {count}"
+                f"{scope}. `beamline runs` lists them; use one of those, or `latest`."
+            )
         return runs[-1 - back]
     if ref in graph.runs and (pipeline is None or graph.runs[ref].pipeline == pipeline):
         return graph.runs[ref]

@@ -10,16 +10,22 @@ per-file hashes (`beamline_source_files`: JSON list of {path, bytes, sha256}), t
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from beamline.lineage.model import Execution
 
 SOURCE_FILES_PROPERTY = "beamline_source_files"
+# Larger source files are listed without a hash.
+MAX_HASHED_BYTES = 2 * 1024**3
+# Hashes remembered (one per file version); a pipeline's sources are rarely more files.
+HASH_CACHE_ENTRIES = 4096
 
 
 @dataclass
@@ -66,18 +72,45 @@ def fingerprint_files(split: str, paths: list[str]) -> SplitFingerprint:
     return SplitFingerprint(split, len(paths), total, xor, summed)
 
 
-def sha256_file(path: str, limit_bytes: int = 2 * 1024**3) -> str | None:
-    """Hex SHA-256 of a file (None if unreadable or larger than `limit_bytes`)."""
+def sha256_file(path: str, limit_bytes: int = MAX_HASHED_BYTES) -> str | None:
+    """Hex SHA-256 of a regular file (None if unreadable, not a regular file, or larger than
+    `limit_bytes`). Remembered per file version: see `_cached_sha256`."""
     try:
-        if os.path.getsize(path) > limit_bytes:
-            return None
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        info = os.stat(path)
     except OSError:
         return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit_bytes:
+        return None
+    try:
+        return _cached_sha256(
+            path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+        )
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=HASH_CACHE_ENTRIES)
+def _cached_sha256(
+    path: str, dev: int, inode: int, size: int, mtime_ns: int, ctime_ns: int
+) -> str | None:
+    """The run page shows source hashes on every render, and a live run's page re-renders every
+    2 s: without this, each view re-read every source file (up to 2 GiB each). The stat fields
+    are the key, so a rewritten or replaced file is hashed again."""
+    del dev, inode, mtime_ns, ctime_ns  # only the key
+    # O_NONBLOCK: a pipe swapped in after the stat above cannot hang the caller.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest = hashlib.sha256()
+        left = size
+        while left > 0:
+            block = handle.read(min(left, 1 << 20))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+        return digest.hexdigest()
 
 
 @dataclass

@@ -3,6 +3,8 @@ properties ExampleGen put on its Examples artifact."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from beamline.lineage.model import Artifact, Execution, Graph
 from beamline.lineage.sources import is_example_gen
 
@@ -17,14 +19,21 @@ def examples_span(art: Artifact) -> str | None:
     return str(art.prop(SPAN_RANGE_PROPERTY) or art.prop(SPAN_PROPERTY))
 
 
+def example_gen_outputs(graph: Graph, executions: list[Execution]
+                        ) -> Iterator[tuple[Execution, Artifact]]:
+    """(ExampleGen execution, one of its output artifacts) among `executions`."""
+    for ex in executions:
+        if is_example_gen(ex):
+            for aid in ex.output_ids():
+                art = graph.artifacts.get(aid)
+                if art is not None:
+                    yield ex, art
+
+
 def span_of(graph: Graph, executions: list[Execution]) -> str | None:
     """The span the executions' ExampleGen read (None: no ExampleGen output among them)."""
-    for ex in executions:
-        if not is_example_gen(ex):
-            continue
-        for aid in ex.output_ids():
-            art = graph.artifacts.get(aid)
-            span = examples_span(art) if art is not None else None
-            if span is not None:
-                return span
+    for _, art in example_gen_outputs(graph, executions):
+        span = examples_span(art)
+        if span is not None:
+            return span
     return None

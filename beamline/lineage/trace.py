@@ -206,9 +206,10 @@ def find_target(graph: Graph, ref: str) -> Target:
         return Target([], data_path=path)
     versions = ", ".join(str(a.prop("pushed_version")) for a in pushed[-5:]) or "none"
     raise UnknownArtifact(
-        f"Nothing in {graph.source} matches {ref!r}: not a pushed version (recent: {versions}), "
-        "an artifact id, a model or pushed-model directory, or a source data file that an "
-        "ExampleGen read. `beamline runs` shows pushed versions."
+        f"Nothing in {graph.source} matches {ref!r}: not a label a version holds now (`beamline "
+        f"labels PIPELINE` lists them), a pushed version (recent: {versions}), an artifact id, a "
+        "model or pushed-model directory, or a source data file that an ExampleGen read. "
+        "`beamline runs` shows pushed versions."
     )
 
 

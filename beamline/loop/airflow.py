@@ -39,8 +39,8 @@ from beamline.errors import ConfigError
 from beamline.lineage.orchestrators import LEGACY_PIPELINE_NAME, LEGACY_RUN, LEGACY_RUN_ID
 from beamline.loop import triggers as tr
 from beamline.loop.delivery import LIVE, check_policy
-from beamline.loop.policy import DRIFT_OR_NEW_DATA, POLICIES
-from beamline.loop.step import LoopConfig
+from beamline.loop.policy import DEFAULT_POLICY, deprecation_warning, policy_named
+from beamline.loop.step import LoopRequest
 from beamline.metadata import run_context as rc
 from beamline.metadata.records import Decision
 
@@ -58,7 +58,7 @@ class LoopDagSettings:
 
     data: str
     requests: str
-    policy: str = DRIFT_OR_NEW_DATA
+    policy: str = DEFAULT_POLICY
     push_policy: str = LIVE
     thresholds: dict[str, float] = field(default_factory=dict)
     max_invalid_fraction: float = 0.02
@@ -83,8 +83,7 @@ def loop_settings(
             "(--data DIR, as `beamline loop --data`) and the server's request log directory "
             "(--requests DIR, `beamline serve --request_log_dir`), as the workers see them."
         )
-    if policy not in POLICIES:
-        raise ConfigError(f"--retrain-on {policy!r} is not one of {', '.join(POLICIES)}.")
+    policy = policy_named(policy)
     check_policy(push_policy)
     data = data.expanduser().resolve()
     if not data.is_dir():
@@ -155,20 +154,20 @@ def airflow_run_id(pipeline: str, dag_run_id: str) -> str:
     return f"{pipeline}.{dag_run_id}"
 
 
-def _config(settings: Mapping[str, Any], loop: Mapping[str, Any], until=None) -> LoopConfig:
+def _config(settings: Mapping[str, Any], loop: Mapping[str, Any], until=None) -> LoopRequest:
     if settings.get("project"):
         from beamline.project import PROJECT_ENV
 
         # The pipeline's module (SPAN_PATTERN, schema) from the DAG's project, whatever the
         # worker's working directory.
         os.environ[PROJECT_ENV] = str(settings["project"])
-    return LoopConfig(
+    return LoopRequest(
         pipeline=settings["pipeline"],
         data=Path(loop["data"]),
         requests=Path(loop["requests"]),
         root=Path(settings["root"]),
         metadata=settings.get("metadata"),
-        policy=loop["policy"],
+        policy=_policy(loop["policy"]),
         # A DAG compiled before --push-policy existed holds none: live, as it behaved then.
         push_policy=loop.get("push_policy", LIVE),
         thresholds=dict(loop.get("thresholds") or {}),
@@ -178,7 +177,15 @@ def _config(settings: Mapping[str, Any], loop: Mapping[str, Any], until=None) ->
     )
 
 
-def _store(config: LoopConfig):
+def _policy(name: str) -> str:
+    """The DAG's policy by its current name: a DAG compiled earlier holds a deprecated one."""
+    warning = deprecation_warning(name)
+    if warning:
+        print(f"{warning} Recompile the DAG to hold the new name.", file=sys.stderr)
+    return policy_named(name)
+
+
+def _store(config: LoopRequest):
     from beamline.metadata.connection import open_existing
 
     return open_existing(config.metadata, config.layout.metadata_path)
@@ -269,7 +276,7 @@ def _stamp(store, run_id: str, state: str, reason: str) -> None:
 
 
 def finish_run(
-    config: LoopConfig, store, trigger: tr.TriggerRecord, failed_tasks: list[str] | None,
+    config: LoopRequest, store, trigger: tr.TriggerRecord, failed_tasks: list[str] | None,
     out: TextIO,
 ):
     """Concludes `trigger` from its run's MLMD record. `failed_tasks`: the Airflow tasks that
@@ -308,7 +315,7 @@ def finish_run(
     return record_delivery(config, store, trigger, outcome, out)
 
 
-def label_push(config: LoopConfig, store, run_id: str, version: str) -> list[str]:
+def label_push(config: LoopRequest, store, run_id: str, version: str) -> list[str]:
     """The push policy's label changes for the version the DAG run's Pusher pushed (TFX's
     Pusher under Airflow copies it into place itself; Beamline's runner would label it right
     after): recorded in MLMD, then models.config rewritten. Once per push: a second conclusion
@@ -332,7 +339,7 @@ def label_push(config: LoopConfig, store, run_id: str, version: str) -> list[str
     return [f"applied the push policy {config.push_policy}: {c}" for c in changes]
 
 
-def settle(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -> None:
+def settle(config: LoopRequest, store, trigger: tr.TriggerRecord, out: TextIO) -> None:
     """A decision of an earlier DAG run that never reached `loop_conclude` (its DAG run was
     marked failed or its worker died): concluded from what its run recorded."""
     out.write(

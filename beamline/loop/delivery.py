@@ -111,8 +111,9 @@ def review_canary(
 
     Healthy: enough of its own requests, no drift or data-quality verdict (`versions`, the
     monitoring report's per-version results, beamline.monitor.monitor), and, when the server
-    wrote outcome files, not worse than stable on error rate, p99 latency or predicted classes
-    (the checks of `beamline monitor --compare stable canary`).
+    wrote outcome files, not worse than stable on error rate, p99 latency or predictions
+    (predicted classes, or a regression model's predicted numbers: the checks of
+    `beamline monitor --compare stable canary`).
     """
     from beamline.metadata import labels as history
     from beamline.metadata.records import CANARY_LABEL, STABLE_LABEL

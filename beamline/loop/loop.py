@@ -15,7 +15,7 @@ from typing import TextIO
 
 from beamline.errors import BeamlineError, ConfigError
 from beamline.loop.retry import with_retries
-from beamline.loop.step import LoopConfig, StepResult, run_step
+from beamline.loop.step import LoopRequest, StepResult, run_step
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -31,11 +31,11 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
-def one_step(config: LoopConfig, out: TextIO) -> StepResult:
+def one_step(config: LoopRequest, out: TextIO) -> StepResult:
     return with_retries(lambda: run_step(config, out), "step", out)
 
 
-def run_loop(config: LoopConfig, every_s: float, out: TextIO) -> int:
+def run_loop(config: LoopRequest, every_s: float, out: TextIO) -> int:
     stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:

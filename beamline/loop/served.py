@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from beamline.data.spans import find_spans
 from beamline.lineage.model import Graph
 from beamline.lineage.spans import examples_span
 from beamline.monitor.trained import pushed_versions, upstream_examples
-from beamline.runner.spans import find_spans
 
 
 @dataclass(frozen=True)

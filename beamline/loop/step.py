@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,12 @@ from beamline.errors import ConfigError, DataError
 from beamline.faults import fault_point
 from beamline.loop import triggers as tr
 from beamline.loop.delivery import CANARY, deliver
-from beamline.loop.policy import DRIFT_OR_NEW_DATA, Signals, Verdict, decide
+from beamline.loop.policy import DEFAULT_POLICY, Signals, Verdict, decide
 from beamline.loop.served import Served, newest_span, served_version
 from beamline.metadata import run_context as rc
 from beamline.metadata.records import Decision
 from beamline.settings import RootLayout
+from beamline.timefmt import format_secs
 
 # Exit codes of `beamline loop --once` by what the step did (beamline/errors.py has the table).
 EXIT_OK = 0
@@ -43,13 +45,16 @@ SHORT = {"infinity_norm": "L-inf", "jensen_shannon_divergence": "JSD"}
 
 
 @dataclass
-class LoopConfig:
+class LoopRequest:
+    """What `beamline loop` (or its Airflow DAG) asks each step to do, as RunRequest and
+    MonitorRequest are what `run` and `monitor` ask."""
+
     pipeline: str
     data: Path
     requests: Path
     root: Path
     metadata: str | None = None
-    policy: str = DRIFT_OR_NEW_DATA
+    policy: str = DEFAULT_POLICY
     tune: bool = True
     retune: bool = False  # --tune: a new hyperparameter search instead of reusing the last one
     push_policy: str = "live"
@@ -58,10 +63,24 @@ class LoopConfig:
     max_invalid_fraction: float = 0.02
     beam_profile: str = "auto"
     until: dt.datetime | None = None  # the window's end (None: now)
+    # The environment the loop started with, taken before a step's monitoring imports
+    # TensorFlow, TFDV and Beam, which set variables of their own in this process (TF2_BEHAVIOR,
+    # KMP_DUPLICATE_LIB_OK, KMP_INIT_AT_FORK): the run a step starts gets the environment a
+    # `beamline run` from the same shell gets, not the monitoring's.
+    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property
     def layout(self) -> RootLayout:
         return RootLayout(self.root)
+
+    def monitor_request(self, since: dt.datetime | None, until: dt.datetime | None):
+        """The monitoring of one step's window, as `beamline monitor` would ask for it."""
+        from beamline.monitor.monitor import MonitorRequest
+
+        return MonitorRequest(
+            self.pipeline, self.requests, self.layout.monitoring_dir, since, until,
+            self.thresholds, self.beam_profile, self.max_invalid_fraction,
+        )
 
 
 @dataclass
@@ -78,27 +97,25 @@ def _say(out: TextIO, text: str) -> None:
     out.flush()
 
 
-def _open_store(config: LoopConfig):
-    from beamline.metadata.connection import open_existing
+def _workspace(config: LoopRequest):
+    """The step's run root and store: one MLMD open for the whole step."""
+    from beamline.metadata.workspace import Workspace
 
-    return open_existing(config.metadata, config.layout.metadata_path)
-
-
-def _utc(secs: int) -> str:
-    return dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Workspace(config.root, config.metadata)
 
 
-def run_step(config: LoopConfig, out: TextIO) -> StepResult:
-    store = _open_store(config)
-    decided = tr.triggers(store, config.pipeline)
-    pending = [t for t in decided if t.pending]
-    if pending:
-        return _resume(config, store, pending[0], out)
-    return _new_window(config, store, decided, out, None, carry_out=True)
+def run_step(config: LoopRequest, out: TextIO) -> StepResult:
+    with _workspace(config) as workspace:
+        store = workspace.store
+        decided = tr.triggers(store, config.pipeline)
+        pending = [t for t in decided if t.pending]
+        if pending:
+            return _resume(config, store, pending[0], out)
+        return _new_window(config, workspace, decided, out, None, carry_out=True)
 
 
 def decide_step(
-    config: LoopConfig,
+    config: LoopRequest,
     out: TextIO,
     run_id: str,
     settle: Callable[[object, tr.TriggerRecord], None],
@@ -112,21 +129,22 @@ def decide_step(
     decision of another run (its orchestrator run ended without concluding) is handed to
     `settle(store, trigger)` first, so it never blocks later windows.
     """
-    store = _open_store(config)
-    decided = tr.triggers(store, config.pipeline)
-    for t in decided:
-        if t.pending and t.run_id == run_id:
-            _say(out, f"trigger #{t.execution_id} decided {t.decision} for this run already: "
-                      f"{t.reason}")
-            return StepResult(Decision.RETRAIN, t.reason, EXIT_OK, t.execution_id, run_id)
-    for t in decided:
-        if t.pending:
-            settle(store, t)
-    return _new_window(config, store, decided, out, run_id, carry_out=False)
+    with _workspace(config) as workspace:
+        store = workspace.store
+        decided = tr.triggers(store, config.pipeline)
+        for t in decided:
+            if t.pending and t.run_id == run_id:
+                _say(out, f"trigger #{t.execution_id} decided {t.decision} for this run "
+                          f"already: {t.reason}")
+                return StepResult(Decision.RETRAIN, t.reason, EXIT_OK, t.execution_id, run_id)
+        for t in decided:
+            if t.pending:
+                settle(store, t)
+        return _new_window(config, workspace, decided, out, run_id, carry_out=False)
 
 
 def _new_window(
-    config: LoopConfig, store, decided: list[tr.TriggerRecord], out: TextIO,
+    config: LoopRequest, workspace, decided: list[tr.TriggerRecord], out: TextIO,
     run_id: str | None, carry_out: bool,
 ) -> StepResult:
     until = int((config.until or dt.datetime.now(dt.timezone.utc)).timestamp())
@@ -135,7 +153,8 @@ def _new_window(
     if same or until <= since:
         t = same[0] if same else decided[-1]
         message = (
-            f"the window up to {_utc(until)} was decided already by trigger #{t.execution_id} "
+            f"the window up to {format_secs(until)} was decided already by trigger "
+            f"#{t.execution_id} "
             f"({t.decision}{', run ' + t.run_id if t.run_id else ''}): nothing to do"
         )
         _say(out, message)
@@ -149,7 +168,7 @@ def _new_window(
         )
         _say(out, message)
         return StepResult(Decision.NOTHING, message, exit_code=EXIT_LOCKED)
-    return _decide_window(config, store, since, until, out, run_id, carry_out)
+    return _decide_window(config, workspace, since, until, out, run_id, carry_out)
 
 
 # --------------------------------------------------------------------------- monitor + decide
@@ -177,7 +196,8 @@ def _drift_detail(version_report) -> str:
         )
     return (
         ", ".join(parts)
-        + f" (window {_utc(version_report.first_secs)} .. {_utc(version_report.last_secs)}, "
+        + f" (window {format_secs(version_report.first_secs)} .. "
+        f"{format_secs(version_report.last_secs)}, "
         f"{version_report.requests} request rows, version {version_report.version})"
     )
 
@@ -192,19 +212,17 @@ def _result_artifact(store, monitor_execution_id: int) -> int | None:
 
 
 def _watch(
-    config: LoopConfig, store, since: int, until: int, timings: dict[str, float]
+    config: LoopRequest, workspace, since: int, until: int, timings: dict[str, float]
 ) -> _Watched:
-    import time
-
     from beamline import registry
-    from beamline.beam import beam_args
-    from beamline.lineage.access import open_graph_and_store
+    from beamline.data.spans import span_pattern_of
+    from beamline.lineage.access import graph_of
     from beamline.monitor.monitor import run_monitor
     from beamline.monitor.window import MonitorInputError, read_window
-    from beamline.runner.spans import span_pattern_of
 
     clock = time.perf_counter()
-    graph, store = open_graph_and_store(config.root, config.metadata, config.pipeline)
+    store = workspace.store
+    graph = graph_of(workspace, config.pipeline)
     served = served_version(graph)
     if served is None:
         raise DataError(
@@ -227,27 +245,15 @@ def _watch(
         window = read_window(config.requests, since_t, until_t)
     except MonitorInputError:
         timings["request logs"] = time.perf_counter() - clock
-        since_text = _utc(since) if since >= 0 else "the start"
+        since_text = format_secs(since) if since >= 0 else "the start"
         return _Watched(
             Signals([], "", "", served.span, newest,
-                    no_traffic=f"no requests logged between {since_text} and {_utc(until)}"),
+                    no_traffic=f"no requests logged between {since_text} and {format_secs(until)}"),
             None, None, served,
         )
     timings["request logs"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    report = run_monitor(
-        config.pipeline,
-        config.requests,
-        config.layout.monitoring_dir,
-        graph,
-        store,
-        since_t,
-        until_t,
-        config.thresholds,
-        lambda size: beam_args(config.beam_profile, size),
-        window=window,
-        max_invalid_fraction=config.max_invalid_fraction,
-    )
+    report = run_monitor(config.monitor_request(since_t, until_t), graph, store, window)
     timings["monitoring (TFDV statistics job, comparisons, record)"] = (
         time.perf_counter() - clock
     )
@@ -258,7 +264,7 @@ def _watch(
         canary_note = review_canary(
             store, graph, config.layout, config.pipeline, report.versions,
             CanaryWindow(
-                f"{_utc(since) if since >= 0 else 'the start'} .. {_utc(until)}",
+                f"{format_secs(since) if since >= 0 else 'the start'} .. {format_secs(until)}",
                 config.requests, since_t, until_t,
             ),
         )
@@ -281,15 +287,14 @@ def _watch(
 
 
 def _decide_window(
-    config: LoopConfig, store, since: int, until: int, out: TextIO, run_id: str | None,
+    config: LoopRequest, workspace, since: int, until: int, out: TextIO, run_id: str | None,
     carry_out: bool,
 ) -> StepResult:
-    import time
-
     from ml_metadata import errors as mlmd_errors
 
+    store = workspace.store
     timings: dict[str, float] = {}
-    watched = _watch(config, store, since, until, timings)
+    watched = _watch(config, workspace, since, until, timings)
     if watched.canary_note:
         _say(out, watched.canary_note)
     clock = time.perf_counter()
@@ -314,7 +319,7 @@ def _decide_window(
             canary_review=watched.canary_note or "",
         )
     except mlmd_errors.AlreadyExistsError:
-        message = f"the window up to {_utc(until)} was decided by another loop just now"
+        message = f"the window up to {format_secs(until)} was decided by another loop just now"
         _say(out, message)
         return StepResult(Decision.NOTHING, message)
     timings["decision record"] = time.perf_counter() - clock
@@ -342,7 +347,7 @@ def _run_context(store, run_id: str):
     return store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
 
 
-def _resume(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -> StepResult:
+def _resume(config: LoopRequest, store, trigger: tr.TriggerRecord, out: TextIO) -> StepResult:
     """A decision whose run did not finish when its loop stopped (killed, power loss)."""
     context = _run_context(store, trigger.run_id)
     if context is None:
@@ -368,7 +373,7 @@ def _resume(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -
     return _conclude(config, store, trigger, None, out)
 
 
-def _run_command(config: LoopConfig, trigger: tr.TriggerRecord) -> list[str]:
+def _run_command(config: LoopRequest, trigger: tr.TriggerRecord) -> list[str]:
     command = [
         sys.executable, "-m", "beamline", "run", config.pipeline,
         "--data", str(config.data), "--root", str(config.root),
@@ -387,12 +392,20 @@ def _run_command(config: LoopConfig, trigger: tr.TriggerRecord) -> list[str]:
     return command
 
 
-def _carry_out(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO) -> StepResult:
+def _run_environment(config: LoopRequest) -> dict[str, str]:
+    """The run's environment: the loop's own, as it started (see LoopRequest.environment)."""
+    return dict(config.environment)
+
+
+def _carry_out(config: LoopRequest, store, trigger: tr.TriggerRecord, out: TextIO) -> StepResult:
     """Runs the decided run (as `beamline run`, in a child process) and concludes it."""
     _say(out, f"run {trigger.run_id} on span {trigger.span} ({trigger.kind}): "
               + shlex.join(_run_command(config, trigger)[2:]))
     out.flush()
-    proc = subprocess.run(_run_command(config, trigger), stdin=subprocess.DEVNULL)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        _run_command(config, trigger), stdin=subprocess.DEVNULL, env=_run_environment(config)
+    )
     if proc.returncode == EXIT_LOCKED and _run_context(store, trigger.run_id) is None:
         message = (
             f"a run of {config.pipeline} is live (lock held): trigger #{trigger.execution_id}'s "
@@ -400,11 +413,16 @@ def _carry_out(config: LoopConfig, store, trigger: tr.TriggerRecord, out: TextIO
         )
         _say(out, message)
         return StepResult(Decision.RETRAIN, message, EXIT_LOCKED, trigger.execution_id)
+    if proc.returncode == 0:
+        from beamline.loop.saving import describe, reused_search
+
+        reused = reused_search(store, config.pipeline, trigger.run_id)
+        _say(out, describe(reused, trigger.run_id, time.perf_counter() - started))
     return _conclude(config, store, trigger, proc.returncode, out)
 
 
 def _conclude(
-    config: LoopConfig, store, trigger: tr.TriggerRecord, returncode: int | None, out: TextIO
+    config: LoopRequest, store, trigger: tr.TriggerRecord, returncode: int | None, out: TextIO
 ) -> StepResult:
     from beamline.runner.outcome import RunOutcome, fill_from_mlmd
 
@@ -426,7 +444,7 @@ def _conclude(
 
 
 def record_failure(
-    config: LoopConfig, store, trigger: tr.TriggerRecord, message: str, out: TextIO
+    config: LoopRequest, store, trigger: tr.TriggerRecord, message: str, out: TextIO
 ) -> StepResult:
     """A decided run that failed: the trigger ends FAILED with `message`; --on-failure runs."""
     tr.finish(store, trigger.execution_id, message, failed=True)
@@ -437,7 +455,7 @@ def record_failure(
 
 
 def record_delivery(
-    config: LoopConfig, store, trigger: tr.TriggerRecord, outcome, out: TextIO
+    config: LoopRequest, store, trigger: tr.TriggerRecord, outcome, out: TextIO
 ) -> StepResult:
     """A decided run that finished: its model is delivered under the push policy and the
     trigger ends COMPLETE with what serves now. `outcome` is the run's RunOutcome."""
@@ -448,25 +466,53 @@ def record_delivery(
                       trigger.run_id)
 
 
-def _on_failure(config: LoopConfig, trigger: tr.TriggerRecord, out: TextIO) -> None:
-    """--on-failure CMD: `{run_id}` in CMD is replaced, else the run id is its last argument;
-    $BEAMLINE_RUN_ID, $BEAMLINE_PIPELINE and $BEAMLINE_TRIGGER_EXECUTION are set."""
+RUN_ID_PLACEHOLDER = "{run_id}"
+# What `{run_id}` becomes in each quoting context of the shell command: a reference to the run
+# id (the shell's $1), never the run id itself, so no run id is ever read as shell code; "$1"
+# outside quotes and $1 inside double quotes keep it one word, and inside single quotes the
+# quote is closed around "$1" and reopened.
+_RUN_ID_REFERENCE = {"": '"$1"', '"': "$1", "'": "'\"$1\"'"}
+
+
+def on_failure_script(command: str) -> str:
+    """The shell script `--on-failure CMD` runs, with the run id as its $1: each `{run_id}`
+    replaced by a reference fit for its quoting context, else `"$1"` appended."""
+    if RUN_ID_PLACEHOLDER not in command:
+        return f'{command} "$1"'
+    out: list[str] = []
+    quote = ""  # the open quote: "" (none), '"' or "'"
+    i = 0
+    while i < len(command):
+        if command.startswith(RUN_ID_PLACEHOLDER, i):
+            out.append(_RUN_ID_REFERENCE[quote])
+            i += len(RUN_ID_PLACEHOLDER)
+            continue
+        char = command[i]
+        if char == "\\" and quote != "'":  # the next character is escaped: take both
+            out.append(command[i:i + 2])
+            i += 2
+            continue
+        if char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _on_failure(config: LoopRequest, trigger: tr.TriggerRecord, out: TextIO) -> None:
+    """--on-failure CMD runs in `sh -c` with the run id as $1 (on_failure_script), the full
+    environment, and $BEAMLINE_RUN_ID, $BEAMLINE_PIPELINE and $BEAMLINE_TRIGGER_EXECUTION."""
     if not config.on_failure:
         return
-    command = config.on_failure
-    command = (
-        command.replace("{run_id}", shlex.quote(trigger.run_id))
-        if "{run_id}" in command
-        else f"{command} {shlex.quote(trigger.run_id)}"
-    )
     env = {
         **os.environ,
         "BEAMLINE_RUN_ID": trigger.run_id,
         "BEAMLINE_PIPELINE": config.pipeline,
         "BEAMLINE_TRIGGER_EXECUTION": str(trigger.execution_id),
     }
+    argv = ["sh", "-c", on_failure_script(config.on_failure), "sh", trigger.run_id]
     try:
-        done = subprocess.run(command, shell=True, env=env, stdin=subprocess.DEVNULL)
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL)
     except OSError as exc:
         _say(out, f"--on-failure {config.on_failure!r} could not start: {exc}")
         return
@@ -474,13 +520,13 @@ def _on_failure(config: LoopConfig, trigger: tr.TriggerRecord, out: TextIO) -> N
         _say(out, f"--on-failure command exited {done.returncode}")
 
 
-def check_config(config: LoopConfig) -> None:
+def check_config(config: LoopRequest) -> None:
     """Bad flags, before any step: one paragraph each."""
     check_flags(config)
     check_store(config)
 
 
-def check_flags(config: LoopConfig) -> None:
+def check_flags(config: LoopRequest) -> None:
     """The flags alone (no store): --data and the push policy."""
     from beamline.loop.delivery import check_policy
 
@@ -493,15 +539,11 @@ def check_flags(config: LoopConfig) -> None:
     check_policy(config.push_policy)
 
 
-def check_store(config: LoopConfig) -> None:
+def check_store(config: LoopRequest) -> None:
     """A SQLite store that does not exist: nothing ever ran there (not a transient error)."""
-    sqlite = (
-        config.layout.metadata_path
-        if config.metadata is None
-        else Path(config.metadata[len("sqlite:///") :])
-        if config.metadata.startswith("sqlite:///")
-        else None
-    )
+    from beamline.metadata.connection import sqlite_path
+
+    sqlite = sqlite_path(config.metadata, config.layout.metadata_path)
     if sqlite is not None and not sqlite.is_file():
         # Not a transient error to retry: nothing ever ran there.
         raise DataError(

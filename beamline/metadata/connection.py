@@ -2,7 +2,9 @@
 
 Accepted `--metadata` values:
 - nothing: SQLite under the run root;
-- `sqlite:///PATH`;
+- the path of a SQLite store (absolute or relative; recognised by SQLite's file header, or, for
+  a file that does not exist yet, by a name ending .sqlite or .db);
+- `sqlite:///PATH` (three slashes then PATH: `sqlite:////abs/path` for an absolute one);
 - `mysql://USER@HOST:PORT/DB` (MySQL or MariaDB; optional `?socket=PATH&skip_db_creation=1`);
 - a path to a config file (INI) with a `[metadata]` section: `uri = mysql://...` and optionally
   `password_file = PATH`.
@@ -18,11 +20,9 @@ from __future__ import annotations
 import configparser
 import os
 import random
+import re
 import socket
-import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -38,6 +38,16 @@ MYSQL_TRANSACTION_RETRIES = 10
 # Errors MLMD raises when several processes open (and so initialize) a fresh database at once.
 _TRANSIENT = ("subset of tables", "deadlock", "try restarting transaction", "please retry")
 OPEN_ATTEMPTS = 20
+SQLITE_PREFIX = "sqlite:///"
+# The first 16 bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# A --metadata path that does not exist yet is a SQLite store to create if it ends so.
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+ACCEPTED = (
+    "the path of a SQLite store file (e.g. beamline_runs/metadata.sqlite), sqlite:///PATH "
+    "(an absolute path needs four slashes: sqlite:////abs/metadata.sqlite), "
+    "mysql://USER@HOST:PORT/DB, or the path of a metadata config file"
+)
 
 
 @dataclass(frozen=True)
@@ -163,11 +173,17 @@ def _read_config_file(path: Path) -> tuple[str, str | None]:
     try:
         with path.open(encoding="utf-8") as handle:
             parser.read_file(handle)
-    except (OSError, configparser.Error) as exc:
+    except UnicodeDecodeError:
         raise ConfigError(
-            f"Cannot read metadata config file {path}: {exc}. Point --metadata at a readable "
+            f"--metadata {path} is neither a SQLite store (it lacks SQLite's file header) nor a "
+            f"text metadata config file. Give {ACCEPTED}."
+        ) from None
+    except (OSError, configparser.Error) as exc:
+        reason = " ".join(str(exc).split())  # configparser's text spans lines
+        raise ConfigError(
+            f"Cannot read metadata config file {path}: {reason}. Point --metadata at a readable "
             "INI file with a [metadata] section, or give a URI (sqlite:///PATH, "
-            "mysql://USER@HOST:PORT/DB)."
+            "mysql://USER@HOST:PORT/DB) or the path of a SQLite store."
         ) from None
     if not parser.has_option("metadata", "uri"):
         raise ConfigError(
@@ -185,10 +201,67 @@ def _read_config_file(path: Path) -> tuple[str, str | None]:
     return parser.get("metadata", "uri"), password_file
 
 
+# `sqlite:/x.db`, `postgres:...`: a mistyped URI, not a file name to create.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a --metadata value points: a SQLite file, or a MySQL URI (+ its password file)."""
+
+    sqlite: Path | None = None
+    uri: str = ""
+    password_file: str | None = None
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """True if `path` is a file that starts with SQLite's header."""
+    try:
+        with Path(path).open("rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _target(metadata: str | None, default_sqlite: Path) -> _Target:
+    if metadata is None:
+        return _Target(sqlite=Path(default_sqlite))
+    if metadata.startswith(SQLITE_PREFIX):
+        return _Target(sqlite=Path(metadata[len(SQLITE_PREFIX) :]))
+    if is_uri(metadata):
+        return _Target(uri=metadata)
+    path = Path(metadata).expanduser()
+    if path.is_dir():
+        raise ConfigError(
+            f"--metadata {metadata} is a directory: for a run root use --root {metadata}, for "
+            f"its store give the file, {path / 'metadata.sqlite'}."
+        )
+    if path.is_file():
+        if is_sqlite_file(path):
+            return _Target(sqlite=path.absolute())
+        uri, password_file = _read_config_file(path)
+        if uri.startswith(SQLITE_PREFIX):
+            return _Target(sqlite=Path(uri[len(SQLITE_PREFIX) :]))
+        return _Target(uri=uri, password_file=password_file)
+    if path.suffix in SQLITE_SUFFIXES and not _SCHEME.match(metadata):
+        # Not there yet: a store a run creates (reading commands say there is none).
+        return _Target(sqlite=path.absolute())
+    raise ConfigError(
+        f"--metadata {metadata}: no such file, and not a URI. Give {ACCEPTED}."
+    )
+
+
+def sqlite_path(metadata: str | None, default_sqlite: Path) -> Path | None:
+    """The SQLite file `metadata` names (None: `default_sqlite`), or None for a MySQL store."""
+    return _target(metadata, default_sqlite).sqlite
+
+
 def describe(metadata: str | None, default_sqlite: Path) -> str:
     """A log-safe description of where metadata goes."""
     if metadata is None:
-        return f"sqlite:///{default_sqlite}"
+        return f"{SQLITE_PREFIX}{default_sqlite}"
+    if not is_uri(metadata) and is_sqlite_file(Path(metadata).expanduser()):
+        return f"{SQLITE_PREFIX}{Path(metadata).expanduser().absolute()}"
     return _redact(metadata)
 
 
@@ -198,32 +271,17 @@ def connection_config(metadata: str | None, default_sqlite: Path, *, check: bool
     With `check` (the default), a MySQL store is probed first, so an unreachable database fails
     in one line (MetadataUnreachable) before any pipeline work starts.
     """
-    if metadata is None:
-        return sqlite_config(Path(default_sqlite))
-    if metadata.startswith("sqlite:///"):
-        return sqlite_config(Path(metadata[len("sqlite:///") :]))
-    password_file = None
-    uri = metadata
-    if not is_uri(metadata):
-        path = Path(metadata).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"Unsupported --metadata value {metadata!r}: use sqlite:///PATH, "
-                "mysql://USER@HOST:PORT/DB, or the path of a metadata config file."
-            )
-        uri, password_file = _read_config_file(path)
-        if uri.startswith("sqlite:///"):
-            return sqlite_config(Path(uri[len("sqlite:///") :]))
+    target = _target(metadata, default_sqlite)
+    if target.sqlite is not None:
+        return sqlite_config(target.sqlite)
+    uri = target.uri
     if uri.startswith(("mysql://", "mariadb://")):
-        target = parse_mysql_uri(uri)
-        config = mysql_config(target, mysql_password(password_file))
+        mysql = parse_mysql_uri(uri)
+        config = mysql_config(mysql, mysql_password(target.password_file))
         if check:
             check_reachable(config)
         return config
-    raise ConfigError(
-        f"Unsupported --metadata value {_redact(uri)!r}: use sqlite:///PATH, "
-        "mysql://USER@HOST:PORT/DB, or the path of a metadata config file."
-    )
+    raise ConfigError(f"Unsupported --metadata value {_redact(uri)!r}: give {ACCEPTED}.")
 
 
 def target_of(config) -> str:
@@ -239,22 +297,11 @@ def target_of(config) -> str:
     return kind or "unknown"
 
 
-@contextmanager
 def _quiet_stderr():
     """Silences fd 2 (MLMD's C++ logs a multi-line hint on every failed MySQL connect)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    from beamline.quiet import held_stderr
+
+    return held_stderr(keep=lambda line: False)
 
 
 def check_reachable(config, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -352,15 +399,26 @@ def _unopenable(config, exc: Exception) -> MetadataUnreachable:
 
 
 def open_existing(metadata: str | None, default_sqlite: Path):
-    """A MetadataStore for reading (commands that only query): a missing SQLite file is an error."""
-    if metadata is None or metadata.startswith("sqlite:///"):
-        path = Path(default_sqlite if metadata is None else metadata[len("sqlite:///") :])
-        if not path.is_file():
-            raise MetadataUnreachable(
-                f"No metadata store at {path}: nothing has run there yet. Run a pipeline first, "
-                "or point --root / --metadata at an existing store."
-            )
+    """A MetadataStore for reading (commands that only query): a missing SQLite file is an error
+    (MetadataUnreachable), never a new empty store."""
+    path = sqlite_path(metadata, default_sqlite)
+    if path is not None and not path.is_file():
+        raise no_store(path, metadata)
     config = connection_config(metadata, default_sqlite, check=False)
     if config.WhichOneof("config") == "mysql":
         _probe_mysql(config)
     return open_store(config)
+
+
+def no_store(path: Path, metadata: str | None = None) -> MetadataUnreachable:
+    """The error for a SQLite store that does not exist (the same for --root and --metadata)."""
+    relative = ""
+    if metadata is not None and metadata.startswith(SQLITE_PREFIX) and not path.is_absolute():
+        relative = (
+            f" {metadata} is a path relative to the working directory: an absolute path needs "
+            f"four slashes (sqlite:////abs/metadata.sqlite), or pass the file's path itself."
+        )
+    return MetadataUnreachable(
+        f"No metadata store at {path.absolute()}: nothing has run there yet.{relative} Run a "
+        "pipeline first, or point --root / --metadata at an existing store."
+    )

@@ -1,14 +1,16 @@
-"""The serving view of the label history: `<root>/serving/models.config` (+ `routing.json`).
+"""The framework's one writer of the serving-root files: `<root>/serving/models.config` and
+`routing.json`.
 
-`models.config` is a text `ModelServerConfig` as TF Serving reads it with `--model_config_file`:
-one `config` per pipeline that has labels, its `specific` version policy listing every labelled
-version and `version_labels` naming them. It is always rewritten whole from the MLMD history
-(never edited in place), atomically (temp file, fsync, rename), under `<root>/locks/labels.lock`
-so that concurrent promotes serialize and each one's record and file agree. Nothing here needs
-a live server: a server started later reads the file as it is.
+What the files hold, their names and the checks the model server makes on them are one
+contract, beamline_serving.core.serving_root, which `beamline serve` reads them by too. Every
+text written here is first read back with the server's own readers: a file the server would
+refuse is a ConfigError here, and nothing is written.
 
-`routing.json` holds Beamline's extensions TF Serving has no field for:
-`{"models": {"<name>": {"canary_percent": N}}}`.
+`models.config` is always rewritten whole from the label history in MLMD (never edited in
+place), atomically (temp file, fsync, rename), under `<root>/locks/labels.lock` so that
+concurrent promotes serialize and each one's record and file agree. Nothing here needs a live
+server: a server started later reads the file as it is. `routing.json` holds each model's
+canary share; promote sets one model's and keeps the rest.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from beamline.errors import ConfigError
 from beamline.settings import RootLayout
+from beamline_serving.core import serving_root
+from beamline_serving.errors import ConfigError as ServerConfigError
 
-MODELS_CONFIG = "models.config"
-ROUTING_FILE = "routing.json"
 LABELS_LOCK = "labels.lock"
 # How long a label move waits for a live server to load the version it moves to.
 LOAD_TIMEOUT_S = 30.0
@@ -31,11 +34,11 @@ _POLL_S = 0.05
 
 
 def models_config_path(layout: RootLayout) -> Path:
-    return layout.serving_root / MODELS_CONFIG
+    return layout.serving_root / serving_root.LABELS_FILE_NAME
 
 
 def routing_path(layout: RootLayout) -> Path:
-    return layout.serving_root / ROUTING_FILE
+    return layout.serving_root / serving_root.ROUTING_FILE_NAME
 
 
 @contextlib.contextmanager
@@ -52,59 +55,59 @@ def labels_lock(layout: RootLayout) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a valid text-proto string literal for these characters
-
-
 def render(
     layout: RootLayout,
     labels: Mapping[str, Mapping[str, int]],
     extra_versions: Mapping[str, set[int]] | None = None,
 ) -> str:
-    """The ModelServerConfig text for `labels` (pipeline -> label -> version); `extra_versions`
-    are loaded too without a label (the first step of a label move, see apply_change)."""
-    lines = [
-        "# Written by Beamline from the label history in ML Metadata (beamline labels).",
-        "# Do not edit: the next promote, rollback or push rewrites it.",
-        "model_config_list {",
-    ]
-    for pipeline in sorted(labels):
-        held = labels[pipeline]
-        versions = set(held.values()) | set((extra_versions or {}).get(pipeline, ()))
-        if not versions:
-            continue
-        lines += [
-            "  config {",
-            f"    name: {_quote(pipeline)}",
-            f"    base_path: {_quote(str(layout.serving_dir(pipeline)))}",
-            '    model_platform: "tensorflow"',
-            "    model_version_policy {",
-            "      specific {",
-            *(f"        versions: {v}" for v in sorted(versions)),
-            "      }",
-            "    }",
-        ]
-        for label in sorted(held):
-            lines += [
-                "    version_labels {",
-                f"      key: {_quote(label)}",
-                f"      value: {held[label]}",
-                "    }",
-            ]
-        lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    """The models.config text for `labels` (pipeline -> label -> version), as the server reads
+    it back; `extra_versions` are loaded too without a label (the first step of a label move,
+    see apply_change). ConfigError when the server would refuse it (a pipeline name it cannot
+    serve, a version out of range)."""
+    from beamline_serving.core.config import parse_model_config_text
+
+    text = serving_root.models_config_text(layout.serving_root, labels, extra_versions)
+    path = models_config_path(layout)
+    try:
+        parse_model_config_text(text, str(path))
+    except ServerConfigError as exc:
+        raise ConfigError(
+            f"{path} would not be written: the model server would refuse it ({exc}). The label "
+            "history in MLMD names a model or version it cannot serve."
+        ) from None
+    return text
+
+
+def check_labels(layout: RootLayout, labels: Mapping[str, Mapping[str, int]]) -> None:
+    """Refuses (ConfigError) labels the server could not serve from models.config: called
+    before a change is recorded, so that a refused one is neither recorded nor written."""
+    render(layout, labels)
+
+
+def with_moves(
+    labels: Mapping[str, Mapping[str, int]], pipeline: str, moves: Mapping[str, int]
+) -> dict[str, dict[str, int]]:
+    """`labels` after `moves` (label -> version) of `pipeline`'s labels."""
+    after = {p: dict(held) for p, held in labels.items()}
+    after.setdefault(pipeline, {}).update(moves)
+    return after
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """`text` at `path`, all or nothing: temp file, fsync, rename, fsync of the directory."""
+    """`text` at `path`, all or nothing: temp file, fsync, rename, fsync of the directory. The
+    temp file is removed when any step before the rename fails (or is interrupted)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -123,6 +126,20 @@ def sync(store, layout: RootLayout) -> Path:
     """Rewrites models.config from the store's history (call under labels_lock)."""
     path = models_config_path(layout)
     write_atomically(path, render(layout, current_labels(store)))
+    return path
+
+
+def resync(store, layout: RootLayout) -> Path | None:
+    """Rewrites models.config when it disagrees with the store's history (a kill between the
+    record and the write; call under labels_lock); returns its path then."""
+    path = models_config_path(layout)
+    wanted = render(layout, current_labels(store))
+    try:
+        if path.read_text(encoding="utf-8") == wanted:
+            return None
+    except OSError:
+        pass
+    write_atomically(path, wanted)
     return path
 
 
@@ -208,21 +225,35 @@ def wait_until_available(
         time.sleep(_POLL_S)
 
 
-def read_routing(layout: RootLayout) -> dict:
+def check_canary_percent(percent: float, where: str = "--canary-percent") -> float:
+    """The canary share as the model server checks routing.json's (a number in 0..100; NaN and
+    infinities refused): ConfigError naming `where` when it would refuse it."""
+    try:
+        return serving_root.check_percent(percent, where)
+    except ServerConfigError as exc:
+        raise ConfigError(f"{exc} It is the share of unversioned requests that go to the "
+                          "canary label's version.") from None
+
+
+def routing_text_with(layout: RootLayout, pipeline: str, percent: float) -> str:
+    """routing.json as it would be with `pipeline`'s canary share at `percent`, every other
+    model's kept; ConfigError, naming the field, when the server would refuse that file."""
     path = routing_path(layout)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"models": {}}
-    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        return {"models": {}}
-    return data
+        old = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        old = None  # none yet, or unreadable: the server cannot use it either
+    try:
+        return serving_root.routing_text_with(old, pipeline, percent, str(path))
+    except ServerConfigError as exc:
+        raise ConfigError(
+            f"{exc} The model server would refuse {path} as a whole: fix or remove that entry, "
+            "then set the share again."
+        ) from None
 
 
 def set_canary_percent(layout: RootLayout, pipeline: str, percent: float) -> Path:
     """Sets one model's canary share in routing.json (call under labels_lock)."""
-    data = read_routing(layout)
-    data["models"].setdefault(pipeline, {})["canary_percent"] = percent
     path = routing_path(layout)
-    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_atomically(path, routing_text_with(layout, pipeline, percent))
     return path

@@ -23,6 +23,8 @@ Loop triggers
 
 from __future__ import annotations
 
+from beamline_serving.core import serving_root
+
 # Label changes.
 LABEL_CHANGE_EXECUTION = "beamline.LabelChange"
 MODELS_CONTEXT = "beamline_models"
@@ -50,9 +52,10 @@ class LabelAction:
 RUN_PUSH_POLICY = "beamline_push_policy"
 
 
-# Labels with a meaning of their own (any other name is a user's label).
-STABLE_LABEL = "stable"
-CANARY_LABEL = "canary"
+# Labels with a meaning of their own (any other name is a user's label). The model server gives
+# them theirs (unversioned requests, the canary share), so its serving-root contract names them.
+STABLE_LABEL = serving_root.STABLE
+CANARY_LABEL = serving_root.CANARY
 
 
 # Loop triggers.

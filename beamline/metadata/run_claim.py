@@ -13,7 +13,8 @@ reader never sees an unowned run (see beamline.metadata.liveness).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 
 from beamline.errors import ConfigError
 from beamline.metadata import run_context as rc
@@ -30,12 +31,15 @@ def claim_run_id(
     now: Callable[[], datetime.datetime] = datetime.datetime.now,
     trigger: str | None = None,
     trigger_execution_id: int | None = None,
+    experiment: str | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> str:
     """Creates the run's `pipeline_run` context and returns its name (the run id).
 
     With `requested`, that exact id or a ConfigError; otherwise the current time, moved on by
     a microsecond while another run holds it. `trigger` (records.TriggerKind) and
-    `trigger_execution_id` (the loop's beamline.Trigger execution) are stamped on it too.
+    `trigger_execution_id` (the loop's beamline.Trigger execution) are stamped on it too, and
+    so are the run's `experiment` and `overrides` (`beamline run --experiment/--set`).
     """
     from ml_metadata import errors as mlmd_errors
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -51,6 +55,12 @@ def claim_run_id(
             context.custom_properties[rc.TRIGGER].string_value = trigger
         if trigger_execution_id is not None:
             context.custom_properties[rc.TRIGGER_EXECUTION_ID].int_value = trigger_execution_id
+        if experiment:
+            context.custom_properties[rc.EXPERIMENT].string_value = experiment
+        if overrides:
+            context.custom_properties[rc.OVERRIDES].string_value = json.dumps(
+                dict(overrides), sort_keys=True
+            )
         try:
             [context_id] = store.put_contexts([context])
             # TFX links a run to its pipeline only when it creates the run's context itself.

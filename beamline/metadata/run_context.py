@@ -43,10 +43,25 @@ FLINK_JOBS = "beamline_flink_jobs"
 # the beamline.Trigger execution that decided it (beamline/metadata/records.py).
 TRIGGER = "beamline_trigger"
 TRIGGER_EXECUTION_ID = "beamline_trigger_execution"
+# The experiment a run belongs to (a name) and the settings it was run with other than the
+# pipeline's own (a JSON object NAME -> VALUE): `beamline experiments` shows both, and neither
+# when they are absent.
+EXPERIMENT = "beamline_experiment"
+OVERRIDES = "beamline_overrides"
+# The data and code versions the run read: keys of manifests in the run root's object store
+# (beamline/versions), absent when the run kept none.
+DATA_VERSION = "beamline_data_version"
+CODE_VERSION = "beamline_code_version"
 SUCCEEDED = "succeeded"
 
-# The `module_sha256` custom_config key (components/classifier_pipeline.py sets it, `why` reads it).
+# The `module_sha256` custom_config key (components/tabular_pipeline.py sets it, `why` reads it).
 MODULE_SHA256_KEY = "module_sha256"
+# The custom_config key of the hyperparameters a run fixes (`beamline run --set`) on its Tuner
+# and Trainer: they reach the Trainer over the tuned values (`beamline experiments` reads it).
+FIXED_HYPERPARAMETERS_KEY = "hyperparameters"
+# Examples custom property: rows the ExampleGen left out because their label was missing (the
+# CSV ExampleGen of a pipeline with drop_rows_without_label; the run summary reports it).
+ROWS_WITHOUT_LABEL_PROPERTY = "rows_without_label"
 
 
 class RunState:
@@ -123,6 +138,18 @@ def properties_of(message) -> dict[str, Any]:
     props = {k: value_of(v) for k, v in message.properties.items()}
     props.update({k: value_of(v) for k, v in message.custom_properties.items()})
     return props
+
+
+def overrides_from(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's overrides (OVERRIDES, stored as a JSON object or decoded from a struct); {} when
+    it has none or they are not an object."""
+    value = properties.get(OVERRIDES)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def blessed_from(properties: Mapping[str, Any]) -> bool | None:

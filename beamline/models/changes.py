@@ -1,7 +1,8 @@
 """Promote and roll back: the checks a version must pass, and the recorded label change.
 
-Every change is recorded in MLMD first (beamline.metadata.labels), then models.config is
-rewritten from the history (beamline.metadata.labels_file), both under the labels lock, so
+Every change is checked against what the model server can serve, recorded in MLMD
+(beamline.metadata.labels), then models.config is rewritten from the history
+(beamline.metadata.labels_file, the files' one writer), all under the labels lock, so
 concurrent promotes serialize and the file never disagrees with the record it came from.
 """
 
@@ -97,13 +98,16 @@ def promote(
 ) -> Outcome:
     """Moves `label` to `version` after the checks; recorded, then written."""
     check_label(label)
-    found = promotable(graph, layout, pipeline, version)
     with labels_file.labels_lock(layout):
+        # Checked under the lock `gc` holds while it removes versions: a version checked before
+        # could be gone by the time the label is recorded.
+        found = promotable(graph, layout, pipeline, version)
         before = labels_file.current_labels(store)
         held = before.get(pipeline, {})
         if held.get(label) == version:
             path = labels_file.sync(store, layout)
             return Outcome(None, path, f"{label} already holds version {version}; nothing changed")
+        labels_file.check_labels(layout, labels_file.with_moves(before, pipeline, {label: version}))
         change = history_of.record_change(
             store, pipeline, label, version, r.LabelAction.PROMOTE,
             from_version=held.get(label, r.NO_VERSION), reason=reason,
@@ -144,6 +148,7 @@ def rollback(
             )
         found = describe_version(graph, path, metrics=False)
         before = labels_file.current_labels(store)
+        labels_file.check_labels(layout, labels_file.with_moves(before, pipeline, {label: target}))
         change = history_of.record_change(
             store, pipeline, label, target, r.LabelAction.ROLLBACK, from_version=current,
             reason=reason,

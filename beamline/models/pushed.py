@@ -11,6 +11,7 @@ from beamline.lineage.model import COMPLETE, Artifact, Execution, Graph, outputs
 from beamline.lineage.spans import span_of
 from beamline.lineage.tfma import load_evaluation
 from beamline.metadata import run_context as rc
+from beamline.metrics import headline
 from beamline.settings import RootLayout
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -41,12 +42,8 @@ class PushedVersion:
         return rc.blessed_from(self.blessing.properties)
 
     def headline(self) -> tuple[str, float] | None:
-        """The metric a reader wants first: accuracy when the Evaluator computed it."""
-        for name, value in sorted(self.metrics.items()):
-            if "accuracy" in name.lower():
-                return name, value
-        others = [(n, v) for n, v in sorted(self.metrics.items()) if n != "example_count"]
-        return others[0] if others else None
+        """The metric a reader wants first: the task's blessing metric (AUC, accuracy, RMSE)."""
+        return headline(self.metrics)
 
 
 def on_disk(layout: RootLayout, pipeline: str) -> list[Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from beamline.lineage.model import Artifact, Graph
 from beamline.metadata import labels as history
 from beamline.metadata import run_context as rc
-from beamline.models.when import format_ms
+from beamline.timefmt import format_ms
 
 
 def label_periods(graph: Graph, store, artifacts: list[Artifact]) -> list[dict]:

@@ -3,13 +3,18 @@
 What a canary review asks of the traffic each version answered in a window: how many requests,
 what share failed (any non-OK status after the request reached the version, from the outcome
 files), how fast the OK ones were (p50/p99 of the server's own request latency), and what it
-predicted (share of each predicted class, from the PredictionLog records). The candidate (B)
-is judged against the baseline (A) by three checks, each with a threshold; no statistics job
-runs, so a comparison costs seconds.
+predicted, from the PredictionLog records: the share of each predicted class (classifiers), or
+the predicted numbers of a regression model (shown by their mean and spread). The candidate (B)
+is judged against the baseline (A) by three checks, each with a threshold; the predictions are
+compared by one L-infinity distance: of the class shares, or of the shares of predicted numbers
+at or below any value (the two-sample Kolmogorov-Smirnov statistic). No statistics job runs,
+so a comparison costs seconds.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,10 +47,20 @@ class Side:
     p99_ms: float | None = None
     predictions: dict[str, float] = field(default_factory=dict)  # class -> share
     predicted_rows: int = 0
+    # A regression model's predicted numbers (in JSON only their mean and spread).
+    values: list[float] = field(default_factory=list, repr=False)
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def predicted_mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def predicted_std(self) -> float | None:
+        return statistics.pstdev(self.values) if self.values else None
 
 
 @dataclass
@@ -73,7 +88,10 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         def side(s: Side) -> dict[str, Any]:
-            return {**asdict(s), "error_rate": s.error_rate}
+            data = {k: v for k, v in asdict(s).items() if k != "values"}
+            if s.values:
+                data.update(predicted_mean=s.predicted_mean, predicted_std=s.predicted_std)
+            return {**data, "error_rate": s.error_rate}
 
         return {
             "pipeline": self.pipeline,
@@ -106,8 +124,30 @@ def l_infinity(a: dict[str, float], b: dict[str, float]) -> float:
     return max((abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b)), default=0.0)
 
 
-def side_of(name: str, version: int, outcomes: list, predicted: list[str]) -> Side:
-    """A version's side from its outcome records and its logged predicted classes."""
+def cdf_distance(a: list[float], b: list[float]) -> float:
+    """The largest difference between the share of `a` and the share of `b` at or below any
+    value (the two-sample Kolmogorov-Smirnov statistic): for numbers what `l_infinity` is for
+    class shares, in the same range (0 alike, 1 apart)."""
+    xs, ys = sorted(a), sorted(b)
+    if not xs or not ys:
+        return 0.0
+    i = j = 0
+    largest = 0.0
+    while i < len(xs) and j < len(ys):
+        value = min(xs[i], ys[j])
+        while i < len(xs) and xs[i] <= value:
+            i += 1
+        while j < len(ys) and ys[j] <= value:
+            j += 1
+        largest = max(largest, abs(i / len(xs) - j / len(ys)))
+    return largest
+
+
+def side_of(
+    name: str, version: int, outcomes: list, predicted: list[str], values: Sequence[float] = ()
+) -> Side:
+    """A version's side from its outcome records and its logged answers: predicted classes, or
+    a regression model's predicted numbers."""
     side = Side(name, version, requests=len(outcomes))
     latencies = []
     for outcome in outcomes:
@@ -120,7 +160,8 @@ def side_of(name: str, version: int, outcomes: list, predicted: list[str]) -> Si
     side.p50_ms = None if p50 is None else p50 / 1000
     side.p99_ms = None if p99 is None else p99 / 1000
     side.predictions = class_shares(predicted)
-    side.predicted_rows = len(predicted)
+    side.values = list(values)
+    side.predicted_rows = len(predicted) or len(side.values)
     return side
 
 
@@ -147,14 +188,32 @@ def compare_sides(
     if baseline.p99_ms and candidate.p99_ms is not None:
         checks.append(Check("p99_ratio", candidate.p99_ms / baseline.p99_ms, limits.max_p99_ratio))
     if baseline.predictions and candidate.predictions:
-        checks.append(
-            Check(
-                "prediction_distance",
-                l_infinity(baseline.predictions, candidate.predictions),
-                limits.max_prediction_distance,
-            )
-        )
+        distance = l_infinity(baseline.predictions, candidate.predictions)
+    elif baseline.values and candidate.values:
+        distance = cdf_distance(baseline.values, candidate.values)
+    else:
+        distance = None
+    if distance is not None:
+        checks.append(Check("prediction_distance", distance, limits.max_prediction_distance))
     return Comparison(pipeline, model_name, baseline, candidate, checks)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def prediction_rows(a: Side, b: Side) -> list[tuple[str, str, str]]:
+    """What each side predicted, as rows of the side-by-side table: each class's share, or the
+    mean and spread of a regression model's predicted numbers."""
+    rows = [
+        (f"predicted {label}", f"{a.predictions.get(label, 0):.1%}",
+         f"{b.predictions.get(label, 0):.1%}")
+        for label in sorted(set(a.predictions) | set(b.predictions))
+    ]
+    if a.values or b.values:
+        rows.append(("predicted mean", _number(a.predicted_mean), _number(b.predicted_mean)))
+        rows.append(("predicted std", _number(a.predicted_std), _number(b.predicted_std)))
+    return rows
 
 
 def comparison_text(comparison: Comparison) -> str:
@@ -171,11 +230,7 @@ def comparison_text(comparison: Comparison) -> str:
         ("p50 latency", ms(a.p50_ms), ms(b.p50_ms)),
         ("p99 latency", ms(a.p99_ms), ms(b.p99_ms)),
     ]
-    for label in sorted(set(a.predictions) | set(b.predictions)):
-        rows.append(
-            (f"predicted {label}", f"{a.predictions.get(label, 0):.1%}",
-             f"{b.predictions.get(label, 0):.1%}")
-        )
+    rows += prediction_rows(a, b)
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"Model {comparison.model_name} (pipeline {comparison.pipeline}): "
              f"{b.name} against {a.name}"]

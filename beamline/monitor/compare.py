@@ -6,6 +6,10 @@
 - Drift: `validate_statistics(statistics=logged, previous_statistics=previous window)`.
 - Schema: `validate_statistics(statistics=logged, schema, environment="SERVING")`: missing
   features, new categories, out-of-range values.
+- Predictions: the window's answers against the labels of the eval split the Evaluator scored;
+  predicted classes by L-infinity distance of their shares, predicted numbers (regression) by
+  Jensen-Shannon divergence of their histogram, as TFDV measures a categorical or a numeric
+  feature.
 TFX 1.16's ExampleValidator ignores serving and previous statistics, hence TFDV directly.
 """
 
@@ -14,8 +18,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from beamline.lineage.drift import js_divergence
 from beamline.monitor.thresholds import (
+    DEFAULT_JSD,
     DEFAULT_PREDICTION_L_INFINITY,
+    JSD,
     L_INFINITY,
     PREDICTION,
     Threshold,
@@ -215,6 +222,60 @@ def compare(
     return results
 
 
+# TFDV's standard histogram: this many equal-width buckets from the smallest value to the largest.
+HISTOGRAM_BUCKETS = 10
+# An integer label with more values than this is not read as classes (beamline.tabular takes at
+# most 50 classes).
+MAX_INTEGER_CLASSES = 50
+
+
+def _prediction_threshold(measure: str, default: float, overrides: dict[str, float]) -> Threshold:
+    if PREDICTION in overrides:
+        return Threshold(measure, overrides[PREDICTION], "override")
+    return Threshold(measure, default, "default")
+
+
+def _standard_histogram(stats, name: str) -> list[tuple[float, float, float]]:
+    """(low, high, count) buckets of a numeric feature's standard histogram ([] if none)."""
+    feature = feature_stats(stats, name)
+    if feature is None or feature.WhichOneof("stats") != "num_stats":
+        return []
+    for histogram in feature.num_stats.histograms:
+        if histogram.type == histogram.STANDARD:
+            return [(b.low_value, b.high_value, b.sample_count) for b in histogram.buckets]
+    return []
+
+
+def label_shares(stats, name: str) -> dict[str, float]:
+    """The share of each class of a label in `stats`: its value frequencies (a string label), or,
+    for an integer label (StatisticsGen describes it as numeric, e.g. a binary 0/1 label), the
+    mass of its standard histogram gathered to the nearest whole number. TFDV draws that
+    histogram from quantiles, so a little mass lies between the classes; it goes to the
+    nearest one (half each way from a midpoint)."""
+    feature = feature_stats(stats, name)
+    if feature is None:
+        return {}
+    if feature.WhichOneof("stats") == "string_stats":
+        return dict((k, v) for k, v in distribution(stats, name))
+    low, high = feature.num_stats.min, feature.num_stats.max
+    buckets = _standard_histogram(stats, name)
+    whole = low == int(low) and high == int(high)
+    if not buckets or not whole or high - low > MAX_INTEGER_CLASSES:
+        return {}
+    counts: dict[int, float] = {}
+    for bucket_low, bucket_high, count in buckets:
+        middle = (bucket_low + bucket_high) / 2
+        below = int(middle // 1)
+        if middle - below == 0.5:
+            counts[below] = counts.get(below, 0.0) + count / 2
+            counts[below + 1] = counts.get(below + 1, 0.0) + count / 2
+        else:
+            nearest = round(middle)
+            counts[nearest] = counts.get(nearest, 0.0) + count
+    total = sum(counts.values()) or 1.0
+    return {str(k): v / total for k, v in sorted(counts.items()) if low <= k <= high}
+
+
 def prediction_result(
     predicted: list[str], eval_stats, label: str | None, overrides: dict[str, float]
 ) -> FeatureResult | None:
@@ -222,7 +283,7 @@ def prediction_result(
     Evaluator scored (L-infinity of the class frequencies)."""
     if not predicted or label is None:
         return None
-    reference = dict((k, v) for k, v in distribution(eval_stats, label))
+    reference = label_shares(eval_stats, label)
     if not reference:
         return None
     counts: dict[str, int] = {}
@@ -232,15 +293,54 @@ def prediction_result(
     distance = max(
         abs(window.get(k, 0.0) - reference.get(k, 0.0)) for k in set(window) | set(reference)
     )
-    threshold = (
-        Threshold(L_INFINITY, overrides[PREDICTION], "override")
-        if PREDICTION in overrides
-        else Threshold(L_INFINITY, DEFAULT_PREDICTION_L_INFINITY, "default")
-    )
+    threshold = _prediction_threshold(L_INFINITY, DEFAULT_PREDICTION_L_INFINITY, overrides)
     result = FeatureResult(f"{PREDICTION} ({label})", PREDICTION)
     result.skew = Measure(L_INFINITY, distance, threshold.value, threshold.source)
     result.histograms = {
         "training": sorted([k, v] for k, v in reference.items()),
         "window": sorted([k, v] for k, v in window.items()),
     }
+    return result
+
+
+def value_histogram(values: list[float]) -> list[tuple[float, float, float]]:
+    """(low, high, count) buckets of `values` as TFDV lays out a standard histogram: equal
+    widths from the smallest value to the largest (one point bucket when all are equal)."""
+    low, high = min(values), max(values)
+    if low == high:
+        return [(low, high, float(len(values)))]
+    width = (high - low) / HISTOGRAM_BUCKETS
+    counts = [0.0] * HISTOGRAM_BUCKETS
+    for value in values:
+        counts[min(int((value - low) / width), HISTOGRAM_BUCKETS - 1)] += 1
+    return [
+        (low + i * width, high if i == HISTOGRAM_BUCKETS - 1 else low + (i + 1) * width, n)
+        for i, n in enumerate(counts)
+    ]
+
+
+def _fractions(buckets: list[tuple[float, float, float]]) -> list[list[Any]]:
+    total = sum(count for _, _, count in buckets) or 1.0
+    return [[f"{low:.4g}..{high:.4g}", count / total] for low, high, count in buckets]
+
+
+def prediction_values_result(
+    values: list[float], eval_stats, label: str | None, overrides: dict[str, float]
+) -> FeatureResult | None:
+    """A regression model's predicted numbers in the window against the label distribution of
+    the eval split the Evaluator scored: Jensen-Shannon divergence of the two histograms, as
+    TFDV measures a numeric feature, against the numeric features' default threshold. A model
+    predicts closer to the mean than the labels spread, so a healthy window sits above 0."""
+    if not values or label is None:
+        return None
+    reference = _standard_histogram(eval_stats, label)
+    if not reference:
+        return None
+    window = value_histogram(values)
+    threshold = _prediction_threshold(JSD, DEFAULT_JSD, overrides)
+    result = FeatureResult(f"{PREDICTION} ({label})", PREDICTION)
+    result.skew = Measure(
+        JSD, js_divergence(reference, window), threshold.value, threshold.source
+    )
+    result.histograms = {"training": _fractions(reference), "window": _fractions(window)}
     return result

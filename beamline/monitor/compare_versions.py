@@ -2,7 +2,8 @@
 
 A and B are labels (`stable`, `canary`, any promoted label: their holders now, from the label
 history in ML Metadata) or version numbers. The outcome files give requests, errors and
-latency; the PredictionLog records give the predicted classes (beamline.monitor.canary).
+latency; the PredictionLog records give the predicted classes, or a regression model's
+predicted numbers (beamline.monitor.canary).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def sides_in_window(
     until: dt.datetime | None,
 ) -> list[Side]:
     """Each (name, version)'s traffic in the window: outcomes give requests, errors and
-    latency; PredictionLog records give the predicted classes. Refuses a directory without
+    latency; PredictionLog records give the predictions. Refuses a directory without
     outcome files and a window in which none of the versions answered."""
     if not outcome_files(requests_dir):
         raise DataError(
@@ -97,13 +98,14 @@ def sides_in_window(
         )
     try:
         traffic_of = read_window(requests_dir, since, until).traffic
-    except MonitorInputError:  # no PredictionLog (sampling 0): no predicted classes to compare
+    except MonitorInputError:  # no PredictionLog (sampling 0): no predictions to compare
         traffic_of = {}
     sides = []
     for name, version in named:
         traffic = traffic_of.get((model_name, version))
         predicted = traffic.predicted if traffic is not None else []
-        sides.append(side_of(name, version, outcomes[version], predicted))
+        values = traffic.predicted_values if traffic is not None else []
+        sides.append(side_of(name, version, outcomes[version], predicted, values))
     return sides
 
 

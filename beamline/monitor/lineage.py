@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from beamline.monitor.record import MonitoringRecord, monitored_by
-
-
-def utc_text(secs: int) -> str:
-    return dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+from beamline.timefmt import format_secs
 
 
 def _records(store, artifact_ids: list[int]) -> list[MonitoringRecord]:
@@ -22,8 +18,8 @@ def monitored_by_json(store, artifact_ids: list[int]) -> list[dict[str, Any]]:
             "execution_id": r.execution_id,
             "model_name": r.model_name,
             "version": r.version,
-            "first_request": utc_text(r.first_secs),
-            "last_request": utc_text(r.last_secs),
+            "first_request": format_secs(r.first_secs),
+            "last_request": format_secs(r.last_secs),
             "requests": r.requests,
             "verdict": r.verdict,
             "crossed": r.crossed,
@@ -42,7 +38,7 @@ def monitored_by_text(store, artifact_ids: list[int]) -> str:
         crossed = f" ({', '.join(r.crossed)})" if r.crossed else ""
         lines.append(
             f"  monitoring execution #{r.execution_id}: version {r.version}, {r.requests} "
-            f"request row(s) {utc_text(r.first_secs)} .. {utc_text(r.last_secs)}: "
+            f"request row(s) {format_secs(r.first_secs)} .. {format_secs(r.last_secs)}: "
             f"{r.verdict}{crossed}"
         )
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from beamline.monitor.compare import (
     label_features,
     monitored_features,
     prediction_result,
+    prediction_values_result,
 )
 from beamline.monitor.quality import (
     DEFAULT_MAX_INVALID_FRACTION,
@@ -42,6 +43,7 @@ from beamline.monitor.trained import (
     trained_for,
 )
 from beamline.monitor.window import VersionTraffic, Window, read_window, write_examples
+from beamline.timefmt import format_secs, format_time
 
 STATS_FILE = "FeatureStats.pb"
 
@@ -91,8 +93,8 @@ class VersionReport:
             "model_name": self.model_name,
             "version": self.version,
             "requests": self.requests,
-            "first_request": _iso(self.first_secs),
-            "last_request": _iso(self.last_secs),
+            "first_request": format_secs(self.first_secs),
+            "last_request": format_secs(self.last_secs),
             "training_run": self.training_run,
             "previous_execution": self.previous_execution,
             "execution_id": self.execution_id,
@@ -102,6 +104,38 @@ class VersionReport:
             "data_quality": self.quality.to_json() if self.quality else None,
             "features": [f.to_json() for f in self.features],
         }
+
+
+@dataclass(frozen=True)
+class MonitorRequest:
+    """What one monitoring of a window asks for (`beamline monitor`, a loop step), as data.
+
+    Attributes:
+        pipeline: The pipeline whose pushed versions answered the traffic.
+        requests_dir: The request log directory (`beamline serve --request_log_dir`).
+        monitoring_root: Where each window's statistics go (the run root's monitoring/).
+        since: The window's start; None: the first logged request.
+        until: The window's end (exclusive); None: the last logged request.
+        overrides: Threshold per feature (`--threshold FEATURE=VALUE`).
+        beam_profile: The statistics job's Beam profile (`--beam`).
+        max_invalid_fraction: Share of rows that may violate the schema before the verdict is
+            data quality.
+    """
+
+    pipeline: str
+    requests_dir: Path
+    monitoring_root: Path
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    overrides: dict[str, float] = field(default_factory=dict)
+    beam_profile: str = "auto"
+    max_invalid_fraction: float = DEFAULT_MAX_INVALID_FRACTION
+
+    def beam_args(self, input_bytes: int) -> list[str]:
+        """The statistics job's Beam flags, sized to the window's examples."""
+        from beamline.beam import beam_args
+
+        return beam_args(self.beam_profile, input_bytes)
 
 
 @dataclass
@@ -143,10 +177,6 @@ class MonitorReport:
             "verdict": self.verdict,
             "versions": [v.to_json() for v in self.versions],
         }
-
-
-def _iso(secs: int) -> str:
-    return dt.datetime.fromtimestamp(secs, dt.timezone.utc).isoformat()
 
 
 def _load_stats(path: str, what: str):
@@ -210,28 +240,20 @@ def _statistics(examples: Path, output: Path, beam_args: list[str]):
 
 
 def run_monitor(
-    pipeline: str,
-    requests_dir: Path,
-    monitoring_root: Path,
-    graph,
-    store,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    overrides: dict[str, float],
-    beam_args_for,
-    window: Window | None = None,
-    max_invalid_fraction: float = DEFAULT_MAX_INVALID_FRACTION,
+    request: MonitorRequest, graph, store, window: Window | None = None
 ) -> MonitorReport:
-    """Monitors the window; returns the report (records it in MLMD)."""
+    """Monitors the window; returns the report (records it in MLMD). `window`: the request
+    rows already read (a caller that needed them first), else read here."""
     import tensorflow_data_validation as tfdv
 
-    window = window or read_window(requests_dir, since, until)
+    pipeline, requests_dir = request.pipeline, request.requests_dir
+    window = window or read_window(requests_dir, request.since, request.until)
     pairs = _traffic_to_monitor(window, graph, pipeline)
     report = MonitorReport(
         pipeline=pipeline,
         requests_dir=str(requests_dir),
-        since=since.isoformat() if since else None,
-        until=until.isoformat() if until else None,
+        since=format_time(request.since) if request.since else None,
+        until=format_time(request.until) if request.until else None,
         files=len(window.scan.files),
         records=window.scan.records,
         damaged=dict(window.scan.damaged),
@@ -254,7 +276,7 @@ def run_monitor(
                 lambda f, schema=schema: in_environment(f, schema, "SERVING"),
                 _model_inputs(trained),
                 sent,
-                max_invalid_fraction,
+                request.max_invalid_fraction,
             )
             # Distributions are compared over the rows that match the schema: bad requests are
             # data quality, never drift. A window of nothing but bad rows keeps them all (its
@@ -264,7 +286,7 @@ def run_monitor(
             name = "-".join(
                 map(str, (traffic.model_name, traffic.version, traffic.first_secs, stamp))
             )
-            final = monitoring_root / pipeline / name
+            final = request.monitoring_root / pipeline / name
             work = final.with_name(f".{name}.tmp")
             (work / f"Split-{SERVING_SPLIT}").mkdir(parents=True, exist_ok=True)
             staged.append((None, work, final, trained, {}))
@@ -273,7 +295,7 @@ def run_monitor(
             logged = _statistics(
                 examples,
                 work / f"Split-{SERVING_SPLIT}" / STATS_FILE,
-                beam_args_for(examples.stat().st_size),
+                request.beam_args(examples.stat().st_size),
             )
             previous = previous_window(store, pipeline, traffic.model_name, traffic.first_secs)
             previous_stats = None
@@ -282,15 +304,13 @@ def run_monitor(
                     os.path.join(previous.statistics_uri, f"Split-{SERVING_SPLIT}", STATS_FILE),
                     "previous window's statistics",
                 )
-            results = compare(training, logged, previous_stats, schema, features, overrides)
+            results = compare(training, logged, previous_stats, schema, features, request.overrides)
             labels = label_features(schema)
-            predicted_classes = (
-                [p for p, ok in zip(traffic.predicted, valid, strict=True) if ok]
-                if len(traffic.predicted) == len(valid)
-                else []
-            )
+            label = labels[0] if len(labels) == 1 else None
             predicted = prediction_result(
-                predicted_classes, evaluation, labels[0] if len(labels) == 1 else None, overrides
+                _of_valid(traffic.predicted, valid), evaluation, label, request.overrides
+            ) or prediction_values_result(
+                _of_valid(traffic.predicted_values, valid), evaluation, label, request.overrides
             )
             if predicted is not None:
                 results.append(predicted)
@@ -350,6 +370,14 @@ def run_monitor(
                 shutil.rmtree(final, ignore_errors=True)
         raise
     return report
+
+
+def _of_valid(answers: list, valid: list[bool]) -> list:
+    """The answers to the rows that match the schema; none when some rows' answers are
+    unknown (then answers and rows no longer line up)."""
+    if len(answers) != len(valid):
+        return []
+    return [a for a, ok in zip(answers, valid, strict=True) if ok]
 
 
 def _model_inputs(trained: Trained) -> set[str] | None:

@@ -24,8 +24,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from beamline.errors import ConfigError
-
 # Share of request rows that may violate the schema before the window's verdict is
 # `data quality`. 2%: one stray row in a few hundred is reported but does not decide.
 DEFAULT_MAX_INVALID_FRACTION = 0.02
@@ -36,7 +34,6 @@ UNKNOWN_CATEGORY = "unknown category"
 MISSING = "missing"
 EXTRA = "extra"
 WRONG_TYPE = "wrong type"
-KINDS = (OUT_OF_RANGE, UNKNOWN_CATEGORY, MISSING, EXTRA, WRONG_TYPE)
 
 
 @dataclass
@@ -85,15 +82,6 @@ class QualityResult:
         data["fraction"] = self.fraction
         data["crossed"] = self.crossed
         return data
-
-
-def parse_max_fraction(value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(
-            f"--max-invalid-fraction {value} is not a fraction in [0, 1]; e.g. 0.02 lets 2% of "
-            "request rows violate the schema before the verdict is `data quality`."
-        )
-    return value
 
 
 def _string_domain(feature, schema) -> set[bytes] | None:

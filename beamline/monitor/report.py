@@ -7,9 +7,9 @@ from html import escape
 from typing import Any
 
 from beamline.lineage.model import Graph, Run
-from beamline.monitor.lineage import utc_text
 from beamline.monitor.record import MonitoringRecord, monitored_by
 from beamline.report.svg import histogram_svg
+from beamline.timefmt import format_secs
 
 WATCHED_TYPES = ("Model", "PushedModel")
 SHORT = {"infinity_norm": "L-inf", "jensen_shannon_divergence": "JSD"}
@@ -67,7 +67,7 @@ def monitoring_section(records: list[MonitoringRecord]) -> str:
         verdict = "b-NO" if r.crossed else "b-yes"
         out.append(
             f"<h3>Execution #{r.execution_id} · version {r.version} · {r.requests} rows · "
-            f"{escape(utc_text(r.first_secs))} .. {escape(utc_text(r.last_secs))} "
+            f"{escape(format_secs(r.first_secs))} .. {escape(format_secs(r.last_secs))} "
             f'<span class="badge {verdict}">{escape(r.verdict)}</span></h3>'
         )
         rows = []

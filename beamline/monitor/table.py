@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from beamline.monitor.compare import Measure
+from beamline.monitor.compare import FeatureResult, Measure
 from beamline.monitor.monitor import MonitorReport
 from beamline.monitor.quality import QualityResult
+from beamline.monitor.thresholds import L_INFINITY, PREDICTION
 
 SHORT = {"infinity_norm": "L-inf", "jensen_shannon_divergence": "JSD"}
 
@@ -68,12 +69,28 @@ def report_text(report: MonitorReport) -> str:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        lines.extend(
+            prediction_line(f) for f in version.features if f.kind == PREDICTION and f.skew
+        )
         if version.crossed:
             lines.append(f"  thresholds crossed: {', '.join(version.crossed)}")
         lines.extend(quality_lines(version.quality))
     lines.append("")
     lines.append(verdict_line(report))
     return "\n".join(lines)
+
+
+def prediction_line(result: FeatureResult) -> str:
+    """What the prediction row measured, named as the prediction drift it is."""
+    measure = result.skew
+    what = "classes" if measure.measure == L_INFINITY else "numbers"
+    label = result.feature.removeprefix(PREDICTION).strip()  # "(species)"
+    return (
+        f"  prediction drift {label}: the predicted {what} against the labels of the eval "
+        f"split, {SHORT.get(measure.measure, measure.measure)} {measure.value:.3f} "
+        f"(threshold {measure.threshold:g}, {measure.source}): "
+        + ("CROSSED" if measure.crossed else "ok")
+    )
 
 
 def quality_lines(quality: QualityResult | None) -> list[str]:

@@ -16,7 +16,8 @@ from beamline.errors import ConfigError
 
 DEFAULT_L_INFINITY = 0.25
 DEFAULT_JSD = 0.1
-# The predicted-class distribution against the labels of the eval split (L-infinity).
+# The predicted-class distribution against the labels of the eval split (L-infinity); predicted
+# numbers (regression) are measured as a numeric feature is (JSD, DEFAULT_JSD).
 DEFAULT_PREDICTION_L_INFINITY = 0.25
 PREDICTION = "prediction"
 
@@ -53,7 +54,7 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, float]:
         if not sep or not name or not 0.0 <= number <= 1.0:
             raise ConfigError(
                 f"--threshold {pair!r} is not FEATURE=VALUE with VALUE in [0, 1]; e.g. "
-                "--threshold body_mass_g=0.2 (or prediction=0.3 for the predicted classes)."
+                "--threshold body_mass_g=0.2 (or prediction=0.3 for the predictions)."
             )
         found[name] = number
     return found

@@ -57,8 +57,15 @@ def pushed_versions(graph: Graph, model_name: str | None = None) -> dict[int, Ar
     return found
 
 
+# Inputs that reach an artifact without carrying its training rows: the model it is judged
+# against, the model it warm-starts from, and hyperparameters a Tuner found (a retrain imports
+# an earlier run's search, whose Examples are an older span).
+NOT_TRAINING_DATA = frozenset({"baseline_model", "base_model", "hyperparameters"})
+
+
 def upstream_examples(graph: Graph, artifact_id: int) -> list[Artifact]:
-    """The Examples produced by an ExampleGen (no Examples input) upstream of an artifact."""
+    """The Examples produced by an ExampleGen (no Examples input) upstream of an artifact,
+    along the inputs that carry data (never `NOT_TRAINING_DATA`)."""
     seen: set[int] = set()
     stack = [artifact_id]
     found: list[Artifact] = []
@@ -80,7 +87,7 @@ def upstream_examples(graph: Graph, artifact_id: int) -> list[Artifact]:
             found.append(art)
             continue
         for key, ids in producer.inputs.items():
-            if key != "baseline_model":
+            if key not in NOT_TRAINING_DATA:
                 stack.extend(ids)
     return found
 

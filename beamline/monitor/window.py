@@ -3,7 +3,11 @@
 TFDV cannot read PredictionLog, so each request row becomes a dict of feature -> values, later a
 tf.Example: predict inputs are split along their first (batch) dimension, classify/regress/
 multi-inference requests contribute one row per tf.Example (context features merged). An input
-absent from a row is omitted, never written as an empty list.
+absent from a row is omitted, never written as an empty list. Each row's answer is kept beside
+it: the predicted class of a classifier (predict `scores`/`classes`, classify results) or the
+predicted number of a regression model (predict `outputs`, regress results). Reading needs no
+TensorFlow (beamline.monitor.log_messages): a loop step that decides from the window alone never
+imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from beamline.errors import ConfigError, DataError
+from beamline.errors import DataError
+from beamline.monitor.log_messages import EXAMPLE, PREDICTION_LOG, messages, to_array
+from beamline.timefmt import format_time
+from beamline_serving.errors import ServingError
 from beamline_serving.request_log.reader import LogScan, log_files, read_prediction_logs
 
 # Predict inputs that carry serialized tf.Examples (TFX's serving_examples signatures).
@@ -34,6 +41,8 @@ class VersionTraffic:
     version: int
     rows: list[Row] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)  # predicted class per row, when known
+    # Predicted number per row (regression models), when known.
+    predicted_values: list[float] = field(default_factory=list)
     stamps: list[int] = field(default_factory=list)  # logged time (unix s) per row
     first_secs: int = 0
     last_secs: int = 0
@@ -44,6 +53,7 @@ class Window:
     since: dt.datetime | None
     until: dt.datetime | None
     scan: LogScan
+    undecodable: int = 0  # records skipped: a tensor no decoder reads (the server never logs one)
     traffic: dict[tuple[str, int], VersionTraffic] = field(default_factory=dict)
     # Inputs each version was ever sent (all logs, not only this window): what it takes.
     inputs_sent: dict[tuple[str, int], set[str]] = field(default_factory=dict)
@@ -51,18 +61,6 @@ class Window:
     @property
     def requests(self) -> int:
         return sum(len(t.rows) for t in self.traffic.values())
-
-
-def parse_time(text: str, flag: str) -> dt.datetime:
-    """An ISO 8601 time; naive times are UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(
-            f"{flag} {text!r} is not an ISO 8601 time; write e.g. 2026-11-26T13:00:00Z "
-            "(times without an offset are UTC)."
-        ) from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _secs(value: dt.datetime | None) -> float | None:
@@ -87,10 +85,14 @@ def read_window(
         )
     window = Window(since, until, LogScan())
     start, end = _secs(since), _secs(until)
-    for record in read_prediction_logs(directory, window.scan):
+    for record in read_prediction_logs(directory, window.scan, messages()[PREDICTION_LOG]):
         meta = record.log_metadata
         key = (meta.model_spec.name, meta.model_spec.version.value)
-        rows, predicted = rows_of(record)
+        try:
+            rows, predicted = rows_of(record)
+        except ServingError:
+            window.undecodable += 1
+            continue
         sent = window.inputs_sent.setdefault(key, set())
         for row in rows:
             sent.update(row)
@@ -103,7 +105,8 @@ def read_window(
         traffic.rows.extend(rows)
         traffic.stamps.extend([stamp] * len(rows))
         if len(predicted) == len(rows):
-            traffic.predicted.extend(predicted)
+            numbers = bool(predicted) and isinstance(predicted[0], float)
+            (traffic.predicted_values if numbers else traffic.predicted).extend(predicted)
         traffic.first_secs = min(traffic.first_secs, stamp)
         traffic.last_secs = max(traffic.last_secs, stamp)
     if not window.traffic:
@@ -120,7 +123,7 @@ def read_window(
 
 
 def describe_bound(value: dt.datetime | None, unbounded: str) -> str:
-    return unbounded if value is None else value.isoformat()
+    return unbounded if value is None else format_time(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,18 +131,22 @@ def describe_bound(value: dt.datetime | None, unbounded: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def rows_of(record) -> tuple[list[Row], list[str]]:
-    """(rows, predicted classes) of one PredictionLog."""
+def rows_of(record) -> tuple[list[Row], list[str] | list[float]]:
+    """(rows, answers) of one PredictionLog: the predicted class (str) of each row from a
+    classifier, the predicted number (float) from a regression model, [] when the answer gives
+    neither for every row."""
     kind = record.WhichOneof("log_type")
     if kind == "predict_log":
-        return _predict_rows(record.predict_log.request), _predict_classes(
-            record.predict_log.response
-        )
+        response = record.predict_log.response
+        rows = _predict_rows(record.predict_log.request)
+        return rows, _predict_classes(response) or _predict_values(response, len(rows))
     if kind in ("classify_log", "regress_log", "multi_inference_log"):
         entry = getattr(record, kind)
         rows = _example_rows(entry.request.input)
         if kind == "classify_log":
             return rows, _classify_classes(entry.response.result)
+        if kind == "regress_log":
+            return rows, [float(r.value) for r in entry.response.result.regressions]
         return rows, []
     return [], []
 
@@ -156,13 +163,12 @@ def _values(array) -> list:
 
 
 def _predict_rows(request) -> list[Row]:
-    import tensorflow as tf
-
-    arrays = {name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()}
+    arrays = {name: to_array(tensor) for name, tensor in request.inputs.items()}
     if len(arrays) == 1:
         [(name, array)] = arrays.items()
         if name in EXAMPLE_INPUT_NAMES and array.dtype.kind in "SO":
-            return [_example_row(tf.train.Example.FromString(v)) for v in array.reshape(-1)]
+            example = messages()[EXAMPLE]
+            return [_example_row(example.FromString(v)) for v in array.reshape(-1)]
     batch = min((a.shape[0] for a in arrays.values() if a.ndim), default=1)
     rows: list[Row] = []
     for i in range(batch):
@@ -194,19 +200,31 @@ def _example_rows(holder) -> list[Row]:
 
 def _predict_classes(response) -> list[str]:
     import numpy as np
-    import tensorflow as tf
 
     if "scores" not in response.outputs:
         return []
-    scores = tf.make_ndarray(response.outputs["scores"])
+    scores = to_array(response.outputs["scores"])
     if scores.ndim != 2:
         return []
     best = np.argmax(scores, axis=1)
     if "classes" in response.outputs:
-        classes = tf.make_ndarray(response.outputs["classes"])
+        classes = to_array(response.outputs["classes"])
         if classes.shape == scores.shape:
             return [_text(classes[i][b]) for i, b in enumerate(best)]
     return [str(int(b)) for b in best]
+
+
+def _predict_values(response, rows: int) -> list[float]:
+    """A regression model's predict answer: one float per row in `outputs` ([batch], or
+    [batch, 1] as a single-unit Keras head answers without a reshape)."""
+    if "scores" in response.outputs or "outputs" not in response.outputs:
+        return []
+    values = to_array(response.outputs["outputs"])
+    if values.dtype.kind != "f" or values.ndim not in (1, 2) or values.size != rows:
+        return []
+    if values.ndim == 2 and values.shape[1] != 1:
+        return []
+    return [float(v) for v in values.reshape(-1).tolist()]
 
 
 def _classify_classes(result) -> list[str]:
@@ -223,13 +241,11 @@ def _text(value) -> str:
 
 def write_examples(rows: list[Row], path: Path) -> None:
     """One tf.Example per row, as a TFRecord file TFDV reads."""
-    from tensorflow.core.example import example_pb2
-
     from beamline_serving.request_log.tfrecord import frame
 
     with open(path, "wb") as out:
         for row in rows:
-            example = example_pb2.Example()
+            example = messages()[EXAMPLE]()
             for name, values in row.items():
                 feature = example.features.feature[name]
                 if values and isinstance(values[0], bytes):

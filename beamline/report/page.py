@@ -72,7 +72,7 @@ svg.chart circle.trigger { fill: #8250df; stroke: #8250df; }
 svg line.threshold { stroke: var(--bad); stroke-dasharray: 4 3; stroke-width: 1.3; }
 svg.bars rect { fill: #54aeff; } svg.bars .over rect { fill: #ff8182; }
 .anomaly { color: var(--bad); } .good { color: var(--ok); }
-.delta-up { color: var(--ok); } .delta-down { color: var(--bad); }
+.delta-better { color: var(--ok); } .delta-worse { color: var(--bad); }
 details > summary { cursor: pointer; }
 nav.top { display: flex; gap: 16px; align-items: baseline; border-bottom: 1px solid var(--line);
           padding-bottom: 8px; margin-bottom: 16px; }

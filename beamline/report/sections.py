@@ -15,6 +15,7 @@ from beamline.lineage.runs import RunSummary
 from beamline.lineage.sources import is_example_gen, source_data
 from beamline.lineage.trace import BASELINE_KEYS
 from beamline.lineage.why import original
+from beamline.metrics import EXAMPLE_COUNT, higher_is_better, improved
 from beamline.report.page import badge, table
 from beamline.report.svg import Bar, Box, bars_svg, dag_svg, gantt_svg, histogram_svg
 
@@ -181,23 +182,17 @@ def anomalies(graph: Graph, execs: list[Execution]) -> str:
     ids = outputs_of(graph, execs, "ExampleAnomalies")
     if not ids:
         return '<p class="muted">This run recorded no ExampleAnomalies.</p>'
-    rows = []
-    for aid in ids:
-        found = payloads.safe(payloads.load_anomalies, graph.artifacts[aid].uri, default={})
-        producer = graph.producer(aid)
-        node = producer.node_id if producer else "?"
-        for split, anomalies in found.items():
-            for item in payloads.anomaly_list(anomalies):
-                rows.append(
-                    [
-                        escape(node),
-                        escape(split),
-                        f'<b class="anomaly">{escape(item["feature"])}</b>',
-                        escape(item["severity"]),
-                        escape(item["short"]),
-                        escape(item["description"]),
-                    ]
-                )
+    rows = [
+        [
+            escape(item["node"]),
+            escape(item["split"]),
+            f'<b class="anomaly">{escape(item["feature"])}</b>',
+            escape(item["severity"]),
+            escape(item["short"]),
+            escape(item["description"]),
+        ]
+        for item in payloads.recorded_anomalies(graph, ids)
+    ]
     if not rows:
         return '<p class="good" id="no-anomalies">No anomalies: the data matches the schema.</p>'
     return table(
@@ -205,6 +200,48 @@ def anomalies(graph: Graph, execs: list[Execution]) -> str:
         rows,
         id="anomalies-table",
     )
+
+
+def direction(metric: str) -> str:
+    """Which way a metric is better, as a reader is told ("" for the example count)."""
+    if metric == EXAMPLE_COUNT:
+        return ""
+    return "higher is better" if higher_is_better(metric) else "lower is better"
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name, saying so when lower is better (RMSE, MAE, the loss)."""
+    if direction(metric) != "lower is better":
+        return escape(metric)
+    return f'{escape(metric)} <span class="muted">(lower is better)</span>'
+
+
+def metric_rows(evaluation: tfma.Evaluation) -> list[list[str]]:
+    """The metrics table's rows: each slice's metrics, candidate against baseline, the delta
+    marked better or worse by the metric's own direction (a falling RMSE is better)."""
+    candidate, baseline = evaluation.candidate(), evaluation.baseline()
+    slices = sorted(set(candidate) | set(baseline), key=lambda s: (s != "Overall", s))
+    rows = []
+    for slice_name in slices:
+        cand = candidate.get(slice_name, {})
+        base = baseline.get(slice_name, {})
+        for metric in sorted(set(cand) | set(base)):
+            c, b = cand.get(metric), base.get(metric)
+            delta = evaluation.diffs.get(slice_name, {}).get(metric)
+            if delta is None and c is not None and b is not None:
+                delta = c - b
+            better = improved(metric, delta)
+            css = "" if better is None else ("delta-better" if better else "delta-worse")
+            rows.append(
+                [
+                    escape(slice_name),
+                    metric_name(metric),
+                    number(c),
+                    number(b),
+                    f'<span class="{css}">{signed(delta)}</span>',
+                ]
+            )
+    return rows
 
 
 def metrics(graph: Graph, execs: list[Execution], blessed: bool | None) -> str:
@@ -230,26 +267,7 @@ def metrics(graph: Graph, execs: list[Execution], blessed: bool | None) -> str:
             + "".join(f"<li>{escape(f)}</li>" for f in evaluation.failures)
             + "</ul>"
         )
-    slices = sorted(set(candidate) | set(baseline), key=lambda s: (s != "Overall", s))
-    rows = []
-    for slice_name in slices:
-        cand = candidate.get(slice_name, {})
-        base = baseline.get(slice_name, {})
-        for metric in sorted(set(cand) | set(base)):
-            c, b = cand.get(metric), base.get(metric)
-            delta = evaluation.diffs.get(slice_name, {}).get(metric)
-            if delta is None and c is not None and b is not None:
-                delta = c - b
-            css = "" if not delta else ("delta-up" if delta > 0 else "delta-down")
-            rows.append(
-                [
-                    escape(slice_name),
-                    escape(metric),
-                    number(c),
-                    number(b),
-                    f'<span class="{css}">{signed(delta)}</span>',
-                ]
-            )
+    rows = metric_rows(evaluation)
     parts.append(
         table(
             ["Slice", "Metric", "Candidate", "Baseline", "Δ vs baseline"],

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from beamline.data.files import DataInput
 from beamline.metadata import run_context as rc
-from beamline.runner.preflight import DataInput
 from beamline.runner.scheduler import CACHED, RESOLVED
 
 FINGERPRINT_KEY = rc.FINGERPRINT
@@ -42,8 +42,9 @@ FRAMEWORK_FILES = (
     "beamline/beam.py",
     "beamline/runner/tfx_nodes.py",
     "beamline/runner/local.py",
-    "beamline/runner/spans.py",
-    "beamline/runner/foreign.py",
+    "beamline/data/files.py",
+    "beamline/data/spans.py",
+    "beamline/runner/run_targets.py",
 )
 FRAMEWORK_ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +66,8 @@ def is_resolver_type(type_name: str) -> bool:
     return type_name.endswith(".Resolver")
 
 
-def _source_files(dirs: Iterable[Path]) -> list[Path]:
+def source_files(dirs: Iterable[Path]) -> list[Path]:
+    """The .py and .pbtxt files under `dirs`: the project sources a run's code is."""
     files = []
     for d in dirs:
         files += [p for p in d.rglob("*") if p.is_file() and p.suffix in (".py", ".pbtxt")]
@@ -99,7 +101,7 @@ def fingerprint(
     for key in sorted(settings):
         add(f"setting:{key}", repr(settings[key]))
     for d in source_dirs:
-        for f in _source_files([d]):
+        for f in source_files([d]):
             add(f"source:{d.name}/{f.relative_to(d)}", f.read_bytes())
     for name in FRAMEWORK_FILES:
         f = framework_root / name

@@ -27,6 +27,8 @@ class RunOutcome:
     sample_instance: dict | None = None
     # The label changes this run's push made ("canary -> 1764633300"; beamline.runner.push).
     labels: list[str] = field(default_factory=list)
+    # Rows the ExampleGen left out for a missing label (None: it does not leave rows out).
+    rows_without_label: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -59,7 +61,15 @@ def node_outputs(store, pipeline_name: str, run_id: str, node_id: str) -> dict[s
 
 
 def fill_from_mlmd(outcome: RunOutcome, store) -> RunOutcome:
-    """Sets blessing and push details from the Evaluator's and Pusher's outputs."""
+    """Sets blessing and push details from the Evaluator's and Pusher's outputs, and the rows
+    the ExampleGen left out."""
+    for node in (n for n in outcome.node_states if n.endswith("ExampleGen")):
+        for examples in node_outputs(store, outcome.pipeline_name, outcome.run_id, node).get(
+            "examples", []
+        ):
+            value = rc.properties_of(examples).get(rc.ROWS_WITHOUT_LABEL_PROPERTY)
+            if isinstance(value, int):
+                outcome.rows_without_label = (outcome.rows_without_label or 0) + value
     blessing = node_outputs(store, outcome.pipeline_name, outcome.run_id, "Evaluator").get(
         "blessing", []
     )

@@ -159,8 +159,11 @@ def apply_policy(
     with labels_file.labels_lock(layout):
         before = labels_file.current_labels(store)
         held = before.get(pipeline, {})
+        labels = policy_labels(policy, held)
+        moves = dict.fromkeys(labels, int(push.version))
+        labels_file.check_labels(layout, labels_file.with_moves(before, pipeline, moves))
         done = []
-        for label in policy_labels(policy, held):
+        for label in labels:
             label_history.record_change(
                 store, pipeline, label, int(push.version), r.LabelAction.PUSH,
                 from_version=held.get(label, r.NO_VERSION),
@@ -257,15 +260,7 @@ def resync(store, layout: RootLayout) -> Path | None:
     if not label_history.pipelines_with_labels(store):
         return None
     with labels_file.labels_lock(layout):
-        path = labels_file.models_config_path(layout)
-        wanted = labels_file.render(layout, labels_file.current_labels(store))
-        try:
-            if path.read_text(encoding="utf-8") == wanted:
-                return None
-        except OSError:
-            pass
-        labels_file.write_atomically(path, wanted)
-        return path
+        return labels_file.resync(store, layout)
 
 
 def policy_of(module, requested: str | None) -> str:

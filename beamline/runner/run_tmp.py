@@ -1,10 +1,12 @@
 """A run's own temporary directory, under its run root, removed however the run ends.
 
 TensorFlow (autograph), Beam, TFX and their subprocesses write temporary files through
-`tempfile` / $TMPDIR. Pointing both at `<root>/tmp/<pipeline>-<run id>/` for the run keeps them
+`tempfile` / $TMPDIR. Pointing both at `<root>/tmp/<pipeline>/<run id>/` for the run keeps them
 out of the machine's /tmp, and removing that directory on success, failure and Ctrl-C alike keeps
 nothing behind. Directories left by a killed run are removed by the next run of the pipeline
-(under its lock) or by `beamline gc`.
+(under its lock) or by `beamline gc`. One directory per pipeline, not a `<pipeline>-` prefix:
+pipeline names may hold `-`, and cleaning up after `taxi` must never reach the live temp
+directory of a run of `taxi-v2`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,40 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from beamline.runner.contained import contained, name_problem
 from beamline.settings import RootLayout, file_safe
 
 _ENV_KEYS = ("TMPDIR", "TEMP", "TMP")
 
 
 def run_tmp_dir(layout: RootLayout, pipeline: str, run_id: str) -> Path:
-    return layout.tmp_root / f"{pipeline}-{file_safe(run_id)}"
+    name = file_safe(run_id)
+    # A run id of "", "." or ".." would name the pipeline's or the root's temp directory.
+    return layout.tmp_root / pipeline / (name if name_problem(name) is None else f"run-{name}")
 
 
 def stale_tmp_dirs(layout: RootLayout, pipeline: str) -> list[Path]:
-    """Temporary directories of earlier runs of `pipeline` (call only while holding its lock)."""
-    if not layout.tmp_root.is_dir():
+    """Temporary directories of earlier runs of `pipeline` (call only while holding its lock);
+    symlinks and a pipeline name that is no plain file name are left alone."""
+    base = contained(layout.tmp_root, pipeline)
+    if base is None or not base.is_dir():
         return []
-    return sorted(p for p in layout.tmp_root.glob(f"{pipeline}-*") if p.is_dir())
+    own = layout.tmp_root / pipeline
+    return sorted(
+        own / p.name for p in base.iterdir() if contained(base, p.name) and p.is_dir()
+    )
+
+
+def remove_empty_tmp_dirs(layout: RootLayout, pipeline: str) -> None:
+    """The pipeline's and the root's temp directories, when no run's directory is left."""
+    if name_problem(pipeline) is None:
+        _remove_if_empty(layout.tmp_root / pipeline, layout.tmp_root)
+
+
+def _remove_if_empty(*directories: Path) -> None:
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # fails, as it should, while another run's directory is there
 
 
 @contextlib.contextmanager
@@ -51,5 +73,4 @@ def run_tmpdir(path: Path) -> Iterator[Path]:
             else:
                 os.environ[key] = value
         shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # only when no other run's directory is left
+        _remove_if_empty(path.parent, path.parent.parent)

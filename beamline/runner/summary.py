@@ -10,6 +10,12 @@ from beamline.runner.outcome import RunOutcome
 from beamline.runner.scheduler import CACHED, COMPLETE
 from beamline.settings import DEFAULT_REST_PORT, SERVING_DIR_NAME
 
+# Blessed, said where a newcomer first meets the word (docs/get-started.md defines it too).
+BLESSED = "yes (the Evaluator passed it: only a blessed model is pushed)"
+NOT_BLESSED = "no (below the Evaluator's thresholds, so not pushed: `beamline why Pusher`)"
+# A run built without its Pusher (a sweep's variant, `beamline run --set A=1,2`).
+NO_PUSHER = "  pushed: nothing (this run has no Pusher; a sweep pushes with --push best)"
+
 
 def format_summary(outcome: RunOutcome) -> str:
     serving_dir, sample_instance = outcome.serving_dir, outcome.sample_instance
@@ -23,14 +29,20 @@ def format_summary(outcome: RunOutcome) -> str:
         + ("succeeded" if outcome.ok else "FAILED"),
         f"  nodes: {executed} executed, {cached} cached, {len(states)} in all",
     ]
+    if outcome.rows_without_label:
+        lines.append(f"  rows without a label: {outcome.rows_without_label:,} (left out of "
+                     "training and evaluation)")
     if outcome.anomalies:
         lines.append(f"  anomalies: {outcome.anomalies}")
     if outcome.error:
         lines.append(f"  error in {outcome.failed_node}: {outcome.error}")
+    no_pusher = bool(states) and "Pusher" not in states
     if outcome.blessed is None:
         lines.append("  model: not evaluated")
-    else:
+    elif no_pusher:
         lines.append(f"  model blessed: {'yes' if outcome.blessed else 'no'}")
+    else:
+        lines.append(f"  model blessed: {BLESSED if outcome.blessed else NOT_BLESSED}")
     pusher_cached = states.get("Pusher") == CACHED
     if outcome.pushed and pusher_cached:
         lines.append(
@@ -42,6 +54,8 @@ def format_summary(outcome: RunOutcome) -> str:
         if outcome.labels:
             lines.append(f"  labels: {', '.join(outcome.labels)} (`beamline labels "
                          f"{outcome.pipeline_name}`)")
+    elif no_pusher and outcome.ok:
+        lines.append(NO_PUSHER)
     elif outcome.blessed is not None or outcome.ok:
         lines.append("  pushed: nothing (model not blessed)" if outcome.blessed is False
                      else "  pushed: nothing")
@@ -50,10 +64,7 @@ def format_summary(outcome: RunOutcome) -> str:
         lines += ["  serve it:", f"    {_serve_command(name, serving_dir, port)}",
                   f"    curl -s localhost:{port}/v1/models/{name}"]
         if sample_instance:
-            body = json.dumps({"instances": [sample_instance]})
-            lines.append(
-                f"    curl -s -d {shlex.quote(body)} localhost:{port}/v1/models/{name}:predict"
-            )
+            lines.append(f"    {predict_curl(name, sample_instance, f'localhost:{port}')}")
     if outcome.log_path:
         lines.append(f"  log: {outcome.log_path}")
     return "\n".join(lines) + "\n"
@@ -68,3 +79,10 @@ def _serve_command(name: str, serving_dir: str, port: int) -> str:
                 f"--rest_api_port {port}")
     return (f"beamline serve --model_name {name} --model_base_path "
             f"{shlex.quote(serving_dir)} --rest_api_port {port}")
+
+
+def predict_curl(name: str, sample_instance: dict, base_url: str) -> str:
+    """The curl that asks model `name` at `base_url` to predict the pipeline's SAMPLE_INSTANCE
+    (the run summary's, and `beamline serve`'s ready line's)."""
+    body = json.dumps({"instances": [sample_instance]})
+    return f"curl -s -d {shlex.quote(body)} {base_url}/v1/models/{name}:predict"

@@ -5,7 +5,7 @@ data rarely needs a new one. The last search of the pipeline (its Tuner executio
 `best_hyperparameters` directory on disk) is reused when the model module is the one it searched
 with (the `module_sha256` in the Tuner's custom_config) and the schema is the one its run
 imported; `--tune` asks for a new search. Reuse goes through TFX: an Importer of that directory
-feeds the Trainer's `hyperparameters` input (beamline_components.classifier_pipeline), so the
+feeds the Trainer's `hyperparameters` input (beamline_components.tabular_pipeline), so the
 lineage shows where the hyperparameters came from.
 """
 

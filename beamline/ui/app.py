@@ -14,10 +14,10 @@ import sys
 import traceback
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
@@ -73,6 +73,14 @@ def _checked(value: str | None, what: str, pattern: re.Pattern = _SAFE) -> str |
             "pipeline names and versions are letters, digits and . : _ - + only)."
         )
     return value
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header without its port: `[::1]:8470` and `[::1]` both give `::1`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.split(":", 1)[0]
 
 
 class UiApp:
@@ -135,6 +143,11 @@ class UiApp:
             return response
         except _Refused as refused:
             return self._error(refused.status, refused.title, refused.message, api)
+        except RequestRedirect as moved:
+            # Werkzeug redirects `/runs//x` to `/runs/x`. Its Location is absolute, built from
+            # the client's Host header: keep only the path and query.
+            target = urlsplit(moved.new_url)
+            return redirect(urlunsplit(("", "", target.path, target.query, "")), moved.code)
         except HTTPException as exc:
             status = exc.code or 400
             title = {404: "Not found", 405: "Method not allowed"}.get(status, exc.name)
@@ -183,7 +196,7 @@ class UiApp:
         # Bound to loopback without a token: refuse other Host names (DNS rebinding).
         if self.allowed_hosts is None:
             return
-        host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
+        host = host_name(request.host or "")
         if host not in self.allowed_hosts:
             raise _Refused(
                 421,

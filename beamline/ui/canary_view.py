@@ -17,7 +17,12 @@ from beamline.lineage.model import Graph
 from beamline.metadata.labels import LabelChange
 from beamline.metadata.labels import holders as current_labels
 from beamline.metadata.records import CANARY_LABEL, STABLE_LABEL
-from beamline.monitor.canary import CompareThresholds, Comparison, compare_sides
+from beamline.monitor.canary import (
+    CompareThresholds,
+    Comparison,
+    compare_sides,
+    prediction_rows,
+)
 from beamline.report.page import badge, table
 
 
@@ -75,9 +80,7 @@ def render(result: Comparison | str | None, requests_dir: Path | None, hours: fl
         ["p50 latency", _ms(a.p50_ms), _ms(b.p50_ms)],
         ["p99 latency", _ms(a.p99_ms), _ms(b.p99_ms)],
     ]
-    for label in sorted(set(a.predictions) | set(b.predictions)):
-        rows.append([f"predicted {escape(label)}", f"{a.predictions.get(label, 0):.1%}",
-                     f"{b.predictions.get(label, 0):.1%}"])
+    rows += [[escape(cell) for cell in row] for row in prediction_rows(a, b)]
     checks = [
         [escape(c.name), f"{c.value:.4g}", f"{c.threshold:g}",
          badge("crossed") if c.crossed else badge("ok")]

@@ -15,14 +15,15 @@ from beamline.loop.triggers import TriggerRecord
 from beamline.metadata import records
 from beamline.metadata.labels import LabelChange
 from beamline.metadata.labels import holders as current_labels
+from beamline.metrics import headline
 from beamline.report.page import badge, table
+from beamline.report.sections import direction
 from beamline.report.svg import Point, Series, line_chart_svg
 from beamline.ui.layout import model_url, page, pipeline_url, run_url, url
 from beamline.ui.model_page import label_table, pushed_models
 
 # Evaluations read for the metric chart (newest runs first): each is a TFMA file read.
 MAX_EVALUATED_RUNS = 60
-PREFERRED_METRICS = ("accuracy", "sparse_categorical_accuracy", "binary_accuracy", "auc")
 
 
 def _ms_text(value: float) -> str:
@@ -102,9 +103,11 @@ def _metric_chart(
             '<p class="muted" id="no-metrics">No evaluated runs yet: this pipeline has no '
             "Evaluator output to chart.</p>"
         )
-    chosen = (
-        metric if metric in names else next((m for m in PREFERRED_METRICS if m in names), names[0])
-    )
+    if metric in names:
+        chosen = metric
+    else:
+        first = headline({name: 0.0 for name in names})
+        chosen = first[0] if first else names[0]
     points = []
     for start, run_id, overall, blessed, pushed in values:
         if chosen not in overall:
@@ -128,13 +131,14 @@ def _metric_chart(
     picker = "".join(
         f'<a href="{escape(url(pipeline_url(pipeline), metric=m))}">{escape(m)}</a> ' for m in names
     )
+    better = direction(chosen)
     return (
         line_chart_svg(
             [Series(chosen, points)],
             width=760,
             x_format=_ms_text,
             element_id="metric-svg",
-            y_label=chosen,
+            y_label=f"{chosen} ({better})" if better else chosen,
         )
         + '<p class="legend muted"><span>● filled green: blessed</span><span>● blue: pushed'
         "</span><span>◯ purple ring: labelled</span></p>"

@@ -4,7 +4,10 @@ While the run is live, /api/runs/<id> serves the changing parts and the page swa
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from html import escape
 from pathlib import Path
 
@@ -24,24 +27,59 @@ LOG_TAIL_BYTES = 64 * 1024
 POLL_MS = 2000
 
 
+OUTSIDE_LOGS = "log not shown: recorded path is outside this root's log directory"
+
+
 def log_path(layout: RootLayout, run: Run) -> Path:
     recorded = run.properties.get(rc.LOG_PATH)
     return Path(str(recorded)) if recorded else layout.log_path(run.pipeline, run.id)
 
 
-def log_tail(path: Path) -> str:
-    """The last lines of the run's log (the store names the file; nothing from the request)."""
+class _NotShown(Exception):
+    """The recorded log is not one this page may show; the message says why."""
+
+
+def _read_tail(path: Path, logs_dir: Path) -> bytes:
+    """At most LOG_TAIL_BYTES from the end of `path`, which must be a regular file directly in
+    `logs_dir`. The store names the file, and a store may be shared or received: it must not
+    make the page show other files, follow a symlink, or read a device or a pipe."""
+    named = Path(os.path.abspath(path))
+    if named.parent.resolve() != logs_dir.resolve():
+        raise _NotShown(OUTSIDE_LOGS)
+    # Opened by name under the directory's own descriptor: no component can be swapped for a
+    # symlink between the check above and the open, and the last one is never followed.
+    directory = os.open(logs_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - LOG_TAIL_BYTES))
-            text = handle.read().decode("utf-8", "replace")
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(named.name, flags, dir_fd=directory)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _NotShown("log not shown: the recorded path is a symlink") from None
+            raise
+    finally:
+        os.close(directory)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotShown("log not shown: the recorded path is not a regular file")
+        return os.pread(fd, LOG_TAIL_BYTES, max(0, info.st_size - LOG_TAIL_BYTES))
+    finally:
+        os.close(fd)
+
+
+def log_tail(path: Path, logs_dir: Path) -> str:
+    """The last lines of the run's log, if it is a regular file in `logs_dir`."""
+    shown = f"<code>{escape(str(path))}</code>"
+    try:
+        text = _read_tail(path, logs_dir).decode("utf-8", "replace")
+    except _NotShown as refused:
+        return f'<p class="muted" id="log-refused">{escape(str(refused))}: {shown}</p>'
     except OSError:
-        return f'<p class="muted">No log file at <code>{escape(str(path))}</code>.</p>'
+        return f'<p class="muted">No log file at {shown}.</p>'
     lines = text.splitlines()[-LOG_TAIL_LINES:]
     return (
-        f'<p class="muted">Last {len(lines)} lines of <code>{escape(str(path))}</code></p>'
+        f'<p class="muted">Last {len(lines)} lines of {shown}</p>'
         f'<pre id="log-text">{escape(chr(10).join(lines))}</pre>'
     )
 
@@ -101,7 +139,7 @@ def live_parts(graph: Graph, run: Run, layout: RootLayout) -> tuple[RunSummary, 
         + reason,
         "run-dag": f'<div class="scroll">{dag}</div>' + sections.nodes_table(graph, execs),
         "run-timeline": sections.timeline(execs, edges),
-        "run-log": log_tail(log_path(layout, run)),
+        "run-log": log_tail(log_path(layout, run), layout.logs_dir),
     }
 
 

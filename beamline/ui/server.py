@@ -16,6 +16,7 @@ from beamline.errors import ConfigError
 TOKEN_ENV = "BEAMLINE_UI_TOKEN"
 _TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]*")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_GENERATED = "generated at start"
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class UiSettings:
     compare_hours: float = 24.0  # the comparison's window: the last this many hours
 
 
-def resolve_token(settings: UiSettings) -> tuple[str | None, bool]:
-    """(token or None, whether it was generated here and must be printed)."""
+def resolve_token(settings: UiSettings) -> tuple[str | None, str | None]:
+    """(token or None, where it came from: `--token-file PATH`, `$BEAMLINE_UI_TOKEN` or
+    TOKEN_GENERATED; None without a token)."""
     if settings.token_file is not None:
         try:
             token = settings.token_file.read_text(encoding="utf-8").strip()
@@ -44,15 +46,15 @@ def resolve_token(settings: UiSettings) -> tuple[str | None, bool]:
                 f"The token in {settings.token_file} is shorter than 16 characters: use a long "
                 "random one, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`."
             )
-        return token, False
+        return token, f"--token-file {settings.token_file}"
     if os.environ.get(TOKEN_ENV):
         token = os.environ[TOKEN_ENV].strip()
         if len(token) < 16:
             raise ConfigError(f"${TOKEN_ENV} is shorter than 16 characters: use a long random one.")
-        return token, False
+        return token, f"${TOKEN_ENV}"
     if settings.host in LOOPBACK:
-        return None, False
-    return secrets.token_urlsafe(24), True
+        return None, None
+    return secrets.token_urlsafe(24), TOKEN_GENERATED
 
 
 def make_app(settings: UiSettings, token: str | None):
@@ -113,3 +115,19 @@ def url_of(host: str, port: int, token: str | None) -> str:
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def startup_lines(settings: UiSettings, port: int, token: str | None, source: str | None):
+    """What `beamline ui` prints at start. The token is printed only when it was generated here:
+    one the operator supplied stays out of the terminal, journald and CI logs."""
+    generated = source == TOKEN_GENERATED
+    address = url_of(settings.host, port, token if generated else None)
+    lines = [f"Beamline UI on {address} (store under {settings.root}; read-only; Ctrl-C stops it)"]
+    if generated:
+        lines.append(f"Access token (every page checks it): {token}")
+    elif token:
+        lines.append(
+            f"Access token: from {source}, not printed (every page checks it): open the URL "
+            "with ?token=TOKEN once, or send `Authorization: Bearer TOKEN`."
+        )
+    return lines

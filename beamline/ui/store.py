@@ -32,20 +32,16 @@ MAX_RELOAD_WAIT_S = 30.0
 
 def open_readonly(root: Path, metadata: str | None):
     """A MetadataStore that can only read (SQLite: READONLY mode; a missing file is an error)."""
-    from beamline.metadata.connection import open_existing, open_store
+    from beamline.metadata.connection import no_store, open_existing, open_store, sqlite_path
     from beamline.settings import RootLayout
 
     default = RootLayout(Path(root)).metadata_path
-    if metadata is None or metadata.startswith("sqlite:///"):
+    path = sqlite_path(metadata, default)
+    if path is not None:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
-        path = Path(default if metadata is None else metadata[len("sqlite:///") :])
         if not path.is_file():
-            raise MetadataUnreachable(
-                f"No metadata store at {path}: nothing has run under this root yet. Run a "
-                "pipeline first, or start the UI with --root / --metadata pointing at an "
-                "existing store."
-            )
+            raise no_store(path, metadata)
         config = pb.ConnectionConfig()
         config.sqlite.filename_uri = str(path)
         config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
@@ -85,11 +81,9 @@ class Reader:
         self.last_load_s = 0.0
 
     def _sqlite_path(self) -> Path | None:
-        if self.metadata is None:
-            return self.layout.metadata_path
-        if self.metadata.startswith("sqlite:///"):
-            return Path(self.metadata[len("sqlite:///") :])
-        return None
+        from beamline.metadata.connection import sqlite_path
+
+        return sqlite_path(self.metadata, self.layout.metadata_path)
 
     def _change_marker(self) -> Any:
         """Something that differs whenever the store may have changed."""

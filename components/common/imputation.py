@@ -51,3 +51,15 @@ def impute_numeric(x):
 def fill_categorical(x, missing: str = MISSING_CATEGORY):
     """String [batch] values, gaps as the `missing` category (its own vocabulary entry)."""
     return to_dense(x, missing)
+
+
+def as_strings(x):
+    """The same feature (same kind of tensor) with its values as strings: integer codes and
+    booleans become vocabulary entries like text does."""
+    if x.dtype == tf.string:
+        return x
+    if isinstance(x, tf.sparse.SparseTensor):
+        return tf.SparseTensor(x.indices, tf.strings.as_string(x.values), x.dense_shape)
+    if isinstance(x, tf.RaggedTensor):
+        return tf.ragged.map_flat_values(tf.strings.as_string, x)
+    return tf.strings.as_string(x)

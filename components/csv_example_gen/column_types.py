@@ -11,24 +11,22 @@ from __future__ import annotations
 
 from tfx_bsl.coders import csv_decoder
 
-from beamline_components.csv_example_gen.example_bytes import INT64_MAX, INT64_MIN
+from beamline.data import cell_types
 
 ColumnType = csv_decoder.ColumnType
 _CACHE_MAX = 100_000
+_AS_COLUMN_TYPE = {
+    None: ColumnType.UNKNOWN,
+    cell_types.INT: ColumnType.INT,
+    cell_types.FLOAT: ColumnType.FLOAT,
+    cell_types.STRING: ColumnType.STRING,
+}
 
 
 def value_type(value: str) -> ColumnType:
-    """tfx_bsl's rule: empty UNKNOWN; an int64 INT; a longer integer STRING; a float FLOAT."""
-    if not value:
-        return ColumnType.UNKNOWN
-    try:
-        return ColumnType.INT if INT64_MIN <= int(value) <= INT64_MAX else ColumnType.STRING
-    except ValueError:
-        try:
-            float(value)
-        except ValueError:
-            return ColumnType.STRING
-        return ColumnType.FLOAT
+    """tfx_bsl's rule (beamline.data.cell_types): empty UNKNOWN; an int64 INT; a longer integer
+    STRING; a float FLOAT."""
+    return _AS_COLUMN_TYPE[cell_types.cell_type(value)]
 
 
 class ColumnTypes(csv_decoder.ColumnTypeInferrer):

@@ -11,3 +11,7 @@ CUSTOM_CONFIG_EXTRA_PATTERNS = "extra_span_patterns"
 CUSTOM_CONFIG_EXTRA_FINGERPRINT = "extra_span_fingerprint"
 CUSTOM_CONFIG_SPAN_RANGE = "span_range"
 SPAN_RANGE_PROPERTY = "span_range"
+# Columns a row must have a value in (the label): a row without one is left out and counted.
+CUSTOM_CONFIG_REQUIRED_COLUMNS = "required_columns"
+# Set by the executor for its own PTransform only: where the count of left-out rows is written.
+DROPPED_ROWS_FILE_KEY = "_beamline_dropped_rows_file"

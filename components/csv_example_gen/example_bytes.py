@@ -19,8 +19,9 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 
+from beamline.data.cell_types import INT64_MAX, INT64_MIN
+
 INT, FLOAT, BYTES = "int", "float", "bytes"
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _FLOAT32 = struct.Struct("<f")
 
 

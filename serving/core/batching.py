@@ -20,7 +20,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from beamline_serving.core.config import BatchingOptions
-from beamline_serving.core.errors import from_exception, invalid_argument, unavailable
+from beamline_serving.errors import from_exception, invalid_argument, unavailable
 
 log = logging.getLogger("beamline.serving")
 

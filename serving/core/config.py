@@ -14,16 +14,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from beamline_serving.core.errors import ConfigError
+from beamline_serving.errors import ConfigError
+from beamline_serving.request_log.config import LogBudget
 
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_REST_PORT = 8501
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 PROMETHEUS_DEFAULT_PATH = "/monitoring/prometheus/metrics"
-# Under a run root's serving directory (`beamline serve --root`), written by `beamline promote`:
-# the version labels as a TF Serving ModelServerConfig, and what such a config cannot hold.
-LABELS_FILE_NAME = "models.config"
-ROUTING_FILE_NAME = "routing.json"
 ROOT_FILES_POLL_SECONDS = 0.25
 
 
@@ -70,6 +67,34 @@ class BatchingOptions:
     pad_variable_length_inputs: bool = False
 
 
+@dataclass(frozen=True)
+class RestLimits:
+    """What the REST server grants each client, so that slow or flooding clients cannot hold it:
+    deadlines on reading a request, caps on connections and on bytes held (per REST process)."""
+
+    # A keep-alive connection with no request in progress is closed after this.
+    idle_timeout: float = 60.0
+    # From a request's first byte to the end of its headers (408 and closed after).
+    header_timeout: float = 10.0
+    # From the end of the headers to the end of the body: this many seconds, plus one more per
+    # `min_body_bytes_per_second` bytes received (a large body sent steadily always completes).
+    body_timeout: float = 30.0
+    min_body_bytes_per_second: int = 256 * 1024
+    # Connections beyond this are answered 503 and closed at once.
+    max_connections: int = 512
+    # Request bytes held across all connections (read, not yet answered); the connection whose
+    # bytes cross it is answered 503 and closed. Never below one largest request.
+    max_buffered_bytes: int = 256 * 1024 * 1024
+    # Chunk trailer fields after a chunked body, in total (431 beyond).
+    max_trailer_bytes: int = 16 * 1024
+    # JSON bodies this large are decoded in a small thread pool rather than on the event loop
+    # that REST and gRPC share; bodies being decoded there hold at most `max_decoding_bytes`
+    # (503 beyond; one body is always let through).
+    decode_in_pool_bytes: int = 1024 * 1024
+    decode_threads: int = 2
+    max_decoding_bytes: int = 64 * 1024 * 1024
+
+
 @dataclass
 class ServerOptions:
     """Everything `beamline serve` was told (TF Serving's flag names and meanings)."""
@@ -108,10 +133,37 @@ class ServerOptions:
     request_log_dir: Path | None = None
     request_log_sample_rate: float = 1.0
     request_log_exclude: tuple[str, ...] = ()
+    # --request_log_max_bytes / _max_files / _min_free_bytes: each log's disk budget.
+    request_log_budget: LogBudget = LogBudget()
     # Beamline: REST server processes sharing the REST port (serving/workers.py); a worker is
     # started with the primary's shared state directory.
     rest_api_workers: int = 1
     rest_worker_state_dir: Path | None = None
+    # The command line that started this server with its flags (set by the front door that
+    # parsed them: `beamline serve`, `python -m beamline_serving`); workers run it again.
+    launch_command: tuple[str, ...] = ()
+    # Beamline: deadlines and caps of the REST server (defaults; no flags yet).
+    rest_limits: RestLimits = field(default_factory=RestLimits)
+    # Beamline: whether gRPC clients may HandleReloadConfigRequest (neither port authenticates
+    # its clients); None means only while the server listens on loopback alone.
+    allow_reload_config: bool | None = None
+
+    def reloads_allowed(self) -> bool:
+        if self.allow_reload_config is not None:
+            return self.allow_reload_config
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` reaches this machine's own clients only (an unknown name: no)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,23 +245,6 @@ def _policy_from_proto(policy) -> VersionPolicy:
 def read_model_config_file(path: Path) -> list[ModelSpec]:
     text = _read_config_file(path, "model config", "--model_config_file")
     return parse_model_config_text(text, str(path))
-
-
-def parse_version_policy(text: str) -> VersionPolicy:
-    """A policy from a short string: `latest`, `latest:3`, `all`, or `specific:1,2`."""
-    kind, _, arg = text.partition(":")
-    try:
-        if kind == "all" and not arg:
-            return VersionPolicy("all")
-        if kind == "latest":
-            return VersionPolicy("latest", num_versions=int(arg) if arg else 1)
-        if kind == "specific" and arg:
-            return VersionPolicy("specific", versions=tuple(int(v) for v in arg.split(",")))
-    except ValueError:
-        pass
-    raise ConfigError(
-        f"Unknown version policy {text!r}: use latest, latest:N, all, or specific:V1,V2."
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Protocol adapters (serving/rest/, serving/grpc/) decode a request, build a checked `Job` with
 `dataplane.jobs` (serving/core/jobs.py), run it here (`run` from a thread, `run_async` from the
 event loop; batched or not) and encode the answer. Every failure is a ServingError whose code the
-adapters map in one place (serving/core/errors.py).
+adapters map in one place (serving/errors.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from beamline_serving.core import answering, proto_codec, storage, warmup
+from beamline_serving.core import answered_version, proto_codec, storage, warmup
 from beamline_serving.core.batching import BatchQueue, BatchScheduler
 from beamline_serving.core.config import BatchingOptions, parse_batching_parameters
-from beamline_serving.core.errors import Code, ServingError, invalid_argument
 from beamline_serving.core.jobs import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
@@ -28,10 +27,11 @@ from beamline_serving.core.jobs import (
     Job,
     JobBuilder,
 )
-from beamline_serving.core.metrics import Metrics
+from beamline_serving.core.metrics import UNSERVED_MODEL, Metrics
 from beamline_serving.core.model_manager import ModelManager, VersionStatus
 from beamline_serving.core.schema_contract import SchemaContract
 from beamline_serving.core.servable import Servable, Signature, load_servable
+from beamline_serving.errors import Code, ServingError, invalid_argument
 from beamline_serving.request_log.logger import RequestLogRouter
 
 log = logging.getLogger("beamline.serving")
@@ -143,16 +143,18 @@ class DataPlane:
         """The servable that answers; `key` (the client's checked request key) picks the
         canary share of unversioned requests (serving/core/routing.py)."""
         servable = self.manager.get(name, version, label, key)
-        answering.note(servable.version)
+        answered_version.note(servable.version)
         return servable
 
     def record_request(
         self, model: str, api: str, entrypoint: str, status: str, micros: float,
-        scope: answering.Answering | None = None,
+        scope: answered_version.AnsweredVersion | None = None,
     ) -> None:
         """TF Serving's request metrics; and, when the request reached a version and its model
-        logs requests, the request's outcome (request_log/outcomes.py)."""
-        self.metrics.record_request(model, api, entrypoint, status, micros)
+        logs requests, the request's outcome (request_log/outcomes.py). A model name this
+        server does not serve is the client's, and counted under one fixed label value."""
+        label = model if self.manager.serves(model) else UNSERVED_MODEL
+        self.metrics.record_request(label, api, entrypoint, status, micros)
         if (
             self.request_log is not None
             and scope is not None
@@ -284,7 +286,7 @@ class DataPlane:
     def _log(self, job: Job, result) -> None:
         """Hands the answered request to the request logger; the protos are built later, on its
         writer thread, from the arrays the job already holds."""
-        from beamline_serving.core.logged import log_protos
+        from beamline_serving.core.log_encoding import log_protos
 
         servable, kind = job.servable, job.api.lower()
         signature_name, answer = result
@@ -294,6 +296,7 @@ class DataPlane:
             signature_name,
             kind,
             lambda exclude: log_protos(kind, job.inputs, answer, exclude),
+            holds=(job.inputs, answer),  # what the queued record keeps in memory
         )
 
     def _record_runtime(self, job: Job, start: float) -> None:

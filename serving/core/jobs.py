@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from beamline_serving.core import proto_codec
-from beamline_serving.core.errors import failed_precondition, internal, invalid_argument
 from beamline_serving.core.metrics import Metrics
 from beamline_serving.core.schema_contract import SchemaContract
 from beamline_serving.core.servable import Servable, Signature
 from beamline_serving.core.tensors import DT_FLOAT, DT_STRING
+from beamline_serving.errors import failed_precondition, internal, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"

@@ -27,30 +27,48 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+# The model_name of requests for models this server does not serve: the name is the client's
+# choice, and one cell per name would grow without bound. No served model has an empty name.
+UNSERVED_MODEL = ""
+# Label sets one metric keeps. Past it, new ones are added up in one OVERFLOW cell, so the page
+# and the memory stay bounded whatever values reach a label; ':' is in no model name.
+MAX_CELLS = 10_000
+OVERFLOW = ":overflow"
+# The exposition format's escapes for label values: a raw newline would end the sample line.
+_LABEL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+    return value.translate(_LABEL_ESCAPES)
 
 
 class _Metric:
-    def __init__(self, name: str, help_text: str, labels: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, help_text: str, labels: tuple[str, ...], max_cells: int = MAX_CELLS
+    ) -> None:
         self.name = name
         self.prom_name = "".join(c if c.isalnum() or c == "_" else ":" for c in name)
         self.help = help_text
         self.labels = labels
         self.lock = threading.Lock()
+        self.max_cells = max_cells
+        self.cells: dict = {}
+
+    def _key(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        """The cell `values` count in (call under the lock): their own while there is room."""
+        if values in self.cells or len(self.cells) < self.max_cells:
+            return values
+        return (OVERFLOW,) * len(values)
 
     def _label_text(self, values: tuple[str, ...]) -> str:
         return ",".join(f'{k}="{_escape(v)}"' for k, v in zip(self.labels, values, strict=True))
 
 
 class Counter(_Metric):
-    def __init__(self, name: str, help_text: str, labels: tuple[str, ...]) -> None:
-        super().__init__(name, help_text, labels)
-        self.cells: dict[tuple[str, ...], int] = {}
-
     def inc(self, *values: str, by: int = 1) -> None:
         with self.lock:
-            self.cells[values] = self.cells.get(values, 0) + by
+            key = self._key(values)
+            self.cells[key] = self.cells.get(key, 0) + by
 
     def snapshot(self) -> list:
         with self.lock:
@@ -70,18 +88,23 @@ class Counter(_Metric):
 
 class Histogram(_Metric):
     def __init__(
-        self, name: str, help_text: str, labels: tuple[str, ...], buckets: list[float]
+        self,
+        name: str,
+        help_text: str,
+        labels: tuple[str, ...],
+        buckets: list[float],
+        max_cells: int = MAX_CELLS,
     ) -> None:
-        super().__init__(name, help_text, labels)
+        super().__init__(name, help_text, labels, max_cells)
         self.buckets = buckets
-        self.cells: dict[tuple[str, ...], list] = {}
 
     def observe(self, value: float, *values: str) -> None:
         index = bisect.bisect_right(self.buckets, value)
         with self.lock:
-            cell = self.cells.get(values)
+            key = self._key(values)
+            cell = self.cells.get(key)
             if cell is None:
-                cell = self.cells[values] = [[0] * (len(self.buckets) + 1), 0.0]
+                cell = self.cells[key] = [[0] * (len(self.buckets) + 1), 0.0]
             cell[0][index] += 1
             cell[1] += value
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 from beamline_serving.core import routing, storage
 from beamline_serving.core.config import ModelSpec
-from beamline_serving.core.errors import (
+from beamline_serving.core.servable import SAVED_MODEL_FILES
+from beamline_serving.core.serving_root import CANARY, STABLE
+from beamline_serving.errors import (
     Code,
     ServingError,
     failed_precondition,
@@ -31,7 +33,6 @@ from beamline_serving.core.errors import (
     invalid_argument,
     not_found,
 )
-from beamline_serving.core.servable import SAVED_MODEL_FILES
 
 log = logging.getLogger("beamline.serving")
 
@@ -174,6 +175,10 @@ class ModelManager:
         with self._lock:
             return sorted(self._models)
 
+    def serves(self, name: str) -> bool:
+        """Whether `name` is a configured model; from the routing snapshot, without a lock."""
+        return name in self._routes
+
     # -- polling --------------------------------------------------------------------------
 
     def poll(self) -> None:
@@ -313,10 +318,10 @@ class ModelManager:
         self, name: str, by_version: dict[int, object], labels: dict[str, int], percent: float
     ) -> _Route:
         default = by_version[max(by_version)] if by_version else None
-        stable = by_version.get(labels.get(routing.STABLE, -1))
+        stable = by_version.get(labels.get(STABLE, -1))
         if self._unversioned_to_stable and stable is not None:
             default = stable
-        canary = by_version.get(labels.get(routing.CANARY, -1))
+        canary = by_version.get(labels.get(CANARY, -1))
         buckets = round(percent * routing.BUCKETS / 100)
         if canary is None or canary is default or buckets <= 0:
             return _Route(default, by_version, labels)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from beamline_serving.core.errors import bad_request, invalid_argument
 from beamline_serving.core.tensors import make_ndarray, make_tensor_proto
+from beamline_serving.errors import bad_request, invalid_argument
 
 
 def request_arrays(tensor_map) -> dict[str, np.ndarray]:

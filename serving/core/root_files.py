@@ -1,9 +1,12 @@
-"""The files `beamline promote` writes for a running server, read the way the server needs them.
+"""The files `beamline promote` writes for a running server, re-read while it serves.
+
+What the files hold, their names and checks are the contract in serving_root.py (the writer,
+beamline.metadata.labels_file, writes through it); this module watches them:
 
 - The labels file (`<root>/serving/models.config`): a TF Serving ModelServerConfig. The models it
   lists are served with its version policy and labels; every other `<root>/serving/<model>/` is
   still discovered (latest version). Absent: discovery only.
-- The routing file (`routing.json`): per-model canary percentages (serving/core/routing.py).
+- The routing file (`routing.json`): per-model canary percentages.
 
 Both are written atomically (write + rename), so a read sees a whole file. Each poll re-reads
 them (a few small reads a second cost microseconds, and catch an in-place edit that keeps the
@@ -17,12 +20,17 @@ import logging
 from pathlib import Path
 
 from beamline_serving.core.config import ModelSpec, discover_models, parse_model_config_text
-from beamline_serving.core.errors import ConfigError
-from beamline_serving.core.routing import parse_routing_json
+from beamline_serving.core.serving_root import parse_routing_json
+from beamline_serving.errors import ConfigError
 
 log = logging.getLogger("beamline.serving")
 
+# The files hold a few lines per model; read several times a second, so a runaway or hostile
+# file must not be read (and held) whole.
+MAX_WATCHED_FILE_BYTES = 1024 * 1024
+
 _UNREAD = object()
+_TOO_LARGE = object()
 
 
 class WatchedFile:
@@ -35,17 +43,35 @@ class WatchedFile:
     def changed(self) -> tuple[bool, str | None]:
         """(whether the text differs from the last read, the text or None if absent)."""
         try:
-            text: str | None = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = None
+            text = self._read()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
                 f"Cannot read {self.path}: {exc}. It is written by `beamline promote`; fix its "
                 "permissions or remove it."
             ) from None
+        if text is _TOO_LARGE:
+            if self._text is _TOO_LARGE:
+                return False, None  # said once; the last good file stays in force
+            self._text = _TOO_LARGE
+            raise ConfigError(
+                f"{self.path} is larger than {MAX_WATCHED_FILE_BYTES} bytes, so it is not read; "
+                "the file `beamline promote` writes holds a few lines per model. Check what "
+                "wrote it, and rewrite it (e.g. with `beamline promote`) or remove it."
+            )
         changed = text != self._text
         self._text = text
         return changed, text
+
+    def _read(self):
+        """The text, None if the file is absent, or _TOO_LARGE (read no further than that)."""
+        try:
+            with open(self.path, "rb") as handle:
+                data = handle.read(MAX_WATCHED_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        if len(data) > MAX_WATCHED_FILE_BYTES:
+            return _TOO_LARGE
+        return data.decode("utf-8")
 
 
 class RootFiles:

@@ -16,15 +16,11 @@ Three rules, kept here as pure functions so the model manager only applies them:
 
 from __future__ import annotations
 
-import json
-import math
 import zlib
 from dataclasses import dataclass, field
 
-from beamline_serving.core.errors import ConfigError, invalid_argument
+from beamline_serving.errors import invalid_argument
 
-STABLE = "stable"
-CANARY = "canary"
 REQUEST_KEY_HEADER = "X-Beamline-Request-Key"
 REQUEST_KEY_METADATA = "x-beamline-request-key"  # gRPC metadata keys are lower case
 VERSION_HEADER = "X-Beamline-Model-Version"
@@ -75,15 +71,6 @@ def bucket(key: str) -> int:
     return (spread * BUCKETS) >> 32
 
 
-def check_percent(value: object, where: str) -> float:
-    """A canary percentage in [0, 100], or a ConfigError naming where it came from."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where} must be a number from 0 to 100, got {value!r}.")
-    if not 0 <= value <= 100:
-        raise ConfigError(f"{where} is {value}, outside 0..100; give a percentage of requests.")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class Routing:
     """Canary percentages: `--canary_percent` for every model, routing.json's per model."""
@@ -93,34 +80,3 @@ class Routing:
 
     def percent(self, model: str) -> float:
         return self.per_model.get(model, self.default_percent)
-
-
-def parse_routing_json(text: str, source: str) -> dict[str, float]:
-    """Per-model canary percentages from routing.json: {"models": {name: {"canary_percent": N}}}.
-
-    Keys other than `canary_percent` are left for other tools; a wrong value is a ConfigError
-    naming the file and field.
-    """
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(
-            f"Cannot parse {source} as JSON ({exc}). It must look like "
-            '{"models": {"penguin": {"canary_percent": 10}}}.'
-        ) from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f'{source}: the top level must be a JSON object with a "models" key.')
-    models = doc.get("models", {})
-    if not isinstance(models, dict):
-        raise ConfigError(f'{source}: "models" must be an object of model name -> settings.')
-    percents: dict[str, float] = {}
-    for name, entry in models.items():
-        if not isinstance(entry, dict):
-            raise ConfigError(
-                f'{source}: models.{name} must be an object such as {{"canary_percent": 10}}.'
-            )
-        if "canary_percent" in entry:
-            percents[name] = check_percent(
-                entry["canary_percent"], f"{source}: models.{name}.canary_percent"
-            )
-    return percents

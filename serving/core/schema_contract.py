@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beamline_serving.core.errors import ConfigError, invalid_argument
+from beamline_serving.errors import ConfigError, invalid_argument
 
 SERVING_ENVIRONMENT = "SERVING"
 _SKIPPED_STAGES = {"PLANNED", "ALPHA", "DEPRECATED", "DEBUG_ONLY", "DISABLED"}

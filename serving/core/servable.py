@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from beamline_serving.core import storage
-from beamline_serving.core.errors import Code, ServingError, invalid_argument
 from beamline_serving.core.tensors import dtype_of_array, type_name
+from beamline_serving.errors import Code, ServingError, invalid_argument
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 SERVE_TAG = "serve"
-INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,7 @@ def load_servable(name: str, version: int, version_dir: str) -> Servable:
     """Loads a SavedModel version; raises ServingError (with TF's code) if it cannot be loaded."""
     import tensorflow as tf
 
-    from beamline_serving.core.errors import from_exception
+    from beamline_serving.errors import from_exception
 
     meta_graph = read_meta_graph(version_dir)
     try:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from beamline_serving.core.errors import invalid_argument
+from beamline_serving.errors import invalid_argument
 
 # tensorflow.DataType numbers (types.proto).
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_UINT8, DT_INT16, DT_INT8, DT_STRING = 1, 2, 3, 4, 5, 6, 7

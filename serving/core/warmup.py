@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from beamline_serving.core import storage
-from beamline_serving.core.errors import Code, ServingError, from_exception, invalid_argument
+from beamline_serving.errors import Code, ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("beamline.serving")
 

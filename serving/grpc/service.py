@@ -40,9 +40,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from beamline_serving.core import answering, proto_codec, routing
+from beamline_serving.core import answered_version, proto_codec, routing
 from beamline_serving.core.dataplane import DataPlane
-from beamline_serving.core.errors import (
+from beamline_serving.errors import (
     Code,
     from_exception,
     grpc_status,
@@ -100,7 +100,7 @@ def _rpc(api: str | None, request_class, response_class):
             model = ""
             error = None
             response = None
-            scope = answering.begin()
+            scope = answered_version.begin()
             try:
                 with request_errors("request message"):
                     request = _parse(request_class, raw)

@@ -31,11 +31,19 @@ def log_files(directory: str | os.PathLike) -> list[str]:
     return sorted(found)
 
 
-def read_prediction_logs(directory: str | os.PathLike, scan: LogScan | None = None) -> Iterator:
-    """Yields each intact `PredictionLog` under `directory`; damage is noted in `scan`."""
-    from google.protobuf.message import DecodeError
-    from tensorflow_serving.apis import prediction_log_pb2
+def read_prediction_logs(
+    directory: str | os.PathLike, scan: LogScan | None = None, message_type: type | None = None
+) -> Iterator:
+    """Yields each intact `PredictionLog` under `directory`; damage is noted in `scan`.
 
+    `message_type` is the PredictionLog class to parse into; the default, tensorflow_serving's,
+    imports TensorFlow (a reader that must stay light passes a class of its own pool)."""
+    from google.protobuf.message import DecodeError
+
+    if message_type is None:
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        message_type = prediction_log_pb2.PredictionLog
     scan = scan if scan is not None else LogScan()
     for path in log_files(directory):
         scan.files.append(path)
@@ -43,7 +51,7 @@ def read_prediction_logs(directory: str | os.PathLike, scan: LogScan | None = No
         try:
             with open(path, "rb") as stream:
                 for data in read_records(stream, outcome):
-                    record = prediction_log_pb2.PredictionLog()
+                    record = message_type()
                     try:
                         record.ParseFromString(data)
                     except DecodeError:

@@ -1,9 +1,12 @@
 """TF Serving's REST API over the data plane, served by serving/http1.py.
 
 Routes, their regular expressions and the order of checks follow TF Serving's
-http_rest_api_handler.cc and http_rest_api_util.cc. Decoding and encoding run on the event loop;
-the model runs through the data plane (its batch queue or its thread pool), so a request never
-holds a thread while it waits for a batch.
+http_rest_api_handler.cc and http_rest_api_util.cc, except that a predict/classify/regress
+request's model (name, version, label) is looked up before its body is decoded: a body sent to a
+model that is not served is answered 404 without spending anything on it (TF Serving parses
+first). Small bodies are decoded and answers encoded on the event loop; large bodies are decoded
+in a small thread pool (serving/rest/decoding.py). The model runs through the data plane (its
+batch queue or its thread pool), so a request never holds a thread while it waits for a batch.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import urllib.parse
 
 import orjson
 
-from beamline_serving.core import answering, routing
+from beamline_serving.core import answered_version, routing
+from beamline_serving.core.config import RestLimits
 from beamline_serving.core.dataplane import DataPlane
-from beamline_serving.core.errors import (
+from beamline_serving.errors import (
     HTTP_PAYLOAD_TOO_LARGE,
     Code,
     ServingError,
@@ -26,6 +30,7 @@ from beamline_serving.core.errors import (
     request_errors,
 )
 from beamline_serving.rest import json_decode, json_encode
+from beamline_serving.rest.decoding import DecodePool
 from beamline_serving.rest.http1 import HttpServer, Reply, Request
 
 log = logging.getLogger("beamline.serving")
@@ -83,9 +88,19 @@ def error_response(error: ServingError, model: str = "", api: str = "") -> Respo
 class RestApi:
     """Request -> Response, independent of the HTTP server (and callable from any thread)."""
 
-    def __init__(self, dataplane: DataPlane, prometheus_path: str | None = None) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        prometheus_path: str | None = None,
+        limits: RestLimits | None = None,
+    ) -> None:
         self.dataplane = dataplane
         self.prometheus_path = prometheus_path
+        self.limits = limits or RestLimits()
+        self.decoder = DecodePool(self.limits)
+
+    def close(self) -> None:
+        self.decoder.close()
 
     async def serve(self, request: Request) -> Reply:
         """The HTTP server's handler."""
@@ -124,7 +139,7 @@ class RestApi:
             )
         start = time.perf_counter()
         model, api = "", ""
-        scope = answering.begin()
+        scope = answered_version.begin()
         try:
             if method == "OPTIONS":
                 if not ORIGIN.search(origin):
@@ -166,7 +181,7 @@ class RestApi:
             try:
                 with request_errors():
                     key = routing.check_request_key(request_key)
-                    job, encode = self._job(verb, name, version, label, body, key)
+                    job, encode = await self._job(verb, name, version, label, body, key)
                 body_out = encode(await self.dataplane.run_async(job))
             except ServingError as exc:
                 exc.model = name
@@ -196,7 +211,7 @@ class RestApi:
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _job(
+    async def _job(
         self,
         verb: str,
         name: str,
@@ -207,22 +222,15 @@ class RestApi:
     ):
         """The checked job for a :predict / :classify / :regress body, and the encoder of its
         result. Runs inside `request_errors()`: any failure here is the request's fault."""
-        doc = json_decode.parse_json(body)
-        signature_name = json_decode.signature_name(doc)
-        if verb == "predict":
-            servable = self.dataplane.servable(name, version, label, key)
-            key = signature_name or "serving_default"
-            signature = servable.signature(key)
-            if signature is None:
-                raise ServingError(
-                    Code.INVALID_ARGUMENT,
-                    f'Serving signature name: "{key}" not found in signature def',
-                )
-            inputs, fmt = json_decode.predict_inputs(doc, signature.inputs)
-            job = self.dataplane.jobs.predict(servable, signature_name, inputs)
-            return job, lambda result: json_encode.predict_response(result[1], fmt)
-        request_input = json_decode.classify_regress_input(doc)
+        # The model first: a body to a model not served costs nothing to refuse.
         servable = self.dataplane.servable(name, version, label, key)
+        signature_name, decoded, fmt = await self.decoder.run(
+            len(body), lambda: _decode(verb, servable, body)
+        )
+        if verb == "predict":
+            job = self.dataplane.jobs.predict(servable, signature_name, decoded)
+            return job, lambda result: json_encode.predict_response(result[1], fmt)
+        request_input = decoded
         if verb == "classify":
             job = self.dataplane.jobs.classify(servable, signature_name, request_input)
             return job, lambda result: json_encode.classify_response(
@@ -273,6 +281,23 @@ class RestApi:
         return servable.version, cached
 
 
+def _decode(verb: str, servable, body: bytes):
+    """(signature name, decoded inputs, row or columnar format) of a body; reads nothing shared
+    but the servable's signatures, so it may run in the decode pool."""
+    doc = json_decode.parse_json(body)
+    signature_name = json_decode.signature_name(doc)
+    if verb != "predict":
+        return signature_name, json_decode.classify_regress_input(doc), None
+    key = signature_name or "serving_default"
+    signature = servable.signature(key)
+    if signature is None:
+        raise ServingError(
+            Code.INVALID_ARGUMENT, f'Serving signature name: "{key}" not found in signature def'
+        )
+    inputs, fmt = json_decode.predict_inputs(doc, signature.inputs)
+    return signature_name, inputs, fmt
+
+
 def _model_info(match: re.Match) -> tuple[str, int | None, str | None]:
     name = urllib.parse.unquote(match.group(1) or "")
     version_text, label = match.group(2), match.group(3)
@@ -303,4 +328,6 @@ def create_http_server(api: RestApi, *, max_request_bytes: int, cors: bool = Fal
         max_body_bytes=max_request_bytes,
         too_large=too_large,
         extra_headers=CORS_HEADERS if cors else None,
+        limits=api.limits,
+        on_close=api.close,
     )

@@ -9,6 +9,14 @@ body is drained (so a client still sending reads the answer, not a reset), a hea
 (431), malformed requests answered 400 and the connection closed, idle connections closed, a
 client's half-close (requests already sent are still answered).
 
+Slow and flooding clients are bounded (serving/core/config.py RestLimits): a request's headers
+must arrive within a deadline counted from its first byte, and its body within a deadline that
+grows with the bytes received (a trickle of bytes never extends either, as an idle timer re-armed
+on every read would); both answer 408 and close. Connections beyond a cap, and the connection
+whose bytes push the total held across connections over a cap, are answered 503 and closed.
+Chunk trailers have a total cap (431), and a body declared larger than twice the body limit is
+answered 413 at once rather than drained.
+
 Framing is strict, as RFC 9112 asks of a server that must not be fooled into reading a smuggled
 request: only HTTP/1.0 and HTTP/1.1; a method and header names are ASCII tokens; Content-Length
 is ASCII digits; a request with both Transfer-Encoding and Content-Length, or with a transfer
@@ -25,6 +33,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
+from beamline_serving.core.config import RestLimits
+
 log = logging.getLogger("beamline.serving")
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -35,7 +45,6 @@ _REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([!-~]+) HTTP/([0-9]
 _DIGITS = re.compile(r"[0-9]+")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00\r\n]")
-IDLE_TIMEOUT = 300.0
 REASONS = {
     100: "Continue",
     200: "OK",
@@ -43,6 +52,7 @@ REASONS = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
     429: "Too Many Requests",
@@ -88,9 +98,12 @@ Handler = Callable[[Request], Awaitable[Reply]]
 
 
 class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """A request refused while it is read: answered `status` (or `reply`), then closed."""
+
+    def __init__(self, status: int, message: str, reply: Reply | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reply = reply
 
 
 class HttpServer:
@@ -103,13 +116,18 @@ class HttpServer:
         max_body_bytes: int,
         too_large: Callable[[int], Reply],
         extra_headers: dict[str, str] | None = None,
-        idle_timeout: float = IDLE_TIMEOUT,
+        limits: RestLimits | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.too_large = too_large
         self.extra = "".join(f"{k}: {v}\r\n" for k, v in (extra_headers or {}).items()).encode()
-        self.idle_timeout = idle_timeout
+        self.limits = limits = limits or RestLimits()
+        # One largest request must always fit, or it could never be served.
+        self.max_buffered_bytes = max(limits.max_buffered_bytes, max_body_bytes + MAX_HEADER_BYTES)
+        self.buffered_bytes = 0  # request bytes held by every connection (read, not answered)
+        self._on_close = on_close
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_Connection] = set()
 
@@ -127,6 +145,8 @@ class HttpServer:
             self._server.close()
         for connection in list(self._connections):
             connection.close_when_idle()
+        if self._on_close is not None:
+            self._on_close()
 
     def serialize(self, reply: Reply, keep_alive: bool) -> bytes:
         head = (
@@ -144,40 +164,62 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.request: Request | None = None
-        self.body: list[bytes] = []
+        self.body: list[bytes | bytearray] = []
+        self.body_bytes = 0  # bytes in `self.body`
+        self.answering = 0  # bytes of the body of the request being answered
+        self.held = 0  # this connection's share of `server.buffered_bytes`
         self.received = 0
         self.remaining = 0  # bytes of the Content-Length body still to read
         self.chunked = False
         self.chunk_left = -1  # -1: expecting a chunk-size line
+        self.trailer_bytes = 0
         self.keep_alive = True
         self.busy = False
         self.closing = False
         self.paused = False
         self.eof = False  # the client half-closed: answer what it sent, then close
-        self.idle_handle: asyncio.TimerHandle | None = None
+        # The one timer of the connection: which wait it guards ("idle", "header", "body"; ""
+        # while a request is being answered), and when that wait began.
+        self.phase = ""
+        self.phase_started = 0.0
+        self.timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.server._connections.add(self)
-        self._arm_idle()
+        server = self.server
+        if len(server._connections) >= server.limits.max_connections:
+            # Refused before reading anything: the client reads the answer, then the close.
+            self.busy = True  # never parse or time this connection
+            self._fail(503, "The server has too many connections open; retry later.")
+            return
+        server._connections.add(self)
+        self._watch()
 
     def connection_lost(self, exc) -> None:
         self.server._connections.discard(self)
         self.closing = True
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
+        self._cancel_timer()
+        self.server.buffered_bytes -= self.held
+        self.held = 0
+        self.buffer = bytearray()
+        self.body = []
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
         self.buffer += data
+        self._account()
+        if self.server.buffered_bytes > self.server.max_buffered_bytes:
+            self._fail(503, "The server holds too many request bytes; retry later.")
+            return
         if self.busy:
             # Pipelined bytes wait for the answer in progress; stop reading if they pile up.
             if len(self.buffer) > self.server.max_body_bytes + MAX_HEADER_BYTES:
                 self.transport.pause_reading()
                 self.paused = True
             return
-        self._arm_idle()
         self._parse_guarded()
 
     def eof_received(self) -> bool:
@@ -192,7 +234,7 @@ class _Connection(asyncio.Protocol):
         try:
             self._parse()
         except _BadRequest as exc:
-            self._fail(exc.status, str(exc))
+            self._close_with(exc.reply or _error_reply(exc.status, str(exc)))
         except Exception:
             log.exception("Unexpected failure while reading an HTTP request")
             self._fail(400, "Malformed HTTP request")
@@ -200,6 +242,73 @@ class _Connection(asyncio.Protocol):
             if self.eof and not self.busy and not self.closing:
                 self.closing = True
                 self.transport.close()
+        if not self.closing:
+            self._account()
+            self._watch()
+
+    # -- deadlines and the bytes held ---------------------------------------------------------
+
+    def _account(self) -> None:
+        """Brings this connection's share of the server's held request bytes up to date."""
+        held = len(self.buffer) + self.body_bytes + self.answering
+        self.server.buffered_bytes += held - self.held
+        self.held = held
+
+    def _watch(self) -> None:
+        """Arms the timer for what the connection waits for now. A timer is armed when a wait
+        begins, never pushed back by bytes arriving, so a trickling client meets its deadline."""
+        if self.busy:
+            phase = ""
+        elif self.request is not None:
+            phase = "body"
+        else:
+            phase = "header" if self.buffer else "idle"
+        if phase == self.phase:
+            return
+        self._cancel_timer()
+        self.phase = phase
+        if not phase:
+            return
+        limits = self.server.limits
+        loop = asyncio.get_running_loop()
+        self.phase_started = loop.time()
+        delay = {
+            "idle": limits.idle_timeout,
+            "header": limits.header_timeout,
+            "body": limits.body_timeout,
+        }[phase]
+        self.timer = loop.call_later(delay, self._deadline)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _deadline(self) -> None:
+        self.timer = None
+        if self.busy or self.closing or self.transport is None:
+            return
+        if self.phase == "idle":
+            self.closing = True
+            self.transport.close()
+        elif self.phase == "header":
+            self._fail(408, "The request's headers did not arrive in time.")
+        else:
+            self._body_deadline()
+
+    def _body_deadline(self) -> None:
+        """The body's time is its base allowance plus a second per minimum-rate's worth of bytes
+        received: checked when the timer fires, re-armed for the rest if the client has earned
+        more (so reading bytes costs no timer work)."""
+        limits = self.server.limits
+        rate = limits.min_body_bytes_per_second
+        allowed = limits.body_timeout + (self.received / rate if rate > 0 else 0.0)
+        loop = asyncio.get_running_loop()
+        left = self.phase_started + allowed - loop.time()
+        if left > 0:
+            self.timer = loop.call_later(left, self._deadline)
+            return
+        self._fail(408, "The request's body did not arrive in time.")
 
     # -- parsing ----------------------------------------------------------------------------
 
@@ -213,7 +322,12 @@ class _Connection(asyncio.Protocol):
                     return
             else:
                 take = min(self.remaining, len(self.buffer))
-                if take:
+                if take and take == len(self.buffer):
+                    # All of it is body: handed over whole, not copied (bodies run to MiBs).
+                    self._add_body(self.buffer)
+                    self.buffer = bytearray()
+                    self.remaining -= take
+                elif take:
                     self._add_body(bytes(self.buffer[:take]))
                     del self.buffer[:take]
                     self.remaining -= take
@@ -255,6 +369,9 @@ class _Connection(asyncio.Protocol):
         if "transfer-encoding" in headers and "content-length" in headers:
             # RFC 9112 §6.1: a request smuggling attempt or a broken proxy; never guess which.
             raise _BadRequest(400, "Both Transfer-Encoding and Content-Length in one request")
+        if "transfer-encoding" in headers and version == "HTTP/1.0":
+            # RFC 9112 §6.1: HTTP/1.0 has no transfer codings, so the framing is faulty.
+            raise _BadRequest(400, "Transfer-Encoding in an HTTP/1.0 request")
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.1":
             self.keep_alive = "close" not in connection
@@ -262,20 +379,23 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = "keep-alive" in connection
         self.request = request = Request(method, target, headers)
         self.body = []
+        self.body_bytes = 0
         self.received = 0
         if "transfer-encoding" in headers:
             encoding = headers["transfer-encoding"]
             if encoding.lower() != "chunked":
                 raise _BadRequest(400, "Unsupported Transfer-Encoding: only chunked is accepted")
             self.chunked, self.chunk_left, self.remaining = True, -1, 0
+            self.trailer_bytes = 0
         else:
             length = headers.get("content-length", "0")
             if not _DIGITS.fullmatch(length):  # ASCII only: str.isdigit() accepts "²"
                 raise _BadRequest(400, "Malformed Content-Length")
-            if len(length) > MAX_CONTENT_LENGTH_DIGITS:
+            if len(length) > MAX_CONTENT_LENGTH_DIGITS or int(length) > self._drain_limit():
+                # More than is worth draining: answered at once and closed.
                 request.too_large = True
                 self.keep_alive = False
-                self._dispatch()  # answered at once: a body that size cannot be drained
+                self._dispatch()
                 return False
             self.chunked, self.remaining = False, int(length)
             if self.remaining > self.server.max_body_bytes:
@@ -288,6 +408,11 @@ class _Connection(asyncio.Protocol):
                 return False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
+
+    def _drain_limit(self) -> int:
+        """The most body bytes read (and dropped) before a 413, so that a client still sending
+        reads the answer rather than a reset; beyond it the answer comes at once."""
+        return 2 * self.server.max_body_bytes
 
     def _parse_chunks(self) -> bool:
         while True:
@@ -307,18 +432,7 @@ class _Connection(asyncio.Protocol):
                 if self.chunk_left == 0:
                     self.chunk_left = -2  # trailers follow
             if self.chunk_left == -2:
-                end = self.buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self.buffer) > MAX_HEADER_BYTES:
-                        raise _BadRequest(431, "Chunk trailers too large")
-                    return False
-                line = bytes(self.buffer[:end])
-                del self.buffer[: end + 2]
-                if line:
-                    continue  # a trailer field: ignored
-                self.chunked = False
-                self.remaining = 0
-                return True
+                return self._parse_trailer()
             if len(self.buffer) < self.chunk_left + 2:
                 # Take what is there (minus a possible partial CRLF) to bound memory.
                 take = max(min(self.chunk_left, len(self.buffer) - 1), 0)
@@ -333,16 +447,40 @@ class _Connection(asyncio.Protocol):
             del self.buffer[: self.chunk_left + 2]
             self.chunk_left = -1
 
-    def _add_body(self, data: bytes) -> None:
+    def _parse_trailer(self) -> bool:
+        """Reads (and ignores) trailer fields up to the empty line; True when it is read."""
+        limit = self.server.limits.max_trailer_bytes
+        while True:
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                if self.trailer_bytes + len(self.buffer) > limit:
+                    raise _BadRequest(431, "Chunk trailers too large")
+                return False
+            self.trailer_bytes += end + 2
+            if self.trailer_bytes > limit:
+                raise _BadRequest(431, "Chunk trailers too large")
+            empty = end == 0
+            del self.buffer[: end + 2]
+            if empty:
+                self.chunked = False
+                self.remaining = 0
+                return True
+
+    def _add_body(self, data: bytes | bytearray) -> None:
         request = self.request
         self.received += len(data)
+        if self.received > self._drain_limit():
+            too_large = self.server.too_large(self.server.max_body_bytes)
+            raise _BadRequest(too_large.status, "Request body too large", too_large)
         if request.too_large:
             return  # drained and dropped
         if self.received > self.server.max_body_bytes:
             request.too_large = True
             self.body = []
+            self.body_bytes = 0
             return
         self.body.append(data)
+        self.body_bytes += len(data)
 
     # -- answering --------------------------------------------------------------------------
 
@@ -350,6 +488,8 @@ class _Connection(asyncio.Protocol):
         request, self.request = self.request, None
         request.body = b"".join(self.body)
         self.body = []
+        self.body_bytes = 0
+        self.answering = len(request.body)
         self.busy = True
         if request.too_large:
             self._send(self.server.too_large(self.server.max_body_bytes))
@@ -370,6 +510,7 @@ class _Connection(asyncio.Protocol):
             return
         self.transport.write(self.server.serialize(reply, self.keep_alive))
         self.busy = False
+        self.answering = 0
         if not self.keep_alive:
             self.closing = True
             self.transport.close()
@@ -377,28 +518,25 @@ class _Connection(asyncio.Protocol):
         if self.paused:
             self.paused = False
             self.transport.resume_reading()
-        self._arm_idle()
         self._parse_guarded()
 
     def _fail(self, status: int, message: str) -> None:
+        self._close_with(_error_reply(status, message))
+
+    def _close_with(self, reply: Reply) -> None:
+        """Answers `reply` and closes the connection."""
         if self.transport is None or self.transport.is_closing():
             return
-        body = json.dumps({"error": message}).encode()  # ASCII: always encodes
-        self.transport.write(self.server.serialize(Reply(status, body), keep_alive=False))
+        self.transport.write(self.server.serialize(reply, keep_alive=False))
         self.closing = True
+        self._cancel_timer()
         self.transport.close()
-
-    def _arm_idle(self) -> None:
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-        loop = asyncio.get_running_loop()
-        self.idle_handle = loop.call_later(self.server.idle_timeout, self._idle)
-
-    def _idle(self) -> None:
-        if not self.busy and self.transport is not None:
-            self.transport.close()
 
     def close_when_idle(self) -> None:
         self.keep_alive = False
         if not self.busy and self.transport is not None:
             self.transport.close()
+
+
+def _error_reply(status: int, message: str) -> Reply:
+    return Reply(status, json.dumps({"error": message}).encode())  # ASCII: always encodes

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import orjson
 
-from beamline_serving.core.errors import invalid_argument
+from beamline_serving.errors import invalid_argument
 from beamline_serving.rest.json_decode import COLUMNAR
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY

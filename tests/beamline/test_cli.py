@@ -3,6 +3,7 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -104,16 +105,24 @@ def _parse(name, args):
     return _command(name).make_context(name, list(args), parent=click.Context(cli))
 
 
-def test_no_arguments_prints_an_overview_with_three_examples_and_the_docs():
+def test_no_arguments_prints_an_overview_of_the_first_commands_whose_examples_parse():
+    """`beamline` alone: starting (init, run, serve) and what comes after a run (runs, why,
+    lineage, ui), each example a command line that parses; where the docs are, for a checkout
+    and for a wheel."""
     proc = _beamline()
     assert proc.returncode == 0, proc.stderr
     examples = [line.split(None, 1)[1] for line in proc.stdout.splitlines()
                 if line.startswith("  beamline ")]
-    assert len(examples) == 3
+    names = []
     for example in examples:
         name, *args = shlex.split(example.split("  ")[0])
         _parse(name, args)
-    assert "docs/" in proc.stdout and "--help" in proc.stdout
+        names.append(name)
+    assert {"init", "pipelines", "run", "serve", "runs", "why", "lineage", "ui"} <= set(names)
+    assert "--help" in proc.stdout
+    # From this checkout: its own docs, by a path that exists (a wheel's: tests/packaging).
+    [docs] = [line for line in proc.stdout.splitlines() if line.startswith("Docs: ")]
+    assert Path(docs.split()[1]) == Path(__file__).resolve().parents[2] / "docs" / "index.md"
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -157,7 +166,8 @@ def test_the_beam_profile_is_one_checked_choice_everywhere(capsys):
 def test_json_is_a_flag_that_means_stdout_on_every_command_with_output():
     with_json = {n for n in COMMANDS if "as_json" in {p.name for p in _command(n).params}}
     assert with_json == {
-        "runs", "lineage", "diff", "why", "report", "monitor", "gc", "pipelines", "models", "labels"
+        "runs", "lineage", "diff", "why", "report", "monitor", "gc", "pipelines", "models",
+        "labels", "experiments",
     }
     for name in with_json:
         [option] = [p for p in _command(name).params if p.name == "as_json"]

@@ -119,3 +119,74 @@ def test_extra_span_patterns_are_read_with_the_resolved_span(tmp_path):
     )
     names = sorted(e.features.feature["name"].bytes_list.value[0] for e in examples)
     assert names == [b"new", b"old"]
+
+
+def _run_without_driver(tmp_path, files: dict[str, bytes], pattern: str, range_config=None):
+    """Runs the whole executor as Kubeflow Pipelines starts it: no driver ran, so there is no
+    `span` property and the pattern is unresolved. Returns (Examples artifact, names read)."""
+    from tfx.components.example_gen import utils
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    from beamline_components.csv_example_gen import driverless
+
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    props = {
+        "input_base": str(tmp_path),
+        "input_config": proto_utils.proto_to_json(example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
+        )),
+        "output_config": proto_utils.proto_to_json(utils.make_default_output_config(
+            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="s", pattern="x")])
+        )),
+        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }
+    if range_config is not None:
+        props["range_config"] = proto_utils.proto_to_json(range_config)
+    assert not driverless.driver_ran(props)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out")
+    executor.Executor().Do({}, {"examples": [examples]}, props)
+    records = tf.data.TFRecordDataset(
+        sorted(str(f) for f in (tmp_path / "out").glob("Split-*/*.gz")), compression_type="GZIP"
+    )
+    names = {tf.train.Example.FromString(r.numpy()).features.feature["name"].bytes_list.value[0]
+             for r in records}
+    return examples, names
+
+
+SPANS = {
+    "span-1/a.csv": b"name,size\nold,1\nolder,2\n",
+    "span-2/a.csv": b"name,size\nnew,2\nnewer,3\nnewest,4\n",
+}
+
+
+def test_without_a_driver_the_executor_reads_the_newest_span_and_records_it(tmp_path):
+    examples, names = _run_without_driver(tmp_path, SPANS, "span-{SPAN}/*.csv")
+    assert names == {b"new", b"newer", b"newest"}
+    assert examples.get_int_custom_property("span") == 2
+    # TFX's fingerprint of the span's files: span 2's one file of 33 bytes.
+    fingerprint = examples.get_string_custom_property("input_fingerprint")
+    assert "num_files:1,total_bytes:33," in fingerprint
+
+
+def test_without_a_driver_a_pinned_span_is_read(tmp_path):
+    from tfx.proto import range_config_pb2
+
+    pinned = range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=1, end_span_number=1)
+    )
+    examples, names = _run_without_driver(tmp_path, SPANS, "span-{SPAN}/*.csv", pinned)
+    assert names == {b"old", b"older"}
+    assert examples.get_int_custom_property("span") == 1
+
+
+def test_a_span_the_driver_resolved_is_left_alone():
+    from beamline_components.csv_example_gen import driverless
+
+    props = {"span": 3, "input_config": '{"splits": [{"pattern": "span-3/*.csv"}]}'}
+    assert driverless.driver_ran(props)

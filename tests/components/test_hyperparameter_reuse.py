@@ -10,7 +10,7 @@ from beamline.settings import PipelineSettings
 
 
 def test_reused_hyperparameters_are_imported_instead_of_searched(tmp_path):
-    from beamline_components.classifier_pipeline import HYPERPARAMETERS_IMPORTER
+    from beamline_components.tabular_pipeline import HYPERPARAMETERS_IMPORTER
     from beamline_pipelines import penguin
 
     settings = PipelineSettings(

@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from beamline_components.classifier_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 from beamline_components.common import imputation
+from beamline_components.tabular_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 
 # Rows 0 and 2 have a value, row 1 has none (an absent feature).
 SPARSE = tf.SparseTensor(indices=[[0, 0], [2, 0]], values=[4, 8], dense_shape=[3, 1])

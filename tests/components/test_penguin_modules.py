@@ -9,8 +9,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from beamline_components.classifier_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 from beamline_components.common.imputation import MISSING_CATEGORY
+from beamline_components.tabular_pipeline import TRANSFORM_FORCE_TF_COMPAT_V1
 
 SPECIES = ["Adelie", "Gentoo", "Chinstrap"]
 RAW_SPEC = {

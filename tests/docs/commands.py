@@ -106,3 +106,66 @@ def shown_commands() -> list[Shown]:
                 if command[0] in PROGRAMS:
                     found.append(Shown(path, number, tuple(command[1:])))
     return found
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A `beamline` command shown with its output (the lines after `$ beamline ...` in a
+    `console` block, up to the next prompt or the block's end)."""
+
+    shown: Shown
+    output: tuple[str, ...]
+
+    @property
+    def header(self) -> str:
+        return normalized(self.output[0])
+
+
+# What differs from one run root to another: times and run ids, paths, numbers (ports, ids,
+# versions, durations). Replaced in the order given.
+DYNAMIC = (
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?"), "<TIME>"),
+    (re.compile(r"(?<![\w/])/[^\s;,)]*"), "<PATH>"),
+    (re.compile(r"\d+"), "<N>"),
+)
+
+
+def normalized(line: str) -> str:
+    """An output line with what changes between run roots replaced, spaces collapsed."""
+    for pattern, placeholder in DYNAMIC:
+        line = pattern.sub(placeholder, line)
+    return " ".join(line.split())
+
+
+def samples() -> list[Sample]:
+    found = []
+    for path in documents():
+        found += samples_in(path, path.read_text(encoding="utf-8"))
+    return found
+
+
+def samples_in(path: Path, text: str) -> list[Sample]:
+    found: list[Sample] = []
+    fence = None
+    command: tuple[int, list[str]] | None = None
+    output: list[str] = []
+
+    def close() -> None:
+        if command is not None and output and command[1][0] in PROGRAMS:
+            found.append(Sample(Shown(path, command[0], tuple(command[1][1:])), tuple(output)))
+
+    for number, raw in enumerate(text.splitlines(), 1):
+        match = FENCE.match(raw)
+        if fence is None:
+            if match and match["lang"].lower() == "console":
+                fence, command, output = match["fence"], None, []
+            continue
+        if match and match["fence"].startswith(fence[0] * len(fence)) and not match["lang"]:
+            close()
+            fence = None
+        elif raw.startswith("$ "):
+            close()
+            command, output = (number, shlex.split(raw[2:], comments=True)), []
+        elif command is not None:
+            output.append(raw)
+    return found

@@ -6,10 +6,12 @@ same run root. Other test packages can reuse `penguin_run` for a pushed penguin 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +34,53 @@ class CliRun:
         return match.group(1)
 
 
-def beamline(*args: str, timeout: int = 1800, env: dict[str, str] | None = None) -> CliRun:
+def beamline(
+    *args: str, timeout: int = 1800, env: dict[str, str] | None = None,
+    opens: Path | None = None,
+) -> CliRun:
+    """`beamline ARGS`; with `opens`, each MLMD store it opens is a line there (count_opens.py)."""
+    command = [sys.executable, "-m", "beamline"] if opens is None else [
+        sys.executable, str(Path(__file__).with_name("count_opens.py")), str(opens)
+    ]
     proc = subprocess.run(
-        [sys.executable, "-m", "beamline", *args], capture_output=True, text=True,
+        [*command, *args], capture_output=True, text=True,
         timeout=timeout, env=None if env is None else {**os.environ, **env},
     )
     return CliRun(list(args), proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass
+class Started:
+    """A `beamline run` started in the background: a fixture that needs it alongside other work
+    (a Flink run waits on jar uploads and worker start-ups) starts it early; `result()` waits for
+    it once and every later reader gets the same, passed, run."""
+
+    root: Path
+    args: list[str]
+    proc: subprocess.Popen
+    _done: CliRun | None = None
+
+    def result(self, timeout: int = 3600) -> CliRun:
+        if self._done is None:
+            out, err = self.proc.communicate(timeout=timeout)
+            self._done = CliRun(self.args, self.proc.returncode, out, err)
+        assert self._done.returncode == 0, self._done.stdout + self._done.stderr
+        return self._done
+
+
+@contextlib.contextmanager
+def started(root: Path, *args: str) -> Iterator[Started]:
+    """`beamline *args --root root` in the background, killed on leaving if nobody waited for
+    it; a fixture yields it from inside the `with`."""
+    argv = [*args, "--root", str(root)]
+    proc = subprocess.Popen([sys.executable, "-m", "beamline", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield Started(root, argv, proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @dataclass
@@ -47,17 +90,46 @@ class PenguinRuns:
     rerun: CliRun  # unchanged, through TFX's own per-node cache (--no-fast-cache)
     fast_rerun: CliRun  # unchanged again, Beamline's fast path (no TensorFlow import)
     tmpdir_left: list[str]  # what the first run left in its private, initially empty $TMPDIR
+    opens: Path  # <run>.opens: the stores each re-run opened, one line each (count_opens.py)
 
     @property
     def layout(self) -> RootLayout:
         return RootLayout(self.root)
 
     def store(self):
-        import ml_metadata as mlmd
+        return open_store(self.root)
 
-        from beamline.metadata.connection import sqlite_config
+    def first_output_uri(self, node: str, key: str) -> str:
+        """The first run's output `key` of `node`: other tests add runs (and outputs) to this
+        root, so a reader globbing the node's directory would depend on the test order."""
+        return run_output_uri(self.root, "penguin", self.first.run_id, node, key)
 
-        return mlmd.MetadataStore(sqlite_config(self.layout.metadata_path))
+
+def open_store(root: Path):
+    import ml_metadata as mlmd
+
+    from beamline.metadata.connection import sqlite_config
+
+    return mlmd.MetadataStore(sqlite_config(RootLayout(root).metadata_path))
+
+
+def run_output_uri(root: Path, pipeline: str, run_id: str, node: str, key: str) -> str:
+    """The URI of the one artifact `node` output under `key` in run `run_id`, read from MLMD."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = open_store(root)
+    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    node_ctx = store.get_context_by_type_and_name("node", f"{pipeline}.{node}")
+    assert run_ctx is not None and node_ctx is not None, (run_id, node)
+    in_run = {e.id for e in store.get_executions_by_context(run_ctx.id)}
+    executions = [e.id for e in store.get_executions_by_context(node_ctx.id) if e.id in in_run]
+    ids = {
+        event.artifact_id
+        for event in store.get_events_by_execution_ids(executions)
+        if event.type == metadata_store_pb2.Event.OUTPUT and event.path.steps[0].key == key
+    }
+    [artifact] = store.get_artifacts_by_id(sorted(ids))
+    return artifact.uri
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +139,13 @@ def penguin_run(tmp_path_factory) -> PenguinRuns:
     first = beamline("run", "penguin", "--root", str(root), env={"TMPDIR": str(tmpdir)})
     assert first.returncode == 0, first.stdout + first.stderr
     tmpdir_left = sorted(os.listdir(tmpdir))
-    rerun = beamline("run", "penguin", "--root", str(root), "--no-fast-cache")
+    opens = tmp_path_factory.mktemp("penguin_opens")
+    rerun = beamline("run", "penguin", "--root", str(root), "--no-fast-cache",
+                     opens=opens / "rerun.opens")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    fast = beamline("run", "penguin", "--root", str(root))
+    fast = beamline("run", "penguin", "--root", str(root), opens=opens / "fast_rerun.opens")
     assert fast.returncode == 0, fast.stdout + fast.stderr
-    return PenguinRuns(root, first, rerun, fast, tmpdir_left)
+    return PenguinRuns(root, first, rerun, fast, tmpdir_left, opens)
 
 
 def penguin_rows() -> tuple[list[str], list[dict[str, str]]]:

@@ -6,13 +6,12 @@ The run also takes `--max-parallel 1`, so no two nodes ever run at once.
 
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CliRun, beamline
+from tests.e2e.conftest import CliRun, beamline, run_output_uri
 
 
 @dataclass
@@ -31,11 +30,11 @@ def multi_run(tmp_path_factory) -> ProfileRun:
     return ProfileRun(root, run)
 
 
-def _statistics(root: Path) -> dict[str, tuple[int, dict]]:
+def _statistics(root: Path, run: CliRun) -> dict[str, tuple[int, dict]]:
     """split -> (examples, {feature: exact summary}) of the run's StatisticsGen output."""
     from beamline.lineage import payloads
 
-    [uri] = glob.glob(f"{root}/pipelines/penguin/StatisticsGen/statistics/*")
+    uri = run_output_uri(root, "penguin", run.run_id, "StatisticsGen", "statistics")
     out = {}
     for split, stats in payloads.load_statistics(uri).items():
         examples, features = payloads.feature_summaries(stats)
@@ -48,12 +47,13 @@ def _statistics(root: Path) -> dict[str, tuple[int, dict]]:
     return out
 
 
-def _record(root: Path) -> dict:
+def _record(root: Path, run: CliRun) -> dict:
     import json
 
-    runs = beamline("runs", "--root", str(root), "--json")
+    runs = beamline("runs", "--root", str(root), "--json", "--limit", "0")
     assert runs.returncode == 0, runs.stderr
-    return json.loads(runs.stdout)[-1]  # the first run in this root
+    [record] = [r for r in json.loads(runs.stdout) if r["run_id"] == run.run_id]
+    return record
 
 
 def _most_running_at_once(stdout: str) -> int:
@@ -71,7 +71,9 @@ def _most_running_at_once(stdout: str) -> int:
 
 
 def test_direct_multi_splits_and_counts_rows_as_in_memory(multi_run, penguin_run):
-    multi, memory = _statistics(multi_run.root), _statistics(penguin_run.root)
+    multi, memory = _statistics(multi_run.root, multi_run.run), _statistics(
+        penguin_run.root, penguin_run.first
+    )
     assert set(multi) == set(memory) == {"train", "eval"}
     for split in multi:
         assert multi[split][0] == memory[split][0] > 0, split
@@ -79,7 +81,9 @@ def test_direct_multi_splits_and_counts_rows_as_in_memory(multi_run, penguin_run
 
 
 def test_direct_multi_statistics_match_in_memory(multi_run, penguin_run):
-    multi, memory = _statistics(multi_run.root), _statistics(penguin_run.root)
+    multi, memory = _statistics(multi_run.root, multi_run.run), _statistics(
+        penguin_run.root, penguin_run.first
+    )
     for split in multi:
         assert set(multi[split][2]) == set(memory[split][2]), split
         assert memory[split][2], "no numeric feature to compare"
@@ -88,7 +92,9 @@ def test_direct_multi_statistics_match_in_memory(multi_run, penguin_run):
 
 
 def test_direct_multi_blesses_and_pushes_as_in_memory(multi_run, penguin_run):
-    multi, memory = _record(multi_run.root), _record(penguin_run.root)
+    multi, memory = _record(multi_run.root, multi_run.run), _record(
+        penguin_run.root, penguin_run.first
+    )
     assert multi["state"] == memory["state"] == "complete"
     assert multi["blessed"] == memory["blessed"]
     assert (multi["pushed_version"] is None) == (memory["pushed_version"] is None)

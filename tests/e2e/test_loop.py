@@ -1,16 +1,17 @@
 """`beamline loop` end to end: a real served penguin model, real request logs, real runs.
 
-One module fixture makes the whole story with two pipeline runs (no tuning):
-- span 1 trained and pushed (run 1), served with request logging, held-out traffic sent:
+One module fixture makes the whole story with two pipeline runs:
+- span 1 tuned (the real Tuner), trained and pushed (run 1), served with request logging,
+  held-out traffic sent:
   step 1 decides nothing (no drift, no new data);
 - span 2 lands (body mass +700 g, bills +10 mm), shifted traffic is sent: step 2 records its
   decision (retrain) and is killed (SIGKILL, a fault point) before starting the run; the
-  restarted step carries the recorded decision out (run 2 on span 2, trigger `drift`), and the
-  server loads the new version;
+  restarted step carries the recorded decision out (run 2 on span 2, trigger `drift`, with run
+  1's tuned hyperparameters instead of a new search), and the server loads the new version;
 - the same window again: nothing, no run;
 - shifted traffic with 10% out-of-range body masses: data quality (exit 9), no run;
-- a broken span 3 under --retrain-on new-data: the run fails fast (no rows), is recorded, and
-  --on-failure gets its run id.
+- a broken span 3 under --retrain-on new-span-ignore-drift: the run fails fast (no rows), is
+  recorded, and --on-failure gets its run id.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import CliRun, beamline, penguin_rows, write_csv
+from tests.e2e.conftest import CliRun, beamline, penguin_rows, run_output_uri, write_csv
 from tests.e2e.test_monitor import _held_out_rows, _iso, _next_second
 from tests.serving.support import running_server
 
@@ -42,6 +43,7 @@ class LoopStory:
     data: Path
     logs: Path
     first_version: str
+    first_run_id: str  # span 1's run: the one that tuned
     steps: dict[str, CliRun] = field(default_factory=dict)
     served_versions: list[int] = field(default_factory=list)
     runs_after: dict[str, int] = field(default_factory=dict)  # step -> runs in the store
@@ -50,7 +52,7 @@ class LoopStory:
     def loop(self, until: int, *extra: str, env: dict[str, str] | None = None) -> CliRun:
         return beamline(
             "loop", "penguin", "--data", str(self.data), "--requests", str(self.logs),
-            "--once", "--no-tune", "--until", _iso(until), "--root", str(self.root), *extra,
+            "--once", "--until", _iso(until), "--root", str(self.root), *extra,
             env=env,
         )
 
@@ -61,6 +63,10 @@ class LoopStory:
 
     def triggers(self) -> list[dict]:
         return recorded_triggers(self.root)
+
+    def first_output_uri(self, node: str, key: str) -> str:
+        """Span 1's run's output (as PenguinRuns gives the shared run's, for test_monitor)."""
+        return run_output_uri(self.root, "penguin", self.first_run_id, node, key)
 
 
 def logging_server(serving: Path, logs: Path, log_dir: Path):
@@ -143,12 +149,13 @@ def story(tmp_path_factory) -> LoopStory:
     root, data, logs = base / "root", base / "data", base / "requests"
     header, rows = penguin_rows()
     write_csv(data / "span-1" / "penguins.csv", header, rows)
-    first = beamline("run", "penguin", "--data", str(data), "--root", str(root), "--no-tune")
+    # Tuned: a retrain the loop starts reuses this search (one Tuner run for the module).
+    first = beamline("run", "penguin", "--data", str(data), "--root", str(root))
     assert first.returncode == 0, first.stdout + first.stderr
     serving = root / "serving" / "penguin"
     [first_version] = [p.name for p in serving.iterdir() if p.name.isdigit()]
-    s = LoopStory(root, data, logs, first_version)
-    held_out = _held_out_rows(root)
+    s = LoopStory(root, data, logs, first_version, first.run_id)
+    held_out = _held_out_rows(s)
     with logging_server(serving, logs, base) as server:
         url = f"{server.rest_url}/v1/models/penguin"
         _send(url, held_out)
@@ -172,11 +179,13 @@ def story(tmp_path_factory) -> LoopStory:
         _send(url, bad)
         s.steps["quality"] = s.loop(_next_second())
         s.runs_after["quality"] = len(s.runs())
+        # Nothing logged since: the step lists the modules it imports (python -X importtime).
+        s.steps["idle"] = s.loop(_next_second(), env={"PYTHONPROFILEIMPORTTIME": "1"})
 
     write_csv(data / "span-3" / "penguins.csv", header, [])  # a header, no rows: run fails
     s.on_failure_file = base / "failed_run.txt"
     s.steps["failed"] = s.loop(
-        _next_second(), "--retrain-on", "new-data",
+        _next_second(), "--retrain-on", "new-span-ignore-drift",
         "--on-failure", f"echo {{run_id}} > {s.on_failure_file}",
     )
     return s
@@ -223,6 +232,62 @@ def test_the_retrained_version_serves_and_lineage_names_the_trigger(story):
     assert f"blessed and pushed as version {new_version}" in line
 
 
+def _node_executions(store, run_id: str, node: str) -> list:
+    """The executions of pipeline node `node` in run `run_id` (none when it never ran)."""
+    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    node_ctx = store.get_context_by_type_and_name("node", f"penguin.{node}")
+    if node_ctx is None:
+        return []
+    in_run = {e.id for e in store.get_executions_by_context(run_ctx.id)}
+    return [e for e in store.get_executions_by_context(node_ctx.id) if e.id in in_run]
+
+
+def _trained_hyperparameters(serving_model_dir: str) -> dict:
+    """units, layers and learning_rate of a trained classifier, from its variables: the hidden
+    Dense kernels (the last kernel is the softmax's) and Adam's learning rate."""
+    import tensorflow as tf
+
+    checkpoint = f"{serving_model_dir}/variables/variables"
+    kernels = {
+        int(name.split("/")[0].rsplit("-", 1)[1]): shape
+        for name, shape in tf.train.list_variables(checkpoint)
+        if name.startswith("layer_with_weights-") and name.split("/")[1] == "kernel"
+    }
+    hidden = [kernels[i] for i in sorted(kernels)][:-1]
+    assert len({shape[1] for shape in hidden}) == 1, kernels
+    rate = tf.train.load_checkpoint(checkpoint).get_tensor(
+        "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")
+    return {"units": hidden[0][1], "layers": len(hidden), "learning_rate": float(rate)}
+
+
+def test_the_retrain_trains_with_the_first_runs_tuned_hyperparameters(story):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from beamline.lineage.payloads import load_hyperparameters
+    from tests.e2e.conftest import open_store
+
+    resumed = story.steps["resumed"]
+    assert f"reusing the hyperparameters tuned in run {story.first_run_id}" in resumed.stdout
+    store = open_store(story.root)
+    [tuner] = _node_executions(store, story.first_run_id, "Tuner")
+    assert tuner.last_known_state == pb.Execution.COMPLETE  # the real search ran once
+    tuned_uri = run_output_uri(story.root, "penguin", story.first_run_id, "Tuner",
+                               "best_hyperparameters")
+    [retrain] = [t["run_id"] for t in story.triggers() if t["kind"] == "drift"]
+    assert _node_executions(store, retrain, "Tuner") == []  # no new search
+    [imported] = _node_executions(store, retrain, "hyperparameters_importer")
+    [trainer] = _node_executions(store, retrain, "Trainer")
+    assert trainer.last_known_state == pb.Execution.COMPLETE
+    inputs = [ev.artifact_id for ev in store.get_events_by_execution_ids([trainer.id])
+              if ev.type == pb.Event.INPUT and ev.path.steps[0].key == "hyperparameters"]
+    assert [a.uri for a in store.get_artifacts_by_id(inputs)] == [tuned_uri]
+    assert imported.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)
+    tuned = load_hyperparameters(tuned_uri)
+    model = run_output_uri(story.root, "penguin", retrain, "Trainer", "model")
+    trained = _trained_hyperparameters(f"{model}/Format-Serving")
+    assert trained == {**tuned, "learning_rate": pytest.approx(tuned["learning_rate"])}
+
+
 def test_the_same_window_again_decides_nothing(story):
     again = story.steps["again"]
     assert again.returncode == 0, again.stdout + again.stderr
@@ -236,6 +301,21 @@ def test_out_of_range_requests_alone_are_data_quality_not_a_retrain(story):
     assert step.returncode == 9, step.stdout + step.stderr
     assert ": data quality: " in step.stdout and "out of range" in step.stdout
     assert story.runs_after["quality"] == 2  # span 1's run and the drift retrain only
+
+
+def test_a_step_with_nothing_logged_decides_without_importing_tensorflow(story):
+    """What an hourly loop pays most often: a quiet hour is read from MLMD and the request logs
+    alone; TensorFlow, TFX and Beam stay unimported (seconds of start-up each)."""
+    step = story.steps["idle"]
+    assert step.returncode == 0, step.stdout + step.stderr
+    assert ": nothing: no requests logged between " in step.stdout
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in step.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "beamline.loop.step" in imported  # the listing is there to read
+    heavy = {"tensorflow", "tfx", "apache_beam", "tensorflow_data_validation"}
+    assert not {m.split(".")[0] for m in imported} & heavy
 
 
 def test_a_failed_run_is_recorded_and_reported_and_the_loop_goes_on(story):

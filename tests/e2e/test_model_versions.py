@@ -11,12 +11,13 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from beamline.metadata.labels_file import models_config_path
+from beamline.metadata.labels_file import models_config_path, routing_path
 from beamline.settings import RootLayout
 from tests.e2e.conftest import CliRun, beamline, penguin_rows, write_csv
 
@@ -202,6 +203,26 @@ def test_gc_keeps_every_labelled_version_and_says_which_label_holds_it(versions)
     assert not (serving / str(versions.v2 + 10)).exists()  # unrecorded, unlabelled: removed
 
 
+def _label_state(layout: RootLayout) -> dict[str, bytes | None]:
+    """What a label move writes: the store (its LabelChange records), models.config and
+    routing.json, as bytes (None: absent)."""
+    paths = [layout.metadata_path, models_config_path(layout), routing_path(layout)]
+    return {str(p): p.read_bytes() if p.exists() else None for p in paths}
+
+
+@pytest.mark.parametrize("percent", ["nan", "-1", "101", "inf"])
+def test_promote_refuses_a_canary_share_the_server_would_refuse_and_writes_nothing(
+    versions, percent
+):
+    before = _label_state(versions.layout)
+    # Moving canary to v1 would succeed: only the share can be what is refused.
+    step = versions.cli("promote", "penguin", str(versions.v1), "--label", "canary",
+                        "--canary-percent", percent)
+    assert step.returncode == 2, step.stdout + step.stderr
+    assert "--canary-percent" in step.stderr and "Traceback" not in step.stderr
+    assert _label_state(versions.layout) == before
+
+
 # ---------------------------------------------------------------------------------------------
 # The same root served by a real `beamline serve --root`, label switches under load
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +235,8 @@ class Served:
     compare_ok: CliRun
     compare_bad: CliRun
     models: CliRun
+    rest_url: str  # the server, still up
+    env: dict[str, str]  # BEAMLINE_REST_PORT for the CLI: label moves wait for it
 
 
 def _predict(session, url: str, key: str):
@@ -227,7 +250,7 @@ def _predict(session, url: str, key: str):
 
 
 @pytest.fixture(scope="module")
-def served(versions, tmp_path_factory) -> Served:
+def served(versions, tmp_path_factory) -> Iterator[Served]:
     """After the CLI sequence above (stable on v1, canary on v2): serve the root with request
     logging and a 50 % canary; under a bounded concurrent load, promote v2 to stable and roll
     back; then compare stable and canary from the request logs."""
@@ -310,7 +333,9 @@ def served(versions, tmp_path_factory) -> Served:
         # error rate of at least 0.002, past this limit whatever the load.
         compare_bad = cli(*compare, "--max-error-rate-increase", "0.001")
         models = cli("models", "penguin", "--json")
-    return Served(answers, switches, stable_seen, compare_ok, compare_bad, models)
+        # Kept up for the module's later tests: they go on with the same server.
+        yield Served(answers, switches, stable_seen, compare_ok, compare_bad, models,
+                     server.rest_url, env)
 
 
 def test_label_switches_on_a_live_server_fail_no_request(served, versions):
@@ -352,3 +377,39 @@ def test_compare_puts_stable_and_canary_side_by_side_and_exits_11_on_a_worse_can
     assert worse["candidate"]["errors"] == 30 and "error_rate_increase" in worse["crossed"]
     assert worse["candidate"]["statuses"]["INVALID_ARGUMENT"] == 30
     assert "canary (version" in bad.stderr and "rollback penguin --label canary" in bad.stderr
+
+
+def test_promote_canary_percent_sets_the_share_of_keyed_requests_a_live_server_routes(
+    served, versions
+):
+    """promote --canary-percent writes routing.json; the server serving the root (started with
+    --canary_percent=50) picks it up and sends exactly the keys whose bucket falls in the new
+    share to the canary."""
+    import requests
+
+    from beamline_serving.core.routing import BUCKETS, bucket
+
+    percent = 20
+    step = beamline("promote", "penguin", str(versions.v2), "--label", "canary",
+                    "--canary-percent", str(percent), "--root", str(versions.root),
+                    env=served.env)
+    assert step.returncode == 0, step.stdout + step.stderr
+    assert "canary already holds version" in step.stdout
+    routing = json.loads(routing_path(versions.layout).read_text())
+    assert routing == {"models": {"penguin": {"canary_percent": percent}}}
+    cut = percent * BUCKETS // 100
+    keys = [f"user-{i}" for i in range(400)]
+    expected = {k: versions.v2 if bucket(k) < cut else versions.v1 for k in keys}
+    url = served.rest_url + "/v1/models/penguin:predict"
+    # A key the 50 % start-up share sent to the canary and 20 % does not: when it answers
+    # stable, the server has applied routing.json.
+    probe = next(k for k in keys if cut <= bucket(k) < BUCKETS // 2)
+    with requests.Session() as session:
+        deadline = time.monotonic() + 60
+        while _predict(session, url, probe) != (200, versions.v1):
+            assert time.monotonic() < deadline, "the server never applied routing.json"
+            time.sleep(0.05)
+        answers = {k: _predict(session, url, k) for k in keys}
+    assert answers == {k: (200, v) for k, v in expected.items()}
+    share = sum(v == versions.v2 for _, v in answers.values()) / len(keys)
+    assert abs(share - percent / 100) < 0.06, share

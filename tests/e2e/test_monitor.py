@@ -30,9 +30,10 @@ FEATURES = ("island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "b
 UNKNOWN_VERSION = 123
 
 
-def _held_out_rows(run_root: Path) -> list[dict]:
-    """The eval split's complete rows, as JSON instances (no label, no unused `year`)."""
-    pattern = f"{run_root}/pipelines/penguin/CsvExampleGen/examples/*/Split-eval/*"
+def _held_out_rows(penguin_run) -> list[dict]:
+    """The first run's eval split's complete rows, as JSON instances (no label, no unused
+    `year`)."""
+    pattern = f"{penguin_run.first_output_uri('CsvExampleGen', 'examples')}/Split-eval/*"
     rows = []
     for raw in tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type="GZIP"):
         example = tf.train.Example.FromString(raw.numpy())
@@ -81,6 +82,7 @@ class Monitored:
     sent: tuple[int, int]
     held_out: CliRun
     shifted: CliRun
+    trained_by: str  # the run that pushed `version` (other tests add later runs to its store)
 
     def store_args(self) -> list[str]:
         return ["--root", str(self.root), "--metadata", self.metadata]
@@ -109,7 +111,7 @@ def monitored(penguin_run, tmp_path_factory) -> Monitored:
         f"model_config_list {{ config {{ name: 'penguin' base_path: '{models}' "
         "model_platform: 'tensorflow' model_version_policy { all {} } } }"
     )
-    held_out = _held_out_rows(penguin_run.root)
+    held_out = _held_out_rows(penguin_run)
     shifted = _shifted(held_out)
     with running_server(
         ready_model="penguin",
@@ -152,6 +154,7 @@ def monitored(penguin_run, tmp_path_factory) -> Monitored:
         str(root),
         "--metadata",
         metadata,
+        opens=root / "held_out.opens",
     )
     shifted_run = beamline(
         "monitor",
@@ -179,7 +182,35 @@ def monitored(penguin_run, tmp_path_factory) -> Monitored:
         (len(held_out), len(shifted)),
         held_out_run,
         shifted_run,
+        penguin_run.first.run_id,
     )
+
+
+def test_monitor_opens_the_store_once(monitored):
+    """Reading the lineage, the previous window and recording the result share one store."""
+    assert monitored.held_out.returncode == 0, monitored.held_out.stderr
+    opened = (monitored.root / "held_out.opens").read_text().splitlines()
+    assert len(opened) == 1, opened
+    assert opened[0].endswith(str(monitored.root / "metadata.sqlite"))
+
+
+def test_a_loop_step_opens_the_store_once(monitored, tmp_path):
+    """`loop --once` over the held-out window: the step's triggers, the lineage its monitoring
+    reads, the monitoring record and its decision share one store (a private copy here)."""
+    root, data = tmp_path / "loop_root", tmp_path / "spans"
+    root.mkdir()
+    data.mkdir()  # no span: nothing newer than the served model's data
+    shutil.copy(monitored.metadata[len("sqlite:///") :], root / "metadata.sqlite")
+    step = beamline(
+        "loop", "penguin", "--once", "--data", str(data), "--requests", str(monitored.logs),
+        "--until", _iso(monitored.boundaries[0]), "--root", str(root),
+        opens=tmp_path / "loop.opens",
+    )
+    assert step.returncode == 0, step.stdout + step.stderr
+    assert ": nothing: no drift" in step.stdout, step.stdout
+    opened = (tmp_path / "loop.opens").read_text().splitlines()
+    assert len(opened) == 1, opened
+    assert opened[0].endswith(str(root / "metadata.sqlite"))
 
 
 def test_held_out_traffic_passes(monitored):
@@ -268,7 +299,10 @@ def test_lineage_and_report_show_the_monitoring(monitored, tmp_path):
     assert len(monitoring_lines) == 2
     assert "ok" in monitoring_lines[0] and "threshold crossed" in monitoring_lines[1]
     out = tmp_path / "report.html"
-    report = beamline("report", *monitored.store_args(), "--pipeline", "penguin", "-o", str(out))
+    report = beamline(
+        "report", monitored.trained_by, *monitored.store_args(), "--pipeline", "penguin",
+        "-o", str(out),
+    )
     assert report.returncode == 0, report.stderr
     html = out.read_text()
     assert 'id="monitoring"' in html and html.count('<svg class="hist"') > 10

@@ -81,6 +81,15 @@ def _outputs(store, executions) -> dict[str, set[int]]:
     return out
 
 
+def test_a_run_opens_the_store_once(penguin_run):
+    """Cleanup, the run's claim, its versions and the replay share one store; TFX's launchers
+    (the re-run's cached nodes) open their own, through TFX."""
+    for run in ("rerun", "fast_rerun"):
+        opened = (penguin_run.opens / f"{run}.opens").read_text().splitlines()
+        assert len(opened) == 1, (run, opened)
+        assert opened[0].endswith(str(penguin_run.layout.metadata_path)), opened
+
+
 def test_fast_rerun_records_what_tfx_records(penguin_run):
     """The fast path skips TensorFlow but leaves MLMD as TFX's own cache hits do."""
     assert "nothing changed since an earlier successful run" in penguin_run.fast_rerun.stdout
@@ -106,8 +115,7 @@ def _pushed_model_dir(penguin_run) -> Path:
 
 def _held_out_examples(penguin_run) -> list[tf.train.Example]:
     """The eval split ExampleGen wrote: rows the Trainer never trained on."""
-    pattern = str(penguin_run.root / "pipelines" / "penguin" / "CsvExampleGen" / "examples"
-                  / "*" / "Split-eval" / "*.gz")
+    pattern = f"{penguin_run.first_output_uri('CsvExampleGen', 'examples')}/Split-eval/*.gz"
     files = tf.io.gfile.glob(pattern)
     assert files, pattern
     examples = []
@@ -238,20 +246,11 @@ def test_mostly_missing_column_is_named_as_a_presence_anomaly(penguin_run, tmp_p
     assert "feature 'body_mass_g'" in result.stderr and "present" in result.stderr.lower()
 
 
-def _first_run_output_uri(penguin_run, node: str, key: str) -> str:
-    """The URI of `node`'s output `key` in the shared first run (other tests add runs)."""
-    store = penguin_run.store()
-    [execution] = _executions_by_node(store, "penguin", penguin_run.first.run_id)[node]
-    [artifact_id] = _outputs(store, [execution])[key]
-    [artifact] = store.get_artifacts_by_id([artifact_id])
-    return artifact.uri
-
-
 def test_missing_cells_are_absent_features_and_statistics_count_them(penguin_run):
     """NA cells are absent keys (not empty lists), so TFDV's missing counts are the truth."""
     import tensorflow_data_validation as tfdv
 
-    examples_uri = _first_run_output_uri(penguin_run, "CsvExampleGen", "examples")
+    examples_uri = penguin_run.first_output_uri("CsvExampleGen", "examples")
     examples = [
         tf.train.Example.FromString(record.numpy())
         for f in tf.io.gfile.glob(f"{examples_uri}/Split-train/*.gz")
@@ -264,7 +263,7 @@ def test_missing_cells_are_absent_features_and_statistics_count_them(penguin_run
         for e in examples
         for f in e.features.feature.values()
     ), "a present feature has exactly one value: no empty lists"
-    stats_uri = _first_run_output_uri(penguin_run, "StatisticsGen", "statistics")
+    stats_uri = penguin_run.first_output_uri("StatisticsGen", "statistics")
     stats = tfdv.load_stats_binary(f"{stats_uri}/Split-train/FeatureStats.pb")
     [sex] = [f for f in stats.datasets[0].features if f.path.step == ["sex"]]
     assert sex.string_stats.common_stats.num_missing == without_sex

@@ -1,5 +1,6 @@
 """The Chicago taxi pipeline end to end (15,002 trips shipped inside TFX), through the real CLI:
-one module-scoped run without the Tuner, its records, its push, and the pushed model served."""
+one run without the Tuner (the session's `taxi_run_started`, which the Flink tests compare with
+too), its records, its push, and the pushed model served."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import requests
 
 from beamline.settings import RootLayout
 from beamline_pipelines.taxi import SAMPLE_INSTANCE
-from tests.e2e.conftest import CliRun, beamline
+from tests.e2e.conftest import CliRun, beamline, run_output_uri
 from tests.serving.support import running_server
 
 NODES = {
@@ -38,11 +39,9 @@ class TaxiRun:
 
 
 @pytest.fixture(scope="module")
-def taxi_run(tmp_path_factory) -> TaxiRun:
-    root = tmp_path_factory.mktemp("taxi_root")
-    run = beamline("run", "taxi", "--root", str(root), "--no-tune")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return TaxiRun(root, run)
+def taxi_run(taxi_run_started) -> TaxiRun:
+    """The session's taxi run (tests/conftest.py), which the Flink tests compare with too."""
+    return TaxiRun(taxi_run_started.root, taxi_run_started.result())
 
 
 def test_the_taxi_run_completes_every_node_and_pushes_a_blessed_model(taxi_run):
@@ -68,11 +67,9 @@ def test_every_expected_node_ran(taxi_run):
 
 
 def test_all_rows_are_split_into_train_and_eval(taxi_run):
-    import glob
-
     from beamline.lineage import payloads
 
-    [uri] = glob.glob(f"{taxi_run.root}/pipelines/taxi/StatisticsGen/statistics/*")
+    uri = run_output_uri(taxi_run.root, "taxi", taxi_run.run.run_id, "StatisticsGen", "statistics")
     counts = {
         split: payloads.feature_summaries(stats)[0]
         for split, stats in payloads.load_statistics(uri).items()

@@ -150,6 +150,36 @@ def test_outside_a_project_the_bundled_examples_are_listed(installed):
     assert str(installed.venv) in proc.stderr  # the installed copy, not this checkout
 
 
+def test_beamline_alone_says_where_the_docs_are(installed):
+    def docs_line() -> str:
+        proc = _check([installed.beamline], installed.work, installed.env(), timeout=120)
+        [line] = [x for x in proc.stdout.splitlines() if x.startswith("Docs: ")]
+        return line
+
+    # The wheel holds no docs, and no checkout sits above its dist/ directory: say so.
+    assert "a clone of Beamline's source repository" in docs_line()
+    # A wheel `make wheel` built sits in its checkout's dist/: that checkout's docs.
+    index = installed.dist.parent / "docs" / "index.md"
+    index.parent.mkdir()
+    index.write_text("# Beamline\n")
+    try:
+        assert docs_line().startswith(f"Docs: {index} ")
+    finally:
+        shutil.rmtree(index.parent)
+
+
+def test_a_new_project_s_tests_pass_with_what_its_readme_installs(installed):
+    project = installed.work / "tested-project"
+    _check([installed.beamline, "init", str(project)], installed.work, installed.env(), 120)
+    assert "pip install pytest && pytest" in (project / "README.md").read_text()
+    # What `pip install pytest` does (uv's venv has no pip), pinned as the lock pins it.
+    _check([_uv(), "pip", "install", "--python", str(installed.venv / "bin" / "python"),
+            "-c", str(REPO / "requirements.lock"), "pytest"], installed.work, _clean_env(), 600)
+    proc = _check([str(installed.venv / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"],
+                  project, installed.env(), timeout=900)
+    assert re.search(r"\b[1-9]\d* passed\b", proc.stdout), proc.stdout  # tests ran, none failed
+
+
 @pytest.fixture(scope="module")
 def project_run(installed):
     project = installed.work / "my-project"
@@ -169,6 +199,13 @@ def test_run_inside_the_new_project_pushes_a_blessed_model(project_run):
     # The run used the project's own module files (found through its components/ directory).
     log = next((project / "beamline_runs" / "logs").glob("penguin-*.log")).read_text()
     assert "'module_path': 'components.penguin.transform.module'" in log
+
+
+def test_the_new_project_depends_on_the_wheel_it_was_made_with(installed, project_run):
+    # beamline-tfx is not on PyPI: a `==0.1.0` pin would resolve nowhere else.
+    project, _ = project_run
+    text = (project / "pyproject.toml").read_text()
+    assert f'dependencies = ["beamline-tfx @ {installed.wheel.as_uri()}"]' in text, text
 
 
 def _free_port() -> int:

@@ -31,6 +31,9 @@ from pathlib import Path
 from beamline.settings import TF_ENVIRONMENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# How Python starts the server through the framework's command (on its own:
+# beamline_serving.core.flags.STANDALONE_COMMAND).
+BEAMLINE_SERVE = ("-m", "beamline", "serve")
 
 # `beamline serve` says this (and exits) when a port is taken (serving/server.py).
 LOST_PORT = "Cannot listen for "
@@ -132,15 +135,18 @@ def start_server(
     timeout: float = READY_TIMEOUT,
     log_dir: str | os.PathLike | None = None,
     wait: bool = True,
+    entry: Sequence[str] = BEAMLINE_SERVE,
 ) -> ServerProcess:
     """Starts `beamline serve` on free loopback ports and (unless `wait=False`) waits until it
     answers: until `ready_model` (default `model_name`) has an AVAILABLE version, or, without a
     model to wait for, until the REST port answers. Raises RuntimeError with the server's log if
     it exits or is not ready in time. With `wait=False`, call `server.wait_ready()` later (lets
-    several servers pay their TensorFlow import at the same time).
+    several servers pay their TensorFlow import at the same time). `entry`: how Python starts
+    it: `beamline serve` (default) or the server on its own
+    (beamline_serving.core.flags.STANDALONE_COMMAND).
     """
     def launch() -> ServerProcess:
-        return _launch(model_name, model_base_path, args, env, log_dir)
+        return _launch(entry, model_name, model_base_path, args, env, log_dir)
 
     server = launch()
     server.ready_model = ready_model if ready_model is not None else model_name
@@ -150,18 +156,11 @@ def start_server(
     return server
 
 
-def _launch(model_name, model_base_path, args, env, log_dir) -> ServerProcess:
+def _launch(entry, model_name, model_base_path, args, env, log_dir) -> ServerProcess:
     rest_port, grpc_port = free_port(), free_port()
     while grpc_port == rest_port:
         grpc_port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "beamline",
-        "serve",
-        f"--port={grpc_port}",
-        f"--rest_api_port={rest_port}",
-    ]
+    cmd = [sys.executable, *entry, f"--port={grpc_port}", f"--rest_api_port={rest_port}"]
     if model_name is not None:
         cmd.append(f"--model_name={model_name}")
     if model_base_path is not None:

@@ -1,4 +1,5 @@
-"""The `beamline serve` command line and the config files it reads (no server needed)."""
+"""The server's command lines (`beamline serve`, `python -m beamline_serving`) and the config
+files they read (no server needed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from beamline_serving.__main__ import main as serve_on_its_own
 from beamline_serving.core.config import (
     BatchingOptions,
     VersionPolicy,
@@ -15,8 +17,26 @@ from beamline_serving.core.config import (
     parse_batching_parameters,
     parse_model_config_text,
 )
-from beamline_serving.core.errors import ConfigError
-from tests.serving.support import PROJECT_ROOT
+from beamline_serving.core.flags import (
+    FLAGS,
+    STANDALONE_COMMAND,
+    argument_parser,
+    parse_command_line,
+    standalone_options,
+)
+from beamline_serving.errors import ConfigError
+from tests.serving.support import BEAMLINE_SERVE, PROJECT_ROOT
+
+BAD_FLAGS = [
+    (["--port=9000", "--rest_api_port=9000"], "gRPC and REST need different ports"),
+    (["--model_config_file=/no/such/file"], "--model_config_file /no/such/file does not"),
+    (["--schema_file=m=/no/such.pbtxt"], "/no/such.pbtxt does not exist"),
+    (["--model_base_path=/tmp", "--model_name=a/b"], "--model_name 'a/b' cannot be used"),
+    (["--canary_percent=nan"], "--canary_percent"),
+    (["--request_log_sample_rate=2"], "--request_log_sample_rate"),
+    (["--rest_api_workers=2", "--rest_api_port=0"], "--rest_api_workers needs REST"),
+    (["--max_request_bytes=10"], "--max_request_bytes must be at least 1024"),
+]
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -41,15 +61,7 @@ def test_help_does_not_import_tensorflow():
     assert result.stdout.strip().endswith("NO-TF")
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--port=9000", "--rest_api_port=9000"], "gRPC and REST need different ports"),
-        (["--model_config_file=/no/such/file"], "--model_config_file /no/such/file does not"),
-        (["--schema_file=m=/no/such.pbtxt"], "/no/such.pbtxt does not exist"),
-        (["--model_base_path=/tmp", "--model_name=a/b"], "--model_name 'a/b' cannot be used"),
-    ],
-)
+@pytest.mark.parametrize(("args", "message"), BAD_FLAGS[:4])
 def test_bad_flags_are_one_clear_error_without_tensorflow(args, message):
     result = subprocess.run(
         [sys.executable, "-m", "beamline", "serve", *args],
@@ -175,3 +187,151 @@ def test_canary_percent_out_of_range_is_a_usage_error(value):
     )
     assert result.returncode == 2
     assert "--canary_percent" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_FLAGS)
+def test_the_server_on_its_own_refuses_bad_flags_with_the_same_usage_error(args, message, capsys):
+    """The checks live in the server: `python -m beamline_serving` makes each one (exit 2,
+    one line naming the flag), before anything is loaded."""
+    assert serve_on_its_own(["--model_base_path=/tmp", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_the_server_on_its_own_needs_a_model_flag(capsys):
+    """Without the framework there is no run root to fall back on (TF Serving refuses too)."""
+    assert serve_on_its_own([]) == 2
+    assert "--model_base_path" in capsys.readouterr().err
+
+
+def test_the_command_and_the_servers_parser_take_the_same_flags():
+    from beamline.commands.serve import serve
+
+    table = {flag.option for flag in FLAGS}
+    command = {opt for p in serve.params for opt in p.opts if opt.startswith("--")}
+    parser = {
+        opt for action in argument_parser()._actions for opt in action.option_strings
+    }
+    assert command - {"--root", "--help"} == table  # --root: the framework's own
+    assert parser - {"--help", "-h"} == table
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    config = tmp_path / "models.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "m" base_path: "{tmp_path}" }} }}', encoding="utf-8"
+    )
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text("", encoding="utf-8")
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 8 }\n", encoding="utf-8")
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text("prometheus_config { enable: true }\n", encoding="utf-8")
+    return {"config": config, "schema": schema, "batching": batching, "monitoring": monitoring}
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        # the flags tests/serving/test_serve_flags.py starts its server with
+        [
+            "--model_config_file={config}",
+            "--model_config_file_poll_wait_seconds=1",
+            "--rest_api_enable_cors_support=true",
+            "--enable_signature_method_name_check=true",
+            "--allow_version_labels_for_unavailable_models=true",
+            "--num_request_iterations_for_warmup=3",
+            "--monitoring_config_file={monitoring}",
+            "--allow_reload_config=false",
+        ],
+        # dashes, bare bools, spaced values, repeats, the last of a flag given twice
+        [
+            "--model-base-path", "{tmp}", "--model_name=m", "--enable_batching",
+            "--batching-parameters-file={batching}", "--enable_per_model_batching_parameters",
+            "--enable-model-warmup=false", "--schema_file=m={schema}", "--schema_file={schema}",
+            "--request_log_dir={tmp}/logs", "--request_log_exclude=a,b",
+            "--request-log-exclude", "c", "--request_log_sample_rate=0.25",
+            "--request_log_max_files=8", "--canary_percent=12.5", "--unversioned_to_stable",
+            "--routing_file={tmp}/routing.json", "--host=0.0.0.0", "--port=0", "--port=9100",
+            "--rest_api_workers=3", "--max_request_bytes=2048", "--grpc_max_threads=4",
+            "--tensorflow_inter_op_parallelism=0", "--tensorflow_intra_op_parallelism=2",
+            "--file_system_poll_wait_seconds=0.5", "--rest_api_num_threads=3",
+        ],
+    ],
+)
+def test_both_parsers_build_the_same_options(flags, tmp_path):
+    """`beamline serve ARGS` and `python -m beamline_serving ARGS` run the same server."""
+    files = _files(tmp_path)
+    args = [f.format(tmp=tmp_path, **files) for f in flags]
+    through_command = serve_options(*args)
+    on_its_own = standalone_options(args)
+    assert through_command.launch_command == ()  # in-process: no command line to run again
+    assert on_its_own.launch_command == (sys.executable, *STANDALONE_COMMAND, *args)
+    on_its_own.launch_command = ()
+    assert on_its_own == through_command
+
+
+def test_every_flag_has_the_same_default_in_both_parsers():
+    from beamline.commands.serve import serve
+
+    with serve.make_context("serve", []) as ctx:
+        command = ctx.params
+    on_its_own = parse_command_line([])
+    for flag in FLAGS:
+        assert command[flag.name] == on_its_own[flag.name] == (
+            () if flag.repeatable else flag.default
+        ), flag.name
+
+
+def test_workers_run_the_command_line_that_started_the_server(tmp_path, monkeypatch):
+    """A REST worker is started the way its primary was: `beamline serve ...` or
+    `python -m beamline_serving ...`, with the same flags."""
+    from beamline.commands.serve import build_options, serve
+
+    args = ["--model_base_path", str(tmp_path), "--rest_api_workers=2"]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/beamline", "serve", *args])
+    with serve.make_context("serve", list(args)) as ctx:
+        through_command = build_options(**ctx.params)
+    assert through_command.launch_command == (sys.executable, *BEAMLINE_SERVE, *args)
+    assert standalone_options(args).launch_command == (sys.executable, *STANDALONE_COMMAND, *args)
+
+
+def test_the_ready_line_says_where_and_gives_the_framework_s_curl(tmp_path):
+    """Once models are AVAILABLE the ready line names both ports as a client reaches them and
+    a request to paste: `beamline serve`'s is the run summary's predict curl for the pipeline
+    of the served model's name, with its SAMPLE_INSTANCE."""
+    import json
+    import shlex
+
+    from beamline.commands.serve import try_predict
+    from beamline_pipelines.penguin import SAMPLE_INSTANCE
+    from beamline_serving.server import ready_line
+
+    options = standalone_options(
+        [f"--model_base_path={tmp_path}", "--model_name=penguin", "--host=0.0.0.0",
+         "--rest_api_port=8601", "--port=8600"]
+    )
+    line = ready_line(options, ["penguin"], try_predict)
+    head, tried = line.split("; try: ")
+    assert head.startswith("beamline serve: ready (pid ")
+    assert head.endswith("REST on http://127.0.0.1:8601, gRPC on 127.0.0.1:8600")
+    words = shlex.split(tried)
+    assert words[:3] == ["curl", "-s", "-d"]
+    assert json.loads(words[3]) == {"instances": [SAMPLE_INSTANCE]}
+    assert words[4] == "http://127.0.0.1:8601/v1/models/penguin:predict"
+
+
+def test_the_ready_line_without_a_sample_or_a_model_says_what_there_is(tmp_path):
+    """A model no pipeline here names gets its status URL; no model yet is said, not hidden;
+    the server started on its own (no hint) gives the status URL too."""
+    from beamline.commands.serve import try_predict
+    from beamline_serving.server import ready_line
+
+    options = standalone_options([f"--model_base_path={tmp_path}", "--port=0"])
+    status = "try: curl http://127.0.0.1:8501/v1/models/nopipeline"
+    assert ready_line(options, ["nopipeline"], try_predict).endswith(status)
+    assert ready_line(options, ["nopipeline"], None).endswith(status)
+    assert "gRPC off" in ready_line(options, [], None)
+    assert ready_line(options, [], try_predict).endswith(
+        "no model is AVAILABLE yet: pushed versions are served as they land"
+    )

@@ -1,4 +1,4 @@
-"""A bounded fuzz of a real server process over raw sockets (issue 9).
+"""A bounded fuzz of a real server over raw sockets: hostile input is never a server error.
 
 Several thousand requests, generated from a fixed seed (so a failure names a reproducible case):
 valid requests mutated at the byte level, JSON values swapped for hostile ones (huge integers,

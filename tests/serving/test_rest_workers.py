@@ -7,7 +7,10 @@ Each request below opens its own connection, so the kernel spreads them over bot
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -146,14 +149,59 @@ def test_stopping_the_server_stops_its_worker_and_removes_the_shared_state(two_p
     assert not state.exists()
 
 
-def test_workers_need_the_serve_command_line():
-    from beamline_serving.core.errors import ConfigError
+def test_workers_run_the_primarys_command_line_with_their_overrides():
+    from beamline_serving.errors import ConfigError
     from beamline_serving.workers import SharedState, worker_command
 
     state = SharedState(Path("/nonexistent"))
-    command = worker_command(["/usr/bin/beamline", "serve", "--port=9000"], state)
-    assert command[-4:] == [
-        "--port=9000", "--port=0", "--rest_api_workers=1", "--rest_worker_state_dir=/nonexistent"
+    command = worker_command(("/usr/bin/python", "-m", "beamline_serving", "--port=9000"), state)
+    assert command == [
+        "/usr/bin/python", "-m", "beamline_serving",
+        "--port=9000", "--port=0", "--rest_api_workers=1", "--rest_worker_state_dir=/nonexistent",
     ]
     with pytest.raises(ConfigError, match="beamline serve --rest_api_workers"):
-        worker_command(["python", "-c", "..."], state)
+        worker_command((), state)  # ServerOptions built in code, by no front door
+
+
+# A parent that starts a long sleep through the launcher, prints its pid, and waits.
+_PARENT = """
+import subprocess, sys, time
+from beamline_serving.workers import dying_with_this_process
+sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+child = subprocess.Popen(dying_with_this_process(sleep))
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_worker_dies_with_its_primary_even_when_the_primary_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        _poll(lambda: "time.sleep(600)" in " ".join(child.cmdline()), "the launcher to exec")
+    finally:
+        parent.kill()  # SIGKILL: nothing of the parent's own runs
+        parent.wait()
+        parent.stdout.close()
+    try:
+        _poll(lambda: _gone(child.pid), "the orphaned child to get SIGTERM")
+    finally:
+        if not _gone(child.pid):
+            child.kill()
+
+
+def test_the_launcher_runs_nothing_once_its_parent_is_gone(tmp_path):
+    from beamline_serving.workers import dying_with_this_process
+
+    marker = tmp_path / "ran"
+    command = dying_with_this_process([sys.executable, "-c", f"open({str(marker)!r}, 'w')"])
+    command[command.index(str(os.getpid()))] = "1"  # as if the parent had died and init adopted it
+    assert subprocess.run(command, timeout=120).returncode == 1
+    assert not marker.exists()

@@ -1,9 +1,13 @@
-"""`beamline serve` flags that change behaviour, each against one real server started with all
-of them (the session's main server, started without them, is the contrast where one is needed):
+"""Serving flags that change behaviour, each against one real server started with all of them
+(the session's main server, started without them, is the contrast where one is needed):
 
 --model_config_file_poll_wait_seconds, --rest_api_enable_cors_support,
 --enable_signature_method_name_check, --allow_version_labels_for_unavailable_models,
---num_request_iterations_for_warmup.
+--num_request_iterations_for_warmup, --allow_reload_config=false.
+
+That server is started on its own (`python -m beamline_serving`, the server's own parser), the
+session's servers through `beamline serve`; test_cli_and_config.py checks that both parsers
+take the same flags and build the same options from them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from beamline_serving.core.flags import STANDALONE_COMMAND
 from tests.serving.support import (
     CLASSIFY_METHOD,
     REGRESS_METHOD,
@@ -80,6 +85,7 @@ def flagged(tmp_path_factory) -> FlagServer:
     server = start_server(
         ready_model="flags",
         log_dir=base,
+        entry=STANDALONE_COMMAND,
         args=[
             f"--model_config_file={config}",
             "--model_config_file_poll_wait_seconds=1",
@@ -88,6 +94,7 @@ def flagged(tmp_path_factory) -> FlagServer:
             "--allow_version_labels_for_unavailable_models=true",
             f"--num_request_iterations_for_warmup={WARMUP_ITERATIONS}",
             f"--monitoring_config_file={monitoring}",
+            "--allow_reload_config=false",
         ],
     )
     try:
@@ -107,6 +114,20 @@ def _counter(page: str, name: str, **labels: str) -> float:
         if all(sample_labels.get(k) == v for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def test_the_server_started_on_its_own_answers_predict(flagged):
+    """`python -m beamline_serving` with TF Serving's flag syntax, no framework command."""
+    assert flagged.server.args[1:3] == list(STANDALONE_COMMAND)
+    answer = requests.post(
+        f"{flagged.server.rest_url}/v1/models/flags/versions/1:predict",
+        json={"instances": ROWS},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert len(predictions) == len(ROWS)
+    assert all(len(p["scores"]) == 3 and p["model_version"] == 1 for p in predictions)
 
 
 def test_warmup_replays_each_record_the_configured_number_of_times(flagged):
@@ -195,3 +216,31 @@ def test_the_model_config_file_is_polled(flagged):
     finally:
         _write_atomically(flagged.config, _config_text(flagged.models, twin=False))
     _poll(lambda: requests.get(status, timeout=60).status_code == 404, "twin to be removed")
+
+
+def test_with_reloads_off_a_client_cannot_swap_the_models(flagged, tmp_path):
+    """A reload pointing the served model at another SavedModel (any path the server can read)
+    is refused, naming the flag; the model keeps serving from its own base path."""
+    import grpc
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    hostile = tmp_path / "elsewhere"  # old servers unloaded `flags`: it has no versions here
+    hostile.mkdir()
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(
+        f"model_config_list {{ config {{ name: 'flags' base_path: '{hostile}' }} }}",
+        request.config,
+    )
+    with grpc.insecure_channel(flagged.server.grpc_target) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.HandleReloadConfigRequest(request, timeout=HANG)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "--allow_reload_config=true" in info.value.details()
+    stable = requests.post(
+        f"{flagged.server.rest_url}/v1/models/flags/labels/stable:predict",
+        json={"instances": ROWS[:1]},
+        timeout=60,
+    )
+    assert stable.status_code == 200 and stable.json()["predictions"][0]["model_version"] == 1

@@ -6,7 +6,7 @@ space with KerasTuner RandomSearch; without a Tuner the Trainer uses the default
 
 from __future__ import annotations
 
-from beamline_components.common import keras_classifier as kc
+from beamline_components.common import keras_tabular as kc
 
 LABEL_KEY = "species"
 SPEC = kc.ModelSpec(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beamline_components.common import keras_classifier as kc
+from beamline_components.common import keras_tabular as kc
 
 LABEL_KEY = "big_tip"
 SPEC = kc.ModelSpec(

@@ -15,6 +15,7 @@ from beamline.metadata import run_context as rc
 from beamline.metadata.connection import sqlite_config
 from beamline.runner.run_tmp import run_tmp_dir
 from beamline.settings import RootLayout
+from tests.beamline.runner.forged_store import forged_root, victims_intact
 
 
 def _dead_pid() -> int:
@@ -59,15 +60,19 @@ def killed_root(tmp_path):
     return layout, store, run_ctx, execution, {str(stale), str(incoming)}
 
 
-def _gc(layout, *args):
+def _run_gc(layout, *args) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "beamline", "gc", "--root", str(layout.root), "--json", *args],
+        [sys.executable, "-m", "beamline", "gc", "--root", str(layout.root), *args],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    [entry] = json.loads(proc.stdout)
+    return proc
+
+
+def _gc(layout, *args):
+    [entry] = json.loads(_run_gc(layout, "--json", *args).stdout)
     return entry
 
 
@@ -97,3 +102,25 @@ def test_dry_run_says_what_gc_does_and_changes_nothing(killed_root):
     assert _state(store, run_ctx, execution) == (rc.RunState.KILLED, pb.Execution.CANCELED)
     assert not any(layout.root.joinpath(p).exists() for p in leftovers)
     assert _gc(layout)["summary"] == "nothing to clean"
+
+
+def test_gc_never_removes_what_a_forged_store_names_outside_the_root(tmp_path):
+    forged = forged_root(tmp_path)
+    # A pipeline whose recorded name climbs out of the root names no directory at all.
+    type_id = forged.store.put_context_type(pb.ContextType(name=rc.PIPELINE_CONTEXT))
+    forged.store.put_contexts([pb.Context(type_id=type_id, name="../../outside")])
+
+    listed = json.loads(_run_gc(forged.layout, "--json", "--dry-run").stdout)
+    planned = {entry["pipeline"]: entry for entry in listed}
+    assert set(planned) == {"p", "../../outside"}
+    assert "skipped" in planned["../../outside"]
+    assert set(planned["p"]["removed"]) == {str(p) for p in forged.leftovers}
+    assert len(planned["p"]["refused"]) == 4
+    assert victims_intact(forged)
+
+    text = _run_gc(forged.layout).stdout
+    assert victims_intact(forged)
+    assert not any(p.exists() for p in forged.leftovers)
+    assert text.count("  refused execution") == 4, text
+    assert "../../outside: the name is not one plain file name" in text, text
+    assert not (tmp_path / "outside.lock").exists()  # no lock file made outside the root

@@ -26,7 +26,7 @@ def compile_options(target: str = "kubeflow", name: str = "penguin", **overrides
         "data_root": f"gs://bucket/data/{name}",
         **overrides,
     }
-    return compiler.CompileOptions(**values)
+    return compiler.CompileRequest(**values)
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,8 @@ with DAG("hook_test", schedule=None):
     )
 airflow_dag.resolve_secrets_hook({"BEAMLINE_TEST_TOKEN": "env"}, {"task": task})
 filled = list(args)
+from apache_beam.options.pipeline_options import PipelineOptions
+PipelineOptions(args).get_all_options()  # logs the flags Beam does not know (--token), values too
 del os.environ["BEAMLINE_TEST_TOKEN"]
 try:
     airflow_dag.resolve_secrets_hook({"BEAMLINE_TEST_TOKEN": "env"}, {"task": task})
@@ -139,7 +141,7 @@ sys.__stdout__.write("RESULT " + json.dumps({"filled": filled, "missing": missin
 """
 
 
-def test_secret_hook_fills_beam_args_in_the_worker_only(tmp_path):
+def test_secret_hook_fills_beam_args_in_the_worker_only_and_masks_them_in_its_log(tmp_path):
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path),  # importing Airflow writes airflow.cfg there
@@ -154,3 +156,6 @@ def test_secret_hook_fills_beam_args_in_the_worker_only(tmp_path):
     result = json.loads(line[len("RESULT ") :])
     assert result["filled"] == ["--runner=DirectRunner", "--token=tok-abc"]
     assert "BEAMLINE_TEST_TOKEN" in result["missing"]
+    logged = proc.stdout.replace(line, "") + proc.stderr
+    assert "Discarding unparseable args: ['--token=***']" in logged, logged[-3000:]
+    assert "tok-abc" not in logged

@@ -1,8 +1,10 @@
 """Compile: TFX's KubeflowV2DagRunner output parses as a PipelineSpec, every node is a task with
-the Beam profile's args, module files are referenced inside the image, secrets only by name."""
+the Beam profile's args, module files are referenced inside the image, secrets only by name; each
+target gets only what it runs (Kubeflow: container and importer tasks, no lifecycle hooks)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,8 +13,10 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from beamline import project, registry
 from beamline.deploy import compile as compiler
+from beamline.deploy import spec_rules
 from beamline.deploy.secrets import SOURCES_ENV, parse_secret
 from beamline.errors import ConfigError
+from beamline.settings import BASELINE_BEFORE_CANDIDATE
 
 BEAM_STEPS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
@@ -45,6 +49,11 @@ def test_every_pipeline_compiles_with_every_node_as_a_task(name, options_fn):
         assert tasks, f"{name}: node {node} has no task"
     assert compiled.tasks == sorted(spec.root.dag.tasks)
     assert str(project.current().root) not in json.dumps(compiled.job)  # no path of this machine
+    # Only what open-source KFP runs: container and importer executors, no lifecycle hooks.
+    assert spec_rules.check(compiled.job["pipelineSpec"], "kubeflow") == []
+    executors = compiled.job["pipelineSpec"]["deploymentSpec"]["executors"].values()
+    assert {kind for e in executors for kind in e} <= {"container", "importer"}
+    assert not any("lifecycle" in e.get("container", {}) for e in executors)
 
 
 def test_beam_steps_carry_the_profile_args_and_image(penguin_kubeflow):
@@ -73,11 +82,94 @@ def test_module_and_schema_paths_point_into_the_image(penguin_kubeflow):
     assert penguin_kubeflow.job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
 
 
-def test_baseline_resolver_compiles_as_latest_blessed_model(penguin_kubeflow):
+def _executor_args(job, task):
+    spec = job["pipelineSpec"]
+    label = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]][
+        "executorLabel"
+    ]
+    return spec["deploymentSpec"]["executors"][label]
+
+
+def test_on_kubeflow_a_container_task_finds_the_baseline_and_the_example_gen_its_span(
+    penguin_kubeflow,
+):
     tasks = penguin_kubeflow.job["pipelineSpec"]["root"]["dag"]["tasks"]
     baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
-    assert baseline["producerTask"] == "baseline_resolver-model-resolver"
-    assert any("LatestBlessedModelStrategy" in w for w in penguin_kubeflow.warnings)
+    assert baseline == {"producerTask": "baseline_from_serving", "outputArtifactKey": "model"}
+    finder = tasks["baseline_from_serving"]
+    # The candidate is an input, so KFP's cache ties the baseline to it.
+    assert finder["inputs"]["artifacts"]["candidate"]["taskOutputArtifact"]["producerTask"] == (
+        "Trainer"
+    )
+    assert finder["inputs"]["parameters"]["serving_dir"]["runtimeValue"]["constantValue"] == {
+        "stringValue": "gs://bucket/root/serving/penguin"
+    }
+    assert "beamline_components.resolvers.serving_baseline.Executor" in _executor_args(
+        penguin_kubeflow.job, "baseline_from_serving"
+    )["container"]["args"]
+    assert "OptionalBaselineEvaluatorExecutor" in " ".join(
+        _executor_args(penguin_kubeflow.job, "Evaluator")["container"]["args"]
+    )
+    # No driver hook; the cache off, as KFP's cache key cannot see new files.
+    assert "lifecycle" not in _executor_args(penguin_kubeflow.job, "CsvExampleGen")["container"]
+    assert tasks["CsvExampleGen"]["cachingOptions"] == {"enableCache": False}
+    assert tasks["Trainer"]["cachingOptions"] == {"enableCache": True}
+    assert [n.split(":")[0] for n in penguin_kubeflow.notes] == [
+        "baseline_from_serving", "CsvExampleGen"
+    ]
+    assert not penguin_kubeflow.warnings
+
+
+def _penguin_settings(options, **changes):
+    module = registry.load_module("penguin")
+    settings = compiler.pipeline_settings(
+        "penguin", options, [], default_data_root=module.default_data_root,
+        schema_path=str(registry.get("penguin").schema_path),
+    )
+    return module.create_pipeline, dataclasses.replace(settings, **changes)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("kubeflow", r"Node 'baseline_resolver' is a Resolver \(LatestBlessedBeforeCandidate"
+                     r"Strategy\), and Kubeflow Pipelines runs only container and importer tasks"),
+        ("vertex", r"Node 'baseline_resolver' is a Resolver using LatestBlessedBeforeCandidate"
+                   r"Strategy, which TFX cannot compile for Vertex AI Pipelines"),
+    ],
+)
+def test_a_resolver_the_target_cannot_run_is_refused_naming_the_node(options_fn, target, message):
+    """Refused, not silently compiled as another strategy."""
+    options = options_fn(target)
+    create, settings = _penguin_settings(options, baseline_source=BASELINE_BEFORE_CANDIDATE)
+    with pytest.raises(ConfigError, match=message):
+        compiler.compile_settings(create, settings, options, [])
+
+
+@pytest.mark.parametrize("target", ["kubeflow", "vertex"])
+def test_a_node_with_a_driver_tfx_does_not_compile_is_refused(options_fn, target):
+    from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+    from tfx.dsl.components.base import base_driver
+    from tfx.orchestration.pipeline import Pipeline
+
+    class SchemaWithDriver(ImportSchemaGen):
+        DRIVER_CLASS = type("SchemaDriver", (base_driver.BaseDriver,), {})
+
+    pipeline = Pipeline(
+        pipeline_name="driven",
+        pipeline_root="gs://bucket/root/driven",
+        components=[SchemaWithDriver(schema_file="gs://bucket/schema.pbtxt").with_id("schema")],
+    )
+    with pytest.raises(ConfigError, match=r"Node 'schema' has a TFX driver \(SchemaDriver\)"):
+        compiler.compile_tfx_pipeline(pipeline, options_fn(target))
+
+
+def test_an_example_gen_that_needs_the_tfx_driver_is_refused_for_kubeflow(options_fn):
+    options = options_fn("kubeflow")
+    create, settings = _penguin_settings(options, data_format="parquet")
+    with pytest.raises(ConfigError, match=r"Node 'ParquetExampleGen' is a file-based ExampleGen "
+                       r"whose executor \(Executor\) needs TFX's driver"):
+        compiler.compile_settings(create, settings, options, [])
 
 
 def test_secret_from_the_environment_never_reaches_the_json(penguin_kubeflow, secret_in_env):
@@ -123,6 +215,25 @@ def test_vertex_compile_via_cli(penguin_vertex_file):
     assert "Trainer" in _spec(job).root.dag.tasks
     assert "platformSpec" not in job
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root/penguin"
+
+
+def test_vertex_keeps_tfx_resolvers_and_the_example_gen_driver(penguin_vertex_file):
+    job = json.loads(penguin_vertex_file.read_text())
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline["producerTask"] == "baseline_resolver-model-resolver"
+    assert "resolver" in _executor_args(job, "baseline_resolver-model-resolver")
+    assert "resolver" in _executor_args(job, "baseline_resolver-model-blessing-resolver")
+    assert "preCacheCheck" in _executor_args(job, "CsvExampleGen")["container"]["lifecycle"]
+    assert spec_rules.check(job["pipelineSpec"], "vertex") == []
+    # The same spec is refused for Kubeflow, naming what it cannot run.
+    refused = {(v.task, v.rule) for v in spec_rules.check(job["pipelineSpec"], "kubeflow")}
+    assert refused == {
+        ("baseline_resolver-model-resolver", "executor"),
+        ("baseline_resolver-model-blessing-resolver", "executor"),
+        ("CsvExampleGen", "lifecycle"),
+        ("CsvExampleGen", "caching"),
+    }
 
 
 @pytest.mark.parametrize(

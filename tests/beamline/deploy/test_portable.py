@@ -72,8 +72,8 @@ def test_penguin_example_gen_statistics_transform_on_the_portable_runner(job_ser
     from tfx import v1 as tfx
     from tfx.orchestration.pipeline import RunOptions
 
+    from beamline.data.files import resolve_data
     from beamline.metadata.connection import sqlite_config
-    from beamline.runner.preflight import resolve_data
     from beamline.settings import PipelineSettings
 
     endpoint, log = job_service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -157,3 +158,29 @@ def test_entrypoint_resolves_then_runs_the_module(tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert result.returncode == 1
     assert "PW (from env)" in result.stderr
+
+
+BEAM_STEP = (
+    "import sys\n"
+    "from apache_beam.options.pipeline_options import PipelineOptions\n"
+    "PipelineOptions(sys.argv[1:]).get_all_options()  # logs the flags Beam does not know\n"
+)
+
+
+def test_secret_in_a_flag_beam_does_not_know_stays_out_of_the_entrypoints_log(
+    tmp_path, monkeypatch, caplog, record_factory_restored
+):
+    from beamline.deploy import entrypoint
+
+    value = "db-tok-5e1f0a"
+    (tmp_path / "beam_step.py").write_text(BEAM_STEP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setenv(secrets.SOURCES_ENV, json.dumps({"DB_TOKEN": "env"}))
+    monkeypatch.setenv("DB_TOKEN", value)
+    caplog.set_level(logging.WARNING)
+    entrypoint.main(["beam_step", "--some_flag=${secret:DB_TOKEN}", "--runner=DirectRunner"])
+    assert sys.argv[1] == f"--some_flag={value}"  # the step got the value...
+    assert "Discarding unparseable args: ['--some_flag=***']" in caplog.text  # ...Beam's log not
+    assert value not in caplog.text
+    assert all(value not in r.getMessage() for r in caplog.records)

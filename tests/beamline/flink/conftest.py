@@ -1,10 +1,12 @@
-"""A real local Flink cluster for the session (`beamline flink up`), one penguin run on it and
-one DirectRunner run of the same data to compare with.
+"""A real local Flink cluster for the session (`beamline flink up`), penguin and taxi runs on it
+and a DirectRunner run of the same data for each to compare with (taxi's is the session's
+`taxi_run_started`, tests/conftest.py).
 
-The Flink run is a re-run: the first penguin run in its root has its TaskManager killed (by the
-recorded pid) while CsvExampleGen's Flink job runs, and fails; `beamline flink up` starts a new
-TaskManager; the re-run in the same root then goes through Pusher. Nothing of the failed run is
-cached (its first Beam node failed), so the re-run submits every Beam node's job.
+The penguin Flink run is a re-run: the first penguin run in its root has its TaskManager killed
+(by the recorded pid) while a task of CsvExampleGen's Flink job runs on it, and fails;
+`beamline flink up` starts a new TaskManager; the re-run in the same root then goes through
+Pusher. Nothing of the failed run is cached (its first Beam node failed), so the re-run submits
+every Beam node's job.
 
 The cluster uses the Flink cache (`make flink-fetch`, a dependency of `make test`, fills it
 once; `flink up` fetches whatever is missing). The session owns the cluster: it refuses to
@@ -13,11 +15,14 @@ start while another local cluster is up, and `test_cluster.py` ends with `flink 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,7 @@ import pytest
 from beamline.flink.cluster import ClusterState, local_cluster
 from beamline.flink.home import FlinkHome
 from beamline.flink.rest import FlinkRest
-from tests.e2e.conftest import CliRun, beamline
+from tests.e2e.conftest import CliRun, Started, beamline, started
 
 
 def pytest_configure(config):
@@ -75,48 +80,18 @@ class Run:
         return mlmd.MetadataStore(sqlite_config(self.root / "metadata.sqlite"))
 
 
-@dataclass
-class Started:
-    """A `beamline run` started in the background (its result is read when a test needs it)."""
-
-    root: Path
-    args: list[str]
-    proc: subprocess.Popen
-    pipeline: str = "penguin"
-
-    def result(self) -> Run:
-        out, err = self.proc.communicate(timeout=3600)
-        cli = CliRun(self.args, self.proc.returncode, out, err)
-        assert cli.returncode == 0, cli.stdout + cli.stderr
-        return Run(self.root, cli, self.pipeline)
-
-
-def _direct_started(pipeline: str, tmp_path_factory):
+@pytest.fixture(scope="session")
+def direct_started(tmp_path_factory) -> Iterator[Started]:
     """The DirectRunner run of the shipped data, started alongside the Flink run it is compared
     with: on two cores a Flink run spends most of its time waiting for jar uploads and worker
     start-ups."""
-    root = tmp_path_factory.mktemp(f"{pipeline}_direct_root")
-    args = ["run", pipeline, "--no-tune", "--beam", "direct", "--root", str(root)]
-    proc = subprocess.Popen([sys.executable, "-m", "beamline", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    yield Started(root, args, proc, pipeline)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    root = tmp_path_factory.mktemp("penguin_direct_root")
+    with started(root, "run", "penguin", "--no-tune", "--beam", "direct") as run:
+        yield run
 
 
 @pytest.fixture(scope="session")
-def direct_started(tmp_path_factory) -> Started:
-    yield from _direct_started("penguin", tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def taxi_direct_started(tmp_path_factory) -> Started:
-    yield from _direct_started("taxi", tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def taxi_flink_run(flink_cluster, taxi_direct_started, tmp_path_factory) -> Run:
+def taxi_flink_run(flink_cluster, taxi_run_started, tmp_path_factory) -> Run:
     root = tmp_path_factory.mktemp("taxi_flink_root")
     cli = beamline("run", "taxi", "--no-tune", "--beam", "flink", "--root", str(root),
                    timeout=3600)
@@ -125,8 +100,10 @@ def taxi_flink_run(flink_cluster, taxi_direct_started, tmp_path_factory) -> Run:
 
 
 @pytest.fixture(scope="session")
-def taxi_direct_run(taxi_direct_started) -> Run:
-    return taxi_direct_started.result()
+def taxi_direct_run(taxi_run_started) -> Run:
+    """The session's taxi run (tests/conftest.py), also read by tests/e2e/test_taxi_pipeline.py:
+    the default profile, the in-memory DirectRunner at this size (the taxi test checks)."""
+    return Run(taxi_run_started.root, taxi_run_started.result(), "taxi")
 
 
 @dataclass
@@ -151,9 +128,19 @@ def poll(what: str, condition, timeout: float = 120.0, every: float = 1.0):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def running_tasks(rest: FlinkRest, jid: str) -> int:
+    """How many subtasks of job `jid` run on a TaskManager. Flink calls a job RUNNING once it is
+    scheduled, before any task is deployed; a TaskManager killed then takes no task with it, and
+    the job waits for a slot until Flink's slot.request.timeout (5 minutes) fails it."""
+    with urllib.request.urlopen(f"{rest.url}/jobs/{jid}", timeout=rest.timeout) as response:
+        vertices = json.load(response).get("vertices", [])
+    return sum(int(v.get("tasks", {}).get("RUNNING", 0)) for v in vertices)
+
+
 @pytest.fixture(scope="session")
 def taskmanager_killed(flink_cluster, direct_started, tmp_path_factory) -> TaskManagerKilled:
-    """Penguin on Flink with the TaskManager killed -9 while CsvExampleGen's job runs."""
+    """Penguin on Flink with the TaskManager killed -9 while a task of CsvExampleGen's job runs
+    on it."""
     root = tmp_path_factory.mktemp("flink_root")
     rest = FlinkRest(flink_cluster.state.rest)
     before = {j.jid for j in rest.jobs()}
@@ -166,12 +153,13 @@ def taskmanager_killed(flink_cluster, direct_started, tmp_path_factory) -> TaskM
             for job in rest.jobs():
                 if (job.jid not in before and job.state == "RUNNING"
                         and job.name.startswith("beamline-penguin-")
-                        and job.name.endswith("-CsvExampleGen")):
+                        and job.name.endswith("-CsvExampleGen")
+                        and running_tasks(rest, job.jid)):
                     return job.jid
             assert proc.poll() is None, "the run ended before its CsvExampleGen job ran"
             return None
 
-        jid = poll("CsvExampleGen's Flink job RUNNING", running_example_gen, timeout=900,
+        jid = poll("a task of CsvExampleGen's Flink job RUNNING", running_example_gen, timeout=900,
                    every=0.5)
         killed_ids = set(rest.taskmanagers())
         os.kill(taskmanager.pid, signal.SIGKILL)
@@ -198,4 +186,4 @@ def flink_run(taskmanager_killed) -> Run:
 
 @pytest.fixture(scope="session")
 def direct_run(direct_started) -> Run:
-    return direct_started.result()
+    return Run(direct_started.root, direct_started.result())

@@ -291,6 +291,9 @@ def test_taxi_on_flink_matches_a_direct_runner_run_of_the_same_data(
     assert set(recorded) == TAXI_BEAM_NODES, recorded
     by_node = _finished_jobs_by_node(FlinkRest(flink_cluster.state.rest), taxi_flink_run)
     assert by_node == {n: sorted(j) for n, j in recorded.items()}
+    # The shared taxi run takes the default profile: the in-memory DirectRunner at this size.
+    [args] = [line for line in taxi_direct_run.cli.stdout.splitlines() if "beam args" in line]
+    assert {"--runner=DirectRunner", "--direct_running_mode=in_memory"} <= set(args.split()), args
     _assert_same_outputs(taxi_flink_run, taxi_direct_run)
 
 
@@ -324,7 +327,7 @@ def _recorded_running_job(rest: FlinkRest, root) -> str:
     return poll("a recorded RUNNING Flink job", found, timeout=600, every=2)
 
 
-def test_run_killed_with_9_mid_job_is_canceled_by_the_next_runs(flink_cluster, tmp_path):
+def test_run_killed_with_9_mid_job_is_canceled_by_the_next_flink_status(flink_cluster, tmp_path):
     root = tmp_path / "root"
     proc = _start_run(root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rest = FlinkRest(flink_cluster.state.rest)
@@ -335,12 +338,12 @@ def test_run_killed_with_9_mid_job_is_canceled_by_the_next_runs(flink_cluster, t
         proc.wait()
     assert rest.job(jid).state == "RUNNING"  # nothing else cancels it
 
-    def runs_cancels() -> bool:  # the run's child dies of PR_SET_PDEATHSIG a moment later
-        after = beamline("runs", "--root", str(root))
-        assert after.returncode == 0, after.stderr
-        return jid in after.stderr and "canceled" in after.stderr
+    def status_cancels() -> bool:  # the run's child dies of PR_SET_PDEATHSIG a moment later
+        after = beamline("flink", "status", "--root", str(root))
+        assert after.returncode == 0, after.stdout + after.stderr
+        return jid in after.stdout and "canceled" in after.stdout
 
-    poll("`runs` to cancel the dead run's job", runs_cancels, timeout=60)
+    poll("`flink status` to cancel the dead run's job", status_cancels, timeout=60)
     poll("the job CANCELED", lambda: rest.job(jid).state == "CANCELED", timeout=60)
     poll("its slots free", lambda: rest.overview()["slots-available"] == 2, timeout=60)
 

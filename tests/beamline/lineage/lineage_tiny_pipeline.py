@@ -86,10 +86,9 @@ def create_pipeline(
     module_file: Path,
     connection_config,
     name: str = PIPELINE_NAME,
-    pusher_executor: type | None = None,
+    pusher_class: type | None = None,
 ):
     from tfx import v1 as tfx
-    from tfx.dsl.components.base import executor_spec
 
     example_gen = tfx.components.CsvExampleGen(input_base=str(data_dir))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -104,15 +103,12 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(num_steps=1),
         eval_args=tfx.proto.EvalArgs(num_steps=1),
     )
-    pusher = tfx.components.Pusher(
+    pusher = (pusher_class or tfx.components.Pusher)(
         model=trainer.outputs["model"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(root / "serving" / name)
             )
-        ),
-        custom_executor_spec=(
-            executor_spec.ExecutorClassSpec(pusher_executor) if pusher_executor else None
         ),
     )
     return tfx.dsl.Pipeline(

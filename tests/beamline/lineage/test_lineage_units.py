@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import sys
 
 import pytest
@@ -14,6 +13,7 @@ from beamline.lineage.runs import UnknownRun, resolve_run, run_summaries
 from beamline.lineage.sources import parse_fingerprint
 from beamline.lineage.trace import downstream, find_target, upstream
 from beamline.lineage.why import explain, module_fingerprint
+from beamline_serving.request_log.tfrecord import frame
 
 T = "tfx.components"
 
@@ -238,7 +238,7 @@ def test_drift_measures():
 def _write_tfrecord(path, records):
     with open(path, "wb") as handle:
         for data in records:
-            handle.write(struct.pack("<Q", len(data)) + b"\0" * 4 + data + b"\0" * 4)
+            handle.write(frame(data))
 
 
 def test_tfma_metrics_read_without_tensorflow(tmp_path):
@@ -268,6 +268,28 @@ def test_tfma_metrics_read_without_tensorflow(tmp_path):
     assert result.candidate() == {"Overall": {"accuracy": 0.9}, "island=Dream": {"accuracy": 1.0}}
     assert result.baseline() == {"Overall": {"accuracy": 0.8}}
     assert result.validation_ok is True
+
+
+def test_tfrecords_with_a_hostile_length_or_a_wrong_checksum_are_refused(tmp_path):
+    """A record claiming 2^62 bytes is refused before anything is allocated, and a flipped data
+    byte fails its CRC: both are a ValueError, which `safe` turns into "not available"."""
+    import struct
+
+    from beamline.lineage import payloads
+    from beamline_serving.request_log.tfrecord import masked_crc
+
+    length = struct.pack("<Q", 2**62)
+    huge = tmp_path / "huge" / "metrics-00000-of-00001.tfrecord"
+    huge.parent.mkdir()
+    huge.write_bytes(length + struct.pack("<I", masked_crc(length)) + b"x" * 64)
+    flipped = tmp_path / "flipped.tfrecord"
+    good = frame(b"record one")
+    flipped.write_bytes(good + good[:-5] + b"X" + good[-4:])
+    with pytest.raises(ValueError, match="not a valid TFRecord file"):
+        list(payloads.read_tfrecords(str(huge)))
+    with pytest.raises(ValueError, match=f"record at byte {len(good)} "):
+        list(payloads.read_tfrecords(str(flipped)))
+    assert payloads.safe(tfma.load_evaluation, str(huge.parent)) is None
 
 
 def test_tfma_metrics_are_read_without_importing_tensorflow(tmp_path):

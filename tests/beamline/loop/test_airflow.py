@@ -13,7 +13,7 @@ from beamline.lineage.orchestrators import legacy_runs
 from beamline.lineage.runs import summarize
 from beamline.loop import airflow as loop_airflow
 from beamline.loop import triggers as tr
-from beamline.loop.step import LoopConfig
+from beamline.loop.step import LoopRequest
 from beamline.metadata import records as rec
 from beamline.metadata import run_context as rc
 
@@ -73,7 +73,7 @@ def test_a_decision_its_dag_run_never_concluded_is_settled_failed_from_the_recor
 ):
     trigger = _decide(store)
     loop_airflow.claim_run(store, "penguin", DAG_RUN, trigger)
-    config = LoopConfig("penguin", tmp_path, tmp_path, tmp_path)
+    config = LoopRequest("penguin", tmp_path, tmp_path, tmp_path)
     out = io.StringIO()
     loop_airflow.settle(config, store, trigger, out)
     [done] = tr.triggers(store, "penguin")
@@ -89,7 +89,7 @@ def test_a_decision_its_dag_run_never_concluded_is_settled_failed_from_the_recor
 def test_failed_airflow_tasks_fail_the_trigger_and_name_the_tasks(store, tmp_path):
     trigger = _decide(store)
     loop_airflow.claim_run(store, "penguin", DAG_RUN, trigger)
-    config = LoopConfig("penguin", tmp_path, tmp_path, tmp_path)
+    config = LoopRequest("penguin", tmp_path, tmp_path, tmp_path)
     result = loop_airflow.finish_run(config, store, trigger, ["Trainer", "Pusher"], io.StringIO())
     assert result.exit_code == 1
     [done] = tr.triggers(store, "penguin")

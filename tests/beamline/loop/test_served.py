@@ -56,3 +56,23 @@ def test_the_newest_span_on_disk_ignores_empty_span_directories(tmp_path):
         (tmp_path / f"span-{span}" / "data.csv").write_text("a\n1\n")
     (tmp_path / "span-3").mkdir()  # a drop still being copied
     assert newest_span(tmp_path, "span-{SPAN}/*.csv") == 2
+
+
+def test_a_retrain_reusing_an_older_search_trained_on_its_own_span():
+    # Run 1's Tuner searched on span 1; run 2's Trainer imports that search's hyperparameters
+    # and trains on span 2. The hyperparameters are not training data: the span is 2 whichever
+    # input the walk meets first.
+    graph = _graph([(1, 100), (2, 200)])
+    tuner_id, hp_id = 100, 101
+    graph.artifacts[hp_id] = Artifact(hp_id, "HyperParameters", "/hp1")
+    graph.executions[tuner_id] = _execution(
+        tuner_id, "Tuner", "run-1", {"examples": [1]}, {"best_hyperparameters": [hp_id]}
+    )
+    [trainer_2] = [e for e in graph.executions.values()
+                   if e.run_id == "run-2" and e.node_id == "Trainer"]
+    for order in (("hyperparameters", "examples"), ("examples", "hyperparameters")):
+        inputs = {"examples": trainer_2.inputs["examples"], "hyperparameters": [hp_id]}
+        trainer_2.inputs.clear()
+        trainer_2.inputs.update({key: inputs[key] for key in order})
+        graph.invalidate()
+        assert served_version(graph).span == 2, order

@@ -92,8 +92,20 @@ def test_config_file(tmp_path):
     inline.write_text("[metadata]\nuri = mysql://team@db/mlmd\npassword = nope\n")
     with pytest.raises(ConfigError, match="password_file"):
         conn.connection_config(str(inline), Path("/unused"), check=False)
-    with pytest.raises(ConfigError, match="Unsupported"):
+    with pytest.raises(ConfigError, match="nothing-here: no such file"):
         conn.connection_config(str(tmp_path / "nothing-here"), Path("/unused"))
+
+
+def test_a_sqlite_path_is_known_by_its_header_or_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"  # no suffix: SQLite's header says what it is
+    store.write_bytes(conn.SQLITE_MAGIC + bytes(100))
+    assert conn.sqlite_path("store", Path("/unused")) == store
+    assert conn.sqlite_path("new/m.sqlite", Path("/unused")) == tmp_path / "new" / "m.sqlite"
+    assert conn.sqlite_path(None, tmp_path / "d.sqlite") == tmp_path / "d.sqlite"
+    assert conn.sqlite_path("mysql://u@h/db", Path("/unused")) is None
+    with pytest.raises(ConfigError, match="no such file, and not a URI"):
+        conn.sqlite_path("sqlite:/x.sqlite", Path("/unused"))  # a mistyped URI is no file name
 
 
 def test_closed_port_fails_fast_in_one_line(closed_port):

@@ -83,3 +83,14 @@ def test_tfx_adopts_the_claimed_context(store, tmp_path):
     run_ctx = next(c for c in made if c.type == rc.RUN_CONTEXT)
     assert run_ctx.id == store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id).id
     assert len(store.get_contexts_by_type(rc.RUN_CONTEXT)) == 1
+
+
+def test_a_run_records_its_experiment_and_overrides_for_beamline_experiments(store):
+    run_id = claim_run_id(store, "penguin", now=frozen, experiment="lr",
+                          overrides={"learning_rate": 0.03, "units": 8})
+    plain = claim_run_id(store, "penguin", now=frozen)
+    props = rc.properties_of(store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id))
+    assert props[rc.EXPERIMENT] == "lr"
+    assert rc.overrides_from(props) == {"learning_rate": 0.03, "units": 8}
+    props = rc.properties_of(store.get_context_by_type_and_name(rc.RUN_CONTEXT, plain))
+    assert rc.EXPERIMENT not in props and rc.overrides_from(props) == {}

@@ -5,16 +5,16 @@ recorded and written to models.config, once."""
 from __future__ import annotations
 
 from beamline.loop.airflow import label_push
-from beamline.loop.step import LoopConfig
+from beamline.loop.step import LoopRequest
 from beamline.metadata import labels as history
 from beamline.metadata import labels_file
 
 PIPELINE = "p"  # conftest.PIPELINE
 
 
-def _config(mlmd, push_policy: str) -> LoopConfig:
+def _config(mlmd, push_policy: str) -> LoopRequest:
     root = mlmd.layout.root
-    return LoopConfig(PIPELINE, root / "data", root / "logs", root, push_policy=push_policy)
+    return LoopRequest(PIPELINE, root / "data", root / "logs", root, push_policy=push_policy)
 
 
 def _holders(mlmd) -> dict[str, int]:

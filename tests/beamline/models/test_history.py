@@ -11,7 +11,6 @@ from beamline.metadata import labels_file
 from beamline.metadata import records as r
 from beamline.models import retention
 from beamline.models.changes import promote, rollback
-from beamline.models.when import parse_time_ms
 
 PIPELINE = "p"  # conftest.PIPELINE
 
@@ -111,14 +110,3 @@ def test_promote_refuses_each_failed_check_by_name(mlmd):
             promote(mlmd.store, graph, mlmd.layout, PIPELINE, version, "stable", rest_port=None)
     assert history.history(mlmd.store, PIPELINE) == []
     assert not labels_file.models_config_path(mlmd.layout).exists()
-
-
-def test_times_on_the_command_line():
-    now = 10_000_000_000
-    assert parse_time_ms("2h", now) == now - 7_200_000
-    assert parse_time_ms("30m ago", now) == now - 1_800_000
-    assert parse_time_ms("2026-12-01T00:00:00Z") == 1796083200000
-    from beamline.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="is not a time"):
-        parse_time_ms("yesterday-ish")

@@ -7,6 +7,7 @@ import pytest
 from beamline.errors import DataError
 from beamline.monitor.canary import (
     CompareThresholds,
+    cdf_distance,
     class_shares,
     compare_sides,
     comparison_text,
@@ -68,3 +69,40 @@ def test_too_little_traffic_is_refused_naming_the_side():
     thin = side_of("canary", 4, _outcomes(4, [1000] * 5), [])
     with pytest.raises(DataError, match=r"canary \(version 4 of penguin\) answered 5 request"):
         compare_sides("penguin", "penguin", stable, thin, CompareThresholds())
+
+
+def test_numbers_are_compared_by_the_largest_gap_between_their_distributions():
+    assert cdf_distance([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]) == 0.0
+    assert cdf_distance([1.0, 2.0], [3.0, 4.0]) == 1.0
+    # At 2: all of the first sample lies at or below it, half of the second.
+    assert cdf_distance([1.0, 2.0], [1.5, 3.0]) == pytest.approx(0.5)
+    assert cdf_distance([1.0, 1.0, 5.0], [1.0, 5.0, 5.0]) == pytest.approx(1 / 3)
+    assert cdf_distance([], [1.0]) == 0.0
+
+
+def test_a_regression_canary_is_judged_by_its_predicted_numbers():
+    stable_values = [100.0 + i for i in range(100)]
+    stable = side_of("stable", 3, _outcomes(3, [1000] * 100), [], stable_values)
+    alike = side_of("canary", 4, _outcomes(4, [1000] * 100), [], [v + 5 for v in stable_values])
+    ok = compare_sides("diabetes", "diabetes", stable, alike, CompareThresholds())
+    assert ok.crossed == [] and [c.name for c in ok.checks] == [
+        "error_rate_increase", "p99_ratio", "prediction_distance"
+    ]
+    assert ok.checks[-1].value == pytest.approx(0.05)
+    assert (stable.predicted_rows, stable.predicted_mean) == (100, pytest.approx(149.5))
+    assert stable.predictions == {}
+
+    higher = side_of("canary", 4, _outcomes(4, [1000] * 100), [], [v + 60 for v in stable_values])
+    worse = compare_sides("diabetes", "diabetes", stable, higher, CompareThresholds())
+    assert worse.crossed == ["prediction_distance"]
+    assert worse.checks[-1].value == pytest.approx(0.6)
+    text = comparison_text(worse)
+    assert "predicted mean  149.5" in text and "209.5" in text and "predicted std" in text
+    assert "verdict: canary is worse than stable (prediction_distance)" in text
+    data = worse.to_json()
+    assert data["candidate"]["predicted_mean"] == pytest.approx(209.5)
+    assert "values" not in data["candidate"]  # the numbers themselves stay out of the JSON
+    assert "predicted_mean" not in compare_sides(
+        "penguin", "penguin", side_of("stable", 3, _outcomes(3, [1000] * 30), ["A"] * 30),
+        side_of("canary", 4, _outcomes(4, [1000] * 30), ["A"] * 30), CompareThresholds(),
+    ).to_json()["candidate"]

@@ -86,7 +86,7 @@ def default_data_root() -> str:
 
 def create_pipeline(settings):
     """The lineage tests' tiny pipeline, with the project's atomic pusher."""
-    from beamline_components.atomic_pusher import executor as atomic_pusher
+    from beamline_components.atomic_pusher.component import AtomicPusher
 
     return tiny.create_pipeline(
         Path(settings.pipeline_root).parents[1],
@@ -94,7 +94,7 @@ def create_pipeline(settings):
         _dir() / "module" / "trainer_module.py",
         settings.metadata_connection_config,
         name=settings.pipeline_name,
-        pusher_executor=atomic_pusher.Executor,
+        pusher_class=AtomicPusher,
     )
 
 

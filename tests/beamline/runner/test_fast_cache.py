@@ -2,19 +2,20 @@ import os
 
 import pytest
 
+from beamline.data.files import resolve_data
 from beamline.runner.fast_cache import FRAMEWORK_FILES, fingerprint
-from beamline.runner.preflight import resolve_data
 
 
 @pytest.fixture
 def project(tmp_path):
     root = tmp_path / "project"
-    for d in ("pipelines", "components", "schemas", "beamline/runner"):
+    for d in ("pipelines", "components", "schemas"):
         (root / d).mkdir(parents=True)
     (root / "pipelines" / "p.py").write_text("x = 1\n")
     (root / "components" / "m.py").write_text("y = 1\n")
     (root / "schemas" / "s.pbtxt").write_text("feature {}\n")
     for f in FRAMEWORK_FILES:
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
         (root / f).write_text("")
     (root / "requirements.lock").write_text("tfx==1.16.0\n")
     data = tmp_path / "data"

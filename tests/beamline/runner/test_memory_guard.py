@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from beamline.errors import ConfigError
@@ -176,3 +177,26 @@ def test_an_oom_kill_elsewhere_is_not_blamed_on_a_small_run():
                              total=384 << 20, whose=MEMORY_CGROUP)
     assert plausible_oom_victim(in_cgroup, budget)  # the run's own cgroup was the bound
     assert plausible_oom_victim(None, budget)  # killed before any sample: the kernel's word
+
+
+def test_the_procfs_tree_walk_finds_what_psutil_finds():
+    """The watchdog's cheap walk (/proc/PID/task/TID/children and statm) sees the same
+    processes, grandchildren included, and about the same RSS as psutil's parent-map walk."""
+    code = (
+        "import subprocess, sys, time; "
+        "kids = [subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']) "
+        "for _ in range(2)]; print('up', flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "up"
+        rss, count = memory.tree_rss(parent.pid)
+        expected_rss, expected_count = memory._tree_rss_psutil(parent.pid)
+        assert count == expected_count == 3
+        assert abs(rss - expected_rss) < 8 * MIB  # sampled a moment apart
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait()
+    assert memory.tree_rss(parent.pid) == (0, 0)  # gone: nothing to count

@@ -87,7 +87,7 @@ def _run(root: Path, files: Path, tmpdir: Path, fault: str = "") -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def pushes(tmp_path_factory) -> dict[str, Snapshot]:
+def push_chaos(tmp_path_factory) -> dict[str, Snapshot]:
     base = tmp_path_factory.mktemp("push_chaos")
     root, files, tmpdir = base / "root", base / "files", base / "tmp"
     tmpdir.mkdir()
@@ -120,35 +120,35 @@ def pushes(tmp_path_factory) -> dict[str, Snapshot]:
     return steps
 
 
-def test_every_kill_is_a_kill_and_nothing_visible_is_ever_unrecorded(pushes):
+def test_every_kill_is_a_kill_and_nothing_visible_is_ever_unrecorded(push_chaos):
     for point in POINTS:
-        step = pushes[point]
+        step = push_chaos[point]
         assert step.returncode == -signal.SIGKILL, (point, step.stdout + step.stderr)
         assert step.runs[0]["state"] == "killed", (point, step.runs[0])
-    for name, step in pushes.items():
+    for name, step in push_chaos.items():
         # `runs` names any version directory that no run recorded: there must never be one.
         assert "no run recorded" not in step.runs_stderr, (name, step.runs_stderr)
         recorded = {r["pushed_version"] for r in step.runs if r["pushed_version"]}
         assert set(step.versions) <= recorded, (name, step.versions, recorded)
 
 
-def test_a_kill_before_the_record_leaves_only_a_staged_copy_that_recovery_removes(pushes):
+def test_a_kill_before_the_record_leaves_only_a_staged_copy_that_recovery_removes(push_chaos):
     for point in ("push:copied", "push:staged"):
-        step = pushes[point]
+        step = push_chaos[point]
         assert len(step.staged) == 1 and step.runs[0]["pushed_version"] is None, step
-    baseline = pushes["baseline"].versions
+    baseline = push_chaos["baseline"].versions
     # The run after push:copied removed its copy at start-up; gc removed push:staged's.
-    assert pushes["push:staged"].staged[0] != pushes["push:copied"].staged[0]
-    after = pushes["after push:staged"]
+    assert push_chaos["push:staged"].staged[0] != push_chaos["push:copied"].staged[0]
+    after = push_chaos["after push:staged"]
     assert after.staged == [] and after.versions == baseline
     assert "removed" in after.stdout and "never recorded" in after.stdout, after.stdout
 
 
-def test_a_recorded_push_killed_before_its_rename_is_finished_at_serve_start_up(pushes):
-    killed = pushes["push:recorded"]
+def test_a_recorded_push_killed_before_its_rename_is_finished_at_serve_start_up(push_chaos):
+    killed = push_chaos["push:recorded"]
     version = killed.runs[0]["pushed_version"]
     assert version and version not in killed.versions and len(killed.staged) == 1
-    after = pushes["after push:recorded"]
+    after = push_chaos["after push:recorded"]
     assert after.returncode == 0, after.stderr
     assert version in after.versions and after.staged == []
     assert f"finished the recorded push of version {version}" in after.stderr
@@ -157,21 +157,21 @@ def test_a_recorded_push_killed_before_its_rename_is_finished_at_serve_start_up(
     assert f"value: {version}" in after.config
 
 
-def test_a_push_killed_before_its_label_step_gets_it_from_gc(pushes):
-    killed = pushes["push:visible"]
+def test_a_push_killed_before_its_label_step_gets_it_from_gc(push_chaos):
+    killed = push_chaos["push:visible"]
     version = killed.runs[0]["pushed_version"]
     assert version in killed.versions and killed.labels["stable"] != int(version)
-    after = pushes["after push:visible"]
+    after = push_chaos["after push:visible"]
     assert after.labels == {"stable": int(version)}
     assert f"applied the push policy: stable -> {version}" in after.stdout, after.stdout
 
 
-def test_labels_recorded_but_not_written_are_written_by_the_next_run(pushes):
-    killed = pushes["push:labels-recorded"]
+def test_labels_recorded_but_not_written_are_written_by_the_next_run(push_chaos):
+    killed = push_chaos["push:labels-recorded"]
     version = killed.runs[0]["pushed_version"]
     assert killed.labels == {"stable": int(version)}
     assert f"value: {version}" not in killed.config  # the file still names the old holder
-    final = pushes["final"]
+    final = push_chaos["final"]
     assert final.returncode == 0, final.stdout + final.stderr
     newest = final.runs[0]["pushed_version"]
     assert "rewrote" in final.stdout and "from the label history" in final.stdout, final.stdout

@@ -49,3 +49,17 @@ def test_cached_pusher_reports_the_version_that_stays():
                  pushed_version="17", pushed_path="/srv/p/17")
     )
     assert "nothing new" in text and "version 17 stays" in text
+
+
+def test_rows_left_out_for_a_missing_label_are_counted_and_none_says_nothing():
+    text = format_summary(_outcome(blessed=True, rows_without_label=1234))
+    assert "rows without a label: 1,234 (left out of training and evaluation)" in text
+    for quiet in (None, 0):
+        assert "rows without a label" not in format_summary(_outcome(rows_without_label=quiet))
+
+
+def test_a_run_without_a_pusher_says_so_instead_of_pointing_at_one():
+    text = format_summary(_outcome(node_states={"Trainer": "complete", "Evaluator": "complete"},
+                                   blessed=False))
+    assert "model blessed: no\n" in text and "why Pusher" not in text
+    assert "pushed: nothing (this run has no Pusher; a sweep pushes with --push best)" in text

@@ -191,9 +191,14 @@ def test_models_and_loop_page_draws_windows_triggers_and_labels(browser, ui, dem
     versions = browser.find_element(By.ID, "versions-table").text
     assert demo.pushed_version in versions and "stable" in versions
     # The metric over runs: one point per evaluated run, oldest first, the blessed one marked.
+    # Both runs recorded AUC and accuracy: AUC is the headline a reader sees first.
     dots = browser.find_elements(By.CSS_SELECTOR, "#metric-svg circle.pt")
-    assert [float(d.get_attribute("data-y")) for d in dots] == [0.71, 0.83]
+    assert [float(d.get_attribute("data-y")) for d in dots] == pytest.approx([0.66, 0.78])
     assert ["blessed" in d.get_attribute("class") for d in dots] == [False, True]
+    # The picker switches the chart to another recorded metric.
+    load(browser, ui.base + "/pipelines/tiny?metric=accuracy")
+    dots = browser.find_elements(By.CSS_SELECTOR, "#metric-svg circle.pt")
+    assert [float(d.get_attribute("data-y")) for d in dots] == pytest.approx([0.71, 0.83])
 
 
 def test_run_page_draws_tfma_metrics_per_slice(browser, ui, demo):

@@ -17,7 +17,14 @@ from beamline.errors import ConfigError
 from beamline.lineage.model import Execution
 from beamline.report.sections import critical_path, node_edges
 from beamline.report.svg import Bar, gantt_svg
-from beamline.ui.server import UiSettings, make_app, make_server, resolve_token
+from beamline.ui.server import (
+    TOKEN_GENERATED,
+    UiSettings,
+    make_app,
+    make_server,
+    resolve_token,
+    startup_lines,
+)
 from tests.beamline.ui import writer
 
 
@@ -87,9 +94,9 @@ def test_label_periods_end_when_the_label_moves():
 
 def test_tokens(tmp_path, monkeypatch):
     monkeypatch.delenv("BEAMLINE_UI_TOKEN", raising=False)
-    assert resolve_token(UiSettings(tmp_path, None, "127.0.0.1")) == (None, False)
-    token, generated = resolve_token(UiSettings(tmp_path, None, "0.0.0.0"))
-    assert generated and len(token) >= 24
+    assert resolve_token(UiSettings(tmp_path, None, "127.0.0.1")) == (None, None)
+    token, source = resolve_token(UiSettings(tmp_path, None, "0.0.0.0"))
+    assert source == TOKEN_GENERATED and len(token) >= 24
     short = tmp_path / "t"
     short.write_text("abc\n")
     with pytest.raises(ConfigError, match="shorter than 16"):
@@ -97,7 +104,22 @@ def test_tokens(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="Cannot read --token-file"):
         resolve_token(UiSettings(tmp_path, None, "0.0.0.0", token_file=tmp_path / "missing"))
     monkeypatch.setenv("BEAMLINE_UI_TOKEN", "x" * 20)
-    assert resolve_token(UiSettings(tmp_path, None, "0.0.0.0")) == ("x" * 20, False)
+    assert resolve_token(UiSettings(tmp_path, None, "0.0.0.0")) == ("x" * 20, "$BEAMLINE_UI_TOKEN")
+
+
+def test_start_up_prints_only_a_generated_token(tmp_path):
+    settings = UiSettings(tmp_path, None, "0.0.0.0", token_file=tmp_path / "token")
+    supplied = startup_lines(settings, 8470, "from-a-file-0123456789", "--token-file /t")
+    assert "from-a-file" not in "\n".join(supplied)
+    assert supplied[0].startswith("Beamline UI on http://127.0.0.1:8470/ (")
+    assert "from --token-file /t, not printed" in supplied[1]
+    generated = startup_lines(settings, 8470, "fresh-0123456789abcdef", TOKEN_GENERATED)
+    assert "http://127.0.0.1:8470/?token=fresh-0123456789abcdef" in generated[0]
+    assert generated[1].endswith(": fresh-0123456789abcdef")
+    assert startup_lines(settings, 8470, None, None) == [
+        f"Beamline UI on http://127.0.0.1:8470/ (store under {tmp_path}; read-only; "
+        "Ctrl-C stops it)"
+    ]
 
 
 # ---------------------------------------------------------------- a real server
@@ -197,6 +219,26 @@ def test_hostile_requests_get_4xx(records_root, serve):
     assert rebound.status_code == 421
 
 
+def test_repeated_slashes_redirect_to_a_relative_location(records_root, serve):
+    served = serve(records_root)
+    run_id = served.get("/api/runs").json()["runs"][0]["run_id"]
+    for path, location in (
+        (f"/runs//{run_id}", f"/runs/{run_id}"),
+        (f"//api//runs/{run_id}?x=1", f"/api/runs/{run_id}?x=1"),
+    ):
+        moved = served.get(path, headers={"Host": "localhost:1"})
+        assert moved.status_code == 308 and moved.headers["Location"] == location, path
+        assert served.get(location).status_code == 200
+
+
+def test_a_bracketed_ipv6_loopback_host_is_accepted_with_or_without_a_port(records_root, serve):
+    served = serve(records_root)
+    for host in ("[::1]", "[::1]:8470", "[::1]:"):
+        assert served.get("/", headers={"Host": host}).status_code == 200, host
+    for host in ("[::2]", "[::1.evil]", "::1"):
+        assert served.get("/", headers={"Host": host}).status_code == 421, host
+
+
 def test_failed_and_killed_runs_show_as_such(records_root, serve):
     served = serve(records_root)
     rows = {r["run_id"]: r for r in served.get("/api/runs").json()["runs"]}
@@ -285,6 +327,25 @@ def test_cli_on_all_interfaces_prints_and_requires_a_token(records_root, monkeyp
     assert "GET /?token=*** " in log and token not in log
 
 
+def test_cli_keeps_a_supplied_token_out_of_its_output(records_root):
+    import os
+
+    from tests.beamline.ui.conftest import start_ui, stop_ui
+
+    token = "from-the-environment-0123456789"
+    env = {**os.environ, "BEAMLINE_UI_TOKEN": token}
+    ui = start_ui("--root", str(records_root), "--host", "0.0.0.0", env=env)
+    try:
+        assert "token=" not in ui.url
+        assert requests.get(ui.base + "/", timeout=60).status_code == 401
+        with_token = requests.get(ui.base + f"/?token={token}", timeout=60, allow_redirects=False)
+        assert with_token.status_code == 303
+    finally:
+        stop_ui(ui)
+    printed = ui.process.stdout.read()
+    assert token not in printed and "from $BEAMLINE_UI_TOKEN, not printed" in printed
+
+
 def test_cli_refuses_a_taken_port(records_root):
     import socket
     import subprocess
@@ -344,3 +405,111 @@ def test_airflow_store_reads_as_runs_reads_it(tmp_path, serve):
     page = served.get("/runs/" + quote(row["run_id"], safe=""))
     assert page.status_code == 200
     assert 'data-node="CsvExampleGen"' in page.text and 'data-node="Trainer"' in page.text
+
+
+# ---------------------------------------------------------------- hostile store content
+
+
+def _forged_root(tmp_path: Path):
+    """A root and its SQLite store, ready for forged records: (layout, store)."""
+    from beamline.metadata.connection import open_store, sqlite_config
+    from beamline.settings import RootLayout
+
+    layout = RootLayout(tmp_path / "root")
+    layout.logs_dir.mkdir(parents=True)
+    return layout, open_store(sqlite_config(layout.metadata_path))
+
+
+def _run_logged_at(store, path) -> str:
+    from beamline.metadata import run_context as rc
+
+    run_id = writer.failed_run(store, "tiny")
+    writer.set_run_properties(store, run_id, **{rc.LOG_PATH: str(path)})
+    return run_id
+
+
+def test_the_log_tail_shows_only_regular_files_in_the_roots_log_directory(tmp_path, serve):
+    """A store names each run's log file, and a store can be shared or received: the page must
+    not show a file elsewhere, follow a symlink, read a device without end, or wait on a pipe."""
+    import os
+
+    from beamline.ui.run_page import OUTSIDE_LOGS
+
+    layout, store = _forged_root(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-LINE\n")
+    (layout.logs_dir / "link.log").symlink_to(secret)
+    os.mkfifo(layout.logs_dir / "pipe.log")
+    honest = layout.logs_dir / "honest.log"
+    honest.write_text("HONEST-LOG-LINE\n")
+    refused = {  # first the plain leak, so the old code failed before it read /dev/zero
+        _run_logged_at(store, secret): OUTSIDE_LOGS,
+        _run_logged_at(store, f"{layout.logs_dir}/../../secret.txt"): OUTSIDE_LOGS,
+        _run_logged_at(store, "/dev/zero"): OUTSIDE_LOGS,
+        _run_logged_at(store, layout.logs_dir / "link.log"): "the recorded path is a symlink",
+        _run_logged_at(store, layout.logs_dir / "pipe.log"): "not a regular file",
+    }
+    shown = _run_logged_at(store, honest)
+    served = serve(layout.root)
+    for run_id, why in refused.items():
+        for path in ("/runs/" + run_id, "/api/runs/" + run_id):
+            response = served.get(path)
+            assert response.status_code == 200, (path, response.text[:300])
+            assert "TOP-SECRET-LINE" not in response.text, path
+            log = html.unescape(response.text if path[1] == "r" else str(response.json()))
+            assert why in log, (path, why)
+    page = served.get("/runs/" + shown)
+    assert page.status_code == 200 and "HONEST-LOG-LINE" in page.text
+
+
+def test_source_files_are_hashed_once_per_file_version(tmp_path, serve):
+    """A live run's page re-renders every 2 s, showing each source file's SHA-256: the hash of
+    an unchanged file is remembered, and a rewritten file is hashed again."""
+    from beamline.lineage import sources
+
+    layout, store = _forged_root(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x\n1\n")
+    (data / "b.csv").write_text("x\n2\n")
+    run_id = writer.failed_run(store, "tiny")
+    writer.put_node_execution(
+        store, "tiny", run_id, "CsvExampleGen", writer.EXAMPLE_GEN, "COMPLETE",
+        props={"input_base": str(data)},
+    )
+    served = serve(layout.root)
+    sources._cached_sha256.cache_clear()
+
+    def render() -> str:
+        page = served.get("/runs/" + run_id)
+        assert page.status_code == 200 and 'id="sources-table"' in page.text
+        return page.text
+
+    first = render()
+    hashed = sources._cached_sha256.cache_info().misses
+    assert hashed == 2
+    assert hashlib.sha256(b"x\n1\n").hexdigest()[:16] in first
+    render()
+    assert sources._cached_sha256.cache_info().misses == hashed
+    (data / "b.csv").write_text("x\n22\n")
+    assert hashlib.sha256(b"x\n22\n").hexdigest()[:16] in render()
+    assert sources._cached_sha256.cache_info().misses == hashed + 1
+
+
+def test_a_hostile_statistics_file_leaves_the_run_page_up(tmp_path, serve):
+    """A TFRecord length of 2^62 in a statistics file: refused as corrupt, not allocated."""
+    import struct
+
+    from beamline_serving.request_log.tfrecord import masked_crc
+
+    layout, store = _forged_root(tmp_path)
+    split = tmp_path / "stats" / "Split-train"
+    split.mkdir(parents=True)
+    length = struct.pack("<Q", 2**62)
+    (split / "stats_tfrecord-00000").write_bytes(
+        length + struct.pack("<I", masked_crc(length)) + b"x" * 64
+    )
+    run_id = writer.failed_run(store, "tiny", statistics_uri=str(tmp_path / "stats"))
+    page = serve(layout.root).get("/runs/" + run_id)
+    assert page.status_code == 200, page.text[:500]
+    assert "Statistics files not readable" in page.text

@@ -53,15 +53,19 @@ def set_run_properties(store, run_id: str, **props: str | int) -> None:
 
 
 def put_node_execution(
-    store, pipeline: str, run_id: str, node: str, type_name: str, state: str, outputs=None
+    store, pipeline: str, run_id: str, node: str, type_name: str, state: str, outputs=None,
+    props: dict[str, str] | None = None,
 ):
     """An execution of `node` in run `run_id` (MLMD sets its times: now); `outputs`: key ->
-    (artifact type, uri) of new output artifacts."""
+    (artifact type, uri) of new output artifacts; `props`: its string properties (e.g. an
+    ExampleGen's input_base)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     ex = pb.Execution(
         type_id=_exec_type(store, type_name), last_known_state=getattr(pb.Execution, state)
     )
+    for key, value in (props or {}).items():
+        ex.custom_properties[key].string_value = value
     contexts = [
         store.get_context_by_type_and_name(rc.PIPELINE_CONTEXT, pipeline),
         store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id),
@@ -274,10 +278,9 @@ EVALUATOR = "tfx.components.evaluator.component.Evaluator"
 
 def write_tfma_metrics(directory, metrics: dict[str, dict[str, float]]) -> None:
     """A TFMA `metrics` TFRecord file of MetricsForSlice messages (slice "Overall" or
-    "column=value"), as the Evaluator writes it; the reader does not check CRCs."""
-    import struct
-
+    "column=value"), as the Evaluator writes it (framed with CRCs: the reader checks them)."""
     from beamline.lineage.tfma import tfma_messages
+    from beamline_serving.request_log.tfrecord import frame
 
     message_class = tfma_messages()["MetricsForSlice"]
     directory.mkdir(parents=True, exist_ok=True)
@@ -294,7 +297,7 @@ def write_tfma_metrics(directory, metrics: dict[str, dict[str, float]]) -> None:
                 item.key.name = name
                 item.value.double_value.value = number
             data = msg.SerializeToString()
-            handle.write(struct.pack("<Q", len(data)) + b"\0" * 4 + data + b"\0" * 4)
+            handle.write(frame(data))
 
 
 def evaluated_run(store, pipeline: str, directory, accuracy: float, blessed: bool) -> str:
@@ -341,4 +344,7 @@ def _artifact_type(store, name: str) -> int:
     try:
         return store.get_artifact_type(name).id
     except Exception:  # noqa: BLE001 - not registered yet
-        return store.put_artifact_type(pb.ArtifactType(name=name))
+        artifact_type = pb.ArtifactType(name=name)
+        if name == "ExampleStatistics":  # as TFX registers it (put_node_execution sets it)
+            artifact_type.properties["split_names"] = pb.STRING
+        return store.put_artifact_type(artifact_type)

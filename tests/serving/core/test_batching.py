@@ -9,7 +9,7 @@ import pytest
 
 from beamline_serving.core.batching import QUEUE_FULL, BatchScheduler
 from beamline_serving.core.config import BatchingOptions
-from beamline_serving.core.errors import Code, ServingError
+from beamline_serving.errors import Code, ServingError
 
 # How long a future may take before the test calls it hung: a guard against a deadlock, far
 # above any batch's real latency, never a speed limit (speed lives in benchmarks/).

@@ -6,17 +6,16 @@ import re
 
 import pytest
 
-from beamline_serving.core.errors import Code, ConfigError, ServingError
 from beamline_serving.core.routing import (
     BUCKETS,
     MAX_REQUEST_KEY,
     Routing,
     bucket,
-    check_percent,
     check_request_key,
-    parse_routing_json,
     resolve_labels,
 )
+from beamline_serving.core.serving_root import check_percent, parse_routing_json
+from beamline_serving.errors import Code, ConfigError, ServingError
 
 
 def test_a_label_moves_at_once_onto_an_available_version():
@@ -92,6 +91,9 @@ def test_routing_json_gives_per_model_percentages_over_the_flag():
         ('{"models": {"m": {"canary_percent": "10"}}}', "must be a number"),
         ('{"models": {"m": {"canary_percent": true}}}', "must be a number"),
         ('{"models": {"m": {"canary_percent": NaN}}}', "must be a number"),
+        # An int too large for a float: refused, not an OverflowError out of the poll.
+        ('{"models": {"m": {"canary_percent": 1' + "0" * 400 + "}}}", "outside 0..100"),
+        ('{"models": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
     ],
 )
 def test_hostile_routing_json_is_a_config_error_naming_the_field(text, fragment):

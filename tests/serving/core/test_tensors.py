@@ -13,8 +13,8 @@ from hypothesis.extra import numpy as hnp
 from tensorflow.core.framework import tensor_pb2
 
 from beamline_serving.core import tensors
-from beamline_serving.core.errors import Code, ServingError
 from beamline_serving.core.tensors import NUMPY_DTYPES, make_ndarray, make_tensor_proto
+from beamline_serving.errors import Code, ServingError
 from tests.hypothesis_budget import examples
 
 NUMERIC = [d for d in NUMPY_DTYPES.values() if d != np.dtype(object)]
@@ -144,7 +144,7 @@ def test_any_proto_decodes_or_is_invalid_argument(
 
 
 def test_memory_amplification_is_refused_before_allocating():
-    # 198 bytes on the wire declaring 10^8 floats (issue 9): refused, nothing allocated.
+    # 198 bytes on the wire declaring 10^8 floats: refused, nothing allocated.
     proto = proto_of(tensors.DT_FLOAT, [10**8], float_val=[1.0])
     tracemalloc.start()
     message = refused(proto)

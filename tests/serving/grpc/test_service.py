@@ -252,7 +252,35 @@ def test_reload_config_adds_and_removes_models(
     assert http.get(f"{main_server.rest_url}/v1/models/penguin/labels/stable").status_code == 200
 
 
-# -- hostile input (issue 9): INVALID_ARGUMENT, never UNKNOWN or INTERNAL ---------------------
+@pytest.mark.parametrize("where", ["victim/requests", "logs/../victim/requests"])
+def test_a_reload_cannot_log_requests_to_a_place_of_its_choosing(
+    model_stub, prediction_stub, model_dir, model_config_text, original_config, tmp_path, where
+):
+    """The session server has no --request_log_dir: a reload's logging_config may not make it
+    create directories and files (outside paths, `..`), and the refused reload changes
+    nothing, not even the models it lists."""
+    from google.protobuf import text_format
+
+    models = model_dir / "models"
+    prefix = f"{tmp_path}/{where}"
+    logging = (
+        f"logging_config {{ log_collector_config {{ type: 'tfrecord' filename_prefix: "
+        f"'{prefix}' }} }}"
+    )
+    twin = f'config {{ name: "twin" base_path: "{models / "penguin"}" {logging} }}'
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(model_config_text(models, twin), request.config)
+    code, details = error_of(model_stub.HandleReloadConfigRequest, request)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "filename_prefix" in details and "--request_log_dir" in details
+    assert list(tmp_path.iterdir()) == []
+    assert error_of(prediction_stub.Predict, predict_request(name="twin"))[0] == (
+        grpc.StatusCode.NOT_FOUND
+    )
+    assert prediction_stub.Predict(predict_request(), timeout=TIMEOUT).model_spec.name == "penguin"
+
+
+# -- hostile input: INVALID_ARGUMENT, never UNKNOWN or INTERNAL -------------------------------
 
 
 @pytest.mark.parametrize(

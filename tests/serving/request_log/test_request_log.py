@@ -48,6 +48,19 @@ class Counts:
             self.cells[(model, outcome)] = self.cells.get((model, outcome), 0) + 1
 
 
+class HeldWriter:
+    """A record builder that holds the writer thread until released: what queues behind it
+    meets the queue's bounds."""
+
+    def __init__(self) -> None:
+        self.release, self.held = threading.Event(), threading.Event()
+
+    def __call__(self, _):
+        self.held.set()
+        self.release.wait(300)
+        return _predict_pair(1.0)
+
+
 def _router(tmp_path, counts=None, **config):
     prefix = str(tmp_path / "logs" / "m")
     settings = RequestLogSettings(per_model={"m": RequestLogConfig(prefix, **config)})
@@ -140,20 +153,14 @@ def test_sampling_rate_zero_logs_nothing_and_half_logs_about_half(tmp_path):
 
 def test_full_queue_drops_and_counts_without_blocking(tmp_path):
     counts = Counts()
-    release, held = threading.Event(), threading.Event()
-
-    def slow_build(_):
-        held.set()
-        release.wait(300)
-        return _predict_pair(1.0)
-
+    slow_build = HeldWriter()
     router = _router(tmp_path, counts, queue_records=2)
     router.log("m", 1, "", "predict", slow_build)  # the writer holds this one
-    assert held.wait(120), "the writer never took the first record"
+    assert slow_build.held.wait(120), "the writer never took the first record"
     for _ in range(10):
         router.log("m", 1, "", "predict", slow_build)
     assert counts.cells.get(("m", "dropped"), 0) >= 7
-    release.set()
+    slow_build.release.set()
     router.close()
     assert counts.cells[("m", "logged")] + counts.cells[("m", "dropped")] == 11
 

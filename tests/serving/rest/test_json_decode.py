@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from beamline_serving.core.errors import Code, ServingError
 from beamline_serving.core.servable import TensorInfo
 from beamline_serving.core.tensors import DT_BOOL, DT_FLOAT, DT_INT32, DT_INT64, DT_STRING
+from beamline_serving.errors import Code, ServingError
 from beamline_serving.rest import json_decode
 
 FLOAT_VEC = {"x": TensorInfo("x", DT_FLOAT, (-1, 2))}
@@ -26,6 +26,19 @@ def test_parse_json_accepts_tf_serving_extras():
         "a": pytest.approx(float("nan"), nan_ok=True)
     }
     assert json_decode.parse_json(b'  {"a": 1}') == {"a": 1}
+
+
+def test_large_bodies_take_the_slow_lenient_parser_only_for_nan_or_infinity():
+    pad = b" " * json_decode.LENIENT_RETRY_MAX_BYTES
+    # Trailing bytes: tolerated in a small body (the lenient parser), refused in a large one
+    # from orjson's error alone rather than parsed a second, slow time.
+    assert json_decode.parse_json(b'{"a": 1} x') == {"a": 1}
+    assert refused(json_decode.parse_json, b'{"a": 1}' + pad + b"x").startswith(
+        "JSON Parse error: "
+    )
+    # NaN and Infinity are TF Serving's JSON whatever the size.
+    doc = json_decode.parse_json(b'{"a": [NaN, -Infinity]' + pad + b"}")
+    assert np.isnan(doc["a"][0]) and doc["a"][1] == float("-inf")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from beamline_serving.core.errors import Code, ServingError
+from beamline_serving.errors import Code, ServingError
 from beamline_serving.rest import json_decode, json_encode
 
 

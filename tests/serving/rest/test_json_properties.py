@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from beamline_serving.core.errors import Code, ServingError, request_errors
 from beamline_serving.core.servable import TensorInfo
 from beamline_serving.core.tensors import DT_FLOAT, DT_INT64, DT_STRING
+from beamline_serving.errors import Code, ServingError, request_errors
 from beamline_serving.rest import json_decode, json_encode
 from tests.hypothesis_budget import examples
 

@@ -1,0 +1,202 @@
+"""`beamline data log|checkout|verify`: the data and code versions runs kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from beamline.commands.help import Command, Group
+from beamline.commands.options import json_option, metadata_option, root_option
+from beamline.timefmt import TIME_HELP, TimeType
+
+
+@click.group(cls=Group)
+def data() -> None:
+    """The data and code versions each run kept: every `beamline run` stores the input files it
+    read and the pipeline's source files by content under the run root (`objects/`), and names
+    them on the run's record.
+
+    Example:
+
+    \b
+        beamline data log penguin
+    """
+
+
+def _open(root: Path, metadata: str | None):
+    from beamline.metadata.connection import open_existing
+    from beamline.settings import RootLayout
+    from beamline.versions.store import ObjectStore
+
+    layout = RootLayout(root)
+    return ObjectStore(layout.objects_dir), open_existing(metadata, layout.metadata_path)
+
+
+@data.command(cls=Command)
+@click.argument("pipeline")
+@root_option()
+@metadata_option
+@json_option
+def log(pipeline, root, metadata, as_json) -> None:
+    """The data versions PIPELINE's runs read, newest last: files, bytes, span, the first and
+    last run that read each, and the model versions pushed from those runs with the labels they
+    hold.
+
+    Example:
+
+    \b
+        beamline data log penguin --json
+    """
+    import json
+
+    from beamline.lineage.format import printable
+    from beamline.timefmt import format_ms
+    from beamline.versions import log as vlog
+    from beamline.versions import manifest as mf
+
+    objects, store = _open(root, metadata)
+    versions = vlog.data_versions(vlog.runs_of(store, pipeline))
+    if not versions:
+        from beamline.lineage.access import require_pipeline
+        from beamline.metadata.connection import describe
+        from beamline.settings import RootLayout
+
+        require_pipeline(store, pipeline, describe(metadata, RootLayout(root).metadata_path))
+    labels = vlog.labels_held(store, pipeline)
+    rows = []
+    for version in versions:
+        manifest = mf.load(objects, version.key, mf.DATA_KIND)
+        rows.append({
+            "data_version": version.key,
+            "files": [e.to_json() for e in manifest.files],
+            "bytes": manifest.total_bytes,
+            "span": manifest.span,
+            "extra_spans": list(manifest.extra_spans),
+            "runs": len(version.runs),
+            "first_run": {"run_id": version.first.run_id, "time_ms": version.first.time_ms},
+            "last_run": {"run_id": version.last.run_id, "time_ms": version.last.time_ms},
+            "code_versions": sorted({r.code_key for r in version.runs if r.code_key}),
+            "models": [{"version": v, "labels": labels.get(v, [])} for v in version.models],
+        })
+    if as_json:
+        click.echo(json.dumps({"pipeline": pipeline, "data_versions": rows}, indent=2))
+        return
+    if not rows:
+        click.echo(f"No run of {pipeline!r} kept a data version.")
+        return
+    click.echo(f"Data versions of {pipeline!r} (oldest first):")
+    for row in rows:
+        span = f", span {row['span']}" if row["span"] is not None else ""
+        click.echo(f"  {row['data_version'][:12]}  {len(row['files'])} file(s), "
+                   f"{row['bytes']:,} bytes{span}, read by {row['runs']} run(s)")
+        click.echo(f"    first  {row['first_run']['run_id']}  "
+                   f"{format_ms(row['first_run']['time_ms'])}")
+        click.echo(f"    last   {row['last_run']['run_id']}  "
+                   f"{format_ms(row['last_run']['time_ms'])}")
+        for f in row["files"]:
+            where = "remote, not kept" if f.get("remote") else f"sha256 {f['sha256'][:16]}..."
+            size = f"{f['bytes']:,} bytes  " if f["bytes"] is not None else ""
+            click.echo(printable(f"    {f['path']}  {size}{where}"))
+        models = ", ".join(
+            str(m["version"]) + (f" ({', '.join(m['labels'])})" if m["labels"] else "")
+            for m in row["models"]
+        )
+        click.echo(f"    models {models or 'none pushed'}")
+
+
+@data.command(cls=Command)
+@click.option("--run", "run_id", default=None, help="The run whose data to restore.")
+@click.option("--model", type=int, default=None, metavar="VERSION",
+              help="A pushed model version: the data its run read.")
+@click.option("--label", default=None, help="The model version holding this label.")
+@click.option("--at", "at", type=TimeType(), default=None,
+              help=f"With --label: the version that held it then: {TIME_HELP}.")
+@click.option("--pipeline", "-p", default=None, help="Whose --model or --label.")
+@click.option("--to", "target", required=True, type=click.Path(path_type=Path),
+              help="A new or empty directory to write the files into.")
+@click.option("--code", "with_code", is_flag=True,
+              help="Also restore the run's code (pipeline, module files, schemas) under DIR/code/.")
+@root_option()
+@metadata_option
+@json_option
+def checkout(run_id, model, label, at, pipeline, target, with_code, root, metadata,
+             as_json) -> None:
+    """Write the exact input files a run read (by --run, --model or --label) into an empty
+    directory, each checked against its SHA-256 on the way out; with --code, the run's
+    pipeline and module files beside them.
+
+    Example:
+
+    \b
+        beamline data checkout --label stable --pipeline penguin --to restored/
+    """
+    import json
+
+    from beamline.errors import ConfigError
+    from beamline.timefmt import to_ms
+    from beamline.versions import log as vlog
+    from beamline.versions.checkout import CODE_SUBDIR, require_empty
+    from beamline.versions.checkout import checkout as write_out
+
+    if sum(x is not None for x in (run_id, model, label)) != 1:
+        raise ConfigError(
+            "Name exactly one of --run RUN, --model VERSION or --label LABEL: the run whose "
+            "data to restore (`beamline data log PIPELINE` lists them)."
+        )
+    require_empty(target)  # before any store is opened: the cheapest refusal first
+    objects, store = _open(root, metadata)
+    run = vlog.run_for(store, pipeline, run_id=run_id, model=model, label=label,
+                       at_ms=to_ms(at) if at is not None else None)
+    if with_code and not run.code_key:
+        raise ConfigError(f"Run {run.run_id} kept no code version; leave out --code.")
+    data, code = write_out(objects, run.data_key, run.code_key if with_code else None, target)
+    if as_json:
+        click.echo(json.dumps({
+            "run_id": run.run_id, "data_version": run.data_key, "code_version": run.code_key,
+            "to": str(target), "files": data.files, "bytes": data.bytes,
+            "remote_not_kept": list(data.remote),
+            "code_files": code.files if code else None,
+        }, indent=2))
+        return
+    click.echo(f"Restored data version {run.data_key[:12]} of run {run.run_id}: {data.files} "
+               f"file(s), {data.bytes:,} bytes in {target} (each SHA-256 checked)")
+    for uri in data.remote:
+        click.echo(f"  not kept (remote input): {uri}")
+    if code is not None:
+        click.echo(f"Restored code version {run.code_key[:12]}: {code.files} file(s) in "
+                   f"{target / CODE_SUBDIR}")
+
+
+@data.command(cls=Command)
+@root_option()
+@json_option
+def verify(root, as_json) -> None:
+    """Re-hash every object in the run root's store and name each whose bytes no longer match
+    its SHA-256 (exit 3 when any does).
+
+    Example:
+
+    \b
+        beamline data verify
+    """
+    import json
+
+    from beamline.errors import DataError
+    from beamline.settings import RootLayout
+    from beamline.versions.store import ObjectStore
+
+    objects = ObjectStore(RootLayout(root).objects_dir)
+    checked = sum(1 for _ in objects.keys())
+    corrupt = objects.verify()
+    if as_json:
+        click.echo(json.dumps({"objects": checked, "corrupt": corrupt}, indent=2))
+    else:
+        click.echo(f"{checked} object(s) checked in {objects.directory}")
+    if corrupt:
+        raise DataError(
+            f"{len(corrupt)} object(s) no longer match their SHA-256: "
+            + ", ".join(str(objects.path_of(k)) for k in corrupt)
+            + ". Their data cannot be restored from this store; the runs that kept them name "
+            "them in `beamline data log PIPELINE`."
+        )

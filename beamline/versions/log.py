@@ -1,0 +1,143 @@
+"""A pipeline's data versions as its runs recorded them, and which run a checkout restores.
+
+Read from MLMD: each `pipeline_run` context of the pipeline names its data and code versions
+(run_context.DATA_VERSION / CODE_VERSION); a run's PushedModel outputs name the versions it
+pushed; the label history says which labels each version holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from beamline.errors import ConfigError
+from beamline.metadata import labels as history
+from beamline.metadata import run_context as rc
+
+
+@dataclass
+class RunVersions:
+    """What one run recorded: its versions and the model versions it pushed."""
+
+    run_id: str
+    time_ms: int
+    data_key: str
+    code_key: str
+    pushed: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DataVersion:
+    """One data version and the runs that read it, oldest first."""
+
+    key: str
+    runs: list[RunVersions]
+
+    @property
+    def first(self) -> RunVersions:
+        return self.runs[0]
+
+    @property
+    def last(self) -> RunVersions:
+        return self.runs[-1]
+
+    @property
+    def models(self) -> list[int]:
+        return sorted({v for run in self.runs for v in run.pushed})
+
+
+def runs_of(store, pipeline: str) -> list[RunVersions]:
+    """The pipeline's runs that recorded a data version, oldest first."""
+    from ml_metadata import errors as mlmd_errors
+
+    try:
+        contexts = store.get_contexts_by_type(rc.RUN_CONTEXT)
+    except mlmd_errors.NotFoundError:
+        return []
+    runs = []
+    for ctx in sorted(contexts, key=lambda c: (c.create_time_since_epoch, c.id)):
+        props = rc.properties_of(ctx)
+        if props.get(rc.PIPELINE) != pipeline or not props.get(rc.DATA_VERSION):
+            continue
+        runs.append(RunVersions(
+            ctx.name, ctx.create_time_since_epoch, str(props[rc.DATA_VERSION]),
+            str(props.get(rc.CODE_VERSION) or ""), _pushed_by(store, ctx.id),
+        ))
+    return runs
+
+
+def _pushed_by(store, context_id: int) -> list[int]:
+    """The model versions the run's Pusher pushed (a replayed run names its original's)."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    executions = store.get_executions_by_context(context_id)
+    if not executions:
+        return []
+    ids = sorted({
+        e.artifact_id for e in store.get_events_by_execution_ids([x.id for x in executions])
+        if e.type == pb.Event.OUTPUT
+    })
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    versions = []
+    for artifact in store.get_artifacts_by_id(ids):
+        if types.get(artifact.type_id) != rc.PUSHED_MODEL_TYPE:
+            continue
+        push = rc.push_from(rc.properties_of(artifact))
+        if push is not None and push[0].isdigit():
+            versions.append(int(push[0]))
+    return sorted(versions)
+
+
+def data_versions(runs: list[RunVersions]) -> list[DataVersion]:
+    """The runs grouped by data version, in the order each version was first read."""
+    by_key: dict[str, DataVersion] = {}
+    for run in runs:
+        by_key.setdefault(run.data_key, DataVersion(run.data_key, [])).runs.append(run)
+    return list(by_key.values())
+
+
+def labels_held(store, pipeline: str, at_ms: int | None = None) -> dict[int, list[str]]:
+    """model version -> the labels it holds now (or held at `at_ms`)."""
+    return history.labels_by_version(history.holders(history.history(store, pipeline), at_ms))
+
+
+def run_for(
+    store, pipeline: str | None, *, run_id: str | None = None, model: int | None = None,
+    label: str | None = None, at_ms: int | None = None,
+) -> RunVersions:
+    """The run whose versions a checkout restores: the run itself, or the first run that pushed
+    the model version (or the version holding the label)."""
+    if run_id is not None:
+        ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+        props = rc.properties_of(ctx) if ctx is not None else {}
+        if ctx is None or not props.get(rc.DATA_VERSION):
+            raise ConfigError(
+                f"Run {run_id!r} " + ("is not in this store" if ctx is None else
+                                      "kept no data version (it ran with keep_versions off, "
+                                      "or before Beamline kept versions)")
+                + ". `beamline data log PIPELINE` lists the runs that kept one; check --root "
+                "and --metadata."
+            )
+        return RunVersions(ctx.name, ctx.create_time_since_epoch, str(props[rc.DATA_VERSION]),
+                           str(props.get(rc.CODE_VERSION) or ""))
+    if pipeline is None:
+        raise ConfigError(
+            "--model and --label name a model version of one pipeline: pass --pipeline NAME "
+            "(`beamline pipelines` lists them)."
+        )
+    if label is not None:
+        held = history.holders(history.history(store, pipeline), at_ms)
+        if label not in held:
+            raise ConfigError(
+                f"No version of {pipeline!r} held label {label!r}"
+                + (" at that time" if at_ms is not None else "")
+                + ". `beamline labels PIPELINE` shows which version holds each label."
+            )
+        model = held[label]
+    for run in runs_of(store, pipeline):
+        if model in run.pushed:
+            return run
+    raise ConfigError(
+        f"No run of {pipeline!r} that kept a data version pushed model version {model}. "
+        "`beamline data log PIPELINE` lists the versions each data version trained; a version "
+        "pushed before Beamline kept data versions has none."
+    )
