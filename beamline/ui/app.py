@@ -22,9 +22,18 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from beamline.errors import BeamlineError, ConfigError, MetadataUnreachable
+from beamline.experiments.where import WhereError
 from beamline.lineage.runs import UnknownRun
 from beamline.report.page import STYLE
-from beamline.ui import canary_view, compare_page, loop_page, model_page, run_page, runs_page
+from beamline.ui import (
+    canary_view,
+    compare_page,
+    experiments_page,
+    loop_page,
+    model_page,
+    run_page,
+    runs_page,
+)
 from beamline.ui.layout import CSP, error_page
 from beamline.ui.store import Reader
 
@@ -107,6 +116,8 @@ class UiApp:
                 Rule("/pipelines", endpoint="pipelines"),
                 Rule("/pipelines/<path:pipeline>", endpoint="pipeline"),
                 Rule("/models/<pipeline>/<version>", endpoint="model"),
+                Rule("/experiments", endpoint="experiments_index"),
+                Rule("/experiments/<pipeline>", endpoint="experiments"),
                 Rule("/static/<name>", endpoint="static"),
                 Rule("/healthz", endpoint="health"),
                 Rule("/favicon.ico", endpoint="favicon"),
@@ -331,6 +342,63 @@ class UiApp:
         return self._html(
             model_page.render(graph, pipeline, version, self.reader.label_changes(pipeline))
         )
+
+    def on_experiments_index(self, request: Request) -> Response:
+        graph = self.reader.graph()
+        pipelines = graph.pipelines()
+        counts = {p: len(graph.sorted_runs(p)) for p in pipelines}
+        return self._html(experiments_page.render_index(pipelines, counts, graph.source))
+
+    def _experiments_view(self, request: Request, pipeline: str) -> experiments_page.View:
+        where = request.args.get("where", "").strip() or None
+        if where is not None and len(where) > experiments_page.MAX_WHERE:
+            raise BadRequest(f"The filter is longer than {experiments_page.MAX_WHERE} characters.")
+        sort = request.args.get("sort") or None
+        if sort is not None and not _METRIC.match(sort.lstrip("-+")):
+            raise BadRequest(f"sort names {sort[:80]!r}, which is no column: click a header.")
+        columns = request.args.get("columns") or None
+        if columns is not None and len(columns) > 2000:
+            raise BadRequest("columns is longer than 2000 characters.")
+        curves = list(dict.fromkeys(
+            c for c in request.args.getlist("curve") if c
+        ))
+        if len(curves) > experiments_page.MAX_CURVES:
+            raise BadRequest(
+                f"Curves of at most {experiments_page.MAX_CURVES} runs at once, not {len(curves)}."
+            )
+        for run_id in curves:
+            _checked(run_id, "run id")
+        return experiments_page.View(
+            where, sort, request.args.get("experiment") or None, columns, curves
+        )
+
+    def on_experiments(self, request: Request, pipeline: str) -> Response:
+        _checked(pipeline, "pipeline")
+        graph = self.reader.graph()
+        if pipeline not in graph.pipelines():
+            raise NotFound()
+        view = self._experiments_view(request, pipeline)
+        rows = self.reader.experiment_rows(graph, pipeline)
+        runs = {str(r.get("run")) for r in rows}
+        unknown = [c for c in view.curves if c not in runs]
+        if unknown:
+            raise BadRequest(
+                f"No run {unknown[0]!r} of {pipeline!r}: check runs in the table to draw their "
+                "curves."
+            )
+        experiments = {r.get("experiment") for r in rows if r.get("experiment")}
+        if view.experiment is not None and view.experiment not in experiments:
+            raise BadRequest(
+                f"No experiment {view.experiment[:80]!r} in {pipeline!r}; experiments: "
+                f"{', '.join(sorted(map(str, experiments))) or 'none'}."
+            )
+        try:
+            text = experiments_page.render(pipeline, graph.source, rows, view)
+        except WhereError as exc:
+            # The filter's own message beside the filter box, to fix it there.
+            text = experiments_page.render(pipeline, graph.source, rows, view, error=str(exc))
+            return Response(text, status=400, mimetype="text/html")
+        return self._html(text)
 
     def on_static(self, request: Request, name: str) -> Response:
         if name not in self.static:

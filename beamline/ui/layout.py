@@ -44,10 +44,14 @@ def model_url(pipeline: str, version: str) -> str:
     return f"/models/{q(pipeline)}/{q(str(version))}"
 
 
+def experiments_url(pipeline: str) -> str:
+    return "/experiments/" + q(pipeline)
+
+
 def page(title: str, body: str, source: str = "") -> str:
     nav = (
         '<nav class="top"><b>Beamline</b><a href="/">Runs</a><a href="/pipelines">Pipelines'
-        '</a><a href="/compare">Compare</a>'
+        '</a><a href="/experiments">Experiments</a><a href="/compare">Compare</a>'
         + (f'<span class="muted">store <code>{escape(source)}</code></span>' if source else "")
         + '<span class="muted" id="live-status"></span></nav>'
     )

@@ -19,7 +19,7 @@ from beamline.metrics import headline
 from beamline.report.page import badge, table
 from beamline.report.sections import direction
 from beamline.report.svg import Point, Series, line_chart_svg
-from beamline.ui.layout import model_url, page, pipeline_url, run_url, url
+from beamline.ui.layout import experiments_url, model_url, page, pipeline_url, run_url, url
 from beamline.ui.model_page import label_table, pushed_models
 
 # Evaluations read for the metric chart (newest runs first): each is a TFMA file read.
@@ -237,7 +237,9 @@ def render(
     by_run = {s.run_id: s for s in summaries}
     body = (
         f"<h1>{escape(pipeline)}: models and the loop</h1>"
-        f'<p class="muted"><a href="{escape(url("/", pipeline=pipeline))}">its runs</a></p>'
+        f'<p class="muted"><a href="{escape(url("/", pipeline=pipeline))}">its runs</a> · '
+        f'<a id="experiments-link" href="{escape(experiments_url(pipeline))}">its experiments'
+        "</a></p>"
         '<section id="versions"><h2>Versions</h2>'
         + _versions(graph, pipeline, changes, by_run)
         + '</section><section id="canary"><h2>Canary against stable</h2>'

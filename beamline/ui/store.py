@@ -201,6 +201,15 @@ class Reader:
         found = self._per_pipeline(records.MODELS_CONTEXT, pipeline, history)
         return sorted(found, key=lambda c: (c.time_ms, c.execution_id))
 
+    def experiment_rows(self, graph: Graph, pipeline: str) -> list:
+        """The rows `beamline experiments PIPELINE` shows (beamline.experiments.table), with the
+        labels each pushed version holds now."""
+        from beamline.experiments import table
+        from beamline.metadata.labels import holders, labels_by_version
+
+        held = labels_by_version(holders(self.label_changes(pipeline)))
+        return table.build(graph, pipeline, held)
+
     def triggers(self, pipeline: str | None = None) -> list[TriggerRecord]:
         """Loop step decisions (oldest first), read by the loop's own reader."""
         from beamline.loop.triggers import triggers

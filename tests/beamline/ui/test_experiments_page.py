@@ -1,0 +1,201 @@
+"""The UI's experiments page over a store written with the MLMD API (tests/beamline/ui/
+experiments_demo.py: a 2x2 sweep, a tuned run with trials, histories, evaluations, a push):
+the rows `beamline experiments` computes, sorted and filtered the same way, the parallel
+coordinates, the training curves, the links, and clear 4xx answers to bad queries."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner
+
+from beamline.commands.experiments import experiments
+from beamline.experiments import where as where_lang
+from beamline.ui.experiments_page import Axis, plot_axes
+from tests.beamline.ui import experiments_demo as ed
+from tests.beamline.ui.test_ui_units import Served
+
+PAGE = f"/experiments/{ed.PIPELINE}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> ed.ExperimentsDemo:
+    return ed.build(tmp_path_factory.mktemp("experiments-ui"))
+
+
+@pytest.fixture(scope="module")
+def served(demo):
+    server = Served(demo.root)
+    yield server
+    server.close()
+
+
+def _get(served, path: str, status: int = 200) -> str:
+    response = served.get(path)
+    assert response.status_code == status, response.text[:2000]
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert "Traceback" not in response.text
+    return response.text
+
+
+def _runs(text: str) -> list[str]:
+    return re.findall(r'<tr class="run" data-run="([^"]+)"', text)
+
+
+def _body_rows(text: str) -> list[tuple[str, str]]:
+    """(kind, run or run/trial) of each table row, in order."""
+    rows = []
+    for kind, run, trial in re.findall(
+        r'<tr class="(run|trial)" data-run="([^"]+)"(?: data-trial="([^"]+)")?', text
+    ):
+        rows.append((kind, f"{run}/{trial}" if trial else run))
+    return rows
+
+
+def _cli(demo, *args: str) -> list[str]:
+    result = CliRunner().invoke(
+        experiments, [ed.PIPELINE, "--root", str(demo.root), "--json", *args]
+    )
+    assert result.exit_code == 0, result.output
+    return [row["run"] for row in json.loads(result.output)]
+
+
+def test_the_table_is_the_cli_s_rows_with_trials_under_their_run(served, demo):
+    text = _get(served, PAGE)
+    assert _runs(text) == _cli(demo) == list(reversed(demo.runs))  # newest first
+    rows = _body_rows(text)
+    at = rows.index(("run", ed.TUNED))
+    assert rows[at + 1: at + 4] == [("trial", f"{ed.TUNED}/{t}") for t in ed.TRIALS]
+    assert "trial 0 (best)" in text
+    assert 'id="experiments-count">5 of 5 runs, 3 trials<' in text
+    # Every run links to its page; the pushed one to its version's page.
+    for run_id in demo.runs:
+        assert f'<a class="run-link" href="/runs/{run_id}">' in text
+    assert re.findall(r'class="version-link" href="([^"]+)"', text) == [
+        f"/models/{ed.PIPELINE}/{ed.PUSHED_VERSION}"
+    ]
+    assert "stable" in text and "lr-sweep" in text
+    assert "headline metric <b>auc</b>" in text
+
+
+@pytest.mark.parametrize(("where", "sort", "experiment"), [
+    ("auc > 0.92 and blessed", "-auc", None),
+    ("units = 8 or labels = stable", "learning_rate", None),
+    (None, "auc", ed.EXPERIMENT),
+    ("not blessed", None, None),
+])
+def test_sort_filter_and_experiment_give_the_cli_s_rows(served, demo, where, sort, experiment):
+    params, args = [], []
+    for name, value in (("where", where), ("sort", sort), ("experiment", experiment)):
+        if value:
+            params.append(f"{name}={quote(value)}")
+            args += [f"--{name}", value]
+    text = _get(served, PAGE + "?" + "&".join(params))
+    assert _runs(text) == _cli(demo, *args)
+    assert _runs(text), "each case selects some runs"
+
+
+def test_a_header_links_to_its_sort_then_the_reverse(served):
+    text = _get(served, PAGE)
+    assert f'href="{PAGE}?sort=auc"' in text
+    text = _get(served, PAGE + "?sort=auc")
+    assert _runs(text) == ["sweep-3", "sweep-1", "tuned-1", "sweep-2", "sweep-4"]
+    assert f'href="{PAGE}?sort=-auc"' in text and 'aria-sort="ascending"' in text
+    text = _get(served, PAGE + "?sort=-auc&where=" + quote("units=16"))
+    assert _runs(text) == ["sweep-4", "sweep-2", "tuned-1"]
+    # The header keeps the filter and reverses the order.
+    assert f'href="{PAGE}?where=units%3D16&amp;sort=auc"' in text
+
+
+def test_a_bad_filter_shows_where_s_message_beside_the_box_with_a_400(served, demo):
+    bad = "auc > and <script>alert(1)</script>"
+    text = _get(served, PAGE + "?where=" + quote(bad), status=400)
+    with pytest.raises(where_lang.WhereError) as expected:
+        where_lang.parse(bad, ["auc"])
+    found = re.search(r'<p class="anomaly" id="where-error" role="alert">(.*?)</p>', text)
+    assert found and html.unescape(found.group(1)) == str(expected.value)
+    assert "<script>alert" not in text and "&lt;script&gt;" in text
+    assert 'id="where"' in text and 'id="no-experiment-rows"' in text
+    unknown = _get(served, PAGE + "?where=" + quote("acc > 0.9"), status=400)
+    assert "--where names 'acc', which is no column of this table. Did you mean 'auc'?" in (
+        html.unescape(unknown)
+    )
+
+
+@pytest.mark.parametrize(("query", "status", "phrase"), [
+    ("sort=nope", 400, "--sort names 'nope', which is no column of the runs"),
+    ("sort=" + quote("<b>"), 400, "which is no column: click a header"),
+    ("columns=run,nope", 400, "--columns names 'nope'"),
+    ("curve=" + quote("../../etc/passwd"), 400, "is not valid here"),
+    ("curve=no-such-run", 400, "No run 'no-such-run' of 'penguin'"),
+    ("experiment=" + quote("<x>"), 400, "No experiment '<x>' in 'penguin'; experiments: lr-sweep"),
+    ("where=" + "a" * 3000, 400, "longer than 2000 characters"),
+    ("curve=" + "&curve=".join(f"r{i}" for i in range(21)), 400, "at most 20 runs"),
+])
+def test_bad_queries_are_a_clear_4xx(served, query, status, phrase):
+    text = html.unescape(_get(served, PAGE + "?" + query, status=status))
+    assert phrase in text and 'id="error"' in text
+
+
+def test_no_such_pipeline_is_a_404(served):
+    assert "Nothing at" in html.unescape(_get(served, "/experiments/nope", status=404))
+
+
+def test_the_parallel_plot_has_an_axis_per_setting_and_a_line_per_run_and_trial(served, demo):
+    text = _get(served, PAGE)
+    plot = re.search(r'<svg id="parallel-plot".*?</svg>', text, re.S).group()
+    axes = re.findall(r'<g class="axis" data-column="([^"]+)"', plot)
+    assert axes == ["hp.learning_rate", "hp.units", "auc", "score"]
+    runs = re.findall(r'<path class="run-line" data-run="([^"]+)"', plot)
+    assert sorted(runs) == sorted(demo.runs)
+    trials = re.findall(r'<path class="trial-line" data-trial="([^"]+)" data-run="([^"]+)"', plot)
+    assert sorted(trials) == [(t, ed.TUNED) for t in ed.TRIALS]
+    # A filter draws only its rows.
+    narrowed = _get(served, PAGE + "?experiment=lr-sweep")
+    plot = re.search(r'<svg id="parallel-plot".*?</svg>', narrowed, re.S).group()
+    assert len(re.findall(r'class="run-line"', plot)) == 4 and "trial-line" not in plot
+
+
+def test_axes_read_numbers_by_value_and_other_values_as_categories(demo):
+    from beamline.experiments import table
+    from beamline.lineage.access import open_graph
+
+    rows = table.build(open_graph(demo.root, None), ed.PIPELINE)
+    by_column = {a.column: a for a in plot_axes(rows, "auc")}
+    units = by_column["hp.units"]
+    assert units.numbers == (4.0, 16.0) and units.position(16) == 1.0 and units.position(4) == 0
+    assert units.position(None) is None
+    words = Axis("hp.optimizer", "optimizer", categories=["adam", "sgd", "rmsprop"])
+    assert [words.position(v) for v in ("adam", "sgd", "rmsprop", "other")] == [0, 0.5, 1, None]
+
+
+def test_curves_of_the_checked_runs_loss_and_the_headline_metric(served):
+    text = _get(served, PAGE + "?curve=sweep-1&curve=tuned-1")
+    for chart, metric in (("curve-loss", "loss"), ("curve-metric", "auc")):
+        svg = re.search(rf'<svg id="{chart}".*?</svg>', text, re.S).group()
+        drawn = re.findall(r'data-run="([^"]+)" data-metric="([^"]+)" data-epochs="(\d+)"', svg)
+        assert sorted(drawn) == sorted(
+            (run, name, "3") for run in ("sweep-1", "tuned-1") for name in (metric,
+                                                                           "val_" + metric)
+        )
+    assert re.findall(r'class="curve-pick" form="experiments-form" name="curve" '
+                      r'value="([^"]+)" checked', text) == ["tuned-1", "sweep-1"]
+    # None checked: the first runs of the table's order.
+    default = _get(served, PAGE + "?sort=-auc")
+    svg = re.search(r'<svg id="curve-loss".*?</svg>', default, re.S).group()
+    assert list(dict.fromkeys(re.findall(r'data-run="([^"]+)"', svg))) == [
+        "sweep-4", "sweep-2", "tuned-1"
+    ]
+
+
+def test_navigation_and_the_pipeline_page_link_the_page(served):
+    index = _get(served, "/experiments")
+    assert f'<a href="{PAGE}">penguin</a>' in index
+    runs = _get(served, "/")
+    assert '<a href="/experiments">Experiments</a>' in runs
+    pipeline = _get(served, "/pipelines/penguin")
+    assert f'id="experiments-link" href="{PAGE}"' in pipeline
