@@ -67,6 +67,8 @@ def pages(demo, ui) -> dict[str, str]:
         "model version": f"/models/tiny/{demo.pushed_version}",
         "pipelines": "/pipelines",
         "models and loop": "/pipelines/tiny",
+        "experiments index": "/experiments",
+        "experiments": "/experiments/tiny",
     }
 
 
@@ -301,3 +303,112 @@ def test_with_requests_the_pipeline_page_compares_stable_and_canary(browser, dem
                            "error_rate_increase")
     finally:
         stop_ui(server)
+
+
+# ---------------------------------------------------------------- the experiments page
+
+
+@pytest.fixture(scope="module")
+def experiments_ui(tmp_path_factory):
+    """`beamline ui` over the experiments store (a 2x2 sweep, a tuned run with trials, epoch
+    histories; written with the MLMD API, no TFX run: tests/beamline/ui/experiments_demo.py)."""
+    from tests.beamline.ui import experiments_demo
+    from tests.beamline.ui.conftest import start_ui, stop_ui
+
+    built = experiments_demo.build(tmp_path_factory.mktemp("experiments-browser"))
+    server = start_ui("--root", str(built.root))
+    yield server
+    stop_ui(server)
+
+
+def _experiment_rows(browser) -> list[list[str]]:
+    """[run, auc] of each run row, in order."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('#experiments-body tr.run')).map("
+        "function (r) { var auc = r.querySelector('td[data-column=auc]');"
+        "  return [r.getAttribute('data-run'), auc ? auc.innerText : '']; });"
+    )
+
+
+def _offline(seen: dict, base: str) -> None:
+    outside = [u for u in seen["requested"] if not u.startswith((base, *INTERNAL))]
+    assert not outside, outside
+    assert not seen["failed"], seen["failed"]
+    assert not seen["console"], seen["console"]
+
+
+def _click_and_wait(browser, element, before: str) -> None:
+    element.click()
+    writer.wait_for(
+        lambda: browser.current_url != before
+        and browser.execute_script("return document.readyState") == "complete",
+        what="the page after the click",
+    )
+
+
+def test_experiments_page_draws_table_plot_and_curves_offline_and_sorts_and_filters(
+    browser, experiments_ui
+):
+    from selenium.webdriver.common.by import By
+
+    from tests.beamline.ui import experiments_demo as ed
+
+    base = experiments_ui.base
+    seen = load(browser, base + f"/experiments/{ed.PIPELINE}")
+    _offline(seen, base)
+    assert [run for run, _ in _experiment_rows(browser)] == [
+        ed.TUNED, "sweep-4", "sweep-3", "sweep-2", "sweep-1"
+    ]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#experiments-body tr.trial")) == 3
+
+    # The plot and the curves are drawn: lines with a size on screen.
+    def drawn(selector: str) -> int:
+        return browser.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0])).filter(function (p) {"
+            "  var box = p.getBBox(); return box.width > 0 || box.height > 0; }).length;",
+            selector,
+        )
+
+    assert drawn("#parallel-plot path.run-line") == 5
+    assert drawn("#parallel-plot path.trial-line") == 3
+    assert drawn("#parallel-plot g.axis line") == 4
+    assert drawn("#curve-loss path.curve") == 6  # the first three runs, loss and val_loss
+    assert drawn("#curve-metric path.curve") == 6
+
+    # A click on a header sorts by it; a second click reverses.
+    before = browser.current_url
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, 'a.sort[data-column="auc"]'),
+                    before)
+    ascending = _experiment_rows(browser)
+    assert [float(auc) for _, auc in ascending] == sorted(
+        [auc for _, _, auc in ed.GRID.values()] + [ed.TUNED_AUC]
+    )
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, 'a.sort[data-column="auc"]'),
+                    browser.current_url)
+    assert _experiment_rows(browser) == list(reversed(ascending))
+
+    # A filter narrows the rows (and keeps the order); checked runs get their curves.
+    box = browser.find_element(By.ID, "where")
+    box.clear()
+    box.send_keys("auc > 0.92 and blessed")
+    _click_and_wait(browser, browser.find_element(By.ID, "apply"), browser.current_url)
+    assert [run for run, _ in _experiment_rows(browser)] == ["sweep-4", "sweep-2", ed.TUNED]
+    assert drawn("#parallel-plot path.run-line") == 3
+    for run in ("sweep-2", ed.TUNED):
+        browser.find_element(By.CSS_SELECTOR, f'input.curve-pick[value="{run}"]').click()
+    _click_and_wait(browser, browser.find_element(By.ID, "draw-curves"), browser.current_url)
+    curves = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#curve-loss path.curve')).map("
+        "function (p) { return p.getAttribute('data-run'); });"
+    )
+    assert sorted(set(curves)) == sorted({"sweep-2", ed.TUNED})
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+    # A filter that does not parse: where.py's message beside the box, no rows.
+    box = browser.find_element(By.ID, "where")
+    box.clear()
+    box.send_keys("auc >")
+    _click_and_wait(browser, browser.find_element(By.ID, "apply"), browser.current_url)
+    assert "does not parse at character 6" in browser.find_element(By.ID, "where-error").text
+    assert _experiment_rows(browser) == []
