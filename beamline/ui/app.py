@@ -40,6 +40,7 @@ from beamline.ui.store import Reader
 TOKEN_COOKIE = "beamline_ui_token"
 # Run ids are timestamps or orchestrator run names; anything else is refused before any lookup.
 _SAFE = re.compile(r"^[A-Za-z0-9_.:+@=~\-]{1,256}$")
+_MAX_COLUMN = 300
 _METRIC = re.compile(r"^[A-Za-z0-9_./\[\]=\-]{1,128}$")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -353,12 +354,16 @@ class UiApp:
         where = request.args.get("where", "").strip() or None
         if where is not None and len(where) > experiments_page.MAX_WHERE:
             raise BadRequest(f"The filter is longer than {experiments_page.MAX_WHERE} characters.")
+        # Column names come from the store (metrics, hyperparameters): the table checks them.
         sort = request.args.get("sort") or None
-        if sort is not None and not _METRIC.match(sort.lstrip("-+")):
-            raise BadRequest(f"sort names {sort[:80]!r}, which is no column: click a header.")
+        if sort is not None and len(sort) > _MAX_COLUMN:
+            raise BadRequest(f"sort names no column (it is {len(sort)} characters long): click a "
+                             "column's header to sort by it.")
         columns = request.args.get("columns") or None
-        if columns is not None and len(columns) > 2000:
-            raise BadRequest("columns is longer than 2000 characters.")
+        if columns is not None and len(columns) > experiments_page.MAX_WHERE:
+            raise BadRequest(
+                f"columns is longer than {experiments_page.MAX_WHERE} characters."
+            )
         curves = list(dict.fromkeys(
             c for c in request.args.getlist("curve") if c
         ))
@@ -368,8 +373,11 @@ class UiApp:
             )
         for run_id in curves:
             _checked(run_id, "run id")
+        raw = request.args.get("limit") or str(experiments_page.DEFAULT_LIMIT)
+        if not raw.isdigit() or not 1 <= int(raw) <= experiments_page.MAX_LIMIT:
+            raise BadRequest(f"limit must be a number from 1 to {experiments_page.MAX_LIMIT}.")
         return experiments_page.View(
-            where, sort, request.args.get("experiment") or None, columns, curves
+            where, sort, request.args.get("experiment") or None, columns, curves, int(raw)
         )
 
     def on_experiments(self, request: Request, pipeline: str) -> Response:

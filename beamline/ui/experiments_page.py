@@ -24,6 +24,9 @@ from beamline.ui.layout import experiments_url, model_url, page, pipeline_url, r
 
 # Curves drawn when no run is checked: the first runs (in the table's order) with a history.
 DEFAULT_CURVES = 3
+# Runs shown (with their trials) unless the query asks for more, as on the runs page.
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 10_000
 MAX_CURVES = 20
 MAX_WHERE = 2000  # characters, as where.MAX_LENGTH
 PALETTE = (
@@ -42,12 +45,14 @@ class View:
     experiment: str | None = None
     columns: str | None = None
     curves: list[str] = field(default_factory=list)
+    limit: int = DEFAULT_LIMIT
 
 
 def _query(pipeline: str, view: View, **changes: Any) -> str:
     values = {
         "where": view.where, "experiment": view.experiment, "sort": view.sort,
         "columns": view.columns, "curve": view.curves,
+        "limit": str(view.limit) if view.limit != DEFAULT_LIMIT else None,
     }
     values.update(changes)
     pairs = []
@@ -83,7 +88,8 @@ def _header(pipeline: str, view: View, column: str) -> str:
     )
 
 
-def _cell(pipeline: str, row: Row, column: str) -> str:
+def _cell(pipeline: str, row: Row, column: str, attr: str) -> str:
+    """A cell; `attr`: the column's name, escaped for an attribute."""
     value = row.get(column)
     child = row.kind != RUN
     if column == "run":
@@ -102,11 +108,12 @@ def _cell(pipeline: str, row: Row, column: str) -> str:
         )
     numeric = as_number(value) is not None and not isinstance(value, bool | str)
     css = ' class="n"' if numeric else ""
-    return f"<td{css} data-column=\"{escape(column)}\">{escape(cell(column, value, child))}</td>"
+    return f'<td{css} data-column="{attr}">{escape(cell(column, value, child))}</td>'
 
 
 def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[str]) -> str:
     out = []
+    attrs = [(c, escape(c)) for c in columns]
     for row in rows:
         run_id = str(row.get("run"))
         box = (
@@ -118,7 +125,7 @@ def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[
         )
         out.append(
             f'<tr class="run" data-run="{escape(run_id)}"><td>{box}</td>'
-            + "".join(_cell(pipeline, row, c) for c in columns)
+            + "".join(_cell(pipeline, row, c, a) for c, a in attrs)
             + "</tr>"
         )
         for child in row.children:
@@ -127,7 +134,7 @@ def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[
             out.append(
                 f'<tr class="trial" data-run="{escape(run_id)}" '
                 f'data-trial="{escape(str(child.get("trial")))}"><td></td>'
-                + "".join(_cell(pipeline, child, c) for c in columns)
+                + "".join(_cell(pipeline, child, c, a) for c, a in attrs)
                 + "</tr>"
             )
     if not out:
@@ -436,10 +443,19 @@ def render(pipeline: str, source: str, every: list[Row], view: View,
     )
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{escape(value)}">'
-        for name, value in (("sort", view.sort), ("columns", view.columns)) if value
+        for name, value in (
+            ("sort", view.sort), ("columns", view.columns),
+            ("limit", str(view.limit) if view.limit != DEFAULT_LIMIT else None),
+        ) if value
     )
     trials = sum(1 for r in rows for c in r.children if c.kind == TRIAL)
     count = f"{len(rows)} of {len(every)} runs" + (f", {trials} trials" if trials else "")
+    more = ""
+    if len(rows) > view.limit:
+        count += f"; the first {view.limit} shown"
+        every_one = _query(pipeline, view, limit=str(min(len(rows), MAX_LIMIT)))
+        more = f' <a id="show-all" href="{escape(every_one)}">show all</a>'
+    rows = rows[: view.limit]
     problem = (
         f'<p class="anomaly" id="where-error" role="alert">{escape(error)}</p>' if error else ""
     )
@@ -461,7 +477,7 @@ def render(pipeline: str, source: str, every: list[Row], view: View,
         f'<option value="">all</option>{options}</select></label>{hidden}'
         '<button type="submit" id="apply">Apply</button>'
         '<button type="submit" id="draw-curves">Draw curves of checked runs</button>'
-        f'<span class="muted" id="experiments-count">{escape(count)}</span>'
+        f'<span class="muted"><span id="experiments-count">{escape(count)}</span>{more}</span>'
         f"</form>{problem}"
         '<div style="overflow-x:auto"><table id="experiments-table">'
         f'<thead><tr>{headers}</tr></thead><tbody id="experiments-body">'

@@ -128,13 +128,16 @@ def test_a_bad_filter_shows_where_s_message_beside_the_box_with_a_400(served, de
 
 @pytest.mark.parametrize(("query", "status", "phrase"), [
     ("sort=nope", 400, "--sort names 'nope', which is no column of the runs"),
-    ("sort=" + quote("<b>"), 400, "which is no column: click a header"),
+    ("sort=" + quote("-<b>"), 400, "--sort names '<b>', which is no column of the runs"),
+    ("sort=" + "x" * 400, 400, "sort names no column (it is 400 characters long)"),
     ("columns=run,nope", 400, "--columns names 'nope'"),
     ("curve=" + quote("../../etc/passwd"), 400, "is not valid here"),
     ("curve=no-such-run", 400, "No run 'no-such-run' of 'penguin'"),
     ("experiment=" + quote("<x>"), 400, "No experiment '<x>' in 'penguin'; experiments: lr-sweep"),
     ("where=" + "a" * 3000, 400, "longer than 2000 characters"),
     ("curve=" + "&curve=".join(f"r{i}" for i in range(21)), 400, "at most 20 runs"),
+    ("limit=0", 400, "limit must be a number from 1 to 10000"),
+    ("limit=x", 400, "limit must be a number from 1 to 10000"),
 ])
 def test_bad_queries_are_a_clear_4xx(served, query, status, phrase):
     text = html.unescape(_get(served, PAGE + "?" + query, status=status))
@@ -199,3 +202,15 @@ def test_navigation_and_the_pipeline_page_link_the_page(served):
     assert '<a href="/experiments">Experiments</a>' in runs
     pipeline = _get(served, "/pipelines/penguin")
     assert f'id="experiments-link" href="{PAGE}"' in pipeline
+
+
+def test_a_limit_shows_the_first_runs_and_links_to_all(served):
+    text = _get(served, PAGE + "?sort=-auc&limit=2")
+    assert _runs(text) == ["sweep-4", "sweep-2"]
+    assert 'id="experiments-count">5 of 5 runs, 3 trials; the first 2 shown<' in text
+    assert f'id="show-all" href="{PAGE}?sort=-auc&amp;limit=5"' in text
+    assert '<input type="hidden" name="limit" value="2">' in text
+    plot = re.search(r'<svg id="parallel-plot".*?</svg>', text, re.S).group()
+    assert sorted(re.findall(r'class="run-line" data-run="([^"]+)"', plot)) == [
+        "sweep-2", "sweep-4"
+    ]
