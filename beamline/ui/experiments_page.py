@@ -82,7 +82,8 @@ def _header(pipeline: str, view: View, column: str) -> str:
     else:
         target, arrow, state = column, "", "none"
     return (
-        f'<th aria-sort="{state}"><a class="sort" data-column="{escape(column)}" '
+        f'<th aria-sort="{state}" style="white-space:nowrap">'
+        f'<a class="sort" data-column="{escape(column)}" '
         f'href="{escape(_query(pipeline, view, sort=target))}" title="sort by {escape(column)}">'
         f"{escape(column)}{arrow}</a></th>"
     )
@@ -111,7 +112,8 @@ def _cell(pipeline: str, row: Row, column: str, attr: str) -> str:
     return f'<td{css} data-column="{attr}">{escape(cell(column, value, child))}</td>'
 
 
-def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[str]) -> str:
+def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[str],
+               empty: str = "No runs match.") -> str:
     out = []
     attrs = [(c, escape(c)) for c in columns]
     for row in rows:
@@ -140,7 +142,7 @@ def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[
     if not out:
         out.append(
             f'<tr><td colspan="{len(columns) + 1}" class="muted" id="no-experiment-rows">'
-            "No runs match.</td></tr>"
+            f"{escape(empty)}</td></tr>"
         )
     return "".join(out)
 
@@ -226,7 +228,9 @@ def parallel_svg(rows: list[Row], metric: str | None, colours: dict[str, str],
                  width: int = 900, height: int = 300) -> str:
     axes = plot_axes(rows, metric)
     lines = plot_lines(rows)
-    if len(axes) < 2 or not lines:
+    if not lines:
+        return '<p class="muted" id="no-parallel-plot">No runs to plot.</p>'
+    if len(axes) < 2:
         return (
             '<p class="muted" id="no-parallel-plot">Nothing to plot: the runs record fewer than '
             "two of hyperparameters, overrides and a metric.</p>"
@@ -456,6 +460,7 @@ def render(pipeline: str, source: str, every: list[Row], view: View,
         every_one = _query(pipeline, view, limit=str(min(len(rows), MAX_LIMIT)))
         more = f' <a id="show-all" href="{escape(every_one)}">show all</a>'
     rows = rows[: view.limit]
+    empty = "No rows until the filter above is fixed." if error else "No runs match."
     problem = (
         f'<p class="anomaly" id="where-error" role="alert">{escape(error)}</p>' if error else ""
     )
@@ -481,7 +486,7 @@ def render(pipeline: str, source: str, every: list[Row], view: View,
         f"</form>{problem}"
         '<div style="overflow-x:auto"><table id="experiments-table">'
         f'<thead><tr>{headers}</tr></thead><tbody id="experiments-body">'
-        f"{_rows_html(pipeline, rows, columns, set(view.curves))}</tbody></table></div>"
+        f"{_rows_html(pipeline, rows, columns, set(view.curves), empty)}</tbody></table></div>"
         '<p class="muted">The <code>--where</code> language of <code>beamline experiments'
         "</code>: comparisons of columns (= != &lt; &lt;= &gt; &gt;= ~) with numbers or quoted "
         "text, joined by and, or, not and parentheses. A click on a header sorts by it (again: "

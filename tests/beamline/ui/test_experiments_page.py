@@ -120,6 +120,7 @@ def test_a_bad_filter_shows_where_s_message_beside_the_box_with_a_400(served, de
     assert found and html.unescape(found.group(1)) == str(expected.value)
     assert "<script>alert" not in text and "&lt;script&gt;" in text
     assert 'id="where"' in text and 'id="no-experiment-rows"' in text
+    assert "No rows until the filter above is fixed." in text and "No runs to plot." in text
     unknown = _get(served, PAGE + "?where=" + quote("acc > 0.9"), status=400)
     assert "--where names 'acc', which is no column of this table. Did you mean 'auc'?" in (
         html.unescape(unknown)
