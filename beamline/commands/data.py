@@ -1,4 +1,4 @@
-"""`beamline data log|checkout|verify`: the data and code versions runs kept."""
+"""`beamline data log|checkout|du|verify`: the data and code versions runs kept."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from beamline.commands.gc import keep_data_option, labelled_option
 from beamline.commands.help import Command, Group
 from beamline.commands.options import json_option, metadata_option, root_option
 from beamline.timefmt import TIME_HELP, TimeType
@@ -166,6 +167,77 @@ def checkout(run_id, model, label, at, pipeline, target, with_code, root, metada
     if code is not None:
         click.echo(f"Restored code version {run.code_key[:12]}: {code.files} file(s) in "
                    f"{target / CODE_SUBDIR}")
+
+
+@data.command(cls=Command)
+@click.argument("pipeline", required=False)
+@root_option()
+@metadata_option
+@keep_data_option
+@labelled_option
+@json_option
+def du(pipeline, root, metadata, keep_data, labelled, as_json) -> None:
+    """Where the kept bytes go: per data version (PIPELINE's, or every pipeline's) and per
+    code version, its bytes in the store, how many of them no other version shares, and what
+    `beamline gc` (with the same --keep-data and --labelled) would free.
+
+    Example:
+
+    \b
+        beamline data du penguin
+        beamline data du --keep-data 3 --json
+    """
+    import json
+
+    from beamline.commands.gc import gc_command, retention_policy
+    from beamline.versions import retention
+
+    objects, store = _open(root, metadata)
+    if pipeline is not None:
+        from beamline.lineage.access import require_pipeline
+        from beamline.metadata.connection import describe
+        from beamline.settings import RootLayout
+
+        require_pipeline(store, pipeline, describe(metadata, RootLayout(root).metadata_path))
+    used = retention.usage(objects, store, retention_policy(store, pipeline, keep_data,
+                                                            labelled))
+    report = {"store": str(objects.directory), **used.to_json(pipeline),
+              "gc_command": gc_command(pipeline, keep_data, labelled)}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_du(report)
+
+
+def _print_du(report: dict) -> None:
+    from beamline.lineage.format import table
+
+    click.echo(f"{report['store']}: {report['objects']:,} object(s), {report['bytes']:,} bytes")
+    headers = ["VERSION", "FILES", "BYTES", "UNIQUE", "SHARED", "RUNS", "GC", "GC FREES"]
+    for kind, title in (("data_version", "Data versions"), ("code_version", "Code snapshots")):
+        rows = report[f"{kind}s"]
+        whose = f" of {report['pipeline']!r}" if report["pipeline"] else ""
+        click.echo(f"\n{title}{whose} (oldest first):")
+        if not rows:
+            click.echo("  none kept")
+            continue
+        click.echo("  " + table(headers, [
+            [r[kind][:12], r["files"], f"{r['bytes']:,}", f"{r['unique_bytes']:,}",
+             f"{r['shared_bytes']:,}", r["runs"], "keeps" if r["kept_by_gc"] else "frees",
+             f"{r['gc_frees_bytes']:,}"] for r in rows
+        ]).replace("\n", "\n  "))
+        for r in rows:
+            if r["problem"]:
+                click.echo(f"  {r[kind][:12]}: {r['problem']}")
+    unnamed, free = report["named_by_no_run"], report["gc_would_free"]
+    click.echo(f"\nNamed by no run: {unnamed['objects']:,} object(s), {unnamed['bytes']:,} bytes")
+    if free["blocked"]:
+        click.echo(f"`{report['gc_command']}` would free nothing: {free['blocked']}")
+    else:
+        click.echo(f"`{report['gc_command']}` would free {free['objects']:,} object(s), "
+                   f"{free['bytes']:,} bytes (`--dry-run` lists them)")
+    for refused in report["refused"]:
+        click.echo(f"refused {refused}")
 
 
 @data.command(cls=Command)

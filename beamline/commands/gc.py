@@ -6,6 +6,29 @@ import click
 
 from beamline.commands.help import Command
 from beamline.commands.options import json_option, metadata_option, root_option
+from beamline.models.retention import LABELLED_CHOICES, LABELLED_EVER
+
+
+def keep_data_option(func):
+    """--keep-data N, as gc and `data du` take it."""
+    return click.option(
+        "--keep-data", type=click.IntRange(1), default=None, metavar="N",
+        help="Also delete the kept data and code versions (in the run root's `objects/`) of "
+        "runs older than each pipeline's newest N; those of a running run and of a labelled "
+        "model version (see --labelled) always stay. Without it every run keeps its versions "
+        "and only objects no run names are deleted.",
+    )(func)
+
+
+def labelled_option(func):
+    """--labelled ever|now, as gc and `data du` take it."""
+    return click.option(
+        "--labelled", type=click.Choice(LABELLED_CHOICES), default=LABELLED_EVER,
+        show_default=True,
+        help="Whose data and code gc always keeps: `ever`, every model version that holds or "
+        "ever held a label; `now`, only one that holds a label now or that a label's rollback "
+        "returns to.",
+    )(func)
 
 
 @click.command(cls=Command)
@@ -23,11 +46,16 @@ from beamline.commands.options import json_option, metadata_option, root_option
     help="Also remove recorded versions older than the newest N; a version holding a label, "
     "or the one a label's rollback returns to, is always kept.",
 )
+@keep_data_option
+@labelled_option
 @click.option(
-    "--dry-run", is_flag=True, help="Say what would be recorded and removed; change nothing."
+    "--dry-run", is_flag=True,
+    help="Say what would be recorded and removed, and the objects and bytes it would free; "
+    "change nothing.",
 )
 @json_option
-def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as_json) -> None:
+def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, keep_data, labelled,
+       dry_run, as_json) -> None:
     """Record runs whose runner died as killed, cancel their unfinished executions, and remove
     their unpublished outputs, .temp dirs and run temp dirs, and the object store's temporary
     files a killed writer left; finish recorded pushes a kill left invisible and remove staged
@@ -35,10 +63,16 @@ def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as
     removed. Pipelines with a live run are skipped. Only paths inside the root are removed: a
     path a store record names outside it is reported as refused.
 
+    Kept data and code versions (`objects/`): deletes every object no kept run names. A run
+    keeps its versions when it is running, when it pushed a labelled model version, and
+    (with --keep-data N) when it is one of its pipeline's newest N. A store a run is writing
+    to is left for the next gc.
+
     Example:
 
     \b
         beamline gc --dry-run --unrecorded-versions
+        beamline gc --dry-run --keep-data 5
     """
     import json
 
@@ -52,22 +86,75 @@ def gc(root, metadata, pipeline, unrecorded_versions, keep_versions, dry_run, as
     ]
     from beamline.versions.store import ObjectStore
 
+    objects = ObjectStore(layout.objects_dir)
     # Temporary files of object-store writers that died (a run killed mid-write); a live
     # writer's are held under flock and stay.
-    temps = ObjectStore(layout.objects_dir).remove_dead_temp_files(dry_run=dry_run)
+    temps = objects.remove_dead_temp_files(dry_run=dry_run)
+    swept = _sweep_objects(objects, store, pipeline, keep_data, labelled, dry_run)
     labels_line = None
     if not dry_run and history.pipelines_with_labels(store):
         with labels_file.labels_lock(layout):
             labels_line = f"labels: {labels_file.sync(store, layout)} agrees with the history"
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        kept = {**swept.to_json(), "temporary_files_removed": [str(p) for p in temps]}
+        click.echo(json.dumps({"pipelines": results, "objects": kept}, indent=2))
         return
     for entry in results:
         _print(entry)
     for path in temps:
         click.echo(f"objects: {'would remove' if dry_run else 'removed'} {path} (its writer died)")
+    _print_objects(objects, swept)
     if labels_line:
         click.echo(labels_line)
+
+
+# At most this many deleted objects are named one by one in the text output (--json: all).
+_LISTED_OBJECTS = 20
+
+
+def retention_policy(store, pipeline, keep_data, labelled):
+    """What gc keeps of the object store (beamline.versions.retention) under its flags."""
+    from beamline.models.retention import labelled_versions
+    from beamline.versions import retention
+
+    return retention.Policy(keep_data, labelled_versions(store, labelled), pipeline)
+
+
+def gc_command(pipeline, keep_data, labelled) -> str:
+    """The gc line whose object clean-up `data du` describes."""
+    import shlex
+
+    args = ["beamline", "gc"]
+    if pipeline:
+        args += ["--pipeline", pipeline]
+    if keep_data:
+        args += ["--keep-data", str(keep_data)]
+    if labelled != LABELLED_EVER:
+        args += ["--labelled", labelled]
+    return shlex.join(args)
+
+
+def _sweep_objects(objects, store, pipeline, keep_data, labelled, dry_run):
+    """The object store's clean-up, after the pipelines': a run recorded killed above no longer
+    counts as running."""
+    from beamline.versions import retention
+
+    policy = retention_policy(store, pipeline, keep_data, labelled)
+    return retention.sweep(objects, store, policy, dry_run)
+
+
+def _print_objects(objects, swept) -> None:
+    click.echo(swept.describe())
+    verb = "would delete" if swept.dry_run else "deleted"
+    for key in sorted(swept.removed)[:_LISTED_OBJECTS]:
+        click.echo(f"  {verb} {objects.directory / key[:2] / key[2:]} "
+                   f"({swept.removed[key]:,} bytes)")
+    if len(swept.removed) > _LISTED_OBJECTS:
+        click.echo(f"  ... and {len(swept.removed) - _LISTED_OBJECTS} more (--json lists all)")
+    for key in swept.plan.missing:
+        click.echo(f"  missing {key[:12]}: a kept run names it, but it was deleted earlier")
+    for refused in swept.plan.refused + swept.refused:
+        click.echo(f"  refused {refused}")
 
 
 def _open(root, metadata):

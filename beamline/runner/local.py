@@ -342,12 +342,12 @@ def _keep_versions(
     version record, never the run itself: the reason is printed."""
     if not settings.keep_versions:
         return
-    from beamline.versions.record import keep_run, name_on_run
+    from beamline.versions.record import keep_run
 
     try:
         kept = keep_run(workspace.layout, data.root, data.files, code, data.span,
-                        [span for span, _ in data.extra_spans])
-        name_on_run(workspace.store, run_id, kept)
+                        [span for span, _ in data.extra_spans],
+                        name_on=(workspace.store, run_id))
     except Exception as exc:  # noqa: BLE001 - see the docstring
         logging.getLogger("beamline").warning("versions not kept: %s", exc)
         out.write(f"beamline: data and code versions not kept: {_message(exc)}\n")

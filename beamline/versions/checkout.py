@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,10 @@ def checkout(
     `target/code/`."""
     require_empty(target)
     target.mkdir(parents=True, exist_ok=True)
-    data = write_version(store, data_key, mf.DATA_KIND, target)
-    code = None
-    if code_key:
-        code = write_version(store, code_key, mf.CODE_KIND, target / CODE_SUBDIR)
+    # Under the store's shared lock: `beamline gc` deletes nothing while the files are read.
+    with store.locked() if store.directory.is_dir() else contextlib.nullcontext():
+        data = write_version(store, data_key, mf.DATA_KIND, target)
+        code = None
+        if code_key:
+            code = write_version(store, code_key, mf.CODE_KIND, target / CODE_SUBDIR)
     return data, code

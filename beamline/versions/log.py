@@ -7,7 +7,9 @@ pushed; the label history says which labels each version holds.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from beamline.errors import ConfigError
 from beamline.metadata import labels as history
@@ -45,16 +47,21 @@ class DataVersion:
         return sorted({v for run in self.runs for v in run.pushed})
 
 
-def runs_of(store, pipeline: str) -> list[RunVersions]:
-    """The pipeline's runs that recorded a data version, oldest first."""
+def run_contexts(store) -> list:
+    """Every `pipeline_run` context, oldest first."""
     from ml_metadata import errors as mlmd_errors
 
     try:
         contexts = store.get_contexts_by_type(rc.RUN_CONTEXT)
     except mlmd_errors.NotFoundError:
         return []
+    return sorted(contexts, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def runs_of(store, pipeline: str) -> list[RunVersions]:
+    """The pipeline's runs that recorded a data version, oldest first."""
     runs = []
-    for ctx in sorted(contexts, key=lambda c: (c.create_time_since_epoch, c.id)):
+    for ctx in run_contexts(store):
         props = rc.properties_of(ctx)
         if props.get(rc.PIPELINE) != pipeline or not props.get(rc.DATA_VERSION):
             continue
@@ -85,6 +92,66 @@ def _pushed_by(store, context_id: int) -> list[int]:
         if push is not None and push[0].isdigit():
             versions.append(int(push[0]))
     return sorted(versions)
+
+
+def pushed_by_runs(
+    store, pipeline: str | None = None, version: int | None = None
+) -> dict[tuple[str, int], list]:
+    """(pipeline, model version) -> the `pipeline_run` contexts whose executions pushed it,
+    oldest first (a replayed run names its original's push too): from the PushedModel
+    artifacts, so a handful of queries however many runs the store holds."""
+    from ml_metadata import errors as mlmd_errors
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    try:
+        artifacts = store.get_artifacts_by_type(rc.PUSHED_MODEL_TYPE)
+    except mlmd_errors.NotFoundError:
+        return {}
+    version_of = {}
+    for artifact in artifacts:
+        push = rc.push_from(rc.properties_of(artifact))
+        if push is not None and push[0].isdigit() and version in (None, int(push[0])):
+            version_of[artifact.id] = int(push[0])
+    found: dict[tuple[str, int], dict[int, object]] = {}
+    events = store.get_events_by_artifact_ids(list(version_of)) if version_of else []
+    for event in events:
+        if event.type != pb.Event.OUTPUT:
+            continue
+        for ctx in store.get_contexts_by_execution(event.execution_id):
+            name = rc.properties_of(ctx).get(rc.PIPELINE)
+            if ctx.type != rc.RUN_CONTEXT or pipeline not in (None, name):
+                continue
+            found.setdefault((str(name), version_of[event.artifact_id]), {})[ctx.id] = ctx
+    return {
+        key: sorted(runs.values(), key=lambda c: (c.create_time_since_epoch, c.id))
+        for key, runs in found.items()
+    }
+
+
+def for_model(store, pipeline: str, version: int) -> RunVersions | None:
+    """The versions a checkout of model `version` restores: those of the first run that pushed
+    it and kept a data version (None: no such run)."""
+    for ctx in pushed_by_runs(store, pipeline, version).get((pipeline, version), []):
+        props = rc.properties_of(ctx)
+        if props.get(rc.DATA_VERSION):
+            return RunVersions(ctx.name, ctx.create_time_since_epoch,
+                               str(props[rc.DATA_VERSION]),
+                               str(props.get(rc.CODE_VERSION) or ""), [version])
+    return None
+
+
+def checkout_command(
+    version: int | str, pipeline: str, root: Path | None = None, metadata: str | None = None,
+    to: str = "DIR",
+) -> str:
+    """The `beamline data checkout` line that restores model `version`'s data and code."""
+    args = ["beamline", "data", "checkout", "--model", str(version), "--pipeline", pipeline,
+            "--to", to, "--code"]
+    if root is not None:
+        args += ["--root", str(root)]
+    if metadata:
+        args += ["--metadata", metadata]
+    return shlex.join(args)
 
 
 def data_versions(runs: list[RunVersions]) -> list[DataVersion]:
@@ -133,9 +200,9 @@ def run_for(
                 + ". `beamline labels PIPELINE` shows which version holds each label."
             )
         model = held[label]
-    for run in runs_of(store, pipeline):
-        if model in run.pushed:
-            return run
+    run = for_model(store, pipeline, model)
+    if run is not None:
+        return run
     raise ConfigError(
         f"No run of {pipeline!r} that kept a data version pushed model version {model}. "
         "`beamline data log PIPELINE` lists the versions each data version trained; a version "

@@ -2,7 +2,9 @@
 
 Order matters: every object, then the manifests, then the keys on the run context. A run killed
 at any point leaves either no key (and perhaps objects nothing names yet, or a temporary file
-`remove_dead_temp_files` removes) or a key whose objects are all there.
+`remove_dead_temp_files` removes) or a key whose objects are all there. The runner does all of it
+under the store's shared lock (`keep_run(..., name_on=...)`), which `beamline gc` must hold
+exclusively to delete.
 """
 
 from __future__ import annotations
@@ -40,17 +42,25 @@ def keep_run(
     code_files: Iterable[tuple[str, Path]],
     span: int | None = None,
     extra_spans: Iterable[int] = (),
+    name_on: tuple[object, str] | None = None,
 ) -> RunVersions:
-    """Keeps the run's input files (named relative to `data_root`) and code files."""
+    """Keeps the run's input files (named relative to `data_root`) and code files; with
+    `name_on` (an MLMD store, a run id), names them on that run too, all of it under the
+    store's shared lock: `beamline gc` deletes under the exclusive one, so it never takes an
+    object a run has put (or found already there) but not yet named for one nothing names."""
     store = ObjectStore(layout.objects_dir)
     store.remove_dead_temp_files()
     inputs = [
         (str(f), f) if isinstance(f, str) else (f.relative_to(data_root).as_posix(), f)
         for f in data_files
     ]
-    data = mf.keep(store, mf.DATA_KIND, inputs, span, extra_spans)
-    code = mf.keep(store, mf.CODE_KIND, code_files)
-    return RunVersions(data, code)
+    with store.locked():
+        data = mf.keep(store, mf.DATA_KIND, inputs, span, extra_spans)
+        code = mf.keep(store, mf.CODE_KIND, code_files)
+        kept = RunVersions(data, code)
+        if name_on is not None:
+            name_on_run(name_on[0], name_on[1], kept)
+    return kept
 
 
 def name_on_run(store, run_id: str, versions: RunVersions) -> None:

@@ -4,6 +4,8 @@ Layout under the store directory (`RootLayout.objects_dir`):
 
     <ab>/<cdef...>     an object: its SHA-256 is `ab` + `cdef...` (64 hex digits in all)
     tmp/.put-*         an object being written (removed by `remove_dead_temp_files`)
+    .lock              held shared while a run keeps and names its versions or a checkout
+                       reads them, exclusive while `beamline gc` deletes objects (`locked`)
 
 Writes are atomic: the bytes go to a temporary file inside the store (so the final rename never
 crosses a file system), are fsynced, and only then renamed to the name of their hash; the
@@ -29,6 +31,7 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +41,10 @@ from beamline.errors import ConfigError, DataError
 from beamline.faults import fault_point
 
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+FAN_PATTERN = re.compile(r"[0-9a-f]{2}")
 TMP_DIR_NAME = "tmp"
 TMP_PREFIX = ".put-"
+LOCK_NAME = ".lock"
 # The chaos tests' kill point: the object's bytes written, not yet renamed to their key.
 FAULT_BEFORE_RENAME = "versions_before_rename"
 CHUNK_BYTES = 1 << 20
@@ -53,6 +58,19 @@ class BadKey(ConfigError):
 
 class CorruptObject(DataError):
     """An object whose bytes no longer hash to its name."""
+
+
+class StoreBusy(DataError):
+    """The store's lock is held by another process (`ObjectStore.locked(wait=False)`)."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the store directory holds: each object's size, and entries refused as not Beamline's
+    (a symlink, a directory where an object belongs), never followed."""
+
+    sizes: dict[str, int]
+    refused: list[str]
 
 
 @dataclass(frozen=True)
@@ -118,6 +136,70 @@ class ObjectStore:
                 key = fan.name + obj.name
                 if KEY_PATTERN.fullmatch(key):
                     yield key
+
+    def listing(self) -> Listing:
+        """Every object with its size, read without following a symlink: a symlinked fan
+        directory or object is refused (reported, not listed, never removed)."""
+        sizes: dict[str, int] = {}
+        refused: list[str] = []
+        if self.directory.is_symlink():
+            return Listing(sizes, [f"{self.directory} is a symlink: the store is not listed"])
+        if not self.directory.is_dir():
+            return Listing(sizes, refused)
+        for fan in sorted(self.directory.iterdir()):
+            if not FAN_PATTERN.fullmatch(fan.name):
+                continue
+            if fan.is_symlink() or not fan.is_dir():
+                refused.append(f"{fan} is a symlink or not a directory")
+                continue
+            for obj in sorted(fan.iterdir()):
+                key = fan.name + obj.name
+                if not KEY_PATTERN.fullmatch(key):
+                    continue
+                info = obj.lstat()
+                if not stat.S_ISREG(info.st_mode):
+                    refused.append(f"{obj} is a symlink or not a regular file")
+                    continue
+                sizes[key] = info.st_size
+        return Listing(sizes, refused)
+
+    def remove(self, key: str) -> int:
+        """Deletes object `key` (its size returned): only a regular file at `<ab>/<cdef...>`
+        inside the store, reached through no symlink; BadKey otherwise, nothing removed."""
+        check_key(key)
+        fan = self.directory / key[:2]
+        path = fan / key[2:]
+        if self.directory.is_symlink() or fan.is_symlink() or path.is_symlink():
+            raise BadKey(f"Object {key}: {path} is reached through a symlink; not removed.")
+        resolved = self.path_of(key)  # resolves, and proves it inside the store
+        info = path.lstat()
+        if resolved != path.resolve() or not stat.S_ISREG(info.st_mode):
+            raise BadKey(f"Object {key}: {path} is not a regular file of the store; not removed.")
+        path.unlink()
+        return info.st_size
+
+    @contextlib.contextmanager
+    def locked(self, exclusive: bool = False, wait: bool = True) -> Iterator[None]:
+        """The store's lock: shared for a run keeping and naming its versions or a checkout
+        reading them, exclusive for `gc` deleting objects. With `wait=False`, StoreBusy when
+        another process holds it in a mode that excludes this one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = self.directory / LOCK_NAME
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, mode | (0 if wait else fcntl.LOCK_NB))
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                raise StoreBusy(
+                    f"The object store {self.directory} is in use: a run is keeping its "
+                    "versions, or a checkout reading them. Try again when it is done."
+                ) from exc
+            yield
+        finally:
+            os.close(fd)
 
     def put_file(self, source: Path) -> Stored:
         """Keeps the bytes of `source` (cloned, else copied), named by their hash."""

@@ -72,7 +72,7 @@ def _run_gc(layout, *args) -> subprocess.CompletedProcess:
 
 
 def _gc(layout, *args):
-    [entry] = json.loads(_run_gc(layout, "--json", *args).stdout)
+    [entry] = json.loads(_run_gc(layout, "--json", *args).stdout)["pipelines"]
     return entry
 
 
@@ -110,7 +110,7 @@ def test_gc_never_removes_what_a_forged_store_names_outside_the_root(tmp_path):
     type_id = forged.store.put_context_type(pb.ContextType(name=rc.PIPELINE_CONTEXT))
     forged.store.put_contexts([pb.Context(type_id=type_id, name="../../outside")])
 
-    listed = json.loads(_run_gc(forged.layout, "--json", "--dry-run").stdout)
+    listed = json.loads(_run_gc(forged.layout, "--json", "--dry-run").stdout)["pipelines"]
     planned = {entry["pipeline"]: entry for entry in listed}
     assert set(planned) == {"p", "../../outside"}
     assert "skipped" in planned["../../outside"]

@@ -66,7 +66,7 @@ def test_gc_waits_for_a_promote_and_keeps_the_version_it_labelled(mlmd):
             raise
     out, err = gc.communicate(timeout=HANG_GUARD_S)
     assert gc.returncode == 0, err
-    [entry] = json.loads(out)
+    [entry] = json.loads(out)["pipelines"]
     version_1 = layout.serving_dir(PIPELINE) / "1"
     assert version_1.is_dir()
     assert [k["version"] for k in entry["kept"]] == [str(version_1)]
