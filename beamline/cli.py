@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "beamline.commands.data:data",
         "Data and code versions runs kept: log, checkout (byte-identical), verify.",
     ),
+    "reproduce": (
+        "beamline.commands.reproduce:reproduce",
+        "Train a model version again from its kept data and code; what differs.",
+    ),
     "loop": (
         "beamline.commands.loop:loop",
         "Continuous training: monitor, decide, retrain on new spans, record why.",

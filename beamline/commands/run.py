@@ -20,6 +20,7 @@ from beamline.settings import DEFAULT_MAX_PARALLEL, MEMORY_LIMIT_ENV, PushPolicy
 
 TRIGGER_KINDS = (
     TriggerKind.MANUAL, TriggerKind.SCHEDULE, TriggerKind.DRIFT, TriggerKind.NEW_DATA,
+    TriggerKind.REPRODUCE,
 )
 
 

@@ -122,22 +122,29 @@ def diff_runs(
     run_b: Run,
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
     payload: bool = True,
+    graph_b: Graph | None = None,
 ) -> RunDiff:
+    """What changed from `run_a` to `run_b`. `graph_b`: the store run B is in, when it is not
+    A's (`beamline reproduce` compares a run with its reproduction in a new root); ids are then
+    never shared, so no node counts as the same execution and no artifact as the same."""
+    graph_a = graph
+    graph_b = graph if graph_b is None else graph_b
+    shared = graph_b is graph_a
     result = RunDiff(run_a.id, run_b.id, run_a.pipeline, run_b.pipeline)
-    nodes_a, nodes_b = _by_node(graph, run_a), _by_node(graph, run_b)
+    nodes_a, nodes_b = _by_node(graph_a, run_a), _by_node(graph_b, run_b)
     for node in sorted(set(nodes_a) | set(nodes_b)):
         ea, eb = nodes_a.get(node), nodes_b.get(node)
         diff = NodeDiff(node, ea.state if ea else None, eb.state if eb else None, False)
         if ea is not None and eb is not None:
-            oa, ob = original(graph, ea), original(graph, eb)
-            diff.same_execution = oa.id == ob.id
+            oa, ob = original(graph_a, ea), original(graph_b, eb)
+            diff.same_execution = shared and oa.id == ob.id
             if not diff.same_execution:
                 diff.changes = [c for c in property_changes(oa, ob) if c.kind != "data"]
                 if is_example_gen(oa) or is_example_gen(ob):
                     result.data.extend(_data_changes(oa, ob))
         result.nodes.append(diff)
 
-    sa, sb = summarize(graph, run_a), summarize(graph, run_b)
+    sa, sb = summarize(graph_a, run_a), summarize(graph_b, run_b)
     result.blessed = (sa.blessed, sb.blessed)
     result.span = (sa.span, sb.span)
     result.pushed_version = (sa.pushed_version, sb.pushed_version)
@@ -146,21 +153,23 @@ def diff_runs(
 
     execs_a, execs_b = list(nodes_a.values()), list(nodes_b.values())
     # Statistics drift, split by split.
-    stats_a = _output_of_type(graph, execs_a, "ExampleStatistics")
-    stats_b = _output_of_type(graph, execs_b, "ExampleStatistics")
-    if stats_a and stats_b and stats_a[0] == stats_b[0]:
+    stats_a = _output_of_type(graph_a, execs_a, "ExampleStatistics")
+    stats_b = _output_of_type(graph_b, execs_b, "ExampleStatistics")
+    if shared and stats_a and stats_b and stats_a[0] == stats_b[0]:
         result.notes.append(
             f"Both runs used the same statistics (ExampleStatistics #{stats_a[0]}): no drift."
         )
     elif stats_a and stats_b:
         thresholds: dict[str, float] = {}
-        schemas = _output_of_type(graph, execs_b, "Schema")
+        schemas = _output_of_type(graph_b, execs_b, "Schema")
         if schemas:
-            schema = payloads.safe(payloads.load_schema, graph.artifacts[schemas[0]].uri)
+            schema = payloads.safe(payloads.load_schema, graph_b.artifacts[schemas[0]].uri)
             if schema is not None:
                 thresholds = schema_drift_thresholds(schema)
-        la = payloads.safe(payloads.load_statistics, graph.artifacts[stats_a[0]].uri, default={})
-        lb = payloads.safe(payloads.load_statistics, graph.artifacts[stats_b[0]].uri, default={})
+        la = payloads.safe(payloads.load_statistics, graph_a.artifacts[stats_a[0]].uri,
+                           default={})
+        lb = payloads.safe(payloads.load_statistics, graph_b.artifacts[stats_b[0]].uri,
+                           default={})
         for split in sorted(set(la) & set(lb)):
             _, fa = payloads.feature_summaries(la[split])
             _, fb = payloads.feature_summaries(lb[split])
@@ -168,13 +177,13 @@ def diff_runs(
         if not (set(la) & set(lb)):
             result.notes.append("Statistics files could not be read for both runs.")
     # Anomalies.
-    an_a = _anomaly_set(graph, _output_of_type(graph, execs_a, "ExampleAnomalies"))
-    an_b = _anomaly_set(graph, _output_of_type(graph, execs_b, "ExampleAnomalies"))
+    an_a = _anomaly_set(graph_a, _output_of_type(graph_a, execs_a, "ExampleAnomalies"))
+    an_b = _anomaly_set(graph_b, _output_of_type(graph_b, execs_b, "ExampleAnomalies"))
     result.anomalies_new = [v for k, v in an_b.items() if k not in an_a]
     result.anomalies_resolved = [v for k, v in an_a.items() if k not in an_b]
     # Evaluation metrics (candidate model of each run), per slice.
-    ev_a = _evaluation(graph, _output_of_type(graph, execs_a, "ModelEvaluation"))
-    ev_b = _evaluation(graph, _output_of_type(graph, execs_b, "ModelEvaluation"))
+    ev_a = _evaluation(graph_a, _output_of_type(graph_a, execs_a, "ModelEvaluation"))
+    ev_b = _evaluation(graph_b, _output_of_type(graph_b, execs_b, "ModelEvaluation"))
     if ev_a is not None or ev_b is not None:
         ma = ev_a.candidate() if ev_a else {}
         mb = ev_b.candidate() if ev_b else {}

@@ -85,6 +85,7 @@ class TriggerKind:
     SCHEDULE = "schedule"
     DRIFT = "drift"
     NEW_DATA = "new data"
+    REPRODUCE = "reproduce"  # `beamline reproduce`: an earlier run again, from its kept versions
 
 
 class Decision:

@@ -142,6 +142,17 @@ def autograph_skips_tf_keras() -> None:
     config.CONVERSION_RULES = (config.DoNotConvert("tf_keras"), *config.CONVERSION_RULES)
 
 
+def deterministic_ops_if_asked() -> None:
+    """TF_DETERMINISTIC_OPS=1 (`beamline reproduce` sets it): TensorFlow's ops deterministic in
+    this process, where the Tuner and Trainer run; the module files seed their own randomness
+    (keras.utils.set_random_seed)."""
+    if os.environ.get("TF_DETERMINISTIC_OPS") != "1":
+        return
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
 def _log_at_info() -> None:
     """Framework logs at INFO; fds 1/2 already point at the run's log file (capture_to)."""
     import absl.logging
@@ -561,6 +572,7 @@ def _run_nodes(
     from beamline.runner import tfx_nodes
 
     autograph_skips_tf_keras()
+    deterministic_ops_if_asked()
     # Module files are imported in place, as on Kubeflow/Vertex, instead of being built into a
     # wheel at compile time and pip-installed by every executor that uses them (~3 s each);
     # their content digest is in the components' custom_config, so caching still sees edits.

@@ -58,15 +58,16 @@ def run_contexts(store) -> list:
     return sorted(contexts, key=lambda c: (c.create_time_since_epoch, c.id))
 
 
-def runs_of(store, pipeline: str) -> list[RunVersions]:
-    """The pipeline's runs that recorded a data version, oldest first."""
+def runs_of(store, pipeline: str, kept_only: bool = True) -> list[RunVersions]:
+    """The pipeline's runs that recorded a data version, oldest first (`kept_only=False`: every
+    run, those that kept none with empty keys)."""
     runs = []
     for ctx in run_contexts(store):
         props = rc.properties_of(ctx)
-        if props.get(rc.PIPELINE) != pipeline or not props.get(rc.DATA_VERSION):
+        if props.get(rc.PIPELINE) != pipeline or (kept_only and not props.get(rc.DATA_VERSION)):
             continue
         runs.append(RunVersions(
-            ctx.name, ctx.create_time_since_epoch, str(props[rc.DATA_VERSION]),
+            ctx.name, ctx.create_time_since_epoch, str(props.get(rc.DATA_VERSION) or ""),
             str(props.get(rc.CODE_VERSION) or ""), _pushed_by(store, ctx.id),
         ))
     return runs

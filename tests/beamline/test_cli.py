@@ -167,7 +167,7 @@ def test_json_is_a_flag_that_means_stdout_on_every_command_with_output():
     with_json = {n for n in COMMANDS if "as_json" in {p.name for p in _command(n).params}}
     assert with_json == {
         "runs", "lineage", "diff", "why", "report", "monitor", "gc", "pipelines", "models",
-        "labels", "experiments",
+        "labels", "experiments", "reproduce",
     }
     for name in with_json:
         [option] = [p for p in _command(name).params if p.name == "as_json"]
