@@ -46,21 +46,66 @@ def lineage(ref, root, metadata, pipeline, no_payloads, as_json) -> None:
         result = trace.upstream(graph, target.artifacts[0].id, payload=not no_payloads)
     watched = [a.id for a in target.artifacts] + list(result.models)
     held = label_periods(graph, store, target.artifacts)
+    versions = _kept_versions(graph, store, target.artifacts, root, metadata)
     if as_json:
         data = {
             **result.to_json(),
             "monitored_by": monitored_by_json(store, watched),
             "triggered_by": triggered_by_json(store, graph, watched),
             "labels": held,
+            "versions": versions,
         }
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         click.echo(
             lineage_text(result)
+            + versions_text(versions)
             + triggered_by_text(store, graph, watched)
             + monitored_by_text(store, watched)
             + label_periods_text(held)
         )
+
+
+def _kept_versions(graph, store, artifacts, root, metadata) -> dict | None:
+    """The data and code versions a pushed model version was trained on, and the checkout
+    that restores them (None for any other target). --root and --metadata are in the command
+    when they were given on the command line."""
+    from beamline.metadata import run_context as rc
+    from beamline.settings import RootLayout
+    from beamline.versions.log import restore_info
+    from beamline.versions.store import ObjectStore
+
+    art = artifacts[0] if len(artifacts) == 1 else None
+    push = rc.push_from(art.properties) if art is not None and art.type == rc.PUSHED_MODEL_TYPE \
+        else None
+    producer = graph.producer(art.id) if push is not None else None
+    if producer is None or not push[0].isdigit():
+        return None
+    source = click.get_current_context().get_parameter_source
+    given = click.core.ParameterSource.COMMANDLINE
+    return restore_info(
+        store, producer.pipeline, int(push[0]), ObjectStore(RootLayout(root).objects_dir),
+        root if source("root") == given else None,
+        metadata if source("metadata") == given else None,
+    )
+
+
+def versions_text(info: dict | None) -> str:
+    """A "Data and code" section: the versions the model was trained on, and the command
+    that restores them."""
+    if info is None:
+        return ""
+    if info["run_id"] is None:
+        return f"\n\nData and code: none kept: {info['why_none']}."
+    lines = ["", "", f"Data and code (kept by run {info['run_id']}):",
+             f"  data version  {info['data_version']}"]
+    if info["code_version"]:
+        lines.append(f"  code version  {info['code_version']}")
+    if info["in_store"] is False:
+        lines.append("  not all in the store any more: " + (
+            info.get("problem") or "`beamline gc` deleted them, or --root names another root"))
+    lines.append(f"  restore them: {info['checkout']}")
+    return "\n".join(lines)
 
 
 def labelled_version(store, ref: str, pipeline: str | None) -> str:

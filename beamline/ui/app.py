@@ -341,7 +341,8 @@ class UiApp:
         _checked(version, "version")
         graph = self.reader.graph()
         return self._html(
-            model_page.render(graph, pipeline, version, self.reader.label_changes(pipeline))
+            model_page.render(graph, pipeline, version, self.reader.label_changes(pipeline),
+                              self.reader.kept_versions(pipeline, version))
         )
 
     def on_experiments_index(self, request: Request) -> Response:

@@ -1,5 +1,6 @@
-"""A model version's page: its lineage drawn back to the data (span, files, hashes), its TFMA
-evaluation (metrics and slices), and the labels it held over time."""
+"""A model version's page: its lineage drawn back to the data (span, files, hashes), the data
+and code versions it was trained on with the command that restores them, its TFMA evaluation
+(metrics and slices), and the labels it held over time."""
 
 from __future__ import annotations
 
@@ -116,7 +117,35 @@ def labels_section(changes: list[LabelChange], pipeline: str, version: int) -> s
     return f'<div class="scroll">{chart}</div>' + label_table(mine, pipeline, "labels-table")
 
 
-def render(graph: Graph, pipeline: str, version: str, changes: list[LabelChange]) -> str:
+def versions_section(kept: dict | None) -> str:
+    """The data and code versions the model was trained on, and the command restoring them."""
+    if kept is None:
+        return ""
+    head = '<section id="data-and-code"><h2>Data and code</h2>'
+    if kept["run_id"] is None:
+        return head + (f'<p class="muted" id="no-data-version">None kept: '
+                       f"{escape(kept['why_none'])}.</p></section>")
+    code = (f" and code version <code>{escape(kept['code_version'])}</code>"
+            if kept["code_version"] else "")
+    gone = ""
+    if kept["in_store"] is False:
+        gone = ('<p class="anomaly" id="versions-gone">Not all in the store any more: '
+                + escape(kept.get("problem") or "`beamline gc` deleted them, or the UI reads "
+                         "another run root") + "</p>")
+    return (
+        head + f'<p id="trained-on">Trained on data version <code>'
+        f"{escape(kept['data_version'])}</code>{code}, kept by run "
+        f'<a href="{escape(run_url(kept["run_id"]))}"><code>{escape(kept["run_id"])}</code></a>'
+        ". Restore both, the data byte for byte and the code under <code>DIR/code/</code>:</p>"
+        f'{gone}<pre id="checkout-command"><code>{escape(kept["checkout"])}</code></pre>'
+        "</section>"
+    )
+
+
+def render(
+    graph: Graph, pipeline: str, version: str, changes: list[LabelChange],
+    kept: dict | None = None,
+) -> str:
     art = find_version(graph, pipeline, version)
     producer = graph.producer(art.id)
     lineage = upstream(graph, art.id, payload=False)
@@ -143,6 +172,11 @@ def render(graph: Graph, pipeline: str, version: str, changes: list[LabelChange]
         ),
         ("Span", escape(summary.span or "-") if summary else "-"),
         (
+            "Data version",
+            f'<a href="#data-and-code"><code>{escape(kept["data_version"][:12])}</code></a>'
+            if kept and kept["data_version"] else "-",
+        ),
+        (
             "Blessed",
             badge({True: "yes", False: "NO", None: "-"}[summary.blessed]) if summary else "-",
         ),
@@ -160,7 +194,9 @@ def render(graph: Graph, pipeline: str, version: str, changes: list[LabelChange]
         "really ran them), down to the source files and their hashes.</p>"
         f'<div class="scroll">{sections.lineage(graph, execs, "model-lineage-svg")}</div>'
         + sections.sources(graph, execs)
-        + '</section><section id="metrics"><h2>Evaluation (TFMA)</h2>'
+        + "</section>"
+        + versions_section(kept)
+        + '<section id="metrics"><h2>Evaluation (TFMA)</h2>'
         + sections.metrics(graph, run_execs, summary.blessed if summary else None)
         + '</section><section id="labels"><h2>Labels over time</h2>'
         + labels_section(changes, pipeline, number)

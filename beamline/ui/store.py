@@ -201,6 +201,18 @@ class Reader:
         found = self._per_pipeline(records.MODELS_CONTEXT, pipeline, history)
         return sorted(found, key=lambda c: (c.time_ms, c.execution_id))
 
+    def kept_versions(self, pipeline: str, version: str) -> dict | None:
+        """The data and code versions model `version` was trained on and the checkout command
+        (beamline.versions.log.restore_info); None for a version that is no number."""
+        from beamline.versions.log import restore_info
+        from beamline.versions.store import ObjectStore
+
+        if not version.isdigit():
+            return None
+        with self.lock:
+            return restore_info(self.store(), pipeline, int(version),
+                                ObjectStore(self.layout.objects_dir), self.root, self.metadata)
+
     def experiment_rows(self, graph: Graph, pipeline: str) -> list:
         """The rows `beamline experiments PIPELINE` shows (beamline.experiments.table), with the
         labels each pushed version holds now."""

@@ -155,6 +155,32 @@ def checkout_command(
     return shlex.join(args)
 
 
+def restore_info(
+    store, pipeline: str, version: int, objects=None, root: Path | None = None,
+    metadata: str | None = None,
+) -> dict:
+    """What `lineage VERSION` and the UI's model page say of model `version`'s data and code:
+    the run a checkout restores, its versions' keys, whether they are still in the store
+    `objects` (an ObjectStore; None: not checked), and the checkout command."""
+    run = for_model(store, pipeline, version)
+    info: dict = {"pipeline": pipeline, "model_version": version, "run_id": None,
+                  "data_version": None, "code_version": None, "in_store": None, "checkout": None}
+    if run is None:
+        info["why_none"] = (
+            "no run that kept a data version pushed it (it ran with --no-versions, or before "
+            "Beamline kept data versions)"
+        )
+        return info
+    info.update(run_id=run.run_id, data_version=run.data_key, code_version=run.code_key or None,
+                checkout=checkout_command(version, pipeline, root, metadata))
+    if objects is not None:
+        try:
+            info["in_store"] = all(objects.has(k) for k in (run.data_key, run.code_key) if k)
+        except ConfigError as forged:  # a key that is no key: said, never followed
+            info.update(in_store=False, problem=str(forged))
+    return info
+
+
 def data_versions(runs: list[RunVersions]) -> list[DataVersion]:
     """The runs grouped by data version, in the order each version was first read."""
     by_key: dict[str, DataVersion] = {}
