@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labels": ("beamline.commands.labels:labels", "Which version held each label, now or then."),
     "data": (
         "beamline.commands.data:data",
-        "Data and code versions runs kept: log, checkout (byte-identical), verify.",
+        "Data and code versions runs kept: log, checkout (byte-identical), du, verify.",
     ),
     "reproduce": (
         "beamline.commands.reproduce:reproduce",
