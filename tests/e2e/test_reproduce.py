@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_the_reproduction_reads_the_same_data_code_and_settings(penguin_run, rep
     assert "--trigger reproduce" in result.stderr and "TF_DETERMINISTIC_OPS=1" in result.stderr
     # The Tuner's choice is fixed, not searched again: the reproduction has no Tuner.
     assert "hp.learning_rate" in data["settings"]
-    store = open_store(data["root"])
+    store = open_store(Path(data["root"]))
     types = {t.id: t.name for t in store.get_execution_types()}
     ran = {types[e.type_id].rsplit(".", 1)[-1] for e in store.get_executions()}
     assert "Trainer" in ran and "Tuner" not in ran, ran
@@ -55,7 +56,7 @@ def test_the_metrics_come_back_equal_or_within_the_reported_tolerance(reproduced
 
 def test_the_reproduction_is_a_run_of_its_own_root_with_trigger_reproduce(reproduced):
     _, data = reproduced
-    store = open_store(data["root"])
+    store = open_store(Path(data["root"]))
     ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, data["reproduced_run"])
     assert ctx is not None
     assert rc.properties_of(ctx)[rc.TRIGGER] == "reproduce"
