@@ -198,3 +198,30 @@ def test_du_says_where_the_bytes_go_and_what_gc_would_free(store_runs, runs):  #
     text = beamline(db, "data", "du", "--keep-data", "1").output
     assert f"{fourth.data.key[:12]}" in text and "Code snapshots" in text, text
     assert "`beamline gc --keep-data 1` would free 3 object(s)" in text, text
+
+
+def test_a_run_keeps_and_names_its_versions_only_while_gc_is_not_deleting(mlmd, tmp_path):  # noqa: F811
+    """keep_run(..., name_on=...), as the runner calls it, waits for a gc holding the store's
+    exclusive lock, then keeps and names its versions."""
+    import threading
+
+    from beamline.versions.record import keep_run
+
+    mlmd.context(rc.RUN_CONTEXT, "run-live", **{rc.PIPELINE: PIPELINE})
+    data = _write(tmp_path / "d" / "rows.csv", b"x,y\n1,1\n")
+    objects = ObjectStore(mlmd.layout.objects_dir)
+    done = threading.Event()
+
+    def run() -> None:
+        keep_run(mlmd.layout, data.parent, [data], [], name_on=(mlmd.store, "run-live"))
+        done.set()
+
+    with objects.locked(exclusive=True):  # what gc holds while it deletes
+        writer = threading.Thread(target=run, daemon=True)
+        writer.start()
+        assert not done.wait(0.5), "the run wrote into the store while gc held it"
+        assert objects.listing().sizes == {}
+    assert done.wait(30)
+    ctx = mlmd.store.get_context_by_type_and_name(rc.RUN_CONTEXT, "run-live")
+    key = rc.properties_of(ctx)[rc.DATA_VERSION]
+    assert objects.has(key) and objects.verify() == []
