@@ -173,7 +173,7 @@ def checkout(run_id, model, label, at, pipeline, target, with_code, root, metada
 @click.argument("pipeline", required=False)
 @root_option()
 @metadata_option
-@keep_data_option
+@keep_data_option(lead="Count as gc --keep-data N would: gc would delete")
 @labelled_option
 @json_option
 def du(pipeline, root, metadata, keep_data, labelled, as_json) -> None:

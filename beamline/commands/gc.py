@@ -9,15 +9,16 @@ from beamline.commands.options import json_option, metadata_option, root_option
 from beamline.models.retention import LABELLED_CHOICES, LABELLED_EVER
 
 
-def keep_data_option(func):
-    """--keep-data N, as gc and `data du` take it."""
-    return click.option(
+def keep_data_option(func=None, *, lead: str = "Also delete"):
+    """--keep-data N, as gc and (with another `lead`) `data du` take it."""
+    option = click.option(
         "--keep-data", type=click.IntRange(1), default=None, metavar="N",
-        help="Also delete the kept data and code versions (in the run root's `objects/`) of "
+        help=f"{lead} the kept data and code versions (in the run root's `objects/`) of "
         "runs older than each pipeline's newest N; those of a running run and of a labelled "
         "model version (see --labelled) always stay. Without it every run keeps its versions "
         "and only objects no run names are deleted.",
-    )(func)
+    )
+    return option(func) if func is not None else option
 
 
 def labelled_option(func):
