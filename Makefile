@@ -7,6 +7,10 @@ PIPELINE ?= penguin
 REQUESTS ?= $(ROOT)/requests
 # More `beamline serve` flags for `make serve`, e.g. SERVE_ARGS='--rest_api_port 8601 --port 8600'.
 SERVE_ARGS ?=
+# The tests run on this many pytest-xdist workers, whole groups of modules each
+# (tests/worker_groups.py); PYTEST_WORKERS=0 runs them in this process, one after another.
+PYTEST_WORKERS ?= 2
+PYTEST_SPLIT := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 
 .PHONY: run serve wheel test test-fast services lint docs lock bench clean flink-fetch flink-up flink-down
 
@@ -52,14 +56,14 @@ test: $(STAMP) services flink-fetch
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(MAKE) docs
-	$(VENV)/bin/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_SPLIT) -ra --durations=25 $(PYTEST_ARGS)
 
 # The developer's loop: everything but the slow end-to-end tier (markers `e2e` and `slow`,
 # docs/guides/testing.md). CI and `make test` run every test.
 test-fast: $(STAMP) services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/python -m pytest -ra --durations=10 -m "not e2e and not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_SPLIT) -ra --durations=10 -m "not e2e and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -51,12 +51,42 @@ SLOW_FIXTURES = frozenset(
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups off the markers
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if E2E_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    if _split_over_workers(config):
+        _group_for_workers(items)
+
+
+def _split_over_workers(config) -> bool:
+    """`make test` runs two pytest-xdist workers with `--dist loadgroup` (tests/worker_groups.py)."""
+    try:
+        return config.getoption("dist") == "loadgroup"
+    except ValueError:  # pytest-xdist not loaded (`-p no:xdist`)
+        return False
+
+
+def _group_for_workers(items) -> None:
+    from tests import worker_groups
+
+    collected = [
+        worker_groups.Collected(
+            module=item.nodeid.split("::")[0],
+            session_fixtures=worker_groups.session_fixtures(
+                item._fixtureinfo.name2fixturedefs.items()
+            ) if hasattr(item, "_fixtureinfo") else frozenset(),
+            heavy=bool(item.get_closest_marker("e2e") or item.get_closest_marker("slow")),
+        )
+        for item in items
+    ]
+    group_of = worker_groups.groups(collected)
+    for item, test in zip(items, collected):
+        item.add_marker(pytest.mark.xdist_group(group_of[test.module]))
+    items[:] = [items[i] for i in worker_groups.heaviest_first(collected, group_of)]
 
 
 @pytest.fixture
