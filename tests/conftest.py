@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 def _split_over_workers(config) -> bool:
-    """`make test` runs two pytest-xdist workers with `--dist loadgroup` (tests/worker_groups.py)."""
+    """`make test` runs pytest-xdist workers with `--dist loadgroup` (tests/worker_groups.py)."""
     try:
         return config.getoption("dist") == "loadgroup"
     except ValueError:  # pytest-xdist not loaded (`-p no:xdist`)
@@ -84,7 +84,7 @@ def _group_for_workers(items) -> None:
         for item in items
     ]
     group_of = worker_groups.groups(collected)
-    for item, test in zip(items, collected):
+    for item, test in zip(items, collected, strict=True):
         item.add_marker(pytest.mark.xdist_group(group_of[test.module]))
     items[:] = [items[i] for i in worker_groups.heaviest_first(collected, group_of)]
 
