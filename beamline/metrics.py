@@ -97,3 +97,16 @@ def task_of(metrics: dict[str, float]) -> str | None:
         if task_metrics[0].name in metrics:
             return task
     return None
+
+
+# Names of metrics that are fractions, in [0, 1]: a chart's axis never passes 1 for them.
+_FRACTIONS = ("auc", "accuracy", "precision", "recall", "specificity", "sensitivity", "prc")
+
+
+def value_range(name: str) -> tuple[float, float] | None:
+    """The range a recorded metric lies in, when it has one: (0, 1) for AUC, accuracy,
+    precision and recall (by any output or sub key); None for errors, losses and counts."""
+    base = _base_name(name).lower()
+    if base == EXAMPLE_COUNT or base.endswith(_LOWER_IS_BETTER_ENDINGS):
+        return None
+    return (0.0, 1.0) if any(word in base for word in _FRACTIONS) else None

@@ -39,6 +39,7 @@ th { background: var(--bg); font-weight: 600; } td.n { text-align: right;
 .b-stopped { background: var(--warn); } .b-killed, .b-CANCELED { background: var(--kill); }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; padding: 6px;
           background: #fff; }
+/* A DAG scales down to its container's width (style attribute: beamline.report.svg). */
 svg.dag .node rect { fill: #fff; stroke: var(--muted); stroke-width: 1.5; }
 svg.dag .node text.t { font: 600 12px system-ui, sans-serif; fill: var(--fg); }
 svg.dag .node text.s { font: 11px system-ui, sans-serif; fill: var(--muted); }
@@ -80,6 +81,7 @@ nav.top a { text-decoration: none; color: var(--cache); } nav.top b { margin-rig
 form.filters { display: flex; gap: 10px; align-items: center; margin: 8px 0; }
 .legend span { margin-right: 12px; }
 #runs-table code { white-space: nowrap; }
+#experiments-table tr.this-run td { background: #fff8c5; }
 """
 
 

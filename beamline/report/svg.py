@@ -3,9 +3,12 @@ timeline, line and bar charts, small histograms (no scripts)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+
+from beamline.report import axis
 
 
 @dataclass
@@ -57,20 +60,55 @@ def layers(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, 
     return position
 
 
+# A box's title (600 12px) and subtitle (11px) are cut at these lengths; pixels per character
+# are upper estimates, so the text stays inside its box.
+TITLE_CHARS, SUBTITLE_CHARS = 22, 28
+TITLE_PX, SUBTITLE_PX = 7.4, 6.4
+# A drawing wider than its container is scaled down to fit (by its viewBox), but never below
+# this: smaller text is not read at a glance; past it the container scrolls.
+MIN_SCALE = 0.8
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def box_width(boxes: Sequence[Box], narrowest: int = 96, widest: int = 176) -> int:
+    """The width that holds every box's (cut) title and subtitle, within [narrowest, widest]."""
+    need = max(
+        (
+            max(len(_cut(b.title, TITLE_CHARS)) * TITLE_PX,
+                len(_cut(b.subtitle, SUBTITLE_CHARS)) * SUBTITLE_PX)
+            for b in boxes
+        ),
+        default=0.0,
+    )
+    return min(max(math.ceil(need + 16), narrowest), widest)
+
+
+def fitted(width: float) -> str:
+    """The style of a drawing `width` wide that scales down to its container's width, but not
+    below MIN_SCALE (then its container scrolls)."""
+    return f"max-width:100%;height:auto;min-width:{min(width, width * MIN_SCALE):.0f}px"
+
+
 def dag_svg(
     boxes: Sequence[Box],
     edges: Sequence[tuple[str, str]],
-    box_w: int = 168,
+    box_w: int | None = None,
     box_h: int = 44,
-    gap_x: int = 56,
+    gap_x: int = 36,
     gap_y: int = 18,
     element_id: str = "",
 ) -> str:
-    """Left-to-right layered graph of `boxes` with arrows for `edges`."""
+    """Left-to-right layered graph of `boxes` with arrows for `edges`; boxes as wide as their
+    text needs (`box_w`: a fixed width). The drawing scales down to fit its container's width
+    (see `fitted`)."""
     ids = [b.id for b in boxes]
     pos = layers(ids, edges)
     if not pos:
         return '<p class="muted">Nothing to draw.</p>'
+    box_w = box_w or box_width(boxes)
     n_layers = max(p[0] for p in pos.values()) + 1
     per_layer = [sum(1 for p in pos.values() if p[0] == i) for i in range(n_layers)]
     tallest = max(per_layer)
@@ -86,7 +124,7 @@ def dag_svg(
     attr = f' id="{escape(element_id)}"' if element_id else ""
     out = [
         f'<svg{attr} class="dag" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">',
+        f'viewBox="0 0 {width} {height}" style="{fitted(width)}">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'class="arrowhead"/></marker></defs>',
@@ -105,8 +143,8 @@ def dag_svg(
         )
     for box in boxes:
         x, y = xy(box.id)
-        title = escape(box.title if len(box.title) <= 22 else box.title[:21] + "…")
-        sub = escape(box.subtitle if len(box.subtitle) <= 28 else box.subtitle[:27] + "…")
+        title = escape(_cut(box.title, TITLE_CHARS))
+        sub = escape(_cut(box.subtitle, SUBTITLE_CHARS))
         tip = f"<title>{escape(box.tooltip)}</title>" if box.tooltip else ""
         node = (
             f'<g class="node {escape(box.css)}" data-node="{escape(box.id)}">{tip}'
@@ -231,20 +269,27 @@ def line_chart_svg(
     x_format=None,
     element_id: str = "",
     y_label: str = "",
+    x_times: bool = False,
+    bounds: tuple[float, float] | None = None,
 ) -> str:
-    """Lines over x (e.g. ms since epoch), optional horizontal threshold line, marked points."""
+    """Lines over x, optional horizontal threshold line, marked points. The y axis has round
+    ticks and never passes `bounds` (a metric's range, e.g. (0, 1)) while the values stay inside
+    it. `x_times`: x is ms since the epoch, labelled at round local times that never overlap;
+    otherwise the ends are labelled with `x_format`."""
     points = [p for s in series for p in s.points]
     if not points:
         return '<p class="muted">Nothing to draw yet.</p>'
     left, right, top, bottom = 54, 14, 12, 30
+    pw, ph = width - left - right, height - top - bottom
     xs = [p.x for p in points]
     ys = [p.y for p in points] + ([threshold] if threshold is not None else [])
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(0.0, min(ys)), max(ys)
-    if y1 == y0:
-        y1 = y0 + 1.0
-    y1 += (y1 - y0) * 0.08
-    pw, ph = width - left - right, height - top - bottom
+    y_axis = axis.value_axis(ys, bounds)
+    y0, y1 = y_axis.low, y_axis.high
+    if x_times:
+        x_axis = axis.time_axis(xs, left, pw, 0, width)
+        x0, x1 = x_axis.low_ms, x_axis.high_ms
+    else:
+        x0, x1 = min(xs), max(xs)
 
     def sx(x: float) -> float:
         return left + (pw * (x - x0) / (x1 - x0) if x1 > x0 else pw / 2)
@@ -256,23 +301,34 @@ def line_chart_svg(
     out = [
         f'<svg{attr} class="chart" role="img" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}">',
+    ]
+    for value in y_axis.ticks:
+        out.append(
+            f'<line class="tick" x1="{left}" y1="{sy(value):.1f}" x2="{left + pw}" '
+            f'y2="{sy(value):.1f}"/>'
+            f'<text class="axis y-tick" x="{left - 4}" y="{sy(value) + 4:.1f}" '
+            f'text-anchor="end">{escape(y_axis.label(value))}</text>'
+        )
+    out += [
         f'<line class="axis" x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}"/>',
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}"/>',
     ]
-    for frac in (0.0, 0.5, 1.0):
-        value = y0 + (y1 - y0) * frac
-        out.append(
-            f'<text class="axis" x="{left - 4}" y="{sy(value) + 4:.1f}" text-anchor="end">'
-            f"{value:.3g}</text>"
-        )
     if y_label:
         out.append(f'<text class="axis" x="{left}" y="{top - 2}">{escape(y_label)}</text>')
-    fmt = x_format or (lambda v: f"{v:g}")
-    for value, anchor in ((x0, "start"), (x1, "end")):
-        out.append(
-            f'<text class="axis" x="{sx(value):.1f}" y="{height - 8}" text-anchor="{anchor}">'
-            f"{escape(fmt(value))}</text>"
-        )
+    if x_times:
+        for value, text in x_axis.ticks:
+            out.append(
+                f'<text class="axis x-tick" x="{sx(value):.1f}" y="{height - 8}" '
+                f'text-anchor="middle">{escape(text)}</text>'
+            )
+    else:
+        fmt = x_format or (lambda v: f"{v:g}")
+        ends = ((x0, "start"), (x1, "end")) if x1 > x0 else ((x0, "middle"),)
+        for value, anchor in ends:
+            out.append(
+                f'<text class="axis x-tick" x="{sx(value):.1f}" y="{height - 8}" '
+                f'text-anchor="{anchor}">{escape(fmt(value))}</text>'
+            )
     if threshold is not None:
         out.append(
             f'<line class="threshold" x1="{left}" y1="{sy(threshold):.1f}" x2="{left + pw}" '

@@ -89,8 +89,9 @@ def _header(pipeline: str, view: View, column: str) -> str:
     )
 
 
-def _cell(pipeline: str, row: Row, column: str, attr: str) -> str:
-    """A cell; `attr`: the column's name, escaped for an attribute."""
+def _cell(pipeline: str, row: Row, column: str, attr: str, links: bool = True) -> str:
+    """A cell; `attr`: the column's name, escaped for an attribute; `links`: runs and versions
+    link to their UI pages (not in a static report)."""
     value = row.get(column)
     child = row.kind != RUN
     if column == "run":
@@ -98,11 +99,13 @@ def _cell(pipeline: str, row: Row, column: str, attr: str) -> str:
             best = " (best)" if row.get("best") else ""
             return f'<td class="trial-name">trial {escape(str(row.get("trial")))}{best}</td>'
         run_id = str(value)
+        if not links:
+            return f'<td style="white-space:nowrap"><code>{escape(run_id)}</code></td>'
         return (
             f'<td style="white-space:nowrap"><a class="run-link" href="{escape(run_url(run_id))}">'
             f"<code>{escape(run_id)}</code></a></td>"
         )
-    if column == "version" and value and row.kind == RUN:
+    if column == "version" and value and row.kind == RUN and links:
         return (
             f'<td><a class="version-link" href="{escape(model_url(pipeline, str(value)))}">'
             f"{escape(str(value))}</a></td>"
@@ -112,22 +115,29 @@ def _cell(pipeline: str, row: Row, column: str, attr: str) -> str:
     return f'<td{css} data-column="{attr}">{escape(cell(column, value, child))}</td>'
 
 
-def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[str],
-               empty: str = "No runs match.") -> str:
+def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[str] | None,
+               empty: str = "No runs match.", marked: str | None = None) -> str:
+    """The table's rows, a run's trials under it. `checked`: the runs whose curves are drawn
+    (None: no checkbox column, links nowhere: the static report); `marked`: a run whose row is
+    marked (class `this-run`)."""
+    interactive = checked is not None
     out = []
     attrs = [(c, escape(c)) for c in columns]
     for row in rows:
         run_id = str(row.get("run"))
-        box = (
-            '<input type="checkbox" class="curve-pick" form="experiments-form" name="curve" '
-            f'value="{escape(run_id)}"'
-            + (" checked" if run_id in checked else "")
-            + (" disabled" if row.history is None else "")
-            + f' aria-label="training curves of {escape(run_id)}">'
-        )
+        box = ""
+        if interactive:
+            box = (
+                '<td><input type="checkbox" class="curve-pick" form="experiments-form" '
+                f'name="curve" value="{escape(run_id)}"'
+                + (" checked" if run_id in checked else "")
+                + (" disabled" if row.history is None else "")
+                + f' aria-label="training curves of {escape(run_id)}"></td>'
+            )
+        css = "run this-run" if run_id == marked else "run"
         out.append(
-            f'<tr class="run" data-run="{escape(run_id)}"><td>{box}</td>'
-            + "".join(_cell(pipeline, row, c, a) for c, a in attrs)
+            f'<tr class="{css}" data-run="{escape(run_id)}">{box}'
+            + "".join(_cell(pipeline, row, c, a, interactive) for c, a in attrs)
             + "</tr>"
         )
         for child in row.children:
@@ -135,16 +145,46 @@ def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[
                 continue
             out.append(
                 f'<tr class="trial" data-run="{escape(run_id)}" '
-                f'data-trial="{escape(str(child.get("trial")))}"><td></td>'
-                + "".join(_cell(pipeline, child, c, a) for c, a in attrs)
+                f'data-trial="{escape(str(child.get("trial")))}">'
+                + ("<td></td>" if interactive else "")
+                + "".join(_cell(pipeline, child, c, a, interactive) for c, a in attrs)
                 + "</tr>"
             )
     if not out:
         out.append(
-            f'<tr><td colspan="{len(columns) + 1}" class="muted" id="no-experiment-rows">'
-            f"{escape(empty)}</td></tr>"
+            f'<tr><td colspan="{len(columns) + int(interactive)}" class="muted" '
+            f'id="no-experiment-rows">{escape(empty)}</td></tr>'
         )
     return "".join(out)
+
+
+def report_section(pipeline: str, every: list[Row], run_id: str | None = None,
+                   where: str | None = None, sort: str | None = None,
+                   columns: str | None = None) -> str:
+    """The experiments table of `pipeline` for the static report (`beamline report
+    --experiments`): the rows and cells this page shows, without links, sort controls or
+    curve checkboxes; `run_id`'s row marked. `where`, `sort` and `columns` as `beamline
+    experiments` takes them (their errors are its errors)."""
+    rows = experiments_table.order(experiments_table.select(every, where), sort)
+    chosen = experiments_table.choose_columns(every, columns)
+    trials = sum(1 for r in rows for c in r.children if c.kind == TRIAL)
+    count = f"{len(rows)} of {len(every)} runs" + (f", {trials} trials" if trials else "")
+    if where:
+        count += f" for which {where} holds"
+    if sort:
+        count += f", sorted by {sort}"
+    head = "".join(f'<th style="white-space:nowrap">{escape(c)}</th>' for c in chosen)
+    return (
+        '<section id="experiments"><h2>Experiments</h2>'
+        f'<p class="muted">Every run of <b>{escape(pipeline)}</b> as <code>beamline experiments'
+        f'</code> lists it: <span id="experiments-count">{escape(count)}</span>'
+        + ("; this run's row is marked" if run_id and any(
+            str(r.get("run")) == run_id for r in rows) else "")
+        + '.</p><div class="scroll"><table id="experiments-table">'
+        f'<thead><tr>{head}</tr></thead><tbody id="experiments-body">'
+        f"{_rows_html(pipeline, rows, chosen, None, 'No runs match.', run_id)}</tbody></table>"
+        "</div></section>"
+    )
 
 
 # ---------------------------------------------------------------- parallel coordinates

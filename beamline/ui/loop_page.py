@@ -15,7 +15,7 @@ from beamline.loop.triggers import TriggerRecord
 from beamline.metadata import records
 from beamline.metadata.labels import LabelChange
 from beamline.metadata.labels import holders as current_labels
-from beamline.metrics import headline
+from beamline.metrics import headline, value_range
 from beamline.report.page import badge, table
 from beamline.report.sections import direction
 from beamline.report.svg import Point, Series, line_chart_svg
@@ -136,7 +136,8 @@ def _metric_chart(
         line_chart_svg(
             [Series(chosen, points)],
             width=760,
-            x_format=_ms_text,
+            x_times=True,
+            bounds=value_range(chosen),
             element_id="metric-svg",
             y_label=f"{chosen} ({better})" if better else chosen,
         )
@@ -182,7 +183,7 @@ def _monitoring(records_: list, triggers: list[TriggerRecord]) -> str:
             f'<figure class="monitor-chart" data-feature="{escape(name)}"><figcaption>'
             f"<b>{escape(name)}</b>: skew (blue) and drift (yellow) per window, dashed: "
             f"threshold</figcaption>"
-            + line_chart_svg(series, width=560, height=170, threshold=threshold, x_format=_ms_text)
+            + line_chart_svg(series, width=560, height=170, threshold=threshold, x_times=True)
             + "</figure>"
         )
     return f'<div class="cards">{"".join(out)}</div>'

@@ -54,11 +54,11 @@ def set_run_properties(store, run_id: str, **props: str | int) -> None:
 
 def put_node_execution(
     store, pipeline: str, run_id: str, node: str, type_name: str, state: str, outputs=None,
-    props: dict[str, str] | None = None,
+    props: dict[str, str] | None = None, inputs: list[int] | None = None,
 ):
     """An execution of `node` in run `run_id` (MLMD sets its times: now); `outputs`: key ->
     (artifact type, uri) of new output artifacts; `props`: its string properties (e.g. an
-    ExampleGen's input_base)."""
+    ExampleGen's input_base); `inputs`: ids of artifacts it read (key `input`)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     ex = pb.Execution(
@@ -81,6 +81,12 @@ def put_node_execution(
         event = pb.Event(type=pb.Event.OUTPUT)
         event.path.steps.add().key = key
         event.path.steps.add().index = 0
+        pairs.append((art, event))
+    for index, artifact_id in enumerate(inputs or []):
+        [art] = store.get_artifacts_by_id([artifact_id])
+        event = pb.Event(type=pb.Event.INPUT)
+        event.path.steps.add().key = "input"
+        event.path.steps.add().index = index
         pairs.append((art, event))
     ex_id, _, _ = store.put_execution(ex, pairs, contexts)
     return ex_id
