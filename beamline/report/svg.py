@@ -279,7 +279,7 @@ def line_chart_svg(
     points = [p for s in series for p in s.points]
     if not points:
         return '<p class="muted">Nothing to draw yet.</p>'
-    left, right, top, bottom = 54, 14, 12, 30
+    left, right, top, bottom = 54, 14, (24 if y_label else 12), 30
     pw, ph = width - left - right, height - top - bottom
     xs = [p.x for p in points]
     ys = [p.y for p in points] + ([threshold] if threshold is not None else [])
@@ -314,7 +314,7 @@ def line_chart_svg(
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}"/>',
     ]
     if y_label:
-        out.append(f'<text class="axis" x="{left}" y="{top - 2}">{escape(y_label)}</text>')
+        out.append(f'<text class="axis" x="{left}" y="{top - 10}">{escape(y_label)}</text>')
     if x_times:
         for value, text in x_axis.ticks:
             out.append(

@@ -76,7 +76,9 @@ def test_report_includes_the_experiments_table_sorted_and_filtered(evaluated_roo
     ])
     assert result.exit_code == 0, result.output
     assert {r for r, _ in _rows_of(filtered.read_text())} == {runs[1], runs[2]}
-    assert "this run&#x27;s row is marked" not in filtered.read_text()
+    # The report's run (not blessed) is filtered out: no row is marked, and none is said to be.
+    assert "run this-run" not in filtered.read_text()
+    assert "row is marked" not in filtered.read_text() and "row is marked" in text
 
 
 def test_report_without_the_flag_has_no_table_and_table_options_need_it(evaluated_root, tmp_path):
