@@ -10,7 +10,7 @@ SERVE_ARGS ?=
 # The tests run on this many pytest-xdist workers, whole groups of modules each
 # (tests/worker_groups.py); PYTEST_WORKERS=0 runs them in this process, one after another.
 PYTEST_WORKERS ?= 2
-PYTEST_SPLIT := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+PYTEST_SPLIT := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 .PHONY: run serve wheel test test-fast services lint docs lock bench clean flink-fetch flink-up flink-down
 

@@ -51,31 +51,52 @@ SLOW_FIXTURES = frozenset(
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups off the markers
+def pytest_configure(config) -> None:
+    # In the controller of `make test`'s workers (tests/worker_groups.py): where the workers
+    # leave their module-to-group map, set before xdist starts them so they inherit it.
+    if _splits_over_workers(config) and not hasattr(config, "workerinput"):
+        import tempfile
+
+        from tests.worker_groups import GROUPS_FILE_ENV
+
+        directory = Path(tempfile.mkdtemp(prefix="beamline-test-groups-"))
+        os.environ[GROUPS_FILE_ENV] = str(directory / "groups.json")
+
+
+def pytest_unconfigure(config) -> None:
+    from tests.worker_groups import GROUPS_FILE_ENV
+
+    if _splits_over_workers(config) and not hasattr(config, "workerinput"):
+        import shutil
+
+        shutil.rmtree(Path(os.environ.pop(GROUPS_FILE_ENV)).parent, ignore_errors=True)
+
+
+def _splits_over_workers(config) -> bool:
+    try:
+        return bool(config.getoption("numprocesses")) and config.getoption("dist") == "loadscope"
+    except ValueError:  # pytest-xdist not loaded (`-p no:xdist`)
+        return False
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if E2E_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    if _split_over_workers(config):
-        _group_for_workers(items)
+    from tests.worker_groups import GROUPS_FILE_ENV
+
+    if hasattr(config, "workerinput") and os.environ.get(GROUPS_FILE_ENV):
+        _group_for_workers(items, Path(os.environ[GROUPS_FILE_ENV]))
 
 
-def _split_over_workers(config) -> bool:
-    """`make test` runs pytest-xdist workers with `--dist loadgroup` (tests/worker_groups.py)."""
-    try:
-        return config.getoption("dist") == "loadgroup"
-    except ValueError:  # pytest-xdist not loaded (`-p no:xdist`)
-        return False
-
-
-def _group_for_workers(items) -> None:
+def _group_for_workers(items, groups_file: Path) -> None:
     from tests import worker_groups
 
     collected = [
         worker_groups.Collected(
-            module=item.nodeid.split("::")[0],
+            module=worker_groups.module_of(item.nodeid),
             session_fixtures=worker_groups.session_fixtures(
                 item._fixtureinfo.name2fixturedefs.items()
             ) if hasattr(item, "_fixtureinfo") else frozenset(),
@@ -84,9 +105,17 @@ def _group_for_workers(items) -> None:
         for item in items
     ]
     group_of = worker_groups.groups(collected)
-    for item, test in zip(items, collected, strict=True):
-        item.add_marker(pytest.mark.xdist_group(group_of[test.module]))
     items[:] = [items[i] for i in worker_groups.heaviest_first(collected, group_of)]
+    worker_groups.write_groups(groups_file, group_of)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if not _splits_over_workers(config):
+        return None
+    from tests.worker_scheduling import GroupScheduling
+
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ a module is never split, heavy groups are handed out first."""
 
 from __future__ import annotations
 
-from tests.worker_groups import Collected, groups, heaviest_first
+from tests.worker_groups import Collected, groups, heaviest_first, read_groups, write_groups
 
 
 def _test(module: str, *fixtures: str, heavy: bool = False) -> Collected:
@@ -47,3 +47,12 @@ def test_groups_with_more_heavy_modules_come_first_each_group_whole():
         "tests/e2e/test_one.py", "tests/x/test_fast.py", "tests/x/test_fast.py",
     ]
     assert sorted(order) == list(range(len(tests)))
+
+
+
+def test_the_map_a_worker_writes_reads_back_and_a_missing_one_is_empty(tmp_path):
+    path = tmp_path / "groups.json"
+    assert read_groups(path) == {}
+    write_groups(path, {"tests/a.py": "tests/a.py", "tests/b.py": "tests/a.py"})
+    assert read_groups(path) == {"tests/a.py": "tests/a.py", "tests/b.py": "tests/a.py"}
+    assert [p.name for p in tmp_path.iterdir()] == ["groups.json"]

@@ -7,16 +7,24 @@ that share a session fixture (transitively) form one group, run by one worker: t
 penguin runs, for example, still happen once. Modules of one directory that start or inspect
 machine-wide state (the local Flink cluster under ~/.cache) are kept together too.
 
-The groups are handed to xdist's `loadgroup` scheduler heaviest first, so the long ones start
-at once and the short ones fill in at the end (the order is the same in every worker, as xdist
-requires).
+How: each worker collects, groups and orders the tests (the same way in every worker, as xdist
+requires) and writes the module-to-group map to the file named by GROUPS_FILE_ENV, which the
+controller set before it started the workers; the controller's scheduler, xdist's `loadscope`
+with this map as its scope, hands the groups out heaviest first (`--no-loadscope-reorder`
+keeps the workers' order), so the long ones start at once and the short ones fill in at the end.
+(xdist's own `loadgroup` renames test ids to carry the group, which pytest 9 ignores.)
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+GROUPS_FILE_ENV = "BEAMLINE_TEST_GROUPS_FILE"
 
 # Session fixtures that are cheap to run twice and must not glue unrelated modules together.
 UNSHARED_SESSION_FIXTURES = frozenset({"tmp_path_factory", "worker_id", "testrun_uid"})
@@ -92,3 +100,21 @@ def session_fixtures(fixture_definitions: Iterable[tuple[str, Sequence]]) -> fro
         name for name, definitions in fixture_definitions
         if definitions and definitions[-1].scope == "session"
     )
+
+
+def write_groups(path: Path, group_of: dict[str, str]) -> None:
+    """Every worker writes the same map; a rename, so the controller never reads half of one."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(group_of, sort_keys=True), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_groups(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # no worker collected: every module is its own group
+        return {}
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
