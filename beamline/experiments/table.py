@@ -108,13 +108,14 @@ def _evaluation(graph: Graph, executions: list[Execution]) -> dict[str, dict[str
     return {}
 
 
-def _hyperparameters(graph: Graph, trainer: Execution | None) -> tuple[dict[str, Any], str | None]:
+def _hyperparameters(graph: Graph, trainer: Execution | None,
+                     tuners: Mapping[str, list[Execution]]) -> tuple[dict[str, Any], str | None]:
     """(the values that reached the Trainer, the run whose Tuner chose them): the tuned or
     imported ones, with those the run fixed (`beamline run --set`) over them."""
     if trainer is None:
         return {}, None
     fixed = _fixed_hyperparameters(trainer)
-    values, tuned_in = _tuned(graph, trainer)
+    values, tuned_in = _tuned(graph, trainer, tuners)
     return {**values, **fixed}, tuned_in
 
 
@@ -129,17 +130,26 @@ def _fixed_hyperparameters(trainer: Execution) -> dict[str, Any]:
     return dict(fixed) if isinstance(fixed, dict) else {}
 
 
-def _tuned(graph: Graph, trainer: Execution) -> tuple[dict[str, Any], str | None]:
+def tuners_by_uri(graph: Graph) -> dict[str, list[Execution]]:
+    """The Tuner executions that output an artifact at each URI (in the Graph's order of
+    artifacts, then of events): one pass over the Graph for every run's row."""
+    found: dict[str, list[Execution]] = {}
+    for art in graph.artifacts.values():
+        for ex in graph.output_events(art.id):
+            if is_tuner(ex):
+                found.setdefault(art.uri, []).append(ex)
+    return found
+
+
+def _tuned(graph: Graph, trainer: Execution, tuners_at: Mapping[str, list[Execution]]
+           ) -> tuple[dict[str, Any], str | None]:
     for aid in trainer.inputs.get("hyperparameters", []):
         art = graph.artifacts.get(aid)
         if art is None:
             continue
         values = payloads.safe(payloads.load_hyperparameters, art.uri, default={})
         # An Importer of an earlier search's directory: the Tuner that wrote that directory.
-        tuners = [
-            ex for other in graph.artifacts.values() if other.uri == art.uri
-            for ex in graph.output_events(other.id) if is_tuner(ex)
-        ]
+        tuners = tuners_at.get(art.uri, [])
         producer = graph.producer(art.id)
         tuner = (tuners or [producer])[0]
         return dict(values), (tuner.run_id or None) if tuner is not None else None
@@ -167,13 +177,17 @@ def _trial_rows(run_id: str, search: Search) -> list[Row]:
 
 
 def run_row(graph: Graph, run: Run, labels_by_version: Mapping[int, list[str]],
-            with_slices: bool = False) -> Row:
-    """One run's row, its trials (and slices) as children."""
+            with_slices: bool = False, tuners: Mapping[str, list[Execution]] | None = None
+            ) -> Row:
+    """One run's row, its trials (and slices) as children. `tuners`: tuners_by_uri(graph),
+    computed once by a caller that builds many rows."""
     summary = summarize(graph, run)
     executions = graph.run_executions(run.id)
     trainer = next((e for e in executions if e.component == "Trainer"), None)
     own_tuner = next((e for e in executions if is_tuner(e) and e.state == COMPLETE), None)
-    hparams, tuned_in = _hyperparameters(graph, trainer)
+    if tuners is None and trainer is not None and trainer.inputs.get("hyperparameters"):
+        tuners = tuners_by_uri(graph)
+    hparams, tuned_in = _hyperparameters(graph, trainer, tuners or {})
     history = history_of(graph, trainer) if trainer is not None else None
     search = search_of(graph, own_tuner) if own_tuner is not None else None
     by_slice = _evaluation(graph, executions)
@@ -218,8 +232,9 @@ def run_row(graph: Graph, run: Run, labels_by_version: Mapping[int, list[str]],
 def build(graph: Graph, pipeline: str, labels_by_version: Mapping[int, list[str]] | None = None,
           with_slices: bool = False) -> list[Row]:
     """A row per run of `pipeline`, oldest first."""
+    tuners = tuners_by_uri(graph)
     return [
-        run_row(graph, run, labels_by_version or {}, with_slices)
+        run_row(graph, run, labels_by_version or {}, with_slices, tuners)
         for run in graph.sorted_runs(pipeline)
     ]
 

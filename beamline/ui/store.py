@@ -78,6 +78,8 @@ class Reader:
         self._reloading = False
         self._next_reload = 0.0
         self._summaries: dict[str, Any] = {}
+        # pipeline -> (the labels each version holds, run id -> its experiments-table row)
+        self._rows: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.last_load_s = 0.0
 
     def _sqlite_path(self) -> Path | None:
@@ -152,7 +154,7 @@ class Reader:
                 ) from None
             took = time.monotonic() - start
         with self._state_lock:
-            self._graph, self._marker, self._summaries = graph, marker, {}
+            self._graph, self._marker, self._summaries, self._rows = graph, marker, {}, {}
             self._reloading = False
             self.last_load_s = took
             self._next_reload = time.monotonic() + min(MAX_RELOAD_WAIT_S, RELOAD_FACTOR * took)
@@ -215,12 +217,33 @@ class Reader:
 
     def experiment_rows(self, graph: Graph, pipeline: str) -> list:
         """The rows `beamline experiments PIPELINE` shows (beamline.experiments.table), with the
-        labels each pushed version holds now."""
+        labels each pushed version holds now.
+
+        The rows of runs that ended are kept until the Graph or the labels change (a page
+        rebuilds only a running run's row), like `summaries`."""
         from beamline.experiments import table
         from beamline.metadata.labels import holders, labels_by_version
 
         held = labels_by_version(holders(self.label_changes(pipeline)))
-        return table.build(graph, pipeline, held)
+        key = sorted((version, tuple(names)) for version, names in held.items())
+        with self._state_lock:
+            cache: dict[str, Any] = {}
+            if graph is self._graph:
+                kept_key, kept = self._rows.get(pipeline, (None, {}))
+                cache = kept if kept_key == key else {}
+                self._rows[pipeline] = (key, cache)
+        tuners = None
+        out = []
+        for run in graph.sorted_runs(pipeline):
+            row = cache.get(run.id)
+            if row is None:
+                if tuners is None:
+                    tuners = table.tuners_by_uri(graph)
+                row = table.run_row(graph, run, held, tuners=tuners)
+                if row.get("state") != RunState.RUNNING:
+                    cache[run.id] = row
+            out.append(row)
+        return out
 
     def triggers(self, pipeline: str | None = None) -> list[TriggerRecord]:
         """Loop step decisions (oldest first), read by the loop's own reader."""

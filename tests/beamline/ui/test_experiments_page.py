@@ -215,3 +215,34 @@ def test_a_limit_shows_the_first_runs_and_links_to_all(served):
     assert sorted(re.findall(r'class="run-line" data-run="([^"]+)"', plot)) == [
         "sweep-2", "sweep-4"
     ]
+
+
+def test_the_reader_keeps_ended_runs_rows_until_the_labels_change(tmp_path):
+    """A page reuses the rows of runs that ended (no file read again per request); a label
+    moved since shows on the next page, like the command's rows."""
+    from beamline.experiments import table
+    from beamline.metadata import labels as label_history
+    from beamline.metadata.connection import open_store, sqlite_config
+    from beamline.ui.store import Reader
+    from tests.beamline.ui import writer
+
+    demo = ed.build(tmp_path)
+    reader = Reader(demo.root, None)
+    graph = reader.graph()
+    first = reader.experiment_rows(graph, ed.PIPELINE)
+    again = reader.experiment_rows(graph, ed.PIPELINE)
+    assert [row.get("run") for row in first] == demo.runs
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    fresh = table.build(graph, ed.PIPELINE, {int(ed.PUSHED_VERSION): ["stable"]})
+    assert [r.to_json() for r in again] == [r.to_json() for r in fresh]
+
+    store = open_store(sqlite_config(demo.root / "metadata.sqlite"))
+    pushed = next(a for a in graph.artifacts.values() if a.type == "PushedModel")
+    writer.label_change(store, ed.PIPELINE, "canary", -1, int(ed.PUSHED_VERSION), "promote",
+                        pushed.id)
+    held = label_history.labels_by_version(
+        label_history.holders(label_history.history(store, ed.PIPELINE))
+    )
+    after = {r.get("run"): r for r in reader.experiment_rows(graph, ed.PIPELINE)}
+    assert after[ed.PUSHED].get("labels") == held[int(ed.PUSHED_VERSION)]
+    assert sorted(after[ed.PUSHED].get("labels")) == ["canary", "stable"]
