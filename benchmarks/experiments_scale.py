@@ -21,7 +21,9 @@ unless said (what a warm `beamline ui` has; the CLI loads it first, timed apart)
 - where+sort: the same with `--where "auc > 0.9 and blessed and units >= 16" --sort -auc`;
 - cli --json: the whole command through the CLI's entry point (load included);
 - UI page, UI page filtered: GET /experiments/penguin (and ?where=...&sort=...) through the UI's
-  WSGI app (beamline/ui/app.py) on a warm Reader, the time to the last byte of the body.
+  WSGI app (beamline/ui/app.py) on a warm Reader, the time to the last byte of the body;
+- UI page, rows rebuilt: the filtered page with the Reader's kept rows dropped first, what the
+  first page after the store changed costs (every run's row read again).
 
     .venv/bin/python benchmarks/experiments_scale.py [--runs 1000] [--trials 20]
         [--tuned-every 4] [--repeat 7] [--keep DIR] [--profile]
@@ -243,7 +245,8 @@ def main() -> None:
     print(f"store: {len(rows)} runs, {trial_rows} trials, {len(graph.executions)} executions, "
           f"{len(graph.artifacts)} artifacts; {len(chosen)} runs pass --where {WHERE!r}")
 
-    client = Client(UiApp(Reader(root, None)))
+    reader = Reader(root, None)
+    client = Client(UiApp(reader))
     query = f"/experiments/{PIPELINE}?where={WHERE.replace(' ', '+')}&sort={SORT}"
     page(client, f"/experiments/{PIPELINE}")  # the Reader loads its Graph once
     measured = {
@@ -253,6 +256,8 @@ def main() -> None:
         "cli experiments --json": lambda: cli_json(root),
         "UI /experiments/penguin": lambda: page(client, f"/experiments/{PIPELINE}"),
         "UI page, filtered+sorted": lambda: page(client, query),
+        # The first page of a new Graph (the store changed): every row built again.
+        "UI page, rows rebuilt": lambda: (reader._rows.clear(), page(client, query)),
     }
     print(f"{'measure':30} {'median':>10} {'min':>10}  (of {args.repeat})")
     for name, fn in measured.items():
