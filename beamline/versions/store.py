@@ -176,6 +176,8 @@ class ObjectStore:
         if resolved != path.resolve() or not stat.S_ISREG(info.st_mode):
             raise BadKey(f"Object {key}: {path} is not a regular file of the store; not removed.")
         path.unlink()
+        with contextlib.suppress(OSError):  # other objects share its fan directory
+            fan.rmdir()
         return info.st_size
 
     @contextlib.contextmanager

@@ -51,6 +51,23 @@ def test_the_same_content_is_kept_once(tmp_path):
     assert len(stored_files(store)) == 1
 
 
+def test_removing_the_last_object_of_a_fan_directory_removes_the_directory(tmp_path):
+    store = ObjectStore(tmp_path / "objects")
+    by_fan: dict[str, list[bytes]] = {}
+    i = 0
+    while not any(len(contents) == 2 for contents in by_fan.values()):
+        content = f"row {i}".encode()
+        by_fan.setdefault(hashlib.sha256(content).hexdigest()[:2], []).append(content)
+        i += 1
+    [(fan, (first, second))] = [(f, c) for f, c in by_fan.items() if len(c) == 2]
+    keys = [store.put_bytes(first).key, store.put_bytes(second).key]
+    assert store.remove(keys[0]) == len(first)
+    assert (store.directory / fan).is_dir()  # the other object is still in it
+    assert store.remove(keys[1]) == len(second)
+    assert not (store.directory / fan).exists()
+    assert list(store.keys()) == []
+
+
 def test_rewriting_the_input_in_place_leaves_the_object_alone(tmp_path):
     """pandas' to_csv and a shell `>` truncate the input's inode: a hard link would follow."""
     source = tmp_path / "a.csv"
