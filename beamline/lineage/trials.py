@@ -6,7 +6,9 @@ KerasTuner's own `trial_*/trial.json` files are gone once a Tuner finishes. What
 - Beamline's Tuner (components/tuner) copies KerasTuner's records into its `tuner_results`
   directory before that: `keras_tuner/trial_<id>/trial.json` for every trial (its status,
   hyperparameters, score and the metrics of its best epoch, as KerasTuner writes them) and
-  `keras_tuner/search.json` (the objective and its direction);
+  `keras_tuner/search.json` (the objective and its direction), and `keras_tuner/histories.json`:
+  every trial's loss and metrics at each epoch, train and validation (beamline/lineage/epochs.py;
+  KerasTuner itself keeps only the best epoch's);
 - TFX's own Tuner (1.16) writes `tuner_results.json` there: the completed trials, each its id,
   score and hyperparameter values (failed trials are not in it);
 - both write `best_hyperparameters.txt` in the `best_hyperparameters` directory.
@@ -23,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from beamline.lineage import payloads
+from beamline.lineage.epochs import History, read_trial_histories
 from beamline.lineage.model import Execution, Graph
 
 # Names in the Tuner's output directories (the writer, components/tuner/executor.py, imports
@@ -48,6 +51,7 @@ class Trial:
     best_step: int | None = None
     message: str | None = None
     best: bool = False  # the trial whose hyperparameters the search chose
+    history: History | None = None  # every epoch, when the Tuner recorded them
 
     def final(self, metric: str) -> float | None:
         values = self.metrics.get(metric) or []
@@ -132,6 +136,9 @@ def read_keras_tuner_dir(path: str) -> Search | None:
             trials.append(found)
     if not trials:
         return None
+    histories = read_trial_histories(path)
+    for trial in trials:
+        trial.history = histories.get(trial.trial_id)
     search = Search(trials=trials, source=path)
     meta = payloads.safe(_load_json, os.path.join(path, SEARCH_FILE), default={})
     if isinstance(meta, dict):

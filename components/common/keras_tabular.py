@@ -358,13 +358,19 @@ def tuner_fn(spec: ModelSpec, fn_args):
         project_name=f"{spec.name}_tuning",
         seed=spec.seed,
     )
+    # Each trial's steps split into epochs as the Trainer splits its own: the same model, and a
+    # validation after every epoch, so every trial has a learning curve (Beamline's Tuner
+    # records it) and KerasTuner scores the trial by its best epoch.
+    epochs, steps = epoch_split(fn_args.train_steps)
     return TunerFnResult(
         tuner=tuner,
         fit_kwargs={
             "x": train,
             "validation_data": evaluation,
-            "steps_per_epoch": fn_args.train_steps,
+            "epochs": epochs,
+            "steps_per_epoch": steps,
             "validation_steps": fn_args.eval_steps,
+            "verbose": 0,
         },
     )
 

@@ -1,6 +1,7 @@
 """The recording Tuner: TFX's Tuner executor run for real on a tiny KerasTuner search keeps every
-trial (a failed one too, with its message) in its tuner_results output, where the lineage
-reader finds them; the node stays TFX's Tuner to everything that reads a pipeline."""
+trial (a failed one too, with its message) and every trial's epochs in its tuner_results output,
+where the lineage reader finds them; the node stays TFX's Tuner to everything that reads a
+pipeline."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.channel import Channel
 from tfx.utils import proto_utils
 
+from beamline.lineage.epochs import TRIAL_HISTORIES_FILE
 from beamline.lineage.trials import KERAS_TUNER_DIR, TUNER_RESULTS_FILE, read_search
 from beamline.runner.local import autograph_skips_tf_keras
 from beamline_components.tuner.component import NODE_ID, RecordingTuner
@@ -99,6 +101,14 @@ def test_every_trial_is_kept_in_tuner_results_as_the_reader_reads_it(tmp_path):
         assert trial.best_step in (0, 1) and trial.metrics["loss"]
         assert trial.score == trial.final("val_loss")
         assert set(trial.hyperparameters) == {"units"}
+        # Every epoch, where KerasTuner kept only the best: its score is the best epoch's.
+        history = trial.history
+        assert history.epochs == 2 and set(history.metrics) == {"loss", "val_loss"}
+        assert all(len(v) == 2 and None not in v for v in history.metrics.values())
+        assert trial.score == min(history.metrics["val_loss"])
+        assert history.metrics["val_loss"][trial.best_step] == trial.score
+        assert history.source.endswith(TRIAL_HISTORIES_FILE)
+    assert failed.history is None  # it never trained an epoch
     assert [t.trial_id for t in search.trials if t.best] == [
         min((t for t in search.trials if t.status == "COMPLETED"), key=lambda t: t.score).trial_id
     ]
