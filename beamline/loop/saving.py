@@ -52,7 +52,7 @@ def reused_search(store, pipeline: str, run_id: str) -> ReusedSearch | None:
             if ev.type == pb.Event.OUTPUT
         }
         if produced & used:
-            search_run = _run_of(store, search.id)
+            search_run = rc.run_of(store, search.id)
             there = (
                 {e.id for e in store.get_executions_by_context(search_run.id)}
                 if search_run is not None else set()
@@ -82,13 +82,6 @@ def _consumers_seconds(store, artifact_ids: set[int], execution_ids: set[int]) -
         if ev.type == pb.Event.INPUT and ev.execution_id in execution_ids
     }
     return sum(_seconds(e) for e in store.get_executions_by_id(list(readers))) if readers else 0.0
-
-
-def _run_of(store, execution_id: int):
-    for context in store.get_contexts_by_execution(execution_id):
-        if context.type == rc.RUN_CONTEXT:
-            return context
-    return None
 
 
 def describe(reused: ReusedSearch | None, run_id: str, run_seconds: float) -> str:

@@ -52,6 +52,10 @@ OVERRIDES = "beamline_overrides"
 # (beamline/versions), absent when the run kept none.
 DATA_VERSION = "beamline_data_version"
 CODE_VERSION = "beamline_code_version"
+# The Beam profile the run's Beam jobs ran on, as `auto` resolved it (beamline.beam.PROFILES;
+# absent on runs before it was recorded): what `beamline reproduce` runs on again. Its
+# --beam-arg flags are not recorded: they may hold endpoints and ${secret:...} values.
+BEAM_PROFILE = "beamline_beam_profile"
 SUCCEEDED = "succeeded"
 
 # The `module_sha256` custom_config key (components/tabular_pipeline.py sets it, `why` reads it).
@@ -111,6 +115,15 @@ NODE_STATE_OF_EXECUTION = {
 # Artifact types and properties that say whether a run blessed and pushed a model.
 BLESSING_TYPE = "ModelBlessing"
 PUSHED_MODEL_TYPE = "PushedModel"
+STATISTICS_TYPE = "ExampleStatistics"
+
+
+def run_of(store, execution_id: int):
+    """The `pipeline_run` context an execution was recorded in, or None."""
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.type == RUN_CONTEXT:
+            return context
+    return None
 
 
 def value_of(value) -> Any:

@@ -119,11 +119,9 @@ def recorded_pushes(store, serving_dir: Path) -> list[RecordedPush]:
         execution = executions.get(producers.get(aid))
         if execution is None or execution.last_known_state != pb.Execution.COMPLETE:
             continue
-        run_id, policy = "", None
-        for ctx in store.get_contexts_by_execution(execution.id):
-            if ctx.type == rc.RUN_CONTEXT:
-                run_id = ctx.name
-                policy = rc.properties_of(ctx).get(r.RUN_PUSH_POLICY)
+        run = rc.run_of(store, execution.id)
+        run_id = run.name if run is not None else ""
+        policy = rc.properties_of(run).get(r.RUN_PUSH_POLICY) if run is not None else None
         out.append(RecordedPush(aid, version, destination, execution.id, run_id, policy))
     return out
 

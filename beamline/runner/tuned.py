@@ -58,13 +58,6 @@ def _outputs(store, execution_id: int, key: str) -> list:
     return store.get_artifacts_by_id(ids) if ids else []
 
 
-def _run_of(store, execution_id: int):
-    for context in store.get_contexts_by_execution(execution_id):
-        if context.type == rc.RUN_CONTEXT:
-            return context
-    return None
-
-
 def _schema_in_run(store, pipeline: str, run_context) -> bytes | None:
     node = store.get_context_by_type_and_name(rc.NODE_CONTEXT, f"{pipeline}.{SCHEMA_NODE}")
     if node is None or run_context is None:
@@ -92,7 +85,7 @@ def earlier_search(store, pipeline: str, module_sha: str | None, schema_path: st
     if not executions:
         return Reuse(None, "tuning: no earlier search of this pipeline to reuse")
     latest = max(executions, key=lambda e: e.id)
-    run = _run_of(store, latest.id)
+    run = rc.run_of(store, latest.id)
     where = f"run {run.name}" if run is not None else f"execution #{latest.id}"
     searched_with = _custom_config(rc.properties_of(latest).get("custom_config")).get(
         rc.MODULE_SHA256_KEY
