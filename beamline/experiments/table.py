@@ -15,8 +15,8 @@ Columns are named as `--where`, `--sort` and `--columns` take them:
 - each hyperparameter by its name (and as hp.NAME, which a metric of the same name cannot hide),
   each override as set.NAME, and each metric of the last training epoch as train.NAME
   (train.loss, train.val_loss);
-- trial rows: trial, state (KerasTuner's status), score, best, and their hyperparameters and
-  train.NAME (the trial's best epoch).
+- trial rows: trial, state (KerasTuner's status), score, best, epochs (those the Tuner
+  recorded), and their hyperparameters and train.NAME (the trial's best epoch).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Row:
     kind: str  # RUN, TRIAL or SLICE
     values: dict[str, Any]
     children: list[Row] = field(default_factory=list)  # a run's trials, then its slices
-    history: History | None = None  # a run's Trainer, epoch by epoch
+    history: History | None = None  # a run's Trainer (a trial row: the trial), epoch by epoch
     search: Search | None = None  # a run's own Tuner search
     slices: dict[str, dict[str, float]] = field(default_factory=dict)  # a run's, but Overall
 
@@ -75,8 +75,10 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.values)
+        if self.kind == TRIAL:  # a brief of its curve: 5,000 trials stay a small document
+            data["history"] = self.history.brief() if self.history else None
         if self.kind == RUN:
-            data["trials"] = [c.values for c in self.children if c.kind == TRIAL]
+            data["trials"] = [c.to_json() for c in self.children if c.kind == TRIAL]
             data["history"] = self.history.to_json() if self.history else None
             data["slices"] = self.slices
         return data
@@ -168,11 +170,12 @@ def _trial_rows(run_id: str, search: Search) -> list[Row]:
         values: dict[str, Any] = {
             "run": run_id, "trial": trial.trial_id, "state": trial.status,
             "hyperparameters": trial.hyperparameters, "score": trial.score, "best": trial.best,
+            "epochs": trial.history.epochs if trial.history else None,
         }
         values.update(_named(trial.hyperparameters, values))
         values.update({HP_PREFIX + k: v for k, v in trial.hyperparameters.items()})
         values.update({TRAIN_PREFIX + k: trial.final(k) for k in trial.metrics})
-        rows.append(Row(TRIAL, values))
+        rows.append(Row(TRIAL, values, history=trial.history))
     return rows
 
 

@@ -23,7 +23,13 @@ from beamline.experiments.where import WhereError
 from beamline.lineage.access import open_graph_and_store
 from beamline.metadata import labels as label_history
 from beamline.metadata import run_context as rc
-from tests.beamline.lineage.test_trials import best_hyperparameters, trial_state, write_project
+from tests.beamline.lineage.test_trials import (
+    best_hyperparameters,
+    trial_history,
+    trial_state,
+    write_project,
+    write_trial_histories,
+)
 from tests.beamline.ui import writer
 
 PIPELINE = "penguin"
@@ -122,6 +128,7 @@ def root(tmp_path) -> Path:
         trial_state("0", {"units": 32, "learning_rate": 0.03}, score=0.97, val_acc=(0.97,)),
         trial_state("1", {"units": 8, "learning_rate": 0.01}, status="FAILED", message="boom"),
     ], search={"objective": "val_auc", "direction": "max"})
+    write_trial_histories(results / "keras_tuner", {"0": trial_history((0.9, 0.97))})
     best = best_hyperparameters(files / "best", {"units": 32, "learning_rate": 0.03})
     best_art = w.artifact("HyperParameters", best)
     w.execution(run, "Tuner", outputs={
@@ -193,6 +200,9 @@ def test_a_row_per_run_with_what_it_ran_with_and_what_came_of_it(root):
     )
     assert best.get("units") == 32 and best.get("train.val_sparse_categorical_accuracy") == 0.97
     assert (failed.get("state"), failed.get("score"), failed.get("best")) == ("FAILED", None, False)
+    assert best.get("epochs") == 2 and best.history.metrics["val_sparse_categorical_accuracy"] == [
+        0.9, 0.97]
+    assert failed.get("epochs") is None and failed.history is None
 
     # b searched nothing: its hyperparameters are a's, and it says so; no push, no labels.
     assert b.get("experiment") is None and b.get("overrides") == {}
@@ -265,6 +275,12 @@ def test_the_command_reads_the_store_and_never_creates_one(root, tmp_path, capsy
     assert [r["run"] for r in data] == ["b", "a"]
     assert data[1]["history"]["metrics"]["val_loss"] == [1.0, 0.6, 0.4]
     assert [t["trial"] for t in data[1]["trials"]] == ["0", "1"]
+    # A trial's curve in brief (its length, last values, its file), the failed one's none.
+    brief = data[1]["trials"][0]["history"]
+    assert data[1]["trials"][0]["epochs"] == brief["epochs"] == 2
+    assert brief["final"]["val_sparse_categorical_accuracy"] == 0.97
+    assert brief["file"].endswith("keras_tuner/histories.json")
+    assert data[1]["trials"][1]["history"] is None
     assert data[1]["slices"] == {
         "island=Biscoe": {"auc": 0.95, "root_mean_squared_error": 0.25, "example_count": 40.0}
     }

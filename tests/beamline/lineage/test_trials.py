@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from beamline.lineage.epochs import HISTORY_FILE, history_of, read_history
+from beamline.lineage.epochs import (
+    HISTORY_FILE,
+    TRIAL_HISTORIES_FILE,
+    history_of,
+    read_history,
+    read_trial_histories,
+)
 from beamline.lineage.model import Artifact, Execution, Graph
 from beamline.lineage.trials import (
     KERAS_TUNER_DIR,
@@ -61,6 +67,29 @@ def write_project(directory: Path, states, search=None) -> Path:
     return directory
 
 
+def trial_history(val_acc, steps_per_epoch=3, validation_steps=5) -> dict:
+    """One trial's entry in histories.json, as Beamline's Tuner (components/tuner/executor.py)
+    writes it: loss falls, accuracy and its validation rise to `val_acc`'s values."""
+    epochs = len(val_acc)
+    return {
+        "epochs": epochs, "executions": 1, "steps_per_epoch": steps_per_epoch,
+        "validation_steps": validation_steps,
+        "metrics": {
+            "loss": [round(1.0 / (e + 1), 4) for e in range(epochs)],
+            "sparse_categorical_accuracy": [round(v - 0.02, 4) for v in val_acc],
+            "val_loss": [round(1.1 / (e + 1), 4) for e in range(epochs)],
+            "val_sparse_categorical_accuracy": list(val_acc),
+        },
+    }
+
+
+def write_trial_histories(directory: Path, histories: dict) -> Path:
+    """histories.json in a Tuner's record directory: trial id -> trial_history(...)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / TRIAL_HISTORIES_FILE).write_text(json.dumps({"trials": histories}))
+    return directory
+
+
 def best_hyperparameters(directory: Path, values) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "best_hyperparameters.txt").write_text(
@@ -79,6 +108,9 @@ def test_every_trial_of_a_keras_tuner_directory_with_status_score_and_epochs(tmp
         trial_state("02", {"units": 8, "learning_rate": 0.01}, status="FAILED",
                     message="Traceback: ResourceExhaustedError"),
     ], search={"objective": "val_sparse_categorical_accuracy", "direction": "max"})
+    write_trial_histories(results / KERAS_TUNER_DIR, {
+        "00": trial_history((0.7, 0.85, 0.91)), "01": trial_history((0.8, 0.95, 0.93)),
+    })
     best = best_hyperparameters(tmp_path / "best_hyperparameters" / "7",
                                 {"units": 32, "learning_rate": 0.003})
 
@@ -93,6 +125,17 @@ def test_every_trial_of_a_keras_tuner_directory_with_status_score_and_epochs(tmp
     assert first.metrics["val_sparse_categorical_accuracy"] == [0.7, 0.85, 0.91]
     assert first.final("loss") == 1.0 / 3
     assert search.trials[2].score is None and "ResourceExhausted" in search.trials[2].message
+    # Every epoch, where trial.json keeps only the best one's metrics.
+    assert first.history.epochs == 3 and first.history.steps_per_epoch == 3
+    assert first.history.metrics["val_sparse_categorical_accuracy"] == [0.7, 0.85, 0.91]
+    assert search.trials[1].history.final("val_sparse_categorical_accuracy") == 0.93
+    assert first.history.source == str(results / KERAS_TUNER_DIR / TRIAL_HISTORIES_FILE)
+    assert search.trials[2].history is None  # failed before an epoch ended
+    assert first.history.brief() == {
+        "epochs": 3, "file": first.history.source,
+        "final": {"loss": 0.3333, "sparse_categorical_accuracy": 0.89, "val_loss": 0.3667,
+                  "val_sparse_categorical_accuracy": 0.91},
+    }
     assert (search.objective, search.direction) == ("val_sparse_categorical_accuracy", "max")
     assert search.best_hyperparameters == {"units": 32, "learning_rate": 0.003}
     json.dumps(search.to_json())  # plain JSON all the way down
@@ -186,3 +229,18 @@ def test_a_history_that_is_not_one_reads_as_none(tmp_path):
     (tmp_path / HISTORY_FILE).write_text(json.dumps({"metrics": {"loss": [1, True, "x"]}}))
     found = read_history(str(tmp_path))
     assert found.metrics == {"loss": [1.0, None, None]} and found.epochs == 3
+
+
+def test_trial_histories_that_are_not_ones_are_left_out_not_fatal(tmp_path):
+    project = tmp_path / "project"
+    write_project(project, [trial_state("00", {"units": 8}, score=0.5),
+                            trial_state("01", {"units": 16}, score=0.6)])
+    assert read_trial_histories(str(project)) == {}  # a search recorded before them
+    (project / TRIAL_HISTORIES_FILE).write_text("{not json")
+    assert [t.history for t in read_keras_tuner_dir(str(project)).trials] == [None, None]
+    (project / TRIAL_HISTORIES_FILE).write_text(json.dumps({"trials": [1, 2]}))
+    assert read_trial_histories(str(project)) == {}
+    write_trial_histories(project, {"00": "not a history", "01": trial_history((0.5, 0.6))})
+    search = read_keras_tuner_dir(str(project))
+    assert search.trials[0].history is None
+    assert search.trials[1].history.metrics["val_sparse_categorical_accuracy"] == [0.5, 0.6]
