@@ -62,7 +62,8 @@ TRIGGER_KINDS = (
               help="Keep no copy of the input files and code in the run root's object store "
               "(`beamline data checkout` cannot restore this run's data).")
 @click.option("--max-parallel", type=click.IntRange(1, 16), default=DEFAULT_MAX_PARALLEL,
-              show_default=True, help="Nodes that may run at once when the DAG allows.")
+              show_default=True, help="Nodes (with --spec: tasks) that may run at once when "
+              "the DAG allows.")
 @click.option("--memory-limit", default=None, metavar="SIZE", envvar=MEMORY_LIMIT_ENV,
               help="Stop the run, recorded as failed, once its processes (Beam workers "
               "included) hold more than SIZE (6GiB, 80%) [default: stop only when the "
@@ -124,7 +125,7 @@ def run(
         beamline run --spec penguin.json --as kubeflow
     """
     if spec_file is not None or spec_target is not None:
-        _run_spec(pipeline, spec_file, spec_target, root)
+        _run_spec(pipeline, spec_file, spec_target, root, max_parallel)
         return
     if pipeline is None:
         raise click.UsageError("Name a PIPELINE to run, or pass --spec FILE.json --as TARGET.")
@@ -202,7 +203,7 @@ def _headline_of(rows: list) -> str | None:
     return names[0] if names else None
 
 
-def _run_spec(pipeline, spec_file, spec_target, root) -> None:
+def _run_spec(pipeline, spec_file, spec_target, root, max_parallel) -> None:
     from beamline.deploy.spec_runner import run_spec
     from beamline.errors import ConfigError
 
@@ -215,7 +216,7 @@ def _run_spec(pipeline, spec_file, spec_target, root) -> None:
     context = click.get_current_context()
     given = [
         param.opts[0] for param in context.command.params
-        if param.name not in ("pipeline", "spec_file", "spec_target", "root")
+        if param.name not in ("pipeline", "spec_file", "spec_target", "root", "max_parallel")
         and context.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
     ]
     if given:
@@ -224,7 +225,8 @@ def _run_spec(pipeline, spec_file, spec_target, root) -> None:
     if not spec_file.is_file():
         raise ConfigError(f"--spec {spec_file}: no such file. Write one with `beamline "
                           "compile PIPELINE --target TARGET --out FILE.json`.")
-    click.echo(run_spec(spec_file, spec_target, root, echo=click.echo).summary())
+    click.echo(run_spec(spec_file, spec_target, root, echo=click.echo,
+                        max_parallel=max_parallel).summary())
 
 
 def resolve_target(text: str):

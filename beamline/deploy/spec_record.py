@@ -62,17 +62,47 @@ class Recorder:
             execution.custom_properties[name].string_value = task
         return self._put(execution, pairs)
 
-    def finish(self, execution, outputs: Mapping[str, Mapping[str, Any]] | None) -> None:
-        """COMPLETE with OUTPUT events to `outputs`, or FAILED when `outputs` is None."""
+    def finish(
+        self, execution, outputs: Mapping[str, Mapping[str, Any]] | None,
+        properties: Mapping[str, str] | None = None,
+    ) -> None:
+        """COMPLETE with OUTPUT events to `outputs`, or FAILED when `outputs` is None;
+        `properties` (the cache fingerprint) as string custom properties."""
         pb = self.pb
         execution.last_known_state = (
             pb.Execution.FAILED if outputs is None else pb.Execution.COMPLETE
         )
+        for name, value in (properties or {}).items():
+            execution.custom_properties[name].string_value = value
         items = list((outputs or {}).items())
         pairs = [(_artifact(self.store, pb, a), _event(pb, pb.Event.OUTPUT, k)) for k, a in items]
         _, artifact_ids, _ = self.store.put_execution(execution, pairs, self.contexts)
         for (key, artifact), artifact_id in zip(items, artifact_ids, strict=True):
             self.ids[artifact.get("name", key)] = artifact_id
+
+    def reuse(
+        self, execution, outputs: Mapping[str, Mapping[str, Any]], earlier: int,
+        properties: Mapping[str, str],
+    ) -> None:
+        """CACHED with OUTPUT events to the artifacts execution `earlier` produced, no new
+        artifact: how KFP's driver publishes a cache hit, and how Beamline's lineage finds the
+        execution that really produced them."""
+        pb = self.pb
+        execution.last_known_state = pb.Execution.CACHED
+        for name, value in properties.items():
+            execution.custom_properties[name].string_value = value
+        produced = {
+            event.path.steps[0].key: event.artifact_id
+            for event in self.store.get_events_by_execution_ids([earlier])
+            if event.type == pb.Event.OUTPUT and event.path.steps
+        }
+        keys = [k for k in outputs if k in produced]
+        found = {a.id: a for a in self.store.get_artifacts_by_id([produced[k] for k in keys])}
+        pairs = [(found[produced[k]], _event(pb, pb.Event.OUTPUT, k)) for k in keys
+                 if produced[k] in found]
+        self.store.put_execution(execution, pairs, self.contexts)
+        for key in keys:
+            self.ids[outputs[key].get("name", key)] = produced[key]
 
     def close(self, failed: bool) -> None:
         self.finish(self.dag, None if failed else {})

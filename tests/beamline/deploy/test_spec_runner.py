@@ -363,3 +363,112 @@ def test_the_vertex_driver_hook_reads_the_input_and_writes_span_and_fingerprint(
     written = json.loads(Path(place.output_file).read_text())
     assert written["parameterValues"]["span"] == 0
     assert written["parameterValues"]["input_fingerprint"].startswith("split:single_split")
+
+
+def _cached_toy(make_comment: str = "") -> dict:
+    job = _toy_spec()
+    spec = job["pipelineSpec"]
+    for task in spec["root"]["dag"]["tasks"].values():
+        task["cachingOptions"] = {"enableCache": True}
+    command = spec["deploymentSpec"]["executors"]["make_executor"]["container"]["command"]
+    command[-1] += make_comment
+    return job
+
+
+def _executions(root):
+    from beamline.deploy import spec_record
+    from beamline.metadata.connection import open_store, sqlite_config
+    from beamline.settings import RootLayout
+
+    store = open_store(sqlite_config(RootLayout(root).metadata_path))
+    types = {t.id: t.name for t in store.get_execution_types()}
+    found = [e for e in store.get_executions() if types[e.type_id] == spec_record.CONTAINER]
+    outputs = {e.execution_id: e.artifact_id for e in store.get_events_by_execution_ids(
+        [e.id for e in found]) if e.type == e.OUTPUT}
+    return [(e.custom_properties["task_name"].string_value, e, outputs.get(e.id))
+            for e in found]
+
+
+def test_a_second_identical_run_is_served_from_the_cache_and_recorded_cached(tmp_path, capsys):
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    spec_file, root = tmp_path / "toy.json", tmp_path / "root"
+    spec_file.write_text(json.dumps(_cached_toy()))
+    first = spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    second = spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    assert first.cached == {}
+    assert second.cached == {"make": first.run_id, "use": first.run_id}
+    assert "2 tasks, 2 from the cache" in second.summary()
+    # `use` read the reused artifact: its input is the first run's, not a new URI.
+    assert second.record.artifacts["make"]["data"]["uri"] == (
+        f"{root}/pipelines/toy/make/{first.run_id}/data")
+    assert not Path(f"{root}/pipelines/toy/make/{second.run_id}/data").exists()
+
+    executions = _executions(root)
+    by_state = {(t, e.last_known_state): (e, out) for t, e, out in executions}
+    made, made_out = by_state[("make", pb.Execution.COMPLETE)]
+    reused, reused_out = by_state[("make", pb.Execution.CACHED)]
+    fingerprint = made.custom_properties["cache_fingerprint"].string_value
+    assert len(fingerprint) == 64
+    assert reused.custom_properties["cache_fingerprint"].string_value == fingerprint
+    assert reused.custom_properties["cached_execution_id"].string_value == str(made.id)
+    assert reused_out == made_out  # the same artifact, as KFP publishes a cache hit
+    listed = {r["run_id"]: r for r in _runs(capsys, root)}
+    assert (listed[second.run_id]["cached"], listed[second.run_id]["executed"]) == (2, 0)
+
+
+def test_changed_code_misses_the_cache_and_so_does_every_task_reading_its_output(tmp_path):
+    spec_file, root = tmp_path / "toy.json", tmp_path / "root"
+    spec_file.write_text(json.dumps(_cached_toy()))
+    spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    spec_file.write_text(json.dumps(_cached_toy("\n# changed")))
+    changed = spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    assert changed.cached == {}  # `use` reads a new artifact: its key changed too
+    again = spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    assert again.cached == {"make": changed.run_id, "use": changed.run_id}
+    # Outputs removed from the root are not handed on: the task runs again.
+    import shutil
+
+    shutil.rmtree(f"{root}/pipelines/toy/make/{changed.run_id}/data")
+    last = spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    assert last.cached == {}
+
+
+# Two tasks that each wait for the other to have started: they pass only when run at once.
+RENDEZVOUS = """
+import json, os, sys, time
+given = json.loads(sys.argv[1])
+me, other = given["inputs"]["parameterValues"]["me"], given["inputs"]["parameterValues"]["other"]
+folder = os.path.dirname(os.path.dirname(os.path.dirname(given["outputs"]["outputFile"])))
+open(os.path.join(folder, me + ".started"), "w").close()
+for _ in range(600):
+    if os.path.exists(os.path.join(folder, other + ".started")):
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit(4)
+"""
+
+
+def test_independent_tasks_run_at_once_up_to_max_parallel(tmp_path, capsys):
+    def task(me, other):
+        return {"componentRef": {"name": "meet"}, "taskInfo": {"name": me}, "inputs": {
+            "parameters": {k: {"runtimeValue": {"constant": v}}
+                           for k, v in (("me", me), ("other", other))}}}
+
+    spec = {"pipelineSpec": {
+        "pipelineInfo": {"name": "meet"}, "schemaVersion": "2.1.0",
+        "components": {"meet": {"executorLabel": "meet_executor", "inputDefinitions": {
+            "parameters": {"me": {"parameterType": "STRING"},
+                           "other": {"parameterType": "STRING"}}}}},
+        "deploymentSpec": {"executors": {"meet_executor": {"container": {
+            "image": "unused", "command": ["python", "-c", RENDEZVOUS], "args": ["{{$}}"]}}}},
+        "root": {"dag": {"tasks": {"left": task("left", "right"),
+                                   "right": task("right", "left")}}},
+    }}
+    spec_file = tmp_path / "meet.json"
+    spec_file.write_text(json.dumps(spec))
+    root = tmp_path / "root"
+    capsys.readouterr()
+    main(["run", "--spec", str(spec_file), "--as", "kubeflow", "--root", str(root),
+          "--max-parallel", "2"])
+    assert "2 tasks, 0 from the cache" in capsys.readouterr().out
