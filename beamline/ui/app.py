@@ -374,11 +374,23 @@ class UiApp:
             )
         for run_id in curves:
             _checked(run_id, "run id")
+        trials = list(dict.fromkeys(t for t in request.args.getlist("trial") if t))
+        if len(trials) > experiments_page.MAX_TRIAL_CURVES:
+            raise BadRequest(f"Curves of at most {experiments_page.MAX_TRIAL_CURVES} trials at "
+                             f"once, not {len(trials)}.")
+        for key in trials:
+            run_id, _, trial_id = key.rpartition(experiments_page.TRIAL_SEPARATOR)
+            if not run_id or not trial_id:
+                raise BadRequest(f"The trial {key[:80]!r} is not RUN/TRIAL: check trials in the "
+                                 "table to draw their curves.")
+            _checked(run_id, "run id")
+            _checked(trial_id, "trial id")
         raw = request.args.get("limit") or str(experiments_page.DEFAULT_LIMIT)
         if not raw.isdigit() or not 1 <= int(raw) <= experiments_page.MAX_LIMIT:
             raise BadRequest(f"limit must be a number from 1 to {experiments_page.MAX_LIMIT}.")
         return experiments_page.View(
-            where, sort, request.args.get("experiment") or None, columns, curves, int(raw)
+            where, sort, request.args.get("experiment") or None, columns, curves, int(raw),
+            trials,
         )
 
     def on_experiments(self, request: Request, pipeline: str) -> Response:
@@ -394,6 +406,14 @@ class UiApp:
             raise BadRequest(
                 f"No run {unknown[0]!r} of {pipeline!r}: check runs in the table to draw their "
                 "curves."
+            )
+        known = {experiments_page.trial_key(c) for r in rows for c in r.children
+                 if c.kind == experiments_page.TRIAL}
+        strangers = [t for t in view.trials if t not in known]
+        if strangers:
+            raise BadRequest(
+                f"No trial {strangers[0]!r} of {pipeline!r} (RUN/TRIAL): check trials in the "
+                "table to draw their curves."
             )
         experiments = {r.get("experiment") for r in rows if r.get("experiment")}
         if view.experiment is not None and view.experiment not in experiments:

@@ -1,7 +1,8 @@
 """The experiments page of a pipeline: the table `beamline experiments` prints (its rows, from
 beamline.experiments.table, never recomputed here), sortable by a click on a column's header and
 filterable with the same `--where` language; a parallel-coordinates plot of the settings against
-the headline metric; the training curves of the runs the user checks, overlaid.
+the headline metric; the training curves of the runs the user checks, overlaid, and those of
+their Tuner trials (or of the trials checked one by one).
 
 Everything is drawn on the server (inline SVG) and every control is a link or a GET form: the
 page works with the UI's script off and fetches nothing.
@@ -28,6 +29,9 @@ DEFAULT_CURVES = 3
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 10_000
 MAX_CURVES = 20
+# Trials drawn at most (a checked run's trials count one by one), to keep the charts legible.
+MAX_TRIAL_CURVES = 40
+TRIAL_SEPARATOR = "/"  # a trial's curve in the query: RUN/TRIAL (run ids hold no slash)
 MAX_WHERE = 2000  # characters, as where.MAX_LENGTH
 PALETTE = (
     "#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#bf3989", "#4d2d00",
@@ -46,12 +50,22 @@ class View:
     columns: str | None = None
     curves: list[str] = field(default_factory=list)
     limit: int = DEFAULT_LIMIT
+    trials: list[str] = field(default_factory=list)  # trial_key()s of checked trials
+
+
+def trial_key(row: Row) -> str:
+    """How the page names a trial row (its checkbox's value, its colour's key): RUN/TRIAL."""
+    return f"{row.get('run')}{TRIAL_SEPARATOR}{row.get('trial')}"
+
+
+def curve_key(row: Row) -> str:
+    return trial_key(row) if row.kind == TRIAL else str(row.get("run"))
 
 
 def _query(pipeline: str, view: View, **changes: Any) -> str:
     values = {
         "where": view.where, "experiment": view.experiment, "sort": view.sort,
-        "columns": view.columns, "curve": view.curves,
+        "columns": view.columns, "curve": view.curves, "trial": view.trials,
         "limit": str(view.limit) if view.limit != DEFAULT_LIMIT else None,
     }
     values.update(changes)
@@ -116,10 +130,11 @@ def _cell(pipeline: str, row: Row, column: str, attr: str, links: bool = True) -
 
 
 def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[str] | None,
-               empty: str = "No runs match.", marked: str | None = None) -> str:
+               empty: str = "No runs match.", marked: str | None = None,
+               checked_trials: frozenset[str] | set[str] = frozenset()) -> str:
     """The table's rows, a run's trials under it. `checked`: the runs whose curves are drawn
     (None: no checkbox column, links nowhere: the static report); `marked`: a run whose row is
-    marked (class `this-run`)."""
+    marked (class `this-run`); `checked_trials`: the trials (trial_key) whose curves are drawn."""
     interactive = checked is not None
     out = []
     attrs = [(c, escape(c)) for c in columns]
@@ -143,10 +158,18 @@ def _rows_html(pipeline: str, rows: list[Row], columns: list[str], checked: set[
         for child in row.children:
             if child.kind != TRIAL:
                 continue
+            key = trial_key(child)
             out.append(
                 f'<tr class="trial" data-run="{escape(run_id)}" '
                 f'data-trial="{escape(str(child.get("trial")))}">'
-                + ("<td></td>" if interactive else "")
+                + ((
+                    '<td><input type="checkbox" class="curve-pick trial-pick" '
+                    f'form="experiments-form" name="trial" value="{escape(key)}"'
+                    + (" checked" if key in checked_trials else "")
+                    + (" disabled" if child.history is None else "")
+                    + f' aria-label="training curves of {escape(run_id)} trial '
+                    f'{escape(str(child.get("trial")))}"></td>'
+                ) if interactive else "")
                 + "".join(_cell(pipeline, child, c, a, interactive) for c, a in attrs)
                 + "</tr>"
             )
@@ -358,22 +381,30 @@ def chosen_curves(every: list[Row], rows: list[Row], view: View) -> list[Row]:
     return [r for r in rows if r.history is not None][:DEFAULT_CURVES]
 
 
+def _curve_name(row: Row) -> str:
+    if row.kind != TRIAL:
+        return str(row.get("run"))
+    return f"{row.get('run')} trial {row.get('trial')}" + (" (best)" if row.get("best") else "")
+
+
 def curves_svg(runs: list[Row], name: str, element_id: str, colours: dict[str, str],
                width: int = 440, height: int = 240) -> str:
-    """`name` (solid) and `val_name` (dashed) per epoch, a colour per run."""
+    """`name` (solid) and `val_name` (dashed) per epoch, a colour per run or trial row
+    (`colours` by curve_key)."""
     series = []
     for row in runs:
         if row.history is None:
             continue
-        colour = colours.get(str(row.get("run")), PALETTE[0])
+        colour = colours.get(curve_key(row), PALETTE[0])
         for metric, dash in ((name, ""), ("val_" + name, "5 3")):
             values = row.history.metrics.get(metric) or []
             points = [(e + 1, v) for e, v in enumerate(values) if v is not None]
             if points:
-                series.append((str(row.get("run")), metric, colour, dash, points))
+                series.append((row, metric, colour, dash, points))
     if not series:
+        drawn = "trial" if any(r.kind == TRIAL for r in runs) else "run"
         return (
-            f'<p class="muted" id="{escape(element_id)}-none">No run drawn recorded '
+            f'<p class="muted" id="{escape(element_id)}-none">No {drawn} drawn recorded '
             f"{escape(name)} per epoch.</p>"
         )
     left, right, top, bottom = 56, 12, 22, 34
@@ -413,53 +444,111 @@ def curves_svg(runs: list[Row], name: str, element_id: str, colours: dict[str, s
             f'<text x="{sx(epoch):.1f}" y="{height - 18}" text-anchor="{anchor}" '
             f'fill="#57606a">epoch {epoch:g}</text>'
         )
-    for run_id, metric, colour, dash, points in series:
+    for row, metric, colour, dash, points in series:
         d = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(v):.1f}"
                      for i, (x, v) in enumerate(points))
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        trial = (f' data-trial="{escape(str(row.get("trial")))}"' if row.kind == TRIAL else "")
         out.append(
-            f'<path class="curve" data-run="{escape(run_id)}" data-metric="{escape(metric)}" '
-            f'data-epochs="{len(points)}" d="{d}" fill="none" stroke="{colour}" '
-            f'stroke-width="1.8"{dashed}><title>{escape(run_id)} {escape(metric)}</title></path>'
+            f'<path class="curve" data-run="{escape(str(row.get("run")))}"{trial} '
+            f'data-metric="{escape(metric)}" data-epochs="{len(points)}" d="{d}" fill="none" '
+            f'stroke="{colour}" stroke-width="1.8"{dashed}><title>{escape(_curve_name(row))} '
+            f"{escape(metric)}</title></path>"
         )
     out.append("</svg>")
     return "".join(out)
 
 
-def _legend(runs: list[Row], colours: dict[str, str]) -> str:
+def _legend(runs: list[Row], colours: dict[str, str], element_id: str = "curves-legend") -> str:
     items = []
     for row in runs:
         run_id = str(row.get("run"))
         missing = "" if row.history is not None else (
             ' <span class="muted">(no history recorded)</span>'
         )
+        trial = ""
+        if row.kind == TRIAL:
+            trial = f' trial {escape(str(row.get("trial")))}' + (
+                " (best)" if row.get("best") else "")
         items.append(
             f'<li data-run="{escape(run_id)}"><span style="color:'
-            f'{colours.get(run_id, PALETTE[0])}">━━</span> '
-            f'<a href="{escape(run_url(run_id))}"><code>{escape(run_id)}</code></a>{missing}</li>'
+            f'{colours.get(curve_key(row), PALETTE[0])}">━━</span> '
+            f'<a href="{escape(run_url(run_id))}"><code>{escape(run_id)}</code></a>{trial}'
+            f"{missing}</li>"
         )
-    return f'<ul id="curves-legend">{"".join(items)}</ul>'
+    return f'<ul id="{element_id}">{"".join(items)}</ul>'
+
+
+def chosen_trials(every: list[Row], rows: list[Row], view: View) -> list[Row]:
+    """The trials whose curves to draw: those of the checked runs and the checked trials; with
+    nothing checked, the trials of the first shown run whose Tuner recorded trial curves. At
+    most MAX_TRIAL_CURVES."""
+    if view.curves or view.trials:
+        by_run = {str(r.get("run")): r for r in every}
+        wanted = set(view.trials)
+        found = [
+            c for run_id in dict.fromkeys([*view.curves, *(
+                t.rsplit(TRIAL_SEPARATOR, 1)[0] for t in view.trials)])
+            if run_id in by_run
+            for c in by_run[run_id].children
+            if c.kind == TRIAL and c.history is not None
+            and (run_id in view.curves or trial_key(c) in wanted)
+        ]
+        return found[:MAX_TRIAL_CURVES]
+    for row in rows:
+        found = [c for c in row.children if c.kind == TRIAL and c.history is not None]
+        if found:
+            return found[:MAX_TRIAL_CURVES]
+    return []
+
+
+def _trial_curves(every: list[Row], rows: list[Row], view: View, metric: str | None) -> str:
+    if not any(c.kind == TRIAL for r in every for c in r.children):
+        return ""
+    trials = chosen_trials(every, rows, view)
+    head = '<h3 id="trial-curves-title">Tuner trials</h3>'
+    if not trials:
+        return head + (
+            '<p class="muted" id="no-trial-curves">No trial drawn: check a run whose Tuner '
+            "recorded its trials' epochs, or trials in the table (a search recorded before "
+            "Beamline's Tuner kept every epoch has scores only).</p>"
+        )
+    colours = {trial_key(t): PALETTE[i % len(PALETTE)] for i, t in enumerate(trials)}
+    which = (
+        "the trials of the checked runs and the checked trials" if view.curves or view.trials
+        else f"the trials of {trials[0].get('run')}; check runs or trials in the table to choose"
+    )
+    charts = curves_svg(trials, LOSS, "trial-curve-loss", colours)
+    name = curve_metric(trials, metric)
+    if name:
+        charts += curves_svg(trials, name, "trial-curve-metric", colours)
+    return (
+        f'{head}<p class="muted">Showing {escape(which)}: each trial\'s epochs as its Tuner '
+        "recorded them (its score is its best epoch's).</p>"
+        f'{_legend(trials, colours, "trial-curves-legend")}<div>{charts}</div>'
+    )
 
 
 def _curves(every: list[Row], rows: list[Row], view: View, metric: str | None) -> str:
     runs = chosen_curves(every, rows, view)
     colours = colours_of(every)
+    trials = _trial_curves(every, rows, view, metric)
     if not runs:
         return (
             '<p class="muted" id="no-curves">No run here recorded a training history (the '
-            "Trainer writes history.json as each epoch ends).</p>"
+            "Trainer writes history.json as each epoch ends).</p>" + trials
         )
     which = (
         "the checked runs" if view.curves
         else f"the first {len(runs)} runs with a history; check runs in the table and press "
-        "“Draw curves of checked runs” to choose"
+        "“Draw curves of checked rows” to choose"
     )
     charts = curves_svg(runs, LOSS, "curve-loss", colours)
     name = curve_metric(runs, metric)
     if name:
         charts += curves_svg(runs, name, "curve-metric", colours)
     legend = _legend(runs, colours)
-    return f'<p class="muted">Showing {escape(which)}.</p>{legend}<div>{charts}</div>'
+    return f'<p class="muted">Showing {escape(which)}.</p>{legend}<div>{charts}</div>{trials}'
 
 
 # ---------------------------------------------------------------- the page
@@ -521,12 +610,13 @@ def render(pipeline: str, source: str, every: list[Row], view: View,
         '<label>Experiment <select name="experiment" id="experiment">'
         f'<option value="">all</option>{options}</select></label>{hidden}'
         '<button type="submit" id="apply">Apply</button>'
-        '<button type="submit" id="draw-curves">Draw curves of checked runs</button>'
+        '<button type="submit" id="draw-curves">Draw curves of checked rows</button>'
         f'<span class="muted"><span id="experiments-count">{escape(count)}</span>{more}</span>'
         f"</form>{problem}"
         '<div style="overflow-x:auto"><table id="experiments-table">'
         f'<thead><tr>{headers}</tr></thead><tbody id="experiments-body">'
-        f"{_rows_html(pipeline, rows, columns, set(view.curves), empty)}</tbody></table></div>"
+        f"{_rows_html(pipeline, rows, columns, set(view.curves), empty, None, set(view.trials))}"
+        "</tbody></table></div>"
         '<p class="muted">The <code>--where</code> language of <code>beamline experiments'
         "</code>: comparisons of columns (= != &lt; &lt;= &gt; &gt;= ~) with numbers or quoted "
         "text, joined by and, or, not and parentheses. A click on a header sorts by it (again: "

@@ -6,7 +6,8 @@ TFX run: the fast tier.
 Pipeline "penguin": experiment "lr-sweep", a 2x2 grid over learning_rate and units (four runs,
 their overrides reaching the Trainer as fixed hyperparameters), each with a three-epoch history
 and an evaluation (auc); the best pushed and holding `stable`. Then a run outside the
-experiment whose Tuner searched (three trials, one failed), with its history and evaluation.
+experiment whose Tuner searched (three trials, one failed; the completed ones with their epochs
+in histories.json), with its history and evaluation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from pathlib import Path
 
 from beamline.metadata import run_context as rc
 from tests.beamline.experiments.test_table import PIPELINE, Writer
-from tests.beamline.lineage.test_trials import best_hyperparameters, trial_state, write_project
+from tests.beamline.lineage.test_trials import (
+    best_hyperparameters,
+    trial_state,
+    write_project,
+    write_trial_histories,
+)
 from tests.beamline.ui import writer
 
 EXPERIMENT = "lr-sweep"
@@ -114,6 +120,9 @@ def build(base: Path) -> ExperimentsDemo:
                     val_acc=(score - 0.05, score) if score else ())
         for tid, (values, status, score) in TRIALS.items()
     ], search={"objective": "val_auc", "direction": "max"})
+    write_trial_histories(results / "keras_tuner", {
+        tid: history(score) for tid, (_, status, score) in TRIALS.items() if score
+    })
     best = w.artifact("HyperParameters", best_hyperparameters(files / TUNED / "best",
                                                               TRIALS["0"][0]))
     w.execution(run, "Tuner", outputs={

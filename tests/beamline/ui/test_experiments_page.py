@@ -137,6 +137,10 @@ def test_a_bad_filter_shows_where_s_message_beside_the_box_with_a_400(served, de
     ("experiment=" + quote("<x>"), 400, "No experiment '<x>' in 'penguin'; experiments: lr-sweep"),
     ("where=" + "a" * 3000, 400, "longer than 2000 characters"),
     ("curve=" + "&curve=".join(f"r{i}" for i in range(21)), 400, "at most 20 runs"),
+    ("trial=tuned-1/9", 400, "No trial 'tuned-1/9' of 'penguin' (RUN/TRIAL)"),
+    ("trial=tuned-1", 400, "The trial 'tuned-1' is not RUN/TRIAL"),
+    ("trial=" + quote("tuned-1/<x>"), 400, "is not valid here"),
+    ("trial=" + "&trial=".join(f"r/{i}" for i in range(41)), 400, "at most 40 trials"),
     ("limit=0", 400, "limit must be a number from 1 to 10000"),
     ("limit=x", 400, "limit must be a number from 1 to 10000"),
 ])
@@ -194,6 +198,38 @@ def test_curves_of_the_checked_runs_loss_and_the_headline_metric(served):
     assert list(dict.fromkeys(re.findall(r'data-run="([^"]+)"', svg))) == [
         "sweep-4", "sweep-2", "tuned-1"
     ]
+
+
+def _trial_curves(text: str, chart: str) -> list[tuple[str, str, str, str]]:
+    """(run, trial, metric, epochs) of each curve of a trial chart."""
+    svg = re.search(rf'<svg id="{chart}".*?</svg>', text, re.S).group()
+    return re.findall(r'data-run="([^"]+)" data-trial="([^"]+)" data-metric="([^"]+)" '
+                      r'data-epochs="(\d+)"', svg)
+
+
+def test_trial_curves_of_a_checked_run_s_trials_or_of_checked_trials(served):
+    completed = [t for t, (_, status, _) in ed.TRIALS.items() if status == "COMPLETED"]
+    # None checked: the trials of the first shown run whose Tuner recorded their epochs.
+    default = _get(served, PAGE)
+    for chart, metric in (("trial-curve-loss", "loss"), ("trial-curve-metric", "auc")):
+        assert sorted(_trial_curves(default, chart)) == sorted(
+            (ed.TUNED, t, name, "3") for t in completed for name in (metric, "val_" + metric))
+    legend = re.search(r'<ul id="trial-curves-legend">.*?</ul>', default, re.S).group()
+    assert "trial 0 (best)" in legend and "trial 1" in legend
+    # A trial row's checkbox: the failed trial recorded no epoch, so it cannot be checked.
+    boxes = dict(re.findall(r'name="trial" value="([^"]+)"([^>]*)>', default))
+    assert set(boxes) == {f"{ed.TUNED}/{t}" for t in ed.TRIALS}
+    assert "disabled" in boxes[f"{ed.TUNED}/2"] and "disabled" not in boxes[f"{ed.TUNED}/0"]
+    # A checked run: its trials; a checked trial: that trial alone, its box checked.
+    assert {c[1] for c in _trial_curves(_get(served, PAGE + f"?curve={ed.TUNED}"),
+                                        "trial-curve-loss")} == set(completed)
+    one = _get(served, PAGE + "?" + f"trial={quote(ed.TUNED + '/1')}")
+    assert {c[1] for c in _trial_curves(one, "trial-curve-loss")} == {"1"}
+    assert re.findall(r'name="trial" value="([^"]+)" checked', one) == [f"{ed.TUNED}/1"]
+    assert f"trial={quote(ed.TUNED + '/1', safe='')}" in html.unescape(
+        re.search(r'a class="sort" data-column="auc" href="([^"]+)"', one).group(1))
+    # A checked run without trials: no trial drawn, and the page says why.
+    assert 'id="no-trial-curves"' in _get(served, PAGE + "?curve=sweep-1")
 
 
 def test_navigation_and_the_pipeline_page_link_the_page(served):

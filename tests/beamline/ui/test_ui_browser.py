@@ -374,6 +374,9 @@ def test_experiments_page_draws_table_plot_and_curves_offline_and_sorts_and_filt
     assert drawn("#parallel-plot g.axis line") == 4
     assert drawn("#curve-loss path.curve") == 6  # the first three runs, loss and val_loss
     assert drawn("#curve-metric path.curve") == 6
+    # The tuned run's trials, each its own curve: two completed trials, loss and val_loss.
+    assert drawn("#trial-curve-loss path.curve") == 4
+    assert drawn("#trial-curve-metric path.curve") == 4
 
     # A click on a header sorts by it; a second click reverses.
     before = browser.current_url
@@ -403,6 +406,21 @@ def test_experiments_page_draws_table_plot_and_curves_offline_and_sorts_and_filt
         "function (p) { return p.getAttribute('data-run'); });"
     )
     assert sorted(set(curves)) == sorted({"sweep-2", ed.TUNED})
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+    def trial_curves() -> list[str]:
+        return sorted(set(browser.execute_script(
+            "return Array.from(document.querySelectorAll('#trial-curve-loss path.curve')).map("
+            "function (p) { return p.getAttribute('data-trial'); });"
+        )))
+
+    assert trial_curves() == ["0", "1"]  # the checked tuned run's completed trials
+    # One trial checked alone (the runs unchecked): its curve only.
+    for run in ("sweep-2", ed.TUNED):
+        browser.find_element(By.CSS_SELECTOR, f'input.curve-pick[value="{run}"]').click()
+    browser.find_element(By.CSS_SELECTOR, f'input.trial-pick[value="{ed.TUNED}/1"]').click()
+    _click_and_wait(browser, browser.find_element(By.ID, "draw-curves"), browser.current_url)
+    assert trial_curves() == ["1"] and drawn("#trial-curve-loss path.curve") == 2
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
     # A filter that does not parse: where.py's message beside the box, no rows.
