@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
 from beamline.lineage import payloads
+from beamline.lineage.epochs import read_trial_histories
 from beamline_pipelines.penguin import default_data_root
 from tests.e2e.conftest import beamline
 
@@ -59,6 +62,27 @@ def test_first_run_output_reports_blessed_push(penguin_run):
     assert "model blessed: yes" in out
     assert "pushed: version" in out
     assert f"beamline serve --root {penguin_run.layout.root}" in out  # follows the labels
+
+
+def test_every_tuner_trial_has_a_history_as_long_as_its_epochs(penguin_run):
+    listed = beamline("experiments", "penguin", "--root", str(penguin_run.root), "--json")
+    assert listed.returncode == 0, listed.stderr
+    trials = [t for row in json.loads(listed.stdout) for t in row["trials"]]
+    assert trials, "the first run's Tuner searched"
+    for trial in trials:
+        assert trial["state"] == "COMPLETED"
+        brief = trial["history"]
+        assert trial["epochs"] == brief["epochs"] == 10  # 30 tuner steps: 10 epochs of 3
+        # The whole curve, where the brief says it is, read without TensorFlow.
+        history = read_trial_histories(os.path.dirname(brief["file"]))[str(trial["trial"])]
+        assert set(history.metrics) == {
+            "loss", "sparse_categorical_accuracy", "val_loss", "val_sparse_categorical_accuracy"}
+        for name, values in history.metrics.items():
+            assert len(values) == history.epochs == 10 and None not in values, name
+            assert brief["final"][name] == values[-1]
+        # KerasTuner scores a trial by its best epoch: one of the recorded ones.
+        assert trial["score"] == pytest.approx(
+            max(history.metrics["val_sparse_categorical_accuracy"]))
 
 
 def test_unchanged_rerun_is_fully_cached_by_tfx(penguin_run):
