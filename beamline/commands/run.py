@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -89,6 +91,13 @@ TRIGGER_KINDS = (
               help="What a sweep pushes: none, or the best blessed variant by the pipeline's "
               "headline metric, under its push policy [default: none; a single run pushes "
               "its model when blessed].")
+@click.option("--jobs", type=int, default=1, show_default=True, metavar="N",
+              help="A sweep's variants run at a time, after its first (which runs alone, so "
+              "that the upstream nodes they share execute once); each beyond one runs in a "
+              "child process of its own.")
+@click.option("--sweep-variant", is_flag=True, hidden=True,
+              help="This run is one variant of a sweep started with --jobs: no Pusher, under "
+              "the sweep's lock.")
 @click.option("--trigger-execution", type=int, default=None, hidden=True,
               help="The beamline.Trigger execution that decided this run (set by `beamline "
               "loop`).")
@@ -96,7 +105,7 @@ def run(
     pipeline, spec_file, spec_target, data, root, span, span_range, no_tune, retune, beam_profile,
     beam_deprecated, beam_extra, flink_master, flink_worker_pool, metadata, no_fast_cache,
     no_versions, max_parallel, memory_limit, push_policy, run_id, trigger, sets, experiment,
-    sweep_push, trigger_execution,
+    sweep_push, jobs, sweep_variant, trigger_execution,
 ) -> None:
     """Run PIPELINE locally on Beam, recording every artifact and execution in MLMD.
 
@@ -115,13 +124,14 @@ def run(
     --set NAME=VALUE changes a spec field or a model hyperparameter for this run; an explicit
     hyperparameter beats the Tuner's choice (the Tuner searches only the others, and is
     skipped when none is left). --set NAME=V1,V2 runs a sweep, recorded as one --experiment;
-    its variants push nothing unless --push best.
+    its variants push nothing unless --push best; --jobs N runs them N at a time.
 
     Example:
 
     \b
         beamline run penguin --no-tune
         beamline run penguin --experiment lr --set learning_rate=0.003,0.03 --no-tune
+        beamline run penguin --set learning_rate=0.003,0.03 --set layers=1,2 --jobs 2
         beamline run --spec penguin.json --as kubeflow
     """
     if spec_file is not None or spec_target is not None:
@@ -147,6 +157,7 @@ def run(
 
         beam_extra = (*cli_args(flink_master, flink_worker_pool), *beam_extra)
     grid = overrides.variants(overrides.parse_sets(sets))
+    sweep.check_jobs(jobs)
     budget = memory_budget(memory_limit)
     # From here on this code runs in a child; the parent watches its memory (exits with it).
     report_fd = supervise(Watched(pipeline, RootLayout(root), metadata, budget))
@@ -174,7 +185,8 @@ def run(
     )
 
     def run_one(one: RunRequest):
-        outcome = run_pipeline(one, module=module)
+        outcome = run_pipeline(one if not sweep_variant else replace(one, push=False),
+                               module=module)
         click.echo(format_summary(outcome))
         raise_for_outcome(outcome)
         return outcome
@@ -183,8 +195,62 @@ def run(
         sweep.push_best(done, lambda ids: _rows_of(root, metadata, pipeline, ids),
                         _headline_of, run_one, click.echo)
 
-    sweep.run_all(sweep.plan(request, grid, sweep_push), run_one, click.echo,
-                  then=push_best if sweep_push == sweep.PUSH_BEST else None)
+    requests = sweep.plan(request, grid, sweep_push)
+    if len(requests) == 1:
+        run_one(requests[0])
+        return
+    from beamline.runner.local import clean_before_sweep
+    from beamline.runner.run_lock import sweep_lock
+
+    with sweep_lock(RootLayout(root), pipeline, requests[0].experiment) as lock:
+        clean_before_sweep(request)
+        child = sweep.ChildRun(_variant_command(click.get_current_context()), Path.cwd(),
+                               dict(os.environ), lock.fd)
+        sweep.run_all(requests, run_one, click.echo,
+                      then=push_best if sweep_push == sweep.PUSH_BEST else None,
+                      jobs=jobs, child=child)
+
+
+# What a sweep's child variant is not given from the sweep's command line: the sweep's own
+# options, and those it passes resolved.
+_SWEEP_ONLY = {"pipeline", "root", "sets", "experiment", "sweep_push", "run_id", "jobs",
+               "sweep_variant", "beam_profile", "beam_deprecated"}
+
+
+def _variant_command(context: click.Context):
+    """request, run id -> the argv of a `beamline run` of that one variant: this command's
+    options as given (the environment's are inherited), its overrides, the experiment, the
+    run id the sweep chose and --sweep-variant."""
+    import sys
+
+    given = []
+    for param in context.command.params:
+        if param.name in _SWEEP_ONLY or context.get_parameter_source(
+                param.name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value, flag = context.params[param.name], param.opts[0]
+        if getattr(param, "is_flag", False):
+            given += [flag] if value else []
+        elif getattr(param, "multiple", False):
+            given += [x for v in value for x in (flag, str(v))]
+        else:
+            given += [flag, str(value)]
+    params = context.params
+    beam = new_or_deprecated(params["beam_profile"], params["beam_deprecated"], "auto")
+
+    def command(request, run_id: str) -> list[str]:
+        sets = [x for name, value in request.overrides
+                for x in ("--set", f"{name}={_literal_text(value)}")]
+        return [sys.executable, "-m", "beamline", "run", params["pipeline"],
+                "--root", str(request.root), "--beam", beam, *given, *sets,
+                "--experiment", request.experiment, "--run-id", run_id, "--sweep-variant"]
+
+    return command
+
+
+def _literal_text(value) -> str:
+    """A --set value as overrides.literal reads it back (true/false for a bool)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _rows_of(root, metadata, pipeline: str, run_ids: list[str]) -> list:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from beamline.errors import AnomaliesFound, ConfigError
+from beamline.errors import AnomaliesFound, BeamlineError, ConfigError
 from beamline.experiments import overrides as ov
 from beamline.experiments import sweep
 from beamline.runner.local import RunRequest
@@ -197,3 +197,67 @@ def test_push_best_runs_the_best_variant_again_with_its_pusher():
                     lambda rows: None, ran.append, said.append)
     assert ran == [] and said == [
         "beamline: --push best: none of the 2 variants was blessed; nothing pushed"]
+
+
+def test_jobs_must_be_at_least_one():
+    assert sweep.check_jobs(1) == 1 and sweep.check_jobs(4) == 4
+    with pytest.raises(ConfigError, match="--jobs 0: a sweep runs at least one variant"):
+        sweep.check_jobs(0)
+
+
+# A child variant as a real process: it prints a line naming its run id, or fails as `beamline
+# run` does (an `error:` line, the error's exit code) for units=16.
+_CHILD = (
+    "import sys\n"
+    "units = sys.argv[1]\n"
+    "if units == '16':\n"
+    "    sys.stderr.write('error: Run stopped at ExampleValidator: drift\\n'); sys.exit(4)\n"
+    "print('child ran units=' + units + ' as ' + sys.argv[2])\n"
+)
+
+
+def test_jobs_run_the_first_variant_alone_then_the_others_here_and_in_child_processes(tmp_path):
+    import os
+    import sys
+    import time
+
+    planned = sweep.plan(_request(experiment="e"),
+                         [{"units": u} for u in (8, 16, 32, 64, 128)])
+    here, said = [], []
+
+    def run_one(request):
+        units = dict(request.overrides)["units"]
+        here.append(units)
+        time.sleep(0.3)  # a run takes a while: the child processes take variants meanwhile
+        if units == 16:
+            raise BeamlineError("Run stopped at ExampleValidator: drift", exit_code=4)
+        return _Outcome(f"here-{units}")
+
+    with open(tmp_path / "kept", "w") as kept:
+        child = sweep.ChildRun(
+            lambda request, run_id: [sys.executable, "-c", _CHILD,
+                                     str(dict(request.overrides)["units"]), run_id],
+            tmp_path, dict(os.environ), kept.fileno())
+        done = []
+        with pytest.raises(BeamlineError) as failed:
+            sweep.run_all(planned, run_one, said.append, then=done.extend, jobs=2,
+                          child=child)
+    assert failed.value.exit_code == 4 and "drift" in str(failed.value)
+    assert here[0] == 8  # the first variant alone, here: it runs the shared nodes
+    in_children = {16, 32, 64, 128} - set(here)
+    assert in_children and len(here) + len(in_children) == 5
+    text = "\n".join(said)
+    assert text.count("(in a child process)") == len(in_children)
+    # Every variant reported once, in grid order; `then` gets the ones that succeeded, with
+    # the run id each claimed (a child's: the one its command line gave it).
+    summary = said[-1].splitlines()
+    assert [line.split()[-1] for line in summary[1:-1]] == [
+        "units=8", "drift", "units=32", "units=64", "units=128"]
+    assert [dict(r.overrides)["units"] for r, _ in done] == [8, 32, 64, 128]
+    for request, run_id in done:
+        units = dict(request.overrides)["units"]
+        if units in here:
+            assert run_id == f"here-{units}"
+        else:
+            assert f"child ran units={units} as {run_id}" in text
+    assert len({run_id for _, run_id in done}) == 4

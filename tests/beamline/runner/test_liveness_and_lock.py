@@ -16,7 +16,7 @@ from beamline.lineage.why import explain
 from beamline.metadata import run_context as rc
 from beamline.metadata.liveness import STALE_AFTER_SECONDS, runner_alive, this_process
 from beamline.runner.cleanup import remove_leftover_files
-from beamline.runner.run_lock import PipelineLock, is_held
+from beamline.runner.run_lock import SWEEP_LOCK_ENV, PipelineLock, is_held, sweep_lock
 from beamline.runner.run_tmp import run_tmp_dir, run_tmpdir
 from beamline.settings import RootLayout
 
@@ -92,6 +92,53 @@ def test_one_live_run_per_pipeline_and_root(tmp_path):
     assert not is_held(layout, "penguin")
     with PipelineLock(layout, "penguin", "run-4"):
         pass
+
+
+# A variant in a child process: takes the pipeline's lock as a run does and says how it holds it.
+_VARIANT = (
+    "import sys, time\n"
+    "from pathlib import Path\n"
+    "from beamline.errors import RunInProgress\n"
+    "from beamline.runner.run_lock import PipelineLock\n"
+    "from beamline.settings import RootLayout\n"
+    "try:\n"
+    "    with PipelineLock(RootLayout(Path(sys.argv[1])), 'penguin', 'child') as lock:\n"
+    "        print('shared' if lock.shared else 'own', lock.cleans, flush=True)\n"
+    "        time.sleep(float(sys.argv[2]))\n"
+    "except RunInProgress as exc:\n"
+    "    print('refused', exc)\n"
+)
+
+
+def test_a_sweep_holds_the_lock_for_its_variants_here_and_in_child_processes(tmp_path):
+    layout = RootLayout(tmp_path)
+
+    def variant(sleep: float = 0.0, **kwargs):
+        return subprocess.Popen([sys.executable, "-c", _VARIANT, str(tmp_path), str(sleep)],
+                                stdout=subprocess.PIPE, text=True, **kwargs)
+
+    with sweep_lock(layout, "penguin", "lr") as lock:
+        with PipelineLock(layout, "penguin", "variant-1") as here:
+            assert here.shared and not here.cleans  # the sweep cleaned once, before
+            here.record_run("variant-1")
+        assert is_held(layout, "penguin")  # a variant's end does not free the sweep's lock
+        inheriting = variant(pass_fds=(lock.fd,))
+        assert inheriting.communicate()[0].split() == ["shared", "False"]
+        # A run the sweep did not start (no descriptor passed) is refused, naming the sweep.
+        outsider = variant(env={k: v for k, v in os.environ.items() if k != SWEEP_LOCK_ENV})
+        out = outsider.communicate()[0]
+        assert out.startswith("refused") and "experiment lr" in out
+        with PipelineLock(layout, "taxi", "other") as other:  # another pipeline: its own lock
+            assert not other.shared
+        late = variant(sleep=1.0, pass_fds=(lock.fd,))
+        assert late.stdout.readline().split() == ["shared", "False"]
+    assert SWEEP_LOCK_ENV not in os.environ
+    # A child still running keeps the lock after the sweep's own process let go.
+    assert is_held(layout, "penguin")
+    late.communicate()
+    assert not is_held(layout, "penguin")
+    with PipelineLock(layout, "penguin", "after") as after:
+        assert not after.shared and after.cleans
 
 
 def test_run_tmpdir_is_the_process_temp_dir_and_is_removed(tmp_path):
