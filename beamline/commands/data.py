@@ -40,9 +40,9 @@ def _open(root: Path, metadata: str | None):
 @metadata_option
 @json_option
 def log(pipeline, root, metadata, as_json) -> None:
-    """The data versions PIPELINE's runs read, newest last: files, bytes, span, the first and
-    last run that read each, and the model versions pushed from those runs with the labels they
-    hold.
+    """The data versions PIPELINE's runs read, newest last: files, bytes, rows (as the run's
+    StatisticsGen counted them), span, the first and last run that read each, and the model
+    versions pushed from those runs with the labels they hold.
 
     Example:
 
@@ -51,35 +51,18 @@ def log(pipeline, root, metadata, as_json) -> None:
     """
     import json
 
+    from beamline.lineage.data_versions import version_rows
     from beamline.lineage.format import printable
     from beamline.timefmt import format_ms
-    from beamline.versions import log as vlog
-    from beamline.versions import manifest as mf
 
     objects, store = _open(root, metadata)
-    versions = vlog.data_versions(vlog.runs_of(store, pipeline))
-    if not versions:
+    rows = version_rows(store, objects, pipeline, root=root, metadata=metadata)
+    if not rows:
         from beamline.lineage.access import require_pipeline
         from beamline.metadata.connection import describe
         from beamline.settings import RootLayout
 
         require_pipeline(store, pipeline, describe(metadata, RootLayout(root).metadata_path))
-    labels = vlog.labels_held(store, pipeline)
-    rows = []
-    for version in versions:
-        manifest = mf.load(objects, version.key, mf.DATA_KIND)
-        rows.append({
-            "data_version": version.key,
-            "files": [e.to_json() for e in manifest.files],
-            "bytes": manifest.total_bytes,
-            "span": manifest.span,
-            "extra_spans": list(manifest.extra_spans),
-            "runs": len(version.runs),
-            "first_run": {"run_id": version.first.run_id, "time_ms": version.first.time_ms},
-            "last_run": {"run_id": version.last.run_id, "time_ms": version.last.time_ms},
-            "code_versions": sorted({r.code_key for r in version.runs if r.code_key}),
-            "models": [{"version": v, "labels": labels.get(v, [])} for v in version.models],
-        })
     if as_json:
         click.echo(json.dumps({"pipeline": pipeline, "data_versions": rows}, indent=2))
         return
@@ -89,8 +72,12 @@ def log(pipeline, root, metadata, as_json) -> None:
     click.echo(f"Data versions of {pipeline!r} (oldest first):")
     for row in rows:
         span = f", span {row['span']}" if row["span"] is not None else ""
+        rows_read = f"{row['rows']:,} rows" if row["rows"] is not None else "rows not counted"
+        size = f"{row['bytes']:,} bytes" if row["bytes"] is not None else "bytes unknown"
         click.echo(f"  {row['data_version'][:12]}  {len(row['files'])} file(s), "
-                   f"{row['bytes']:,} bytes{span}, read by {row['runs']} run(s)")
+                   f"{size}, {rows_read}{span}, read by {row['runs']} run(s)")
+        if row["problem"]:
+            click.echo(printable(f"    not readable: {row['problem']}"))
         click.echo(f"    first  {row['first_run']['run_id']}  "
                    f"{format_ms(row['first_run']['time_ms'])}")
         click.echo(f"    last   {row['last_run']['run_id']}  "

@@ -67,6 +67,16 @@ def load_statistics(uri: str) -> dict[str, Any]:
     return out
 
 
+def examples_counted(uri: str | None) -> int | None:
+    """The examples an ExampleStatistics artifact counted, over all its splits (None: no
+    statistics, or their files are gone or unreadable)."""
+    if not uri:
+        return None
+    loaded = safe(load_statistics, uri, default={})
+    counts = [stats.datasets[0].num_examples for stats in loaded.values() if stats.datasets]
+    return sum(counts) if counts else None
+
+
 def load_anomalies(uri: str) -> dict[str, Any]:
     """split -> Anomalies of an ExampleAnomalies artifact."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2

@@ -73,8 +73,8 @@ def runs_of(store, pipeline: str, kept_only: bool = True) -> list[RunVersions]:
     return runs
 
 
-def _pushed_by(store, context_id: int) -> list[int]:
-    """The model versions the run's Pusher pushed (a replayed run names its original's)."""
+def _outputs_of(store, context_id: int) -> list:
+    """The artifacts the executions of run context `context_id` output."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     executions = store.get_executions_by_context(context_id)
@@ -84,9 +84,14 @@ def _pushed_by(store, context_id: int) -> list[int]:
         e.artifact_id for e in store.get_events_by_execution_ids([x.id for x in executions])
         if e.type == pb.Event.OUTPUT
     })
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def _pushed_by(store, context_id: int) -> list[int]:
+    """The model versions the run's Pusher pushed (a replayed run names its original's)."""
     types = {t.id: t.name for t in store.get_artifact_types()}
     versions = []
-    for artifact in store.get_artifacts_by_id(ids):
+    for artifact in _outputs_of(store, context_id):
         if types.get(artifact.type_id) != rc.PUSHED_MODEL_TYPE:
             continue
         push = rc.push_from(rc.properties_of(artifact))
@@ -146,8 +151,19 @@ def checkout_command(
     to: str = "DIR",
 ) -> str:
     """The `beamline data checkout` line that restores model `version`'s data and code."""
-    args = ["beamline", "data", "checkout", "--model", str(version), "--pipeline", pipeline,
-            "--to", to, "--code"]
+    return _command(["--model", str(version), "--pipeline", pipeline, "--to", to, "--code"],
+                    root, metadata)
+
+
+def run_checkout_command(
+    run_id: str, root: Path | None = None, metadata: str | None = None, to: str = "DIR",
+) -> str:
+    """The `beamline data checkout` line that restores the data run `run_id` read."""
+    return _command(["--run", run_id, "--to", to], root, metadata)
+
+
+def _command(args: list[str], root: Path | None, metadata: str | None) -> str:
+    args = ["beamline", "data", "checkout", *args]
     if root is not None:
         args += ["--root", str(root)]
     if metadata:
@@ -179,6 +195,21 @@ def restore_info(
         except ConfigError as forged:  # a key that is no key: said, never followed
             info.update(in_store=False, problem=str(forged))
     return info
+
+
+def statistics_uri(store, version: DataVersion) -> str | None:
+    """Where the ExampleStatistics of the first of the version's runs that recorded one lie (a
+    run through TFX's cache names the cached artifact): what a row count reads, a few small
+    protos instead of the input files. None: no run of it ran StatisticsGen."""
+    stats_types = {t.id for t in store.get_artifact_types() if t.name == rc.STATISTICS_TYPE}
+    if not stats_types:
+        return None
+    for run in version.runs:
+        ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run.run_id)
+        for artifact in _outputs_of(store, ctx.id) if ctx is not None else []:
+            if artifact.type_id in stats_types and artifact.uri:
+                return artifact.uri
+    return None
 
 
 def data_versions(runs: list[RunVersions]) -> list[DataVersion]:

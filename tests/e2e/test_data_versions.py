@@ -8,7 +8,7 @@ import json
 
 from beamline.metadata import run_context as rc
 from beamline.versions.store import ObjectStore
-from tests.e2e.conftest import beamline
+from tests.e2e.conftest import beamline, penguin_rows
 
 
 def test_every_penguin_run_names_the_same_kept_data_and_code(penguin_run):
@@ -35,6 +35,8 @@ def test_a_checkout_of_the_first_run_matches_the_sha256_lineage_recorded(penguin
     [version] = [v for v in json.loads(log.stdout)["data_versions"]
                  if v["first_run"]["run_id"] == penguin_run.first.run_id]
     [model] = version["models"]
+    # Rows as the run's StatisticsGen counted them (train + eval): every row of the CSV.
+    assert version["rows"] == len(penguin_rows()[1])
     lineage = beamline("lineage", str(model["version"]), "--root", root, "--json")
     assert lineage.returncode == 0, lineage.stderr
     recorded = {f["path"].rsplit("/", 1)[-1]: f["sha256"]

@@ -104,6 +104,41 @@ def test_data_log_lists_each_version_with_its_runs_files_and_models(runs):
     assert text.exit_code == 0 and "100 (stable)" in text.output and "run-1" in text.output
 
 
+def statistics(mlmd: Store, run_id: str, examples: dict[str, int]) -> None:  # noqa: F811
+    """The run's StatisticsGen as TFX records it: an ExampleStatistics output whose
+    `Split-*/FeatureStats.pb` counts `examples` per split."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    uri = mlmd.layout.root / "StatisticsGen" / run_id
+    for split, count in examples.items():
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats.datasets.add(num_examples=count)
+        (uri / f"Split-{split}").mkdir(parents=True)
+        (uri / f"Split-{split}" / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    artifact = pb.Artifact(type_id=mlmd._type("artifact", rc.STATISTICS_TYPE), uri=str(uri))
+    event = pb.Event(type=pb.Event.OUTPUT)
+    event.path.steps.add().key = "statistics"
+    execution = pb.Execution(type_id=mlmd._type("execution", "StatisticsGen"),
+                             last_known_state=pb.Execution.COMPLETE)
+    mlmd.store.put_execution(execution, [(artifact, event)],
+                             [mlmd.context(rc.RUN_CONTEXT, run_id)])
+
+
+def test_data_log_counts_rows_from_the_recorded_statistics_not_the_files(runs):
+    db, (first, _, third) = runs
+    statistics(db, "run-2", {"train": 2, "eval": 1})
+    result = beamline(db, "data", "log", PIPELINE, "--json")
+    old, new = json.loads(result.output)["data_versions"]
+    # run-1 recorded no statistics; run-2 read the same version and did: its count stands.
+    assert (old["rows"], new["rows"]) == (3, None)
+    # Counted from the statistics, not the files: the version's CSVs hold 3 rows too, so
+    # change the statistics to tell the two apart.
+    statistics(db, "run-3", {"train": 40})
+    text = beamline(db, "data", "log", PIPELINE).output
+    assert "3 rows" in text and "40 rows" in text, text
+
+
 def test_checkout_by_label_restores_the_overwritten_file_byte_for_byte(runs, tmp_path):
     db, _ = runs
     target = tmp_path / "restored"
