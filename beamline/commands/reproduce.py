@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from beamline.commands.help import Command
-from beamline.commands.options import json_option, store_options
+from beamline.commands.options import beam_option, json_option, store_options
 
 DEFAULT_TOLERANCE = 1e-6  # beamline.experiments.reproduce.DEFAULT_TOLERANCE (a test holds both)
 
@@ -22,11 +22,14 @@ DEFAULT_TOLERANCE = 1e-6  # beamline.experiments.reproduce.DEFAULT_TOLERANCE (a 
 @click.option("--tolerance", type=click.FloatRange(min=0), default=DEFAULT_TOLERANCE,
               show_default=True, help="A metric counts as reproduced when it differs by at most "
               "this, relative to its size (absolute below 1).")
+@beam_option(default=None, help_text="The Beam profile to run on [default: the one the original "
+             "run recorded; auto for a run recorded before runs recorded theirs].")
 @json_option
-def reproduce(ref, root, metadata, pipeline, target, tolerance, as_json) -> None:
+def reproduce(ref, root, metadata, pipeline, target, tolerance, beam_profile, as_json) -> None:
     """Train model version VERSION (or the one holding LABEL) again from the data and code its
     run kept, with the run's recorded settings (its overrides, and the hyperparameters that
-    reached its Trainer fixed: no new search), TensorFlow's deterministic ops and fixed seeds,
+    reached its Trainer fixed: no new search) on its Beam profile, TensorFlow's deterministic
+    ops and fixed seeds,
     in a new run root; then show what differs: inputs, code, settings and each metric.
 
     Example:
@@ -66,7 +69,7 @@ def reproduce(ref, root, metadata, pipeline, target, tolerance, as_json) -> None
     except BaseException:
         _remove_written(target, created)  # nothing of a half-restored checkout stays
         raise
-    args = rp.run_arguments(original, target, restored)
+    args = rp.run_arguments(original, target, restored, beam_profile)
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     say(f"beamline: reproducing model version {version} of {pipeline!r}: run {original.run_id}, "
         f"data version {original.data_key[:12]}, code version {original.code_key[:12]}, "

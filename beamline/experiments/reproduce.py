@@ -8,8 +8,9 @@ Three steps, each a function here so the command stays a thin shell:
 2. `restore`: the kept files written out (beamline.versions.checkout) under the new root's
    `checkout/` (data, code, and an import path on which the kept code shadows the installed
    examples), and `run_arguments`/`run_environment`: the `beamline run` that runs it there with
-   the recorded settings fixed (every hyperparameter by `--set`, so no Tuner search), TensorFlow's
-   deterministic ops on, recorded with trigger `reproduce`.
+   the recorded settings fixed (every hyperparameter by `--set`, so no Tuner search), on the
+   Beam profile the original ran on, TensorFlow's deterministic ops on, recorded with trigger
+   `reproduce`.
 3. `compare` and `render`: what differs between the original and the reproduction (inputs by
    data version, code by code version, settings, metrics), the metrics through
    beamline.lineage.diff's comparison of two runs, here across two stores.
@@ -34,6 +35,7 @@ DEFAULT_TOLERANCE = 1e-6
 CHECKOUT_DIR = "checkout"  # under the new root: data/, code/, python/
 DETERMINISM_ENV = {"TF_DETERMINISTIC_OPS": "1", "PYTHONHASHSEED": "0"}
 OVERALL = "Overall"
+BEAM_SETTING = "beam"  # the Beam profile, among the compared settings
 
 
 class UnknownVersion(ConfigError):
@@ -54,6 +56,7 @@ class Original:
     tuned: bool = False  # its Trainer took a search's hyperparameters (its own or an earlier)
     span: int | None = None
     extra_spans: tuple[int, ...] = ()
+    beam_profile: str | None = None  # None: recorded before runs recorded their profile
 
     def fixed_sets(self) -> list[tuple[str, Any]]:
         """The `--set` pairs of the reproduction: the run's own overrides, then every
@@ -166,7 +169,8 @@ def find_original(store, graph, pipeline: str, version: int, objects) -> Origina
     run = trained_by(store, pipeline, version)
     data = mf.load(objects, run.data_key, mf.DATA_KIND)
     mf.load(objects, run.code_key, mf.CODE_KIND)
-    row = table.run_row(graph, graph.runs[run.run_id], {})
+    graph_run = graph.runs[run.run_id]
+    row = table.run_row(graph, graph_run, {})
     return Original(
         pipeline=pipeline,
         version=version,
@@ -178,6 +182,7 @@ def find_original(store, graph, pipeline: str, version: int, objects) -> Origina
         tuned=row.get("tuned_in") is not None,
         span=data.span,
         extra_spans=data.extra_spans,
+        beam_profile=str(graph_run.properties.get(rc.BEAM_PROFILE) or "") or None,
     )
 
 
@@ -242,10 +247,21 @@ def restore(objects, original: Original, target: Path) -> Restored:
     return restored
 
 
-def run_arguments(original: Original, root: Path, restored: Restored) -> list[str]:
-    """`beamline run` arguments that run the original again in `root`."""
+def beam_profile_for(original: Original, asked: str | None) -> str | None:
+    """The profile the reproduction runs on: `asked` (`reproduce --beam`), else the original's
+    (None: neither known, the run's own default chooses)."""
+    return asked or original.beam_profile
+
+
+def run_arguments(original: Original, root: Path, restored: Restored,
+                  beam_profile: str | None = None) -> list[str]:
+    """`beamline run` arguments that run the original again in `root` (on `beam_profile`, else
+    the original's)."""
     args = ["run", original.pipeline, "--root", str(root), "--data", str(restored.data_dir),
             "--trigger", TriggerKind.REPRODUCE]
+    profile = beam_profile_for(original, beam_profile)
+    if profile:
+        args += ["--beam", profile]
     if original.extra_spans:
         spans = (original.span, *original.extra_spans)
         args += ["--span-range", f"{min(spans)}:{max(spans)}"]
@@ -414,10 +430,15 @@ def compare(original: Original, graph_a, graph_b, run_b: str, objects_a, objects
         files = changed_files(mf.load(objects_a, original.code_key, mf.CODE_KIND),
                               mf.load(objects_b, code_b, mf.CODE_KIND))
     settings = compare_settings(
-        settings_of(original.overrides, original.hyperparameters),
-        settings_of(row_b.get("overrides") or {}, row_b.get("hyperparameters") or {}),
+        {**settings_of(original.overrides, original.hyperparameters),
+         BEAM_SETTING: original.beam_profile},
+        {**settings_of(row_b.get("overrides") or {}, row_b.get("hyperparameters") or {}),
+         BEAM_SETTING: props_b.get(rc.BEAM_PROFILE) or None},
     )
     notes = list(diff.notes)
+    if original.beam_profile is None:
+        notes.append(f"run {original.run_id} recorded no Beam profile (it ran before Beamline "
+                     "recorded one): the reproduction ran on its own default")
     return Comparison(
         pipeline=original.pipeline, version=original.version, original_run=original.run_id,
         reproduced_run=run_b, root=str(root_b), data=(original.data_key, data_b),

@@ -33,13 +33,15 @@ def claim_run_id(
     trigger_execution_id: int | None = None,
     experiment: str | None = None,
     overrides: Mapping[str, object] | None = None,
+    beam_profile: str | None = None,
 ) -> str:
     """Creates the run's `pipeline_run` context and returns its name (the run id).
 
     With `requested`, that exact id or a ConfigError; otherwise the current time, moved on by
     a microsecond while another run holds it. `trigger` (records.TriggerKind) and
     `trigger_execution_id` (the loop's beamline.Trigger execution) are stamped on it too, and
-    so are the run's `experiment` and `overrides` (`beamline run --experiment/--set`).
+    so are the run's `experiment` and `overrides` (`beamline run --experiment/--set`) and the
+    Beam profile its jobs run on.
     """
     from ml_metadata import errors as mlmd_errors
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -61,6 +63,8 @@ def claim_run_id(
             context.custom_properties[rc.OVERRIDES].string_value = json.dumps(
                 dict(overrides), sort_keys=True
             )
+        if beam_profile:
+            context.custom_properties[rc.BEAM_PROFILE].string_value = beam_profile
         try:
             [context_id] = store.put_contexts([context])
             # TFX links a run to its pipeline only when it creates the run's context itself.

@@ -279,7 +279,8 @@ def run_pipeline(
     with PipelineLock(layout, request.pipeline, "starting") as lock:
         if lock.cleans:
             _clean_after_killed_runs(workspace, request.pipeline, out)
-        run_id = _claim_run_id(workspace, request, push_policy)
+        run_id = _claim_run_id(workspace, request, push_policy,
+                               beam.choose_profile(request.beam_profile, data.total_bytes))
         lock.record_run(run_id)
         report_run(request.report_fd, RunReport(
             run_id, digest, advice_for(beam_args), flink_master,
@@ -430,9 +431,9 @@ def _module_source(module: ModuleType, project: project_mod.Project) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _claim_run_id(workspace, request: RunRequest, push_policy: str) -> str:
+def _claim_run_id(workspace, request: RunRequest, push_policy: str, beam_profile: str) -> str:
     """A run id no other run in the store holds, its context created and stamped `running`
-    (and with the push policy it applies)."""
+    (and with the push policy it applies and the Beam profile it runs on)."""
     from beamline.metadata.run_claim import claim_run_id
     from beamline.runner.push import stamp_policy
 
@@ -445,6 +446,7 @@ def _claim_run_id(workspace, request: RunRequest, push_policy: str) -> str:
         trigger_execution_id=request.trigger_execution_id,
         experiment=request.experiment,
         overrides=dict(request.overrides),
+        beam_profile=beam_profile,
     )
     stamp_policy(store, run_id, push_policy)
     return run_id

@@ -32,6 +32,10 @@ def test_the_reproduction_reads_the_same_data_code_and_settings(penguin_run, rep
     assert data["code_version"]["files"] == []
     assert data["settings"] and all(s["same"] for s in data["settings"].values()), data
     assert "--trigger reproduce" in result.stderr and "TF_DETERMINISTIC_OPS=1" in result.stderr
+    # On the Beam profile the original recorded (auto chose in-process for the small table).
+    assert data["settings"]["beam"] == {"original": "direct", "reproduced": "direct",
+                                        "same": True}, data["settings"]
+    assert "--beam direct" in result.stderr
     # The Tuner's choice is fixed, not searched again: the reproduction has no Tuner.
     assert "hp.learning_rate" in data["settings"]
     store = open_store(Path(data["root"]))

@@ -132,6 +132,31 @@ def test_the_run_fixes_every_recorded_setting_exactly():
     assert "--no-tune" in rp.run_arguments(untuned, Path("/new"), restored)
 
 
+def test_the_run_uses_the_original_s_beam_profile_unless_told_otherwise():
+    restored = rp.Restored(Path("/n/d"), Path("/n/c"), Path("/n/p"))
+    flink = rp.Original(PIPELINE, 7, "run-1", "d" * 64, "c" * 64, beam_profile="direct-multi")
+    args = rp.run_arguments(flink, Path("/n"), restored)
+    assert args[args.index("--beam") + 1] == "direct-multi"
+    asked = rp.run_arguments(flink, Path("/n"), restored, "direct")
+    assert asked[asked.index("--beam") + 1] == "direct" and asked.count("--beam") == 1
+    older = rp.Original(PIPELINE, 7, "run-1", "d" * 64, "c" * 64)  # recorded no profile
+    assert "--beam" not in rp.run_arguments(older, Path("/n"), restored)
+
+
+def test_the_claimed_run_records_its_beam_profile_and_reproduce_reads_it(runs):
+    from beamline.metadata import run_context as rc
+    from beamline.metadata.run_claim import claim_run_id
+
+    db, _ = runs
+    run_id = claim_run_id(db.store, PIPELINE, "run-9", beam_profile="direct-multi")
+    ctx = db.store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+    assert rc.properties_of(ctx)[rc.BEAM_PROFILE] == "direct-multi"
+    # run-1 ran before runs recorded their profile: the original says so (None).
+    original = rp.find_original(db.store, db.graph(), PIPELINE, 100,
+                                ObjectStore(db.layout.objects_dir))
+    assert original.beam_profile is None
+
+
 def test_the_environment_puts_the_kept_code_first_and_determinism_on(tmp_path):
     restored = rp.Restored(tmp_path / "d", tmp_path / "c", tmp_path / "py")
     env = rp.run_environment(restored, {"PYTHONPATH": "/elsewhere", "HOME": "/h"})
