@@ -28,6 +28,7 @@ from beamline.report.page import STYLE
 from beamline.ui import (
     canary_view,
     compare_page,
+    data_version_page,
     experiments_page,
     loop_page,
     model_page,
@@ -117,6 +118,7 @@ class UiApp:
                 Rule("/pipelines", endpoint="pipelines"),
                 Rule("/pipelines/<path:pipeline>", endpoint="pipeline"),
                 Rule("/models/<pipeline>/<version>", endpoint="model"),
+                Rule("/data/<pipeline>/<key>", endpoint="data_version"),
                 Rule("/experiments", endpoint="experiments_index"),
                 Rule("/experiments/<pipeline>", endpoint="experiments"),
                 Rule("/static/<name>", endpoint="static"),
@@ -171,7 +173,8 @@ class UiApp:
             if status == 405:
                 response.headers["Allow"] = "GET, HEAD"
             return response
-        except (UnknownRun, model_page.UnknownVersion) as exc:
+        except (UnknownRun, model_page.UnknownVersion,
+                data_version_page.UnknownDataVersion) as exc:
             return self._error(404, "Not found", str(exc), api)
         except BadRequest as exc:
             return self._error(400, "Bad request", str(exc), api)
@@ -344,6 +347,14 @@ class UiApp:
             model_page.render(graph, pipeline, version, self.reader.label_changes(pipeline),
                               self.reader.kept_versions(pipeline, version))
         )
+
+    def on_data_version(self, request: Request, pipeline: str, key: str) -> Response:
+        _checked(pipeline, "pipeline")
+        _checked(key, "data version")
+        row = self.reader.data_version(pipeline, key)
+        if row is None:
+            raise data_version_page.unknown(pipeline, key, self.reader.source)
+        return self._html(data_version_page.render(pipeline, row, self.reader.source))
 
     def on_experiments_index(self, request: Request) -> Response:
         graph = self.reader.graph()

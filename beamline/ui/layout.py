@@ -44,6 +44,10 @@ def model_url(pipeline: str, version: str) -> str:
     return f"/models/{q(pipeline)}/{q(str(version))}"
 
 
+def data_version_url(pipeline: str, key: str) -> str:
+    return f"/data/{q(pipeline)}/{q(key)}"
+
+
 def experiments_url(pipeline: str) -> str:
     return "/experiments/" + q(pipeline)
 

@@ -18,7 +18,7 @@ from beamline.metadata.labels import LabelChange
 from beamline.report import sections
 from beamline.report.page import badge, table
 from beamline.report.svg import Bar, gantt_svg
-from beamline.ui.layout import model_url, page, pipeline_url, run_url
+from beamline.ui.layout import data_version_url, model_url, page, pipeline_url, run_url
 
 
 class UnknownVersion(ConfigError):
@@ -117,6 +117,11 @@ def labels_section(changes: list[LabelChange], pipeline: str, version: int) -> s
     return f'<div class="scroll">{chart}</div>' + label_table(mine, pipeline, "labels-table")
 
 
+def _data_version_link(kept: dict, text: str) -> str:
+    url = data_version_url(kept["pipeline"], kept["data_version"])
+    return f'<a href="{escape(url)}" class="data-version-link"><code>{escape(text)}</code></a>'
+
+
 def versions_section(kept: dict | None) -> str:
     """The data and code versions the model was trained on, and the command restoring them."""
     if kept is None:
@@ -133,8 +138,8 @@ def versions_section(kept: dict | None) -> str:
                 + escape(kept.get("problem") or "`beamline gc` deleted them, or the UI reads "
                          "another run root") + "</p>")
     return (
-        head + f'<p id="trained-on">Trained on data version <code>'
-        f"{escape(kept['data_version'])}</code>{code}, kept by run "
+        head + '<p id="trained-on">Trained on data version '
+        f"{_data_version_link(kept, kept['data_version'])}{code}, kept by run "
         f'<a href="{escape(run_url(kept["run_id"]))}"><code>{escape(kept["run_id"])}</code></a>'
         ". Restore both, the data byte for byte and the code under <code>DIR/code/</code>:</p>"
         f'{gone}<pre id="checkout-command"><code>{escape(kept["checkout"])}</code></pre>'
@@ -173,7 +178,7 @@ def render(
         ("Span", escape(summary.span or "-") if summary else "-"),
         (
             "Data version",
-            f'<a href="#data-and-code"><code>{escape(kept["data_version"][:12])}</code></a>'
+            _data_version_link(kept, kept["data_version"][:12])
             if kept and kept["data_version"] else "-",
         ),
         (

@@ -215,6 +215,17 @@ class Reader:
             return restore_info(self.store(), pipeline, int(version),
                                 ObjectStore(self.layout.objects_dir), self.root, self.metadata)
 
+    def data_version(self, pipeline: str, key: str) -> dict | None:
+        """Data version `key` of the pipeline as `beamline data log` shows it
+        (beamline.lineage.data_versions); None when no run of the pipeline kept it."""
+        from beamline.lineage.data_versions import version_rows
+        from beamline.versions.store import ObjectStore
+
+        with self.lock:
+            rows = version_rows(self.store(), ObjectStore(self.layout.objects_dir), pipeline,
+                                key, self.root, self.metadata)
+        return rows[0] if rows else None
+
     def experiment_rows(self, graph: Graph, pipeline: str) -> list:
         """The rows `beamline experiments PIPELINE` shows (beamline.experiments.table), with the
         labels each pushed version holds now.

@@ -31,6 +31,7 @@ class Demo:
     monitor_ids: list[int] = field(default_factory=list)
     trigger_id: int = 0
     evaluated: list[str] = field(default_factory=list)  # runs with TFMA metrics, oldest first
+    data_version: str = ""  # the data version the real run kept, as the runner keeps it
 
     @property
     def db_path(self) -> Path:
@@ -78,6 +79,7 @@ def add_records(root: Path, data_file: Path, tmp_dir: Path) -> Demo:
     demo.pushed_version = str(pushed.prop("pushed_version"))
     demo.pushed_model_id = pushed.id
     store = demo.writer_store()
+    demo.data_version = keep_versions(store, root, data_file, finished)
     version = int(demo.pushed_version)
     start = writer.now_ms() - 3_600_000
     writer.label_change(
@@ -134,6 +136,22 @@ def add_records(root: Path, data_file: Path, tmp_dir: Path) -> Demo:
         "(error_rate_increase 0.05 > 0.01)",
     )
     return demo
+
+
+def keep_versions(store, root: Path, data_file: Path, run_id: str) -> str:
+    """The real run's data and code kept and named on it as `beamline run` does (the tiny
+    pipeline ran through TFX's own runner, which keeps none); returns the data version."""
+    from beamline.metadata import run_context as rc
+    from beamline.settings import RootLayout
+    from beamline.versions.record import keep_run
+
+    ctx = store.get_context_by_type_and_name(rc.RUN_CONTEXT, run_id)
+    ctx.custom_properties[rc.PIPELINE].string_value = PIPELINE  # what `data log` groups by
+    store.put_contexts([ctx])
+    module = root.parent / "module" / "trainer_module.py"
+    code = [("components/trainer_module.py", module)] if module.is_file() else []
+    kept = keep_run(RootLayout(root), data_file.parent, [data_file], code, name_on=(store, run_id))
+    return kept.data.key
 
 
 # To iterate on the UI tests without re-running TFX: a directory holding a finished tiny run

@@ -65,6 +65,7 @@ def pages(demo, ui) -> dict[str, str]:
         "compare": f"/compare?a={demo.finished}&b={demo.failed}",
         "compare picker": "/compare",
         "model version": f"/models/tiny/{demo.pushed_version}",
+        "data version": f"/data/tiny/{demo.data_version}",
         "pipelines": "/pipelines",
         "models and loop": "/pipelines/tiny",
         "experiments index": "/experiments",
@@ -156,6 +157,31 @@ def test_pushed_version_lineage_reaches_its_span_files(browser, ui, demo):
     labels = browser.find_element(By.ID, "labels-table").text
     assert "stable" in labels and "canary" in labels
     assert len(browser.find_elements(By.CSS_SELECTOR, "#labels-svg g.bar")) == 2
+
+
+def test_the_model_page_links_its_data_version_page(browser, ui, demo):
+    from selenium.webdriver.common.by import By
+
+    load(browser, ui.base + f"/models/tiny/{demo.pushed_version}")
+    links = browser.find_elements(By.CSS_SELECTOR, "a.data-version-link")
+    assert links and {link.get_attribute("href") for link in links} == {
+        f"{ui.base}/data/tiny/{demo.data_version}"}
+    links[0].click()
+    writer.wait_for(lambda: "/data/tiny/" in browser.current_url, what="the data version page")
+    assert browser.find_element(By.ID, "data-version-key").text == demo.data_version
+    facts = {c.get_attribute("data-fact"): c.find_element(By.TAG_NAME, "b").text
+             for c in browser.find_elements(By.CSS_SELECTOR, "#cards .card")}
+    data = demo.data_file.read_bytes()
+    # Rows as the real run's StatisticsGen counted them: every data row of the CSV.
+    assert facts == {"files": "1", "bytes": f"{len(data):,}", "rows": str(
+        len(data.decode().strip().splitlines()) - 1), "span": "-", "runs": "1"}, facts
+    files = browser.find_element(By.ID, "files-table").text
+    assert "data.csv" in files and hashlib.sha256(data).hexdigest() in files
+    assert demo.finished in browser.find_element(By.ID, "runs-table").text
+    models = browser.find_element(By.ID, "models-table").text
+    assert demo.pushed_version in models and "stable" in models
+    command = browser.find_element(By.ID, "checkout-command").text
+    assert command.startswith(f"beamline data checkout --run {demo.finished} --to DIR --root ")
 
 
 def test_compare_draws_drift_per_feature(browser, ui, demo):

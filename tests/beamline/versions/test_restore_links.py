@@ -5,11 +5,17 @@ given, restores them byte for byte. Over a real SQLite MLMD store (tests/.../tes
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 from beamline.metadata import run_context as rc
 from tests.beamline.models.conftest import PIPELINE, Store, mlmd  # noqa: F401 - fixture
-from tests.beamline.versions.test_data_commands import FIRST_ROWS, beamline, runs  # noqa: F401
+from tests.beamline.versions.test_data_commands import (  # noqa: F401 - fixture
+    FIRST_ROWS,
+    beamline,
+    runs,
+    statistics,
+)
 
 
 def _run_printed(db: Store, command: str, target) -> None:  # noqa: F811
@@ -82,8 +88,9 @@ def test_the_model_page_names_the_versions_and_gives_the_command(runs, tmp_path)
         page = served.get(model_url(PIPELINE, "100"))
         assert page.status_code == 200, page.text[:500]
         text = html.unescape(page.text)
-        assert f"Trained on data version <code>{first.data.key}</code> and code version " \
-               f"<code>{first.code.key}</code>, kept by run" in text
+        link = f'<a href="/data/{PIPELINE}/{first.data.key}" class="data-version-link">'
+        assert f"Trained on data version {link}<code>{first.data.key}</code></a> and code " \
+               f"version <code>{first.code.key}</code>, kept by run" in text
         [command] = [line.split("<code>")[1].split("</code>")[0] for line in text.split(
             '<pre id="checkout-command">')[1:]]
         assert command.startswith(
@@ -92,5 +99,41 @@ def test_the_model_page_names_the_versions_and_gives_the_command(runs, tmp_path)
         assert (tmp_path / "from-the-page" / "span-1" / "rows.csv").read_bytes() == FIRST_ROWS
         none = html.unescape(served.get(model_url(PIPELINE, "50")).text)
         assert 'id="no-data-version">None kept: no run that kept a data version' in none
+    finally:
+        served.close()
+
+
+def test_the_data_version_page_shows_what_data_log_shows_and_restores_it(runs, tmp_path):  # noqa: F811
+    import html
+
+    from beamline.ui.layout import data_version_url
+    from tests.beamline.ui.test_ui_units import Served
+
+    db, (first, _, third) = runs
+    statistics(db, "run-1", {"train": 2, "eval": 1})
+    served = Served(db.layout.root)
+    try:
+        page = served.get(data_version_url(PIPELINE, first.data.key))
+        assert page.status_code == 200, page.text[:500]
+        text = html.unescape(page.text)
+        facts = dict(re.findall(
+            r'data-fact="[a-z]+"><span class="muted">([^<]+)</span><b>([^<]*)</b>', text))
+        assert facts == {"Files": "2", "Bytes": f"{len(FIRST_ROWS) + 8:,}", "Rows": "3",
+                         "Span": "-", "Runs": "2"}, facts
+        assert first.data.manifest.files[0].sha256 in text
+        assert '<a href="/runs/run-1"><code>run-1</code></a>' in text and "/runs/run-2" in text
+        assert '<a href="/models/p/100">100</a></td><td>stable</td>' in text
+        assert "/models/p/300" not in text  # trained on the other version
+        [command] = [line.split("<code>")[1].split("</code>")[0] for line in text.split(
+            '<pre id="checkout-command">')[1:]]
+        assert command.startswith("beamline data checkout --run run-1 --to DIR --root ")
+        _run_printed(db, command, tmp_path / "from-the-page")
+        assert (tmp_path / "from-the-page" / "span-1" / "rows.csv").read_bytes() == FIRST_ROWS
+        newer = html.unescape(served.get(data_version_url(PIPELINE, third.data.key)).text)
+        assert "Rows not counted" in newer and '<a href="/models/p/300">300</a>' in newer
+        missing = served.get(data_version_url(PIPELINE, "0" * 64))
+        assert missing.status_code == 404 and "beamline data log p" in html.unescape(
+            missing.text)
+        assert served.get(data_version_url("other", first.data.key)).status_code == 404
     finally:
         served.close()
