@@ -25,7 +25,9 @@ task directories their runs left (`executor_input.json`, `output_metadata.json`)
 the outputs exactly as the executor reported them. Unlike KFP, an entry whose output directory
 is gone (a removed run root part) is a miss, not a hit that hands on missing files.
 
-Vertex runs a container's `preCacheCheck` hook before this check; the parameters and output
+Vertex documents its key as the same parts plus the container's environment variables
+(cloud.google.com/vertex-ai/docs/pipelines/configure-caching), so `--as vertex` adds them; it
+runs a container's `preCacheCheck` hook before this check; the parameters and output
 metadata it reports (TFX's ExampleGen driver: span, version, `input_fingerprint` of the files)
 are merged into the ExecutorInput the key is computed from (`with_hook_output`), so new files
 change the key. A task that reads files (`input_base`, `input_config`) whose key saw no such
@@ -74,9 +76,10 @@ def with_hook_output(payload: Mapping[str, Any], hook_output: Mapping[str, Any])
 
 def cache_key(
     task: Mapping[str, Any], component: Mapping[str, Any], container: Mapping[str, Any],
-    payload: Mapping[str, Any], code_digest: str,
+    payload: Mapping[str, Any], code_digest: str, *, with_env: bool = False,
 ) -> dict[str, Any]:
-    """KFP's CacheKey of a container task (field names as KFP's JSON writes them)."""
+    """KFP's CacheKey of a container task (field names as KFP's JSON writes them); `with_env`
+    adds the container's environment variables, which Vertex's key holds and KFP's does not."""
     custom = task.get("cachingOptions", {}).get("cacheKey", "")
     if custom:
         return {"componentName": task.get("componentRef", {}).get("name", ""), "cacheKey": custom}
@@ -101,6 +104,7 @@ def cache_key(
             "image": container.get("image", ""),
             "cmdArgs": [*container.get("command", []), *container.get("args", [])],
             "localCode": code_digest,
+            **({"env": list(container.get("env", []))} if with_env else {}),
         },
     }
 

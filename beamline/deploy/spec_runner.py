@@ -105,10 +105,14 @@ def refusals(spec: Mapping[str, Any], target: str) -> None:
     name = spec_inputs.pipeline_name(spec)
     violations = spec_rules.check(spec, target)
     if violations:
-        first = violations[0]
+        first, others = violations[0], violations[1:]
+        # Every task at fault is named: a Vertex spec's first fault is its ExampleGen, and the
+        # resolver tasks behind it are what a reader needs to hear about too.
+        more = (f" Also refused: {', '.join(sorted({v.task for v in others}))}."
+                if others else "")
         raise ConfigError(
             f"The spec of pipeline {name!r} cannot run as {target}: task {first.task!r}: "
-            f"{first.message}. Compile it with `beamline compile --target {target}`."
+            f"{first.message}.{more} Compile it with `beamline compile --target {target}`."
         )
     for task_name, task in spec["root"].get("dag", {}).get("tasks", {}).items():
         component = spec["components"][task["componentRef"]["name"]]
@@ -241,7 +245,8 @@ class _Tasks:
         fingerprint = ""
         if cached:
             fingerprint = spec_cache.fingerprint(spec_cache.cache_key(
-                task, component, container, keyed, self.code_digest))
+                task, component, container, keyed, self.code_digest,
+                with_env=self.target == "vertex"))
             hit = self.index.hit(fingerprint, self.pipeline_root, read_output)
             if hit is not None:
                 return _Done(time.monotonic() - started, hit.artifacts, hit.parameters,

@@ -145,6 +145,10 @@ def test_the_cache_key_is_kfps_inputs_outputs_and_command_without_the_run():
         _fp(_payload(), container={**CONTAINER, "command": ["python", "-m", "y"]}),
         _fp(_payload(), code="code-2"),  # this checkout's code changed
     ]
+    env = {**CONTAINER, "env": [{"name": "A", "value": "1"}]}
+    assert _fp(_payload(), container=env) == _fp(_payload())  # KFP's key has no env
+    with_env = spec_cache.cache_key(TASK, COMPONENT, env, _payload(), "code-1", with_env=True)
+    assert spec_cache.fingerprint(with_env) != _fp(_payload())  # Vertex's has
     assert _fp(_payload()) not in changed and len(set(changed)) == len(changed)
 
 
