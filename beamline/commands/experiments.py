@@ -43,22 +43,18 @@ def experiments(pipeline, root, metadata, where, sort, columns, experiment, slic
     \b
         beamline experiments penguin --where "blessed and units >= 16" --sort -duration
     """
-    import json
-
     from beamline.experiments import table as experiments_table
+    from beamline.experiments.cache import experiment_rows
     from beamline.experiments.text import render
-    from beamline.lineage.access import open_graph_and_store
-    from beamline.metadata import labels as label_history
 
-    graph, store = open_graph_and_store(root, metadata, pipeline)
-    held = label_history.holders(label_history.history(store, pipeline))
-    rows = experiments_table.build(
-        graph, pipeline, label_history.labels_by_version(held), with_slices=slices
-    )
+    # Rows of ended runs come from the run root's row cache; trials only for the text table
+    # (--json prints each row's kept JSON).
+    answer = experiment_rows(root, metadata, pipeline, children=not as_json, with_slices=slices)
+    rows = answer.rows
     chosen = experiments_table.choose_columns(rows, columns) if not as_json else None
     rows = experiments_table.order(experiments_table.select(rows, where, experiment), sort)
     if as_json:
-        click.echo(json.dumps([row.to_json() for row in rows], indent=2, default=str))
+        click.echo(answer.json_text(rows))
         return
     if not rows:
         which = f" of experiment {experiment!r}" if experiment is not None else ""

@@ -227,9 +227,14 @@ def run_row(graph: Graph, run: Run, labels_by_version: Mapping[int, list[str]],
     if search is not None:
         row.children.extend(_trial_rows(run.id, search))
     if with_slices:
-        for name, slice_metrics in sorted(row.slices.items()):
-            row.children.append(Row(SLICE, {"run": run.id, "slice": name, **slice_metrics}))
+        row.children.extend(slice_rows(run.id, row.slices))
     return row
+
+
+def slice_rows(run_id: str, slices: Mapping[str, Mapping[str, float]]) -> list[Row]:
+    """A run's rows for its evaluation's slices (but Overall), by slice name."""
+    return [Row(SLICE, {"run": run_id, "slice": name, **metrics})
+            for name, metrics in sorted(slices.items())]
 
 
 def build(graph: Graph, pipeline: str, labels_by_version: Mapping[int, list[str]] | None = None,

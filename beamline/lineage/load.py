@@ -26,6 +26,31 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
         yield ids[i : i + _CHUNK]
 
 
+def _run_contexts(store, pctx) -> list:
+    return [
+        c
+        for c in store.get_children_contexts_by_context(pctx.id)
+        if c.type == PIPELINE_RUN or not c.type
+    ]
+
+
+def run_stamps(store, pipeline: str) -> list[tuple[str, str, bool]]:
+    """(run id, stamp, ended) of every run of `pipeline`, in Graph.sorted_runs order, from the
+    run contexts alone (no execution, event or artifact read): the stamp (context id, creation
+    and last-update times) changes when the run's context does; `ended`: its context records an
+    ended state. Runs other orchestrators recorded have an empty stamp and never ended here."""
+    pctx = store.get_context_by_type_and_name(PIPELINE, pipeline)
+    found = []
+    for rctx in _run_contexts(store, pctx) if pctx is not None else []:
+        state = _props(rctx).get(run_context.STATE)
+        stamp = f"{rctx.id}:{rctx.create_time_since_epoch}:{rctx.last_update_time_since_epoch}"
+        ended = bool(state) and state != run_context.RunState.RUNNING
+        found.append((rctx.create_time_since_epoch, rctx.name, stamp, ended))
+    for foreign in orchestrators.foreign_runs(store, pipeline):
+        found.append((foreign.run.create_ms, foreign.run.id, "", False))
+    return [(run_id, stamp, ended) for _, run_id, stamp, ended in sorted(found)]
+
+
 def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
     """All runs of `pipeline` (or of every pipeline) with their executions and artifacts."""
     from ml_metadata.proto import metadata_store_pb2 as pb
@@ -46,12 +71,7 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
         for ex in store.get_executions_by_context(pctx.id):
             raw_execs[ex.id] = ex
             exec_pipeline[ex.id] = pctx.name
-        run_ctxs = [
-            c
-            for c in store.get_children_contexts_by_context(pctx.id)
-            if c.type == PIPELINE_RUN or not c.type
-        ]
-        for rctx in run_ctxs:
+        for rctx in _run_contexts(store, pctx):
             run = Run(
                 id=rctx.name,
                 pipeline=pctx.name,

@@ -8,7 +8,6 @@ MetadataStore is not thread-safe and the server answers requests from several th
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -89,17 +88,12 @@ class Reader:
 
     def _change_marker(self) -> Any:
         """Something that differs whenever the store may have changed."""
+        from beamline.experiments.cache import store_marker
+
         path = self._sqlite_path()
         if path is None:
             return int(time.monotonic() / MYSQL_CACHE_SECONDS)
-        marker = []
-        for name in (str(path), f"{path}-wal", f"{path}-journal"):
-            try:
-                st = os.stat(name)
-                marker.append((st.st_mtime_ns, st.st_size, st.st_ino))
-            except OSError:
-                marker.append(None)
-        return tuple(marker)
+        return store_marker(path)
 
     def store(self):
         """The connection for queries (hold `lock` while using it)."""
@@ -230,9 +224,11 @@ class Reader:
         """The rows `beamline experiments PIPELINE` shows (beamline.experiments.table), with the
         labels each pushed version holds now.
 
-        The rows of runs that ended are kept until the Graph or the labels change (a page
-        rebuilds only a running run's row), like `summaries`."""
-        from beamline.experiments import table
+        The rows of runs that ended are kept in memory until the Graph or the labels change (a
+        page rebuilds only a running run's row), by beamline.experiments.cache's rule: they
+        hold each run's and trial's History for the curves, which the run root's row cache
+        (rows as `beamline experiments` prints them) does not."""
+        from beamline.experiments.cache import reuse_rows
         from beamline.metadata.labels import holders, labels_by_version
 
         held = labels_by_version(holders(self.label_changes(pipeline)))
@@ -243,18 +239,7 @@ class Reader:
                 kept_key, kept = self._rows.get(pipeline, (None, {}))
                 cache = kept if kept_key == key else {}
                 self._rows[pipeline] = (key, cache)
-        tuners = None
-        out = []
-        for run in graph.sorted_runs(pipeline):
-            row = cache.get(run.id)
-            if row is None:
-                if tuners is None:
-                    tuners = table.tuners_by_uri(graph)
-                row = table.run_row(graph, run, held, tuners=tuners)
-                if row.get("state") != RunState.RUNNING:
-                    cache[run.id] = row
-            out.append(row)
-        return out
+        return reuse_rows(graph, pipeline, held, cache)
 
     def triggers(self, pipeline: str | None = None) -> list[TriggerRecord]:
         """Loop step decisions (oldest first), read by the loop's own reader."""
