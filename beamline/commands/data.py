@@ -54,6 +54,7 @@ def log(pipeline, root, metadata, as_json) -> None:
     from beamline.lineage.data_versions import version_rows
     from beamline.lineage.format import printable
     from beamline.timefmt import format_ms
+    from beamline.versions.remote import describe
 
     objects, store = _open(root, metadata)
     rows = version_rows(store, objects, pipeline, root=root, metadata=metadata)
@@ -83,7 +84,8 @@ def log(pipeline, root, metadata, as_json) -> None:
         click.echo(f"    last   {row['last_run']['run_id']}  "
                    f"{format_ms(row['last_run']['time_ms'])}")
         for f in row["files"]:
-            where = "remote, not kept" if f.get("remote") else f"sha256 {f['sha256'][:16]}..."
+            where = (f"remote, not kept: {describe(f.get('identity'))}" if f.get("remote")
+                     else f"sha256 {f['sha256'][:16]}...")
             size = f"{f['bytes']:,} bytes  " if f["bytes"] is not None else ""
             click.echo(printable(f"    {f['path']}  {size}{where}"))
         models = ", ".join(

@@ -101,6 +101,12 @@ def versions_text(info: dict | None) -> str:
              f"  data version  {info['data_version']}"]
     if info["code_version"]:
         lines.append(f"  code version  {info['code_version']}")
+    if info.get("remote"):
+        from beamline.lineage.format import printable
+        from beamline.versions.remote import describe
+
+        lines += [printable(f"  remote input, not kept: {r['uri']} ({describe(r['identity'])})")
+                  for r in info["remote"]]
     if info["in_store"] is False:
         lines.append("  not all in the store any more: " + (
             info.get("problem") or "`beamline gc` deleted them, or --root names another root"))

@@ -11,6 +11,7 @@ from beamline.errors import ConfigError
 from beamline.lineage.format import when
 from beamline.report.page import table
 from beamline.ui.layout import model_url, page, pipeline_url, run_url
+from beamline.versions.remote import describe
 
 
 class UnknownDataVersion(ConfigError):
@@ -29,7 +30,8 @@ def _file_rows(row: dict) -> list[list[str]]:
     out = []
     for f in row["files"]:
         if f.get("remote"):
-            kept, digest = "no: remote input, its bytes are not kept", "-"
+            kept = f"no: remote input, its bytes are not kept; {describe(f.get('identity'))}"
+            digest = "-"
         else:
             kept, digest = "yes", f"<code>{escape(f['sha256'])}</code>"
         size = f"{f['bytes']:,}" if f["bytes"] is not None else "-"

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from beamline.errors import ConfigError
+from beamline.errors import BeamlineError, ConfigError
 from beamline.metadata import labels as history
 from beamline.metadata import run_context as rc
 
@@ -194,7 +194,20 @@ def restore_info(
             info["in_store"] = all(objects.has(k) for k in (run.data_key, run.code_key) if k)
         except ConfigError as forged:  # a key that is no key: said, never followed
             info.update(in_store=False, problem=str(forged))
+        if info["in_store"]:
+            info["remote"] = remote_inputs(objects, run.data_key)
     return info
+
+
+def remote_inputs(objects, data_key: str) -> list[dict]:
+    """The remote inputs of a data version (not kept): each URI and what identifies it."""
+    from beamline.versions import manifest as mf
+
+    try:
+        manifest = mf.load(objects, data_key, mf.DATA_KIND)
+    except BeamlineError:  # a damaged manifest: `data verify` and `data log` name it
+        return []
+    return [{"uri": e.path, "identity": e.identity} for e in manifest.files if e.remote]
 
 
 def statistics_uri(store, version: DataVersion) -> str | None:

@@ -4,7 +4,9 @@ A manifest names files by their path relative to where they were read (the data 
 code, `pipelines/...`, `components/...`, `schemas/...`), with each one's SHA-256 and size. Its
 bytes are canonical JSON, so the same files give the same manifest and the same key: the key of
 a data manifest *is* the data version, and an unchanged re-run adds no object. Remote inputs
-(`gs://...`) are listed with `remote: true` and no key: their bytes are not kept.
+(`gs://...`) are listed with `remote: true` and no key: their bytes are not kept, and
+`identity` records what the storage says identifies them (generation, ETag, size, time:
+beamline.versions.remote).
 
 A manifest read back is checked before any of it is used: its kind, every key (64 hex digits)
 and every path (relative, no `..`, written only inside the checkout directory).
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from beamline.errors import DataError
+from beamline.versions import remote as remote_inputs
 from beamline.versions.store import ObjectStore, check_key
 
 DATA_KIND = "beamline.data_version"
@@ -31,13 +34,15 @@ class Entry:
 
     path: str  # relative, '/'-separated; for a remote input, its URI
     sha256: str | None  # None for a remote input (not kept)
-    bytes: int | None
+    bytes: int | None  # None for a remote input: no byte of it is kept
     remote: bool = False
+    identity: dict | None = field(default=None, compare=False)  # a remote input's (see above)
 
     def to_json(self) -> dict:
         data: dict = {"path": self.path, "sha256": self.sha256, "bytes": self.bytes}
         if self.remote:
             data["remote"] = True
+            data["identity"] = self.identity
         return data
 
 
@@ -83,7 +88,8 @@ def keep(
     added = 0
     for name, source in sorted(files, key=lambda pair: pair[0]):
         if isinstance(source, str) and "://" in source:
-            entries.append(Entry(source, None, None, remote=True))
+            entries.append(Entry(source, None, None, remote=True,
+                                 identity=remote_inputs.identify(source)))
             continue
         stored = store.put_file(Path(source))
         added += stored.bytes if stored.added else 0
@@ -122,7 +128,9 @@ def load(store: ObjectStore, key: str, kind: str) -> Manifest:
             sha = None if remote else check_key(item["sha256"])
             path = str(item["path"]) if remote else relative_name(str(item["path"]))
             size = item.get("bytes")
-            files.append(Entry(path, sha, int(size) if size is not None else None, remote))
+            identity = remote_inputs.checked(item.get("identity")) if remote else None
+            files.append(Entry(path, sha, int(size) if size is not None else None, remote,
+                               identity))
         span = data.get("span")
         return Manifest(kind, tuple(files), int(span) if span is not None else None,
                         tuple(int(s) for s in data.get("extra_spans", ())))
