@@ -33,7 +33,8 @@ from beamline.timefmt import TIME_HELP, TimeType
               help=f"End the window at TIME instead of now (an Airflow data interval): "
               f"{TIME_HELP}.")
 @threshold_options(DEFAULT_MAX_INVALID_FRACTION)
-@beam_option(help_text="Beam profile for the statistics job and the runs.")
+@beam_option(help_text="Beam profile for the runs (and for the monitoring's statistics when a "
+             "cluster's; a local profile computes them in-process).")
 @root_option()
 @metadata_option
 def loop(

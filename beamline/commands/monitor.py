@@ -112,7 +112,8 @@ class MonitorCommand(Command):
     show_default=True,
     help="--compare: requests each version must have answered in the window.",
 )
-@beam_option(help_text="Beam runner profile for the statistics job (as `beamline run`).")
+@beam_option(help_text="Beam runner profile of the window's statistics: a local one (auto, "
+             "direct, direct-multi) computes them in-process, a cluster's runs TFDV's Beam job.")
 @deprecated_alias("--beam-profile", "--beam", type=click.Choice(profile_names()))
 def monitor(
     pipeline, requests_dir, root, metadata, since, until, as_json, json_path, thresholds,

@@ -254,9 +254,7 @@ def _watch(
     timings["request logs"] = time.perf_counter() - clock
     clock = time.perf_counter()
     report = run_monitor(config.monitor_request(since_t, until_t), graph, store, window)
-    timings["monitoring (TFDV statistics job, comparisons, record)"] = (
-        time.perf_counter() - clock
-    )
+    timings["monitoring (statistics, comparisons, record)"] = time.perf_counter() - clock
     canary_note = None
     if config.push_policy == CANARY:
         from beamline.loop.delivery import CanaryWindow, review_canary

@@ -10,7 +10,8 @@
   predicted classes by L-infinity distance of their shares, predicted numbers (regression) by
   Jensen-Shannon divergence of their histogram, as TFDV measures a categorical or a numeric
   feature.
-TFX 1.16's ExampleValidator ignores serving and previous statistics, hence TFDV directly.
+TFX 1.16's ExampleValidator ignores serving and previous statistics, hence TFDV's validation
+directly (its C++, called without importing TensorFlow: beamline.monitor.statistics).
 """
 
 from __future__ import annotations
@@ -173,10 +174,10 @@ def compare(
 ) -> list[FeatureResult]:
     """Per-feature skew, drift and schema verdicts of `logged` (stats protos; previous may be
     None: no drift check for the first window)."""
-    import tensorflow_data_validation as tfdv
+    from beamline.monitor.statistics import validate_statistics
 
     by_name = {f.name: f for f in schema.feature}
-    skew = tfdv.validate_statistics(
+    skew = validate_statistics(
         statistics=training,
         schema=with_comparators(schema, features, "skew", overrides),
         serving_statistics=logged,
@@ -184,13 +185,13 @@ def compare(
     skews = _measurements(skew, "skew")
     drifts: dict[str, tuple[float, float]] = {}
     if previous is not None:
-        drift = tfdv.validate_statistics(
+        drift = validate_statistics(
             statistics=logged,
             schema=with_comparators(schema, features, "drift", overrides),
             previous_statistics=previous,
         )
         drifts = _measurements(drift, "drift")
-    checked = tfdv.validate_statistics(
+    checked = validate_statistics(
         statistics=logged,
         schema=_serving_schema(schema, features),
         environment=serving_environment(schema),

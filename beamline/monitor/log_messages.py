@@ -1,5 +1,5 @@
-"""Logged requests decoded without TensorFlow: PredictionLog and tf.Example message classes from
-a private descriptor pool, and TensorProtos read into numpy arrays.
+"""Logged requests decoded without TensorFlow: PredictionLog, tf.Example and SavedModel message
+classes from a private descriptor pool, and TensorProtos read into numpy arrays.
 
 The generated `tensorflow_serving.apis` modules import `tensorflow.core...` protos, and importing
 any `tensorflow.*` module runs TensorFlow's package `__init__` (seconds of a loop step that
@@ -20,6 +20,9 @@ from functools import cache
 PREDICTION_LOG_MODULE = "tensorflow_serving.apis.prediction_log_pb2"
 PREDICTION_LOG = "tensorflow.serving.PredictionLog"
 EXAMPLE = "tensorflow.Example"
+# A SavedModel's signatures (beamline.monitor.quality.serving_inputs), from the same pool.
+SAVED_MODEL_MODULE = "tensorflow.core.protobuf.saved_model_pb2"
+SAVED_MODEL = "tensorflow.SavedModel"
 # Well-known types ship with protobuf itself: their modules are imported (cheap, no TensorFlow).
 _WELL_KNOWN = "google.protobuf."
 _PB2_IMPORT = re.compile(r"^from ([\w.]+) import (\w+_pb2)\b", re.MULTILINE)
@@ -67,14 +70,17 @@ def _add(pool, module: str, added: set[str]) -> None:
 
 @cache
 def messages() -> dict[str, type]:
-    """PredictionLog and Example message classes (full names as keys), without TensorFlow."""
+    """PredictionLog, Example and SavedModel message classes (full names as keys), without
+    TensorFlow."""
     from google.protobuf import descriptor_pool, message_factory
 
     pool = descriptor_pool.DescriptorPool()
-    _add(pool, PREDICTION_LOG_MODULE, set())
+    added: set[str] = set()
+    _add(pool, PREDICTION_LOG_MODULE, added)
+    _add(pool, SAVED_MODEL_MODULE, added)
     factory = message_factory.MessageFactory(pool)
     out = {}
-    for name in (PREDICTION_LOG, EXAMPLE):
+    for name in (PREDICTION_LOG, EXAMPLE, SAVED_MODEL):
         descriptor = pool.FindMessageTypeByName(name)
         if hasattr(message_factory, "GetMessageClass"):
             out[name] = message_factory.GetMessageClass(descriptor)

@@ -34,6 +34,7 @@ from beamline.monitor.quality import (
     serving_inputs,
 )
 from beamline.monitor.record import SERVING_SPLIT, previous_window, record_monitoring
+from beamline.monitor.statistics import generate_statistics, load_schema_text, load_statistics
 from beamline.monitor.trained import (
     EVAL_SPLIT,
     TRAIN_SPLIT,
@@ -117,7 +118,9 @@ class MonitorRequest:
         since: The window's start; None: the first logged request.
         until: The window's end (exclusive); None: the last logged request.
         overrides: Threshold per feature (`--threshold FEATURE=VALUE`).
-        beam_profile: The statistics job's Beam profile (`--beam`).
+        beam_profile: The Beam profile of the statistics (`--beam`): a local one (auto,
+            direct, direct-multi) computes them in this process, a cluster's runs TFDV's Beam
+            job there.
         max_invalid_fraction: Share of rows that may violate the schema before the verdict is
             data quality.
     """
@@ -136,6 +139,17 @@ class MonitorRequest:
         from beamline.beam import beam_args
 
         return beam_args(self.beam_profile, input_bytes)
+
+    @property
+    def statistics_in_process(self) -> bool:
+        """The window's rows are in this process already: with a local profile their
+        statistics are computed here (beamline.monitor.statistics, TFDV's figures without
+        TensorFlow), not by a Beam job whose start-up cost a loop step more than all its other
+        work. A cluster profile was asked for on purpose: it still gets TFDV's Beam job."""
+        from beamline.beam import AUTO, PROFILES
+
+        local = "--runner=DirectRunner"
+        return self.beam_profile == AUTO or local in PROFILES.get(self.beam_profile, ())
 
 
 @dataclass
@@ -180,14 +194,12 @@ class MonitorReport:
 
 
 def _load_stats(path: str, what: str):
-    import tensorflow_data_validation as tfdv
-
     if not os.path.isfile(path):
         raise DataError(
             f"The {what} {path} is missing, though MLMD records it: the run root was moved or "
             "cleaned. Monitor against the run root that holds the pipeline's artifacts."
         )
-    return tfdv.load_stats_binary(path)
+    return load_statistics(path)
 
 
 def _traffic_to_monitor(
@@ -225,16 +237,21 @@ def _served_names(graph) -> set[str]:
     return {served_name(art) for art in pushed_versions(graph).values()}
 
 
-def _statistics(examples: Path, output: Path, beam_args: list[str]):
-    import tensorflow_data_validation as tfdv
-    from apache_beam.options.pipeline_options import PipelineOptions
+def _statistics(request: MonitorRequest, rows: list, examples: Path, output: Path):
+    """The window's statistics (`rows`, also written to `examples` as tf.Examples), written to
+    `output`."""
+    if request.statistics_in_process:
+        stats = generate_statistics(rows)
+    else:
+        import tensorflow_data_validation as tfdv
+        from apache_beam.options.pipeline_options import PipelineOptions
 
-    stats = tfdv.generate_statistics_from_tfrecord(
-        data_location=str(examples),
-        output_path=str(output.parent / "stats.tfrecord"),
-        pipeline_options=PipelineOptions(beam_args),
-    )
-    (output.parent / "stats.tfrecord").unlink(missing_ok=True)
+        stats = tfdv.generate_statistics_from_tfrecord(
+            data_location=str(examples),
+            output_path=str(output.parent / "stats.tfrecord"),
+            pipeline_options=PipelineOptions(request.beam_args(examples.stat().st_size)),
+        )
+        (output.parent / "stats.tfrecord").unlink(missing_ok=True)
     output.write_bytes(stats.SerializeToString())
     return stats
 
@@ -244,8 +261,6 @@ def run_monitor(
 ) -> MonitorReport:
     """Monitors the window; returns the report (records it in MLMD). `window`: the request
     rows already read (a caller that needed them first), else read here."""
-    import tensorflow_data_validation as tfdv
-
     pipeline, requests_dir = request.pipeline, request.requests_dir
     window = window or read_window(requests_dir, request.since, request.until)
     pairs = _traffic_to_monitor(window, graph, pipeline)
@@ -266,7 +281,7 @@ def run_monitor(
             schema_path = trained.schema_path()
             if not os.path.isfile(schema_path):
                 raise DataError(f"The schema {schema_path} recorded in MLMD is missing.")
-            schema = tfdv.load_schema_text(schema_path)
+            schema = load_schema_text(schema_path)
             sent = window.inputs_sent[(traffic.model_name, traffic.version)]
             features = monitored_features(schema, sent)
             quality, valid = check_rows(
@@ -293,9 +308,10 @@ def run_monitor(
             examples = work / "requests.tfrecord"
             write_examples(valid_rows or traffic.rows, examples)
             logged = _statistics(
+                request,
+                valid_rows or traffic.rows,
                 examples,
                 work / f"Split-{SERVING_SPLIT}" / STATS_FILE,
-                request.beam_args(examples.stat().st_size),
             )
             previous = previous_window(store, pipeline, traffic.model_name, traffic.first_secs)
             previous_stats = None

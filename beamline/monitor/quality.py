@@ -254,11 +254,12 @@ def serving_inputs(saved_model_dir: str, signature: str = "serving_default") -> 
 
     path = os.path.join(saved_model_dir, "saved_model.pb")
     from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import saved_model_pb2
+
+    from beamline.monitor.log_messages import SAVED_MODEL, messages
 
     try:
         with open(path, "rb") as handle:
-            saved = saved_model_pb2.SavedModel.FromString(handle.read())
+            saved = messages()[SAVED_MODEL].FromString(handle.read())
     except (OSError, DecodeError):
         return None
     for meta_graph in saved.meta_graphs:

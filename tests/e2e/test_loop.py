@@ -159,7 +159,9 @@ def story(tmp_path_factory) -> LoopStory:
     with logging_server(serving, logs, base) as server:
         url = f"{server.rest_url}/v1/models/penguin"
         _send(url, held_out)
-        s.steps["normal"] = s.loop(_next_second())
+        # The step lists the modules it imports (python -X importtime): monitoring needs none of
+        # TensorFlow, TFDV's package or Beam.
+        s.steps["normal"] = s.loop(_next_second(), env={"PYTHONPROFILEIMPORTTIME": "1"})
 
         write_csv(data / "span-2" / "penguins.csv", header, [_shifted_csv_row(r) for r in rows])
         _send(url, _shifted(held_out))
@@ -303,19 +305,35 @@ def test_out_of_range_requests_alone_are_data_quality_not_a_retrain(story):
     assert story.runs_after["quality"] == 2  # span 1's run and the drift retrain only
 
 
+def _imported(step: CliRun) -> set[str]:
+    """Modules a step imported, from its `python -X importtime` listing."""
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in step.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "beamline.loop.step" in imported  # the listing is there to read
+    return imported
+
+
+HEAVY = {"tensorflow", "tfx", "apache_beam", "tensorflow_data_validation"}
+
+
 def test_a_step_with_nothing_logged_decides_without_importing_tensorflow(story):
     """What an hourly loop pays most often: a quiet hour is read from MLMD and the request logs
     alone; TensorFlow, TFX and Beam stay unimported (seconds of start-up each)."""
     step = story.steps["idle"]
     assert step.returncode == 0, step.stdout + step.stderr
     assert ": nothing: no requests logged between " in step.stdout
-    imported = {
-        line.rsplit("|", 1)[1].strip() for line in step.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
-    assert "beamline.loop.step" in imported  # the listing is there to read
-    heavy = {"tensorflow", "tfx", "apache_beam", "tensorflow_data_validation"}
-    assert not {m.split(".")[0] for m in imported} & heavy
+    assert not {m.split(".")[0] for m in _imported(step)} & HEAVY
+
+
+def test_a_step_that_monitors_traffic_imports_no_tensorflow(story):
+    """A window with traffic is monitored (statistics, skew, drift, schema) by TFDV's
+    validation and statistics code without its package: no TensorFlow, TFX or Beam start-up
+    (about 4 s of the step before)."""
+    step = story.steps["normal"]
+    assert re.search(r"trigger #\d+ \(monitoring #\d+\)", step.stdout), step.stdout
+    assert not {m.split(".")[0] for m in _imported(step)} & HEAVY
 
 
 def test_a_failed_run_is_recorded_and_reported_and_the_loop_goes_on(story):
