@@ -93,12 +93,33 @@ def _sketch():
     return sketches.QuantilesSketch(eps=EPSILON, max_num_elements=1 << 32, num_streams=1)
 
 
-def _quantiles_counts(sketch, num_buckets: int):
-    quantiles, counts = sketch.GetQuantilesAndCumulativeWeights(num_buckets)
-    return (
-        quantiles.flatten().to_numpy(zero_copy_only=False),
-        counts.flatten().to_numpy(zero_copy_only=False),
+def _arrow(values):
+    """A numpy array as an arrow array for the sketch. From its buffer: `pa.array` imports
+    pandas on its first call (seconds of a step's start-up under load)."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)]
     )
+
+
+def _doubles(lists):
+    """The doubles of the sketch's one-stream answer (a fixed-size list array), read from its
+    buffer (`flatten`/`to_numpy` import pandas)."""
+    import numpy as np
+
+    values = lists.values
+    return np.frombuffer(
+        values.buffers()[1], dtype=np.float64, count=len(values), offset=values.offset * 8
+    )
+
+
+def _quantiles_counts(sketch, num_buckets: int):
+    """(quantiles, cumulative weights), as TFDV's basic_stats_generator._get_quantiles_counts."""
+    quantiles, counts = sketch.GetQuantilesAndCumulativeWeights(num_buckets)
+    return _doubles(quantiles), _doubles(counts)
 
 
 def _kind(values: list) -> str | None:
@@ -112,7 +133,6 @@ def _kind(values: list) -> str | None:
 
 def _common_stats(proto, counts: list[int], num_examples: int) -> None:
     import numpy as np
-    import pyarrow as pa
 
     proto.num_non_missing = len(counts)
     proto.num_missing = num_examples - len(counts)
@@ -123,8 +143,8 @@ def _common_stats(proto, counts: list[int], num_examples: int) -> None:
     proto.tot_num_values = sum(counts)
     proto.avg_num_values = proto.tot_num_values / proto.num_non_missing
     sketch = _sketch()
-    grouped = pa.array(np.asarray(counts, dtype=np.int64)).value_counts()
-    sketch.AddValues(grouped.field(0), grouped.field(1))
+    lengths, repeats = np.unique(np.asarray(counts, dtype=np.int64), return_counts=True)
+    sketch.AddValues(_arrow(lengths), _arrow(repeats.astype(np.int64)))
     histogram = _quantiles_util().generate_quantiles_histogram(
         *_quantiles_counts(sketch, NUM_VALUES_HISTOGRAM_BUCKETS)
     )
@@ -134,7 +154,6 @@ def _common_stats(proto, counts: list[int], num_examples: int) -> None:
 def _numeric_stats(proto, values) -> None:
     """NumericStatistics as TFDV's _PartialNumericStats and _make_numeric_stats_proto make it."""
     import numpy as np
-    import pyarrow as pa
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     histogram_type = statistics_pb2.Histogram
@@ -157,7 +176,7 @@ def _numeric_stats(proto, values) -> None:
     finite_min = np.min(bounded) if bounded.size else float("inf")
     finite_max = np.max(bounded) if bounded.size else float("-inf")
     sketch = _sketch()
-    sketch.AddValues(pa.array(finite_values))
+    sketch.AddValues(_arrow(finite_values))
     util = _quantiles_util()
     quantiles, counts = _quantiles_counts(
         sketch, QUANTILES_FACTOR_FOR_STD_HISTOGRAM * NUM_QUANTILES_HISTOGRAM_BUCKETS
