@@ -108,8 +108,8 @@ def refusals(spec: Mapping[str, Any], target: str) -> None:
         first, others = violations[0], violations[1:]
         # Every task at fault is named: a Vertex spec's first fault is its ExampleGen, and the
         # resolver tasks behind it are what a reader needs to hear about too.
-        more = (f" Also refused: {', '.join(sorted({v.task for v in others}))}."
-                if others else "")
+        also = sorted({v.task for v in others} - {first.task})
+        more = f" Also refused: {', '.join(also)}." if also else ""
         raise ConfigError(
             f"The spec of pipeline {name!r} cannot run as {target}: task {first.task!r}: "
             f"{first.message}.{more} Compile it with `beamline compile --target {target}`."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,38 @@ def test_refusals_name_the_task(spec, penguin_vertex_file):
     broken["root"]["dag"]["tasks"]["Trainer"]["dependentTasks"].append("Pusher")
     with pytest.raises(ConfigError, match="cycle"):
         spec_runner.refusals(broken, "kubeflow")
+
+
+def test_a_spec_with_a_resolver_is_refused_as_kubeflow_naming_the_resolver_tasks(
+    penguin_vertex_file, tmp_path, capsys
+):
+    """The Vertex spec run as kubeflow: refused before anything runs, and every task open-source
+    KFP cannot run is named, the baseline's two resolver tasks among them; without the
+    ExampleGen's faults (its driver hook, its cache) the resolver is what the refusal leads
+    with."""
+    job = json.loads(penguin_vertex_file.read_text())
+    spec_file = tmp_path / "penguin.json"
+
+    def refusal() -> str:
+        spec_file.write_text(json.dumps(job))
+        with pytest.raises(SystemExit) as exited:
+            main(["run", "--spec", str(spec_file), "--as", "kubeflow", "--root",
+                  str(tmp_path / "r")])
+        assert exited.value.code == 2
+        assert not (tmp_path / "r" / "pipelines").exists()
+        return " ".join(capsys.readouterr().err.split())
+
+    resolvers = ("baseline_resolver-model-blessing-resolver", "baseline_resolver-model-resolver")
+    err = refusal()
+    assert "cannot run as kubeflow: task 'CsvExampleGen'" in err, err
+    assert f"Also refused: {', '.join(resolvers)}." in err, err
+    job["pipelineSpec"]["deploymentSpec"]["executors"]["CsvExampleGen_executor"]["container"].pop(
+        "lifecycle")
+    job["pipelineSpec"]["root"]["dag"]["tasks"]["CsvExampleGen"]["cachingOptions"] = {}
+    err = refusal()
+    assert re.search(r"cannot run as kubeflow: task 'baseline_resolver-model(-blessing)?-"
+                     r"resolver': its executor is a resolver, and kubeflow runs only container "
+                     r"and importer executors", err), err
 
 
 @pytest.mark.parametrize(
