@@ -92,9 +92,9 @@ TRIGGER_KINDS = (
               "headline metric, under its push policy [default: none; a single run pushes "
               "its model when blessed].")
 @click.option("--jobs", type=int, default=1, show_default=True, metavar="N",
-              help="A sweep's variants run at a time, after its first (which runs alone, so "
-              "that the upstream nodes they share execute once); each beyond one runs in a "
-              "child process of its own.")
+              help="How many of a sweep's variants run at once, after its first (which runs "
+              "alone, so that the upstream nodes they share execute once); each beyond one "
+              "runs in a child process of its own.")
 @click.option("--sweep-variant", is_flag=True, hidden=True,
               help="This run is one variant of a sweep started with --jobs: no Pusher, under "
               "the sweep's lock.")

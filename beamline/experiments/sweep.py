@@ -176,7 +176,8 @@ def _run_with_children(
             said = show(dict(request.overrides))
             proc = subprocess.run(
                 child.command(request, run_id), cwd=child.cwd, env=dict(child.env),
-                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                stdin=subprocess.DEVNULL, capture_output=True, encoding="utf-8",
+                errors="replace",
                 pass_fds=(child.keep_fd,), check=False,
             )
             output = (f"beamline: experiment {request.experiment!r}, run {i} of {total} "
