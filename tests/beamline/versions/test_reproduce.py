@@ -134,10 +134,10 @@ def test_the_run_fixes_every_recorded_setting_exactly():
 
 def test_the_run_uses_the_original_s_beam_profile_unless_told_otherwise():
     restored = rp.Restored(Path("/n/d"), Path("/n/c"), Path("/n/p"))
-    flink = rp.Original(PIPELINE, 7, "run-1", "d" * 64, "c" * 64, beam_profile="direct-multi")
-    args = rp.run_arguments(flink, Path("/n"), restored)
+    multi = rp.Original(PIPELINE, 7, "run-1", "d" * 64, "c" * 64, beam_profile="direct-multi")
+    args = rp.run_arguments(multi, Path("/n"), restored)
     assert args[args.index("--beam") + 1] == "direct-multi"
-    asked = rp.run_arguments(flink, Path("/n"), restored, "direct")
+    asked = rp.run_arguments(multi, Path("/n"), restored, "direct")
     assert asked[asked.index("--beam") + 1] == "direct" and asked.count("--beam") == 1
     older = rp.Original(PIPELINE, 7, "run-1", "d" * 64, "c" * 64)  # recorded no profile
     assert "--beam" not in rp.run_arguments(older, Path("/n"), restored)
