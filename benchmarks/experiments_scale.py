@@ -332,10 +332,10 @@ def main() -> None:
 
     # The row cache gives what a fresh build gives, byte for byte.
     cold_cli_json(root)
-    for args in (("--json",), ("--json", "--where", WHERE, "--sort", SORT)):
-        fresh = table_json(graph, store, *args[1:][1::2]) + "\n"
-        if cli_json(root, *args) != fresh:
-            raise SystemExit(f"beamline experiments {' '.join(args)} differs from a fresh build")
+    for flags in (("--json",), ("--json", "--where", WHERE, "--sort", SORT)):
+        fresh = table_json(graph, store, *flags[1:][1::2]) + "\n"
+        if cli_json(root, *flags) != fresh:
+            raise SystemExit(f"experiments {' '.join(flags)} differs from a fresh build")
     # Changes are written to a copy: the kept store stays as built.
     import shutil
 

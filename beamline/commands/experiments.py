@@ -45,7 +45,6 @@ def experiments(pipeline, root, metadata, where, sort, columns, experiment, slic
     """
     from beamline.experiments import table as experiments_table
     from beamline.experiments.cache import experiment_rows
-    from beamline.experiments.text import render
 
     # Rows of ended runs come from the run root's row cache; trials only for the text table
     # (--json prints each row's kept JSON).
@@ -61,4 +60,6 @@ def experiments(pipeline, root, metadata, where, sort, columns, experiment, slic
         matching = f" for which {where!r} holds" if where else ""
         click.echo(f"No runs of {pipeline!r}{which}{matching}.")
         return
+    from beamline.experiments.text import render
+
     click.echo(render(rows, chosen))

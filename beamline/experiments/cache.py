@@ -38,6 +38,9 @@ from beamline.metadata.run_context import RunState
 ROW_CACHE_FILE = "experiments-cache.sqlite"
 FORMAT = "beamline-experiments-rows/4"
 BUSY_TIMEOUT_S = 2.0
+# Up to this many rows to build, only their runs are read (beamline.lineage.load.load_runs);
+# more (a first answer), the pipeline's whole Graph, which costs less than that many runs' reads.
+PARTIAL_LOAD_MAX = 50
 # The modules a row's contents come from: an edit of any of them drops every kept row.
 ROW_MODULES = ("experiments", "lineage", "metrics.py", "timefmt.py", "metadata/run_context.py")
 _SCHEMA = """
@@ -324,7 +327,7 @@ class RowCache:
 
     # ---- writing
 
-    def keep(self, pipeline: str, built: list[tuple[RunStamp, Any]], answered: list[str],
+    def keep(self, pipeline: str, built: list[tuple[RunStamp, Any, str]], answered: list[str],
              held: Mapping[int, list[str]], marker: str | None) -> None:
         """Keeps the rows `built` that may be kept, and (with a marker, when every run of the
         answer is kept) the answer's run list: the next unchanged store is answered from here."""
@@ -333,10 +336,10 @@ class RowCache:
             return
         try:
             records = []
-            for stamp, row in built:
+            for stamp, row, body in built:
                 if not reusable(row):
                     continue
-                record = _record(row)
+                record = _record(row, body)
                 if record is not None:
                     records.append((pipeline, stamp.run_id, stamp.stamp, int(stamp.ended),
                                     *record, _digest(stamp.run_id, stamp.stamp, *record)))
@@ -373,7 +376,7 @@ def _digest(*fields: str) -> str:
     return f"{crc:08x}"
 
 
-def _record(row) -> tuple | None:
+def _record(row, body: str) -> tuple | None:
     """A row as the cache keeps it: ([values, slices, labels, [objective, direction] of its
     search], its trials' values, its --json text); None for a row whose values JSON would not
     give back as they are (then it is built every time)."""
@@ -391,7 +394,7 @@ def _record(row) -> tuple | None:
         return None
     if json.loads(head_text) != head or json.loads(children_text) != trials:
         return None  # tuples, non-text keys, NaN: not kept (their rows are built every time)
-    return head_text, children_text, row_body(row.to_json())
+    return head_text, children_text, body
 
 
 # ---------------------------------------------------------------- the command's answer
@@ -433,7 +436,7 @@ def _answer(cache: RowCache, workspace, pipeline: str, marker: str | None, child
             with_slices: bool) -> Answer:
     from beamline.experiments import table
     from beamline.lineage.access import graph_of
-    from beamline.lineage.load import run_stamps
+    from beamline.lineage.load import load_runs, run_stamps
     from beamline.metadata import labels as label_history
 
     stamps = [RunStamp(*s) for s in run_stamps(workspace.store, pipeline)]
@@ -448,7 +451,13 @@ def _answer(cache: RowCache, workspace, pipeline: str, marker: str | None, child
     missing = [s for s in stamps if s.run_id not in by_run]
     built: dict[str, Any] = {}
     if missing or not stamps:
-        graph = graph_of(workspace, pipeline)  # no runs at all: its ConfigError
+        # Few rows to build (a new run, a running one): those runs and what their rows look at
+        # beyond them; else, or for other orchestrators' runs, the pipeline's whole Graph.
+        few = stamps and len(missing) <= PARTIAL_LOAD_MAX and all(s.stamp for s in missing)
+        graph = load_runs(workspace.store, pipeline, [s.run_id for s in missing],
+                          workspace.source) if few else None
+        if graph is None:
+            graph = graph_of(workspace, pipeline)  # no runs at all: its ConfigError
         if not stamps:
             stamps = missing = [RunStamp(r.id, "", False) for r in graph.sorted_runs(pipeline)]
         tuners = table.tuners_by_uri(graph)
@@ -456,13 +465,15 @@ def _answer(cache: RowCache, workspace, pipeline: str, marker: str | None, child
             if stamp.run_id in graph.runs:
                 built[stamp.run_id] = table.run_row(graph, graph.runs[stamp.run_id], held,
                                                     with_slices, tuners)
-    cache.keep(pipeline, [(s, built[s.run_id]) for s in stamps if s.run_id in built],
+    bodies = {run_id: row_body(row.to_json()) for run_id, row in built.items()}
+    cache.keep(pipeline, [(s, built[s.run_id], bodies[s.run_id]) for s in stamps
+                          if s.run_id in built],
                [s.run_id for s in stamps], held, marker)
     answer = Answer([])
     for stamp in stamps:
         if stamp.run_id in built:
             row = built[stamp.run_id]
-            answer.bodies[stamp.run_id] = row_body(row.to_json())
+            answer.bodies[stamp.run_id] = bodies[stamp.run_id]
         elif stamp.run_id in by_run:
             row = by_run[stamp.run_id]
             answer.bodies[stamp.run_id] = reread.bodies[stamp.run_id]

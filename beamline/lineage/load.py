@@ -53,14 +53,7 @@ def run_stamps(store, pipeline: str) -> list[tuple[str, str, bool]]:
 
 def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
     """All runs of `pipeline` (or of every pipeline) with their executions and artifacts."""
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
     graph = Graph(source=source)
-    exec_types = {t.id: t.name for t in store.get_execution_types()}
-    art_types = {t.id: t.name for t in store.get_artifact_types()}
-    state_name = pb.Execution.State.Name
-    art_state_name = pb.Artifact.State.Name
-
     pipeline_ctxs = [
         c for c in store.get_contexts_by_type(PIPELINE) if pipeline is None or c.name == pipeline
     ]
@@ -99,7 +92,20 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
         for ex in store.get_executions_by_context(nctx.id):
             if ex.id in raw_execs and exec_pipeline[ex.id] + "." == prefix:
                 exec_node[ex.id] = nctx.name[len(prefix) :]
+    _fill(store, graph, raw_execs, exec_pipeline, exec_run, exec_node)
+    orchestrators.label(graph, foreign)
+    return graph
 
+
+def _fill(store, graph: Graph, raw_execs: dict[int, Any], exec_pipeline: dict[int, str],
+          exec_run: dict[int, str], exec_node: dict[int, str]) -> None:
+    """Adds the executions `raw_execs` to `graph`, with their events and artifacts."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    exec_types = {t.id: t.name for t in store.get_execution_types()}
+    art_types = {t.id: t.name for t in store.get_artifact_types()}
+    state_name = pb.Execution.State.Name
+    art_state_name = pb.Artifact.State.Name
     exec_ids = sorted(raw_execs)
     for eid in exec_ids:
         ex = raw_execs[eid]
@@ -148,7 +154,69 @@ def load_graph(store, pipeline: str | None = None, source: str = "") -> Graph:
                 properties=_props(art),
                 create_ms=art.create_time_since_epoch,
             )
-    orchestrators.label(graph, foreign)
+
+
+def load_runs(store, pipeline: str, run_ids: Iterable[str], source: str = "") -> Graph | None:
+    """The runs `run_ids` of `pipeline` (of Beamline's and TFX's context layout), each with its
+    executions and artifacts, and around them what a row of the experiments table looks at
+    beyond its run: every execution of the pipeline that read or wrote one of their artifacts
+    or an artifact at the URI of one of their inputs (a cached execution's original, the Tuner
+    behind imported hyperparameters). A few queries per run, not the whole pipeline's Graph.
+    None when the pipeline has no such context (then load_graph)."""
+    pctx = store.get_context_by_type_and_name(PIPELINE, pipeline)
+    if pctx is None:
+        return None
+    graph = Graph(source=source)
+    wanted = set(run_ids)
+    raw_execs: dict[int, Any] = {}
+    exec_run: dict[int, str] = {}
+    exec_node: dict[int, str] = {}
+    run_ctxs = _run_contexts(store, pctx)
+    # An execution in several runs belongs, as in load_graph, to the last of them.
+    order = {c.id: n for n, c in enumerate(run_ctxs)}
+
+    def place(execution_ids: Iterable[int]) -> list[int]:
+        """Keeps the executions recorded in the pipeline's context; their runs and nodes."""
+        kept = []
+        for eid in execution_ids:
+            contexts = store.get_contexts_by_execution(eid)
+            if all(c.id != pctx.id for c in contexts):
+                continue
+            runs = [c for c in contexts if c.id in order]
+            if runs:
+                exec_run[eid] = max(runs, key=lambda c: order[c.id]).name
+            for c in contexts:
+                if c.type == NODE and c.name.startswith(pipeline + "."):
+                    exec_node[eid] = c.name[len(pipeline) + 1 :]
+            kept.append(eid)
+        return kept
+
+    for rctx in run_ctxs:
+        if rctx.name not in wanted:
+            continue
+        run = Run(id=rctx.name, pipeline=pipeline, create_ms=rctx.create_time_since_epoch,
+                  properties=_props(rctx))
+        found = {ex.id: ex for ex in store.get_executions_by_context(rctx.id)}
+        for eid in place(found):
+            raw_execs[eid] = found[eid]
+            run.execution_ids.append(eid)
+        graph.runs[run.id] = run
+    own = sorted(raw_execs)
+    if own:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        events = store.get_events_by_execution_ids(own)
+        artifact_ids = {e.artifact_id for e in events}
+        inputs = {e.artifact_id for e in events if e.type == pb.Event.INPUT}
+        uris = {a.uri for a in store.get_artifacts_by_id(sorted(inputs)) if a.uri}
+        for uri in sorted(uris):
+            artifact_ids.update(a.id for a in store.get_artifacts_by_uri(uri))
+        around = {e.execution_id for e in store.get_events_by_artifact_ids(sorted(artifact_ids))}
+        around = sorted(around - set(raw_execs))
+        found = {ex.id: ex for ex in store.get_executions_by_id(around)} if around else {}
+        for eid in place(found):
+            raw_execs[eid] = found[eid]
+    _fill(store, graph, raw_execs, dict.fromkeys(raw_execs, pipeline), exec_run, exec_node)
     return graph
 
 

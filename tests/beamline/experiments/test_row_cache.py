@@ -161,3 +161,35 @@ def test_the_ui_keeps_rows_by_the_same_rule(root):
     again = cache.reuse_rows(graph, PIPELINE, held, kept)
     assert [r is k for r, k in zip(first, again, strict=True)] == [True, True]
     assert [r.values for r in first] == [r.values for r in table.build(graph, PIPELINE, held)]
+
+
+def test_a_few_runs_read_alone_give_the_rows_the_whole_graph_gives(root):
+    from beamline.lineage.access import open_graph_and_store
+    from beamline.lineage.load import load_runs
+    from beamline.metadata import labels as label_history
+
+    w = _writer(root)  # c: a's hyperparameters imported again, and a cached ExampleGen of a's
+    run = w.run("c")
+    a_examples = next(a for a in w.store.get_artifacts_by_type("Examples")
+                      if a.custom_properties["span"].int_value == 3)
+    w.execution(run, "ExampleGen", outputs={"examples": a_examples}, input_base="x")
+    [cached] = w.store.get_executions_by_context(run.id)
+    cached.last_known_state = w.pb.Execution.CACHED
+    w.store.put_executions([cached])
+    imported = w.artifact("HyperParameters", root.parent / "files" / "best")
+    w.execution(run, "Importer", outputs={"result": imported})
+    w.execution(run, "Trainer", inputs={"hyperparameters": imported})
+    graph, store = open_graph_and_store(root, None, PIPELINE)
+    held = label_history.labels_by_version(
+        label_history.holders(label_history.history(store, PIPELINE)))
+    whole = {r.get("run"): r for r in table.build(graph, PIPELINE, held, with_slices=True)}
+    assert whole["c"].get("tuned_in") == "a" and whole["c"].get("span") == "3"
+    assert whole["c"].get("fingerprint") == whole["a"].get("fingerprint") is not None
+    for run_id in ("a", "b", "c"):
+        few = load_runs(store, PIPELINE, [run_id])
+        assert set(few.runs) == {run_id}
+        assert len(few.executions) < len(graph.executions)
+        row = table.run_row(few, few.runs[run_id], held, with_slices=True)
+        assert row.to_json() == whole[run_id].to_json()
+        assert [c.values for c in row.children] == [c.values for c in whole[run_id].children]
+    assert load_runs(store, "no-such-pipeline", ["a"]) is None
