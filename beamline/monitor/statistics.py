@@ -254,13 +254,13 @@ def generate_statistics(rows: list[Row]):
         flat = [v for values in present for v in values]
         feature = dataset.features.add()
         feature.path.step.append(name)
-        if kind == "bytes" or kind is None:
-            # TFDV has no "unknown" type: a feature that never carries a value is STRING.
+        if kind == "bytes":
             feature.type = feature_type.STRING
             _common_stats(feature.string_stats.common_stats, [len(v) for v in present],
                           len(rows))
             _string_stats(feature.string_stats, flat)
             continue
+        # An input that never carries a value is written as an empty int64_list: INT.
         feature.type = feature_type.FLOAT if kind == "float" else feature_type.INT
         _common_stats(feature.num_stats.common_stats, [len(v) for v in present], len(rows))
         dtype = np.float32 if kind == "float" else np.int64

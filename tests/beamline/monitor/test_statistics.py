@@ -110,7 +110,7 @@ def test_unusual_rows_get_tfdvs_statistics(tmp_path):
         {"x": [float("nan")], "s": [b"\xff\xfe", b"a"]},
         {"n": [-2], "s": [b"zz"], "inf": [float("inf"), 2.0]},
         {"x": [0.0, -4.25, 1e30], "n": [7], "inf": [float("-inf")]},
-        {"only_nan": [float("nan")], "s": [b"b"]},
+        {"only_nan": [float("nan")], "s": [b"b"], "n": [], "never_a_value": []},
     ]
     _assert_same_statistics(generate_statistics(rows), _tfdv_statistics(rows, tmp_path))
 
