@@ -13,7 +13,11 @@ other orchestrators) are reused only while the store file is unchanged.
 Answering: when the SQLite store file is unchanged (mtime, size, inode, and those of its -wal
 and -journal) since the last answer for the pipeline, the rows come from the cache alone (no
 MLMD, no lineage Graph); otherwise the run contexts and label changes are read (a few queries),
-and only the rows missing from the cache are built, from a Graph of the pipeline.
+and only the rows missing from the cache are built: from those runs' own records
+(beamline.lineage.load.load_runs) when they are few, else from a Graph of the pipeline.
+
+What a kept row does not follow: a run's files (TFMA metrics, histories, trial records) edited
+or deleted after it ended; delete ROW_CACHE_FILE to build every row again.
 
 Every row is checked against this code (a digest of the modules that make rows), the store
 (its description) and the format; anything unreadable, foreign or of another format is ignored
