@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -82,10 +83,11 @@ def search(examples_uri: str, graph_uri: str, split: bool) -> tuple[float, dict]
                     trainer_pb2.EvalArgs(num_steps=EVAL_STEPS)),
             },
         )
+        took = time.perf_counter() - start
+        chosen = json.loads((tmp / "best" / "best_hyperparameters.txt").read_text())["values"]
     finally:
         kt.epoch_split = real
-    took = time.perf_counter() - start
-    chosen = json.loads((tmp / "best" / "best_hyperparameters.txt").read_text())["values"]
+        shutil.rmtree(tmp, ignore_errors=True)
     return took, chosen
 
 
