@@ -229,7 +229,10 @@ def _string_stats(proto, values: list[bytes]) -> None:
 
 def generate_statistics(rows: list[Row]):
     """The DatasetFeatureStatisticsList `tfdv.generate_statistics_from_tfrecord` (default
-    options, no schema) gives for `rows` written by `write_examples`."""
+    options, no schema) gives for `rows` written by `write_examples`. An input with values of
+    two types is a DataError (TFDV fails on it too); one with no values in some rows and float
+    or bytes values in others takes its values' type, where TFDV fails (`write_examples` writes
+    the empty rows as int64 lists)."""
     import numpy as np
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
