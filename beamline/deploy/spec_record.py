@@ -47,12 +47,15 @@ class Recorder:
     def start(self, task: str, kind: str, inputs: Mapping[str, Any]):
         """A RUNNING execution of `task` with INPUT events to the artifacts it reads."""
         pb = self.pb
-        pairs = []
+        pairs, seen = [], set()
         for key, value in inputs.items():
             for artifact in value.get("artifacts", []):
                 known = self.ids.get(artifact.get("name", "")) or _id_by_uri(
                     self.store, artifact["uri"])
-                if known is not None:
+                # One INPUT event per artifact (MLMD's key): a candidate can be its own baseline
+                # once the Trainer is cached and the resolver finds its blessed model.
+                if known is not None and known not in seen:
+                    seen.add(known)
                     pairs.append((None, _event(pb, pb.Event.INPUT, key, known)))
         execution = pb.Execution(
             type_id=_execution_type(self.store, pb, IMPORTER if kind == "importer" else CONTAINER),

@@ -505,3 +505,23 @@ def test_independent_tasks_run_at_once_up_to_max_parallel(tmp_path, capsys):
     main(["run", "--spec", str(spec_file), "--as", "kubeflow", "--root", str(root),
           "--max-parallel", "2"])
     assert "2 tasks, 0 from the cache" in capsys.readouterr().out
+
+
+def test_a_task_reading_one_artifact_twice_gets_one_input_event(tmp_path):
+    """As an Evaluator whose candidate is its own baseline (a cached Trainer, a resolver that
+    finds its blessed model): MLMD keeps one INPUT event per artifact and execution."""
+    job = _toy_spec()
+    spec = job["pipelineSpec"]
+    spec["components"]["use"]["inputDefinitions"]["artifacts"]["again"] = EXAMPLES
+    use = spec["root"]["dag"]["tasks"]["use"]
+    use["inputs"]["artifacts"]["again"] = use["inputs"]["artifacts"]["data"]
+    spec_file, root = tmp_path / "toy.json", tmp_path / "root"
+    spec_file.write_text(json.dumps(job))
+    spec_runner.run_spec(spec_file, "kubeflow", root, echo=lambda _: None)
+    from beamline.metadata.connection import open_store, sqlite_config
+    from beamline.settings import RootLayout
+
+    store = open_store(sqlite_config(RootLayout(root).metadata_path))
+    [(_, used, _)] = [row for row in _executions(root) if row[0] == "use"]
+    events = store.get_events_by_execution_ids([used.id])
+    assert [e.type for e in events] == [e.INPUT for e in events] and len(events) == 1
