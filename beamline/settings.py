@@ -235,6 +235,9 @@ class PipelineSettings:
     # False: no Pusher (a sweep's variants push nothing; `beamline run --push best` then runs
     # the best one again with its Pusher, every other node from the cache).
     push: bool = True
+    # `beamline run --experiment NAME`: the Evaluator's baseline is the newest blessed model
+    # trained outside this experiment, so its variants are judged against the same model.
+    experiment: str | None = None
 
 
 # The attribute tabular_pipeline sets (True) on a Pipeline built with PipelineSettings.overrides.

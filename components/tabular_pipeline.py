@@ -321,13 +321,15 @@ def tabular_components(
     baseline_source: str = BASELINE_BEFORE_CANDIDATE,
     hyperparameters: Mapping | None = None,
     push: bool = True,
+    experiment: str | None = None,
 ) -> list:
     """The pipeline's nodes, in a valid topological order. With `hyperparameters_uri` (an
     earlier Tuner's best_hyperparameters directory) the Trainer gets those through an Importer
     instead of a new search. `baseline_source` (beamline.settings' BASELINE_*) says which node
     finds the Evaluator's baseline model: a form the orchestrator can run. `hyperparameters`
     (a run's `--set`) are fixed: the Tuner searches the rest, the Trainer takes them over the
-    tuned values. `push=False` leaves the Pusher out."""
+    tuned values. `push=False` leaves the Pusher out. A run of an `experiment` takes its
+    baseline from outside that experiment (every variant judged against the same model)."""
     if data_format == "csv":
         example_gen = null_aware_csv_example_gen(
             data_root, data_pattern, spec.null_values, span, extra_spans,
@@ -393,7 +395,8 @@ def tabular_components(
     )
     trainer.add_upstream_node(example_validator)
 
-    baseline = baseline_node(baseline_source, trainer.outputs["model"], serving_dir)
+    baseline = baseline_node(baseline_source, trainer.outputs["model"], serving_dir,
+                             experiment)
     evaluator_class = (
         OptionalBaselineEvaluator if baseline_source == BASELINE_SERVING_DIR else Evaluator
     )
@@ -418,8 +421,9 @@ BASELINE_NODE = "baseline_resolver"
 SERVING_BASELINE_NODE = "baseline_from_serving"
 
 
-def baseline_node(source: str, candidate, serving_dir: str):
-    """The node whose `model` output is the Evaluator's baseline (see beamline.settings)."""
+def baseline_node(source: str, candidate, serving_dir: str, experiment: str | None = None):
+    """The node whose `model` output is the Evaluator's baseline (see beamline.settings); in
+    an experiment's run, the newest blessed model trained outside that experiment."""
     if source == BASELINE_SERVING_DIR:
         return ServingBaseline(candidate=candidate, serving_dir=serving_dir).with_id(
             SERVING_BASELINE_NODE
@@ -436,6 +440,8 @@ def baseline_node(source: str, candidate, serving_dir: str):
         raise ValueError(f"unknown baseline source {source!r}")
     return Resolver(
         strategy_class=LatestBlessedBeforeCandidateStrategy,
+        # Only when set: a run outside any experiment compiles to the same resolver as before.
+        config={"outside_experiment": experiment} if experiment else None,
         **{
             CANDIDATE_KEY: candidate,
             MODEL_KEY: Channel(type=standard_artifacts.Model),
@@ -465,6 +471,7 @@ def tabular_pipeline(settings, spec: TabularSpec) -> Pipeline:
         baseline_source=getattr(settings, "baseline_source", BASELINE_BEFORE_CANDIDATE),
         hyperparameters=applied.hyperparameters,
         push=getattr(settings, "push", True),
+        experiment=getattr(settings, "experiment", None),
     )
     pipeline = build_pipeline(settings, nodes)
     setattr(pipeline, OVERRIDES_APPLIED, True)

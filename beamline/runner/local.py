@@ -244,6 +244,7 @@ def run_pipeline(
         overrides=request.overrides,
         push=request.push,
         keep_versions=request.keep_versions,
+        experiment=request.experiment,
     )
     for overrides in (request.overrides, *request.check_also) if request.overrides else ():
         check_overrides(module, replace(settings, overrides=overrides))

@@ -8,9 +8,12 @@ identical across unchanged re-runs, so they come from the cache.
 
 from __future__ import annotations
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.dsl.components.common import resolver as resolver_strategy
 from tfx.types import standard_artifacts
+
+from beamline.metadata import run_context as rc
 
 CANDIDATE_KEY = "candidate"
 MODEL_KEY = "model"
@@ -38,8 +41,33 @@ def latest_blessed_before(
     return [], []
 
 
+def trained_in(store, experiment: str, models: list) -> set[int]:
+    """The ids of `models` whose producing run was stamped with `experiment`."""
+    if not models:
+        return set()
+    producers = {
+        event.artifact_id: event.execution_id
+        for event in store.get_events_by_artifact_ids([m.id for m in models])
+        if event.type == metadata_store_pb2.Event.OUTPUT
+    }
+    inside = set()
+    for model_id, execution_id in producers.items():
+        run = rc.run_of(store, execution_id)
+        if run is not None and rc.properties_of(run).get(rc.EXPERIMENT) == experiment:
+            inside.add(model_id)
+    return inside
+
+
 class LatestBlessedBeforeCandidateStrategy(resolver_strategy.ResolverStrategy):
-    """Resolves {candidate, model, model_blessing}: the baseline for the candidate model."""
+    """Resolves {candidate, model, model_blessing}: the baseline for the candidate model.
+
+    With `outside_experiment`, models trained in that experiment's runs are passed over: every
+    variant of a sweep is judged against the model the pipeline had before the experiment, not
+    against a sibling blessed a minute earlier (which would make a variant's blessing depend on
+    the order the variants ran in)."""
+
+    def __init__(self, outside_experiment: str | None = None):
+        self._outside_experiment = outside_experiment
 
     def resolve_artifacts(
         self, store, input_dict: dict[str, list[types.Artifact]]
@@ -53,6 +81,9 @@ class LatestBlessedBeforeCandidateStrategy(resolver_strategy.ResolverStrategy):
         models = [
             m for m in input_dict.get(MODEL_KEY, []) if isinstance(m, standard_artifacts.Model)
         ]
+        if self._outside_experiment:
+            inside = trained_in(store, self._outside_experiment, models)
+            models = [m for m in models if m.id not in inside]
         model, blessing = latest_blessed_before(
             candidate_id, models, input_dict.get(MODEL_BLESSING_KEY, [])
         )

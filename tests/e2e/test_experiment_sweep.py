@@ -102,6 +102,25 @@ def test_the_variants_share_every_upstream_execution(swept):
     assert "beamline experiments penguin --experiment lr" in out
 
 
+def _read_as(store, execution, key: str) -> set[int]:
+    return {e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+            if e.type == e.INPUT and e.path.steps and e.path.steps[0].key == key}
+
+
+def test_every_variant_is_judged_against_the_model_from_before_the_sweep(swept):
+    # Not against a sibling blessed earlier in the sweep: a variant's blessing must not depend
+    # on the order the variants ran in.
+    store = open_store(swept.root)
+    runs = [r["run"] for r in _variants(swept.root)]
+    evaluators = [e for run in runs for e in _executions(store, "Evaluator", run)]
+    assert len(evaluators) == 4
+    baselines = {frozenset(_read_as(store, e, "baseline_model")) for e in evaluators}
+    assert len(baselines) == 1
+    [baseline] = baselines
+    variant_models = set().union(*(_read_as(store, e, "model") for e in evaluators))
+    assert len(variant_models) == 4 and len(baseline) == 1 and not baseline & variant_models
+
+
 def test_experiments_lists_the_sweep_with_its_settings_and_metrics(swept):
     rows = _variants(swept.root)
     assert sorted((r["overrides"] for r in rows),
