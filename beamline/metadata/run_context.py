@@ -15,6 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+# The prefix TFX's Kubeflow v2 entry point puts on a custom property that shares a declared
+# property's name (tfx.types.artifact.CUSTOM_PROPERTIES_PREFIX).
+KFP_CUSTOM_PREFIX = "custom:"
+
 # Context types (TFX's names).
 PIPELINE_CONTEXT = "pipeline"
 RUN_CONTEXT = "pipeline_run"
@@ -150,6 +154,10 @@ def properties_of(message) -> dict[str, Any]:
     """An MLMD artifact's, execution's or context's properties and custom properties."""
     props = {k: value_of(v) for k, v in message.properties.items()}
     props.update({k: value_of(v) for k, v in message.custom_properties.items()})
+    # TFX's Kubeflow v2 entry point writes a property its artifact type also declares as
+    # `custom:NAME` (the Examples' span, in KFP's store and `run --spec`'s): read it as NAME.
+    for key in [k for k in props if k.startswith(KFP_CUSTOM_PREFIX)]:
+        props.setdefault(key[len(KFP_CUSTOM_PREFIX):], props[key])
     return props
 
 

@@ -42,3 +42,15 @@ def test_module_digest_key_is_what_why_reads():
 
     digest = "ab" * 32
     assert module_fingerprint({rc.MODULE_SHA256_KEY: digest}) == digest
+
+
+def test_a_kfp_custom_prefixed_property_reads_as_its_name():
+    # What TFX's Kubeflow v2 entry point records for an Examples artifact's span.
+    examples = pb.Artifact()
+    examples.custom_properties["custom:span"].int_value = 2
+    examples.custom_properties["split_names"].string_value = '["train", "eval"]'
+    props = rc.properties_of(examples)
+    assert props["span"] == 2 and props["custom:span"] == 2
+    # A property recorded under its own name wins over a prefixed one.
+    examples.properties["span"].int_value = 3
+    assert rc.properties_of(examples)["span"] == 3
