@@ -53,6 +53,7 @@ class Round:
     cached: Timed | None = None
     tasks: dict[str, dict[str, str]] = field(default_factory=dict)  # b/c -> task -> seconds
     loads: list[tuple[float, float, float]] = field(default_factory=list)
+    code_changed: bool = False
 
 
 def _children_cpu() -> float:
@@ -97,6 +98,7 @@ def one_round(args: argparse.Namespace, work: Path) -> Round:
     print(f"(a) beamline run {args.pipeline}: {r.plain.wall:.1f} s (cpu {r.plain.cpu:.1f} s)",
           flush=True)
     spec_root = str(work / "spec")
+    code = _code_digest()
     for label, attr in (("b", "cold"), ("c", "cached")):
         timed = _beamline("run", "--spec", str(spec), "--as", args.target, "--root", spec_root,
                           *parallel)
@@ -106,7 +108,19 @@ def one_round(args: argparse.Namespace, work: Path) -> Round:
               f"{timed.wall:.1f} s (cpu {timed.cpu:.1f} s); {_headline(timed.proc.stdout)}",
               flush=True)
     r.loads.append(os.getloadavg())
+    if _code_digest() != code:
+        r.code_changed = True
+        print("    the project's code or lock changed during (b) or (c) (another editor?): the "
+              "cache key holds it, so (c) measures a miss, not the cache", flush=True)
     return r
+
+
+def _code_digest() -> str:
+    """What the spec cache keys this checkout's code on (beamline.deploy.spec_cache)."""
+    from beamline import project
+    from beamline.deploy.spec_cache import project_code_digest
+
+    return project_code_digest(project.current())
 
 
 def _median(values: list[float]) -> float:
@@ -131,6 +145,9 @@ def _summary(rounds: list[Round]) -> None:
     print(f"\n{'task (own seconds, last round)':32s} {'(b) cold':>9s} {'(c) again':>9s}")
     for task in last.get("b", {}):
         print(f"{task:32s} {last['b'][task]:>9s} {last.get('c', {}).get(task, ''):>9s}")
+    changed = sum(r.code_changed for r in rounds)
+    if changed:
+        print(f"{changed} round(s) had the code change under them: their (c) is a miss")
     ones = [load[0] for r in rounds for load in r.loads]
     print(f"1-minute load average at the rounds' starts and ends: {min(ones):.2f} to "
           f"{max(ones):.2f} ({os.cpu_count()} CPUs)")
