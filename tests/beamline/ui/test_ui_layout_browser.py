@@ -74,15 +74,17 @@ def layout_ui(tmp_path_factory):
 
 @pytest.fixture
 def wide(browser):
-    """The browser's viewport WIDTH px wide for one test (then back as it was)."""
-    before = browser.get_window_size()
-    browser.set_window_size(WIDTH, 1000)
-    inner = browser.execute_script("return window.innerWidth")
-    if inner != WIDTH:  # window decorations: widen by what they take
-        browser.set_window_size(WIDTH + (WIDTH - inner), 1000)
-    assert browser.execute_script("return window.innerWidth") == WIDTH
-    yield browser
-    browser.set_window_size(before["width"], before["height"])
+    """The browser's viewport WIDTH px wide for one test (then back as it was). Set through
+    DevTools' device metrics, which apply at once: a window resize reaches headless Chromium's
+    page asynchronously (innerWidth read right after it was 1300 or 1500 now and then)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": WIDTH, "height": 1000, "deviceScaleFactor": 1,
+                             "mobile": False})
+    try:
+        assert browser.execute_script("return window.innerWidth") == WIDTH
+        yield browser
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def _boxes(browser, selector: str) -> list[dict]:
