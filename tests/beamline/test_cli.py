@@ -149,7 +149,7 @@ def test_no_tuning_is_the_deprecated_spelling_of_no_tune(capsys):
 
 def test_the_beam_profile_is_one_checked_choice_everywhere(capsys):
     with_beam = [n for n in COMMANDS if "beam_profile" in {p.name for p in _command(n).params}]
-    assert set(with_beam) == {"run", "compile", "monitor", "loop"}
+    assert set(with_beam) == {"run", "compile", "monitor", "loop", "reproduce"}
     for name in with_beam:
         [option] = [p for p in _command(name).params if p.name == "beam_profile"]
         assert option.opts == ["--beam"]
