@@ -99,6 +99,7 @@ def build(base: Path) -> ExperimentsDemo:
     demo = ExperimentsDemo(root)
     for run_id, (learning_rate, units, auc) in GRID.items():
         overrides = {"learning_rate": learning_rate, "units": units}
+        _next_millisecond()
         run = w.run(run_id, **{rc.EXPERIMENT: EXPERIMENT, rc.OVERRIDES: json.dumps(overrides)})
         config = json.dumps({rc.FIXED_HYPERPARAMETERS_KEY: overrides})
         _trained(w, run, files, run_id, auc, custom_config=config)
@@ -113,6 +114,7 @@ def build(base: Path) -> ExperimentsDemo:
                                 pushed.id)
         demo.runs.append(run_id)
 
+    _next_millisecond()
     run = w.run(TUNED)
     results = files / TUNED / "tuner_results"
     write_project(results / "keras_tuner", [
@@ -131,3 +133,13 @@ def build(base: Path) -> ExperimentsDemo:
     _trained(w, run, files, TUNED, TUNED_AUC, trainer_inputs={"hyperparameters": best})
     demo.runs.append(TUNED)
     return demo
+
+
+def _next_millisecond() -> None:
+    """Waits until the clock's millisecond changes: runs started in the same millisecond tie on
+    their start time, and the table's newest-first order would then fall back to the ids."""
+    import time
+
+    start = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 == start:
+        time.sleep(0.0002)
